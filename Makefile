@@ -1,0 +1,41 @@
+# reintegra: `make run` and `make test` do their own set-up through `make install`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SPEC ?= georgia_parole
+SYNTH_ROWS ?= 20000
+SYNTH_SEED ?= 42
+SYNTH := data/synthetic_georgia_parole.csv
+
+.PHONY: install run test lint synth validate clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+$(SYNTH): | $(STAMP)
+	mkdir -p data
+	$(PY) -m features synth --spec $(SPEC) --rows $(SYNTH_ROWS) --seed $(SYNTH_SEED) --out $(SYNTH)
+
+synth: $(SYNTH)
+
+validate: $(SYNTH)
+	$(PY) -m features validate --spec $(SPEC) --data $(SYNTH)
+
+run: install validate
+
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+clean:
+	rm -rf $(VENV) data

@@ -1,0 +1,1 @@
+"""Feature pipeline: dataset specs, validation, need labels, encoding, synthetic data."""

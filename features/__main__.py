@@ -1,0 +1,3 @@
+from features.cli import app
+
+app(prog_name="python -m features")

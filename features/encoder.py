@@ -1,0 +1,135 @@
+"""Spec-driven feature encoder: one numeric model input per selected record column."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from features.spec import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    ColumnSpec,
+    DatasetSpec,
+    DerivedSpec,
+    parse_spec,
+)
+
+
+class RecordEncoder(TransformerMixin, BaseEstimator):
+    """Encode validated records as floats: ordinals by level position, booleans 0/1,
+    categoricals by code (for LightGBM's categorical splits), missing and unseen as NaN.
+
+    Args:
+        spec: the dataset spec, as a DatasetSpec or its YAML text.
+        known: which columns are inputs by when they are known; release-time by default so a
+            score at release never sees what happens during supervision.
+        exclude: further columns to leave out (a need's own sources, for instance).
+    """
+
+    def __init__(
+        self,
+        spec: DatasetSpec | str | None = None,
+        known: Sequence[str] = ("release",),
+        exclude: Sequence[str] = (),
+    ):
+        self.spec = spec
+        self.known = known
+        self.exclude = exclude
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> RecordEncoder:
+        spec = self._spec()
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("RecordEncoder needs a pandas DataFrame of records with named columns")
+        unknown_times = set(self.known) - {"release", "supervision"}
+        if unknown_times:
+            raise ValueError(
+                f"known must list 'release' and/or 'supervision', got {sorted(unknown_times)}"
+            )
+        self.columns_ = [spec.column(name) for name in spec.inputs(self.known, self.exclude)]
+        if not self.columns_:
+            raise ValueError("no input columns left after selecting by known time and exclusions")
+        missing = [c.name for c in self.columns_ if c.name not in X.columns]
+        if missing:
+            raise ValueError(f"records lack input columns: {', '.join(missing)}")
+        self.lookups_ = {c.name: _lookup(c, X[c.name]) for c in self.columns_}
+        self.derived_ = spec.derived_inputs(c.name for c in self.columns_)
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "columns_")
+        missing = [c.name for c in self.columns_ if c.name not in X.columns]
+        if missing:
+            raise ValueError(f"records lack input columns: {', '.join(missing)}")
+        encoded = {c.name: self._encode(X[c.name], self.lookups_[c.name]) for c in self.columns_}
+        for derived in self.derived_:
+            encoded[derived.name] = _derive(derived, encoded)
+        return pd.DataFrame(encoded, index=X.index, dtype="float64")
+
+    def encode_record(self, record: Mapping[str, object]) -> np.ndarray:
+        """One record as a row of inputs, without pandas: the fast path for scoring one person."""
+        check_is_fitted(self, "columns_")
+        values: dict[str, float] = {}
+        for column in self.columns_:
+            value, lookup = record.get(column.name), self.lookups_[column.name]
+            if value is None or pd.isna(value):
+                values[column.name] = np.nan
+            elif lookup is None:
+                values[column.name] = float(value)
+            else:
+                values[column.name] = lookup.get(str(value).strip().lower(), np.nan)
+        for derived in self.derived_:
+            values[derived.name] = _derive(derived, values)
+        return np.fromiter(values.values(), dtype="float64", count=len(values))
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        check_is_fitted(self, "columns_")
+        names = [c.name for c in self.columns_] + [d.name for d in self.derived_]
+        return np.asarray(names, dtype=object)
+
+    @property
+    def categorical_features_(self) -> list[str]:
+        """Inputs whose codes are categories, not quantities."""
+        return [c.name for c in self.columns_ if c.kind == "categorical"]
+
+    def _spec(self) -> DatasetSpec:
+        if self.spec is None:
+            raise ValueError("RecordEncoder needs a spec")
+        return parse_spec(self.spec) if isinstance(self.spec, str) else self.spec
+
+    @staticmethod
+    def _encode(values: pd.Series, lookup: dict[str, float] | None) -> np.ndarray:
+        if lookup is None:
+            return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        keys = values.astype("str").str.strip().str.lower()
+        return keys.map(lookup).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _derive(derived: DerivedSpec, values: Mapping) -> np.ndarray | float:
+    """One declared operation over already computed inputs; missing in, missing out."""
+    first, *rest = (values[name] for name in derived.of)
+    if derived.op == "ratio":
+        denominator = np.asarray(rest[0] + derived.offset, dtype="float64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(denominator == 0, np.nan, first / denominator)
+    if derived.op == "difference":
+        return first - rest[0] + derived.offset
+    result = first
+    for value in rest:
+        result = result * value if derived.op == "product" else result + value
+    return result + derived.offset
+
+
+def _lookup(column: ColumnSpec, values: pd.Series) -> dict[str, float] | None:
+    """Text (lower case) to input value: level position, 1/0, or category code; None for numbers."""
+    if column.kind == "numeric":
+        return None
+    if column.kind == "boolean":
+        return {word: 1.0 for word in TRUE_WORDS} | {word: 0.0 for word in FALSE_WORDS}
+    levels = column.order or column.values or sorted(values.dropna().astype("str").unique())
+    return {str(level).lower(): float(i) for i, level in enumerate(levels)}

@@ -1,0 +1,331 @@
+"""Dataset specs: the declarative description of one record layout (see docs/spec-format.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Kind = Literal["categorical", "ordinal", "boolean", "numeric"]
+Known = Literal["release", "supervision"]
+Operator = Literal["<", "<=", ">", ">=", "==", "!="]
+
+TRUE_WORDS = ("yes", "true", "1")
+FALSE_WORDS = ("no", "false", "0")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be loaded or contradicts itself."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ColumnSpec(_Strict):
+    """One attribute of a record: its kind, allowed values, when it is known and its need domain."""
+
+    name: str
+    kind: Kind
+    known: Known = "release"
+    domain: str
+    values: list[str] | None = None
+    order: list[str] | None = None
+    min: float | None = None
+    max: float | None = None
+    required: bool = True
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> ColumnSpec:
+        if self.kind == "ordinal" and not self.order:
+            raise ValueError(f"ordinal column {self.name} needs 'order' (its levels, lowest first)")
+        if self.kind != "ordinal" and self.order is not None:
+            raise ValueError(f"'order' is only for ordinal columns; {self.name} is {self.kind}")
+        if self.values is not None and self.kind != "categorical":
+            raise ValueError(
+                f"'values' is only for categorical columns; {self.name} is {self.kind}"
+            )
+        if (self.min is not None or self.max is not None) and self.kind != "numeric":
+            raise ValueError(
+                f"'min'/'max' are only for numeric columns; {self.name} is {self.kind}"
+            )
+        levels = self.order or self.values or []
+        if len(set(levels)) != len(levels):
+            raise ValueError(f"column {self.name} lists a value twice")
+        return self
+
+    def allowed(self) -> str:
+        """Human-readable description of the values this column accepts."""
+        if self.kind == "ordinal":
+            return "one of " + ", ".join(repr(v) for v in self.order or [])
+        if self.kind == "categorical" and self.values:
+            return "one of " + ", ".join(repr(v) for v in self.values)
+        if self.kind == "boolean":
+            return "Yes/No, True/False or 1/0 (any case)"
+        if self.kind == "numeric":
+            low = "-inf" if self.min is None else f"{self.min:g}"
+            high = "inf" if self.max is None else f"{self.max:g}"
+            return f"a number in [{low}, {high}]"
+        return "any text"
+
+
+class Condition(_Strict):
+    """One comparison of a need rule: column, operator and value."""
+
+    column: str
+    op: Operator
+    value: str | float | bool
+
+
+class NeedSpec(_Strict):
+    """A need label as a declarative rule over source columns, and the interventions for it."""
+
+    name: str
+    description: str = ""
+    all_of: list[Condition] | None = Field(default=None, alias="all")
+    any_of: list[Condition] | None = Field(default=None, alias="any")
+    interventions: list[str]
+    flag_threshold: float = Field(default=0.5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check_one_combinator(self) -> NeedSpec:
+        if (self.all_of is None) == (self.any_of is None):
+            raise ValueError(f"need {self.name} must have exactly one of 'all' or 'any'")
+        if not self.interventions:
+            raise ValueError(f"need {self.name} lists no interventions")
+        return self
+
+    @property
+    def combinator(self) -> Literal["all", "any"]:
+        return "all" if self.all_of is not None else "any"
+
+    @property
+    def conditions(self) -> list[Condition]:
+        return self.all_of if self.all_of is not None else self.any_of or []
+
+    @property
+    def sources(self) -> list[str]:
+        """Columns the label is computed from; never inputs for predicting this need."""
+        return list(dict.fromkeys(c.column for c in self.conditions))
+
+
+class DerivedSpec(_Strict):
+    """An input computed from other inputs by one declared arithmetic operation (no code)."""
+
+    name: str
+    domain: str
+    op: Literal["sum", "difference", "product", "ratio"]
+    of: list[str] = Field(min_length=2)
+    offset: float = 0.0
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check_arity(self) -> DerivedSpec:
+        if self.op in ("difference", "ratio") and len(self.of) != 2:
+            raise ValueError(f"derived {self.name}: {self.op} takes exactly two inputs")
+        return self
+
+
+class OutcomeSpec(_Strict):
+    column: str
+    horizon_years: float = Field(gt=0)
+    description: str = ""
+
+
+class IncumbentSpec(_Strict):
+    column: str
+    name: str = ""
+    higher_is_riskier: bool = True
+
+
+class RiskBands(_Strict):
+    cut_points: list[float]
+    labels: list[str]
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> RiskBands:
+        cuts = self.cut_points
+        if any(not 0 < c < 1 for c in cuts) or cuts != sorted(set(cuts)):
+            raise ValueError("risk_bands.cut_points must be strictly increasing and inside (0, 1)")
+        if len(self.labels) != len(cuts) + 1:
+            raise ValueError(
+                f"risk_bands needs {len(cuts) + 1} labels for {len(cuts)} cut points, "
+                f"got {len(self.labels)}"
+            )
+        return self
+
+    def band(self, probability: float) -> str:
+        """Band of a probability: a cut point belongs to the band above it."""
+        return self.labels[sum(probability >= c for c in self.cut_points)]
+
+
+class Gates(_Strict):
+    """Promotion gates: what a model version must reach before it may serve."""
+
+    fairness_attribute: str | None = None
+    operating_threshold: float = Field(default=0.5, gt=0, lt=1)
+    min_auc_gain_over_incumbent: float = 0.0
+    max_auc_below_logistic: float = 0.005
+    max_ece: float = 0.03
+    max_fpr_gap: float = 0.05
+
+
+class DatasetSpec(_Strict):
+    """The whole layout: id, outcome, columns, protected attributes, needs, bands and gates."""
+
+    name: str
+    description: str = ""
+    id: str
+    outcome: OutcomeSpec
+    protected: list[str] = []
+    incumbent: IncumbentSpec | None = None
+    risk_bands: RiskBands
+    gates: Gates = Gates()
+    needs: list[NeedSpec] = []
+    columns: list[ColumnSpec]
+    derived: list[DerivedSpec] = []
+
+    @model_validator(mode="after")
+    def _check_references(self) -> DatasetSpec:
+        names = [c.name for c in self.columns]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"columns listed twice: {', '.join(duplicated)}")
+        for special in (self.id, self.outcome.column):
+            if special in names:
+                raise ValueError(f"{special} is the id or outcome; do not list it under columns")
+        for name in self.protected:
+            if name not in names:
+                raise ValueError(f"protected attribute {name} is not a declared column")
+        if self.incumbent is not None:
+            kind = self._kind(self.incumbent.column)
+            if kind not in ("numeric", "ordinal"):
+                raise ValueError("incumbent must be a declared numeric or ordinal column")
+        attribute = self.gates.fairness_attribute
+        if attribute is not None and attribute not in self.protected:
+            raise ValueError(f"gates.fairness_attribute {attribute} is not a protected attribute")
+        available = set(names)
+        for derived in self.derived:
+            unknown = [s for s in derived.of if s not in available]
+            if unknown or derived.name in available:
+                raise ValueError(
+                    f"derived {derived.name} must have a new name and use declared columns "
+                    f"or earlier derived inputs; unknown: {', '.join(unknown) or 'none'}"
+                )
+            if set(derived.of) & set(self.protected):
+                raise ValueError(f"derived {derived.name} uses a protected attribute")
+            available.add(derived.name)
+        need_names = [n.name for n in self.needs]
+        if len(set(need_names)) != len(need_names):
+            raise ValueError("needs listed twice")
+        for need in self.needs:
+            for condition in need.conditions:
+                self._check_condition(need.name, condition)
+        return self
+
+    def _kind(self, name: str) -> str | None:
+        return next((c.kind for c in self.columns if c.name == name), None)
+
+    def _check_condition(self, need: str, condition: Condition) -> None:
+        if condition.column not in [c.name for c in self.columns]:
+            raise ValueError(f"need {need} refers to unknown column {condition.column}")
+        column = self.column(condition.column)
+        if column.kind in ("boolean", "categorical") and condition.op not in ("==", "!="):
+            raise ValueError(
+                f"need {need}: {column.kind} column {column.name} allows == or != only"
+            )
+        if column.kind == "boolean":
+            word = str(condition.value).strip().lower()
+            if word not in TRUE_WORDS + FALSE_WORDS:
+                raise ValueError(f"need {need}: {column.name} compares to Yes or No, not {word!r}")
+        levels = column.order or []
+        if (
+            column.kind == "ordinal"
+            and isinstance(condition.value, str)
+            and condition.value not in levels
+        ):
+            raise ValueError(
+                f"need {need}: {condition.value!r} is not a level of {column.name}; "
+                f"use a level or its position (0 = {column.order[0]!r})"
+            )
+
+    def column(self, name: str) -> ColumnSpec:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"{name} is not a column of spec {self.name}")
+
+    def need(self, name: str) -> NeedSpec:
+        for need in self.needs:
+            if need.name == name:
+                return need
+        raise KeyError(f"{name} is not a need of spec {self.name}")
+
+    def inputs(self, known: Iterable[str] = ("release",), exclude: Iterable[str] = ()) -> list[str]:
+        """Model inputs: columns known at the given times, never protected, minus `exclude`."""
+        known, exclude = set(known), set(exclude)
+        return [
+            c.name
+            for c in self.columns
+            if c.known in known and c.name not in self.protected and c.name not in exclude
+        ]
+
+    def derived_inputs(self, inputs: Iterable[str]) -> list[DerivedSpec]:
+        """Derived inputs computable from `inputs` (and from each other), in declared order."""
+        available, chosen = set(inputs), []
+        for derived in self.derived:
+            if set(derived.of) <= available:
+                chosen.append(derived)
+                available.add(derived.name)
+        return chosen
+
+    def domains(self) -> dict[str, str]:
+        return {c.name: c.domain for c in self.columns} | {d.name: d.domain for d in self.derived}
+
+
+def builtin_specs() -> list[str]:
+    """Names of the specs shipped with the package."""
+    folder = resources.files("features") / "specs"
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def load_spec(name_or_path: str | Path) -> DatasetSpec:
+    """Load a spec by built-in name (e.g. ``georgia_parole``) or from a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise SpecError(f"spec file {path} does not exist")
+        text = path.read_text(encoding="utf-8")
+    elif str(name_or_path) in builtin_specs():
+        text = (resources.files("features") / "specs" / f"{name_or_path}.yaml").read_text("utf-8")
+    else:
+        raise SpecError(
+            f"unknown spec {name_or_path!r}: give a YAML file path or a built-in name "
+            f"({', '.join(builtin_specs())})"
+        )
+    return parse_spec(text, source=str(name_or_path))
+
+
+def parse_spec(text: str, source: str = "<spec>") -> DatasetSpec:
+    """Parse spec YAML (safe loader: a spec never executes code)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a spec is a YAML mapping with keys like name, id, columns")
+    try:
+        return DatasetSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise SpecError(f"{source}: invalid spec\n" + "\n".join(lines)) from exc

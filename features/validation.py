@@ -1,0 +1,176 @@
+"""Validation: parse text cells into typed columns, collecting every problem a person can fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.spec import FALSE_WORDS, TRUE_WORDS, ColumnSpec, DatasetSpec
+
+MAX_PROBLEMS = 100
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the data; `row` is the 1-based data row (header excluded)."""
+
+    message: str
+    row: int | None = None
+    column: str | None = None
+    value: str | None = None
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            part
+            for part in (
+                f"row {self.row}" if self.row is not None else "",
+                f"column {self.column}" if self.column else "",
+            )
+            if part
+        )
+        return f"{where}: {self.message}" if where else self.message
+
+
+@dataclass
+class ValidationReport:
+    """Every problem found (up to a cap, with a count of the rest) and what was ignored."""
+
+    n_rows: int
+    problems: list[Problem] = field(default_factory=list)
+    n_problems: int = 0
+    missing_columns: list[str] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)
+    invalid_rows: dict[int, list[str]] = field(default_factory=dict)
+    max_problems: int = MAX_PROBLEMS
+
+    @property
+    def ok(self) -> bool:
+        return self.n_problems == 0
+
+    def add(self, problem: Problem) -> None:
+        self.n_problems += 1
+        if len(self.problems) < self.max_problems:
+            self.problems.append(problem)
+        if problem.row is not None:
+            self.invalid_rows.setdefault(problem.row, []).append(str(problem))
+
+    def lines(self) -> list[str]:
+        """The report as lines for a person: problems first, then the ignored columns."""
+        lines = [str(p) for p in self.problems]
+        if self.n_problems > len(self.problems):
+            lines.append(f"... and {self.n_problems - len(self.problems)} more problems")
+        if self.unknown_columns:
+            lines.append("ignored unknown columns: " + ", ".join(self.unknown_columns))
+        return lines
+
+
+class RecordsInvalid(ValueError):
+    """Raised when a file has problems and the caller asked for strict validation."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__(
+            f"{report.n_problems} problem(s) in the data:\n" + "\n".join(report.lines())
+        )
+
+
+def validate_records(
+    raw: pd.DataFrame,
+    spec: DatasetSpec,
+    *,
+    labelled: bool = True,
+    max_problems: int = MAX_PROBLEMS,
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Parse text cells into typed columns and report every problem.
+
+    Labelled data (for training and evaluation) needs the id, the outcome and every required
+    column; unlabelled data (scoring at release) needs only the required release-time columns.
+    Returns the typed frame (all rows, invalid cells as missing) and the report.
+    """
+    report = ValidationReport(n_rows=len(raw), max_problems=max_problems)
+    expected = _expected_columns(spec, labelled)
+    report.missing_columns = [c for c in expected if c not in raw.columns]
+    for name in report.missing_columns:
+        report.add(Problem(f"missing required column {name}"))
+    known = {spec.id, spec.outcome.column, *(c.name for c in spec.columns)}
+    report.unknown_columns = [str(c) for c in raw.columns if c not in known]
+
+    rows = pd.RangeIndex(1, len(raw) + 1)
+    typed = pd.DataFrame(index=raw.index)
+    if spec.id in raw.columns:
+        typed[spec.id] = raw[spec.id]
+        _check_ids(raw[spec.id], rows, report)
+    for column in spec.columns:
+        if column.name in raw.columns:
+            typed[column.name] = _parse_checked(raw[column.name], column, rows, report)
+    if labelled and spec.outcome.column in raw.columns:
+        outcome = ColumnSpec(name=spec.outcome.column, kind="boolean", domain="outcome")
+        parsed = _parse_checked(raw[spec.outcome.column], outcome, rows, report)
+        for row in rows[np.asarray(parsed.isna()) & np.asarray(raw[spec.outcome.column].isna())]:
+            report.add(Problem("outcome is missing; it must be Yes or No", row, outcome.name))
+        typed[spec.outcome.column] = parsed
+    return typed, report
+
+
+def _expected_columns(spec: DatasetSpec, labelled: bool) -> list[str]:
+    if not labelled:
+        return [c.name for c in spec.columns if c.required and c.known == "release"]
+    return [spec.id, *(c.name for c in spec.columns if c.required), spec.outcome.column]
+
+
+def _check_ids(ids: pd.Series, rows: pd.RangeIndex, report: ValidationReport) -> None:
+    for row in rows[np.asarray(ids.isna())]:
+        report.add(Problem("id is missing", row, str(ids.name)))
+    duplicated = np.asarray(ids.duplicated(keep="first") & ids.notna())
+    for row, value in zip(rows[duplicated], ids[duplicated], strict=True):
+        report.add(Problem(f"id {value!r} appears more than once", row, str(ids.name), value))
+
+
+def _parse_checked(
+    raw: pd.Series, column: ColumnSpec, rows: pd.RangeIndex, report: ValidationReport
+) -> pd.Series:
+    parsed = parse_column(raw, column)
+    bad = np.asarray(raw.notna() & parsed.isna())
+    for row, value in zip(rows[bad], raw[bad], strict=True):
+        report.add(
+            Problem(
+                f"{value!r} is not allowed; allowed: {column.allowed()}", row, column.name, value
+            )
+        )
+    return parsed
+
+
+def parse_column(raw: pd.Series, column: ColumnSpec) -> pd.Series:
+    """Typed values of one column; a value that is not allowed becomes missing (caller reports)."""
+    text = raw.astype("str").str.strip()
+    if column.kind == "boolean":
+        lowered = text.str.lower()
+        values = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+        values[lowered.isin(TRUE_WORDS)] = True
+        values[lowered.isin(FALSE_WORDS)] = False
+        return values
+    if column.kind == "ordinal":
+        return pd.Series(
+            pd.Categorical(
+                _canonical(text, column.order or []), categories=column.order, ordered=True
+            ),
+            index=raw.index,
+        )
+    if column.kind == "numeric":
+        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+        if column.min is not None:
+            numbers[numbers < column.min] = np.nan
+        if column.max is not None:
+            numbers[numbers > column.max] = np.nan
+        return numbers.where(np.isfinite(numbers))
+    if column.values:
+        return _canonical(text, column.values).astype("str")
+    return text
+
+
+def _canonical(text: pd.Series, levels: list[str]) -> pd.Series:
+    """Map values to their declared spelling, ignoring case; anything else becomes missing."""
+    by_lower = {level.lower(): level for level in levels}
+    return text.str.lower().map(by_lower)

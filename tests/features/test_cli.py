@@ -1,0 +1,117 @@
+"""The features command line, run as a real subprocess the way a data scientist runs it."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+
+def _features(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "features", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_validate_prints_a_json_summary(synthetic_csv):
+    result = _features("validate", "--spec", "georgia_parole", "--data", str(synthetic_csv))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["rows"] == 2000
+    assert 0.4 < summary["outcome_base_rate"] < 0.75
+    assert set(summary["need_prevalence"]) == {
+        "employment",
+        "housing",
+        "substance_use",
+        "treatment",
+        "education",
+        "compliance",
+    }
+    assert summary["missing_values"]["Gang_Affiliated"] > 0
+
+
+def test_validate_exits_2_naming_every_problem(tmp_path, synthetic_raw):
+    broken = synthetic_raw.drop(columns=["Gender"])
+    broken.loc[broken.index[6], "Prison_Years"] = "forever"
+    path = tmp_path / "broken.csv"
+    broken.to_csv(path, index=False)
+    result = _features("validate", "--spec", "georgia_parole", "--data", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "missing required column Gender" in result.stderr
+    assert "row 7, column Prison_Years: 'forever' is not allowed" in result.stderr
+
+
+def test_drop_invalid_keeps_valid_rows_and_writes_the_rejected(tmp_path, synthetic_raw):
+    broken = synthetic_raw.copy()
+    broken.loc[broken.index[[2, 9]], "Gender"] = "?"
+    path, side = tmp_path / "broken.csv", tmp_path / "rejected.csv"
+    broken.to_csv(path, index=False)
+    strict = _features("validate", "--spec", "georgia_parole", "--data", str(path))
+    assert strict.returncode == 2
+    result = _features(
+        "validate",
+        "--spec",
+        "georgia_parole",
+        "--data",
+        str(path),
+        "--drop-invalid",
+        "--rejected",
+        str(side),
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rows"] == len(broken) - 2
+    rejected = pd.read_csv(side, dtype=str)
+    assert rejected["_row"].tolist() == ["3", "10"]
+    assert rejected["_reasons"].str.contains("column Gender: '\\?' is not allowed").all()
+
+
+def test_unknown_spec_exits_2():
+    result = _features("validate", "--spec", "atlantis", "--data", "x.csv")
+    assert result.returncode == 2
+    assert "unknown spec 'atlantis'" in result.stderr
+
+
+def test_synth_is_byte_identical_for_a_seed_and_validates(tmp_path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    for out in (first, second):
+        args = (
+            "synth",
+            "--spec",
+            "georgia_parole",
+            "--rows",
+            "500",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+        )
+        assert _features(*args).returncode == 0
+    assert first.read_bytes() == second.read_bytes()
+    assert _features("validate", "--spec", "georgia_parole", "--data", str(first)).returncode == 0
+
+
+@pytest.mark.real_data
+def test_real_file_validates_with_its_base_rate(real_data_path):
+    result = _features("validate", "--spec", "georgia_parole", "--data", str(real_data_path))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["rows"] == 19333
+    assert summary["outcome_base_rate"] == pytest.approx(0.575, abs=0.005)
+
+
+@pytest.mark.real_data
+def test_real_file_with_two_problems_exits_2(tmp_path, real_data_path):
+    lines = real_data_path.read_text().splitlines()
+    header = lines[0].split(",")
+    gender, years = header.index("Gender"), header.index("Prison_Years")
+    rows = [line.split(",") for line in lines]
+    rows[7][years] = "forever"
+    rows = [[cell for i, cell in enumerate(row) if i != gender] for row in rows]
+    path = tmp_path / "broken.csv"
+    path.write_text("\n".join(",".join(row) for row in rows) + "\n")
+    result = _features("validate", "--spec", "georgia_parole", "--data", str(path))
+    assert result.returncode == 2
+    assert "missing required column Gender" in result.stderr
+    assert "row 7, column Prison_Years: 'forever' is not allowed" in result.stderr

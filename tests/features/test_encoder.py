@@ -1,0 +1,117 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import (
+    check_get_params_invariance,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+)
+
+from features.encoder import RecordEncoder
+from features.validation import validate_records
+
+
+@pytest.fixture(scope="module")
+def typed(synthetic_raw, spec):
+    frame, report = validate_records(synthetic_raw, spec)
+    assert report.ok
+    return frame
+
+
+def test_release_time_set_has_no_protected_or_supervision_input(typed, spec):
+    names = list(RecordEncoder(spec).fit(typed).get_feature_names_out())
+    derived = [d.name for d in spec.derived]
+    assert "Race" not in names
+    assert {spec.column(n).known for n in names if n not in derived} == {"release"}
+    assert names == spec.inputs() + derived
+
+
+def test_supervision_inputs_only_when_asked(typed, spec):
+    names = RecordEncoder(spec, known=("release", "supervision")).fit(typed).get_feature_names_out()
+    assert "Percent_Days_Employed" in names
+    assert "Race" not in names
+
+
+def test_exclude_drops_a_needs_sources(typed, spec):
+    names = (
+        RecordEncoder(spec, exclude=spec.need("treatment").sources)
+        .fit(typed)
+        .get_feature_names_out()
+    )
+    assert "Condition_MH_SA" not in names
+
+
+def test_encoding_by_kind(typed, spec):
+    X = RecordEncoder(spec).fit_transform(typed)
+    assert all(pd.api.types.is_float_dtype(X[c]) for c in X)
+    felony = spec.column("Prior_Arrest_Episodes_Felony").order
+    assert X["Prior_Arrest_Episodes_Felony"].tolist() == [
+        float(felony.index(v)) for v in typed["Prior_Arrest_Episodes_Felony"]
+    ]
+    assert set(X["Gang_Affiliated"].dropna()) <= {0.0, 1.0}
+    women = (typed["Gender"] == "F").to_numpy()
+    assert X.loc[women, "Gang_Affiliated"].isna().all()
+    assert set(X["Gender"]) == {0.0, 1.0}
+
+
+def test_missing_and_unseen_categories_become_nan(typed, spec):
+    encoder = RecordEncoder(spec).fit(typed)
+    odd = typed.head(2).copy()
+    odd["Prison_Offense"] = pd.Series(["Piracy", pd.NA], index=odd.index, dtype="str")
+    assert encoder.transform(odd)["Prison_Offense"].isna().all()
+
+
+def test_text_records_encode_like_typed_ones(typed, synthetic_raw, spec):
+    encoder = RecordEncoder(spec).fit(typed)
+    pd.testing.assert_frame_equal(encoder.transform(synthetic_raw), encoder.transform(typed))
+
+
+def test_fit_names_missing_inputs(typed, spec):
+    with pytest.raises(ValueError, match="records lack input columns: Gender"):
+        RecordEncoder(spec).fit(typed.drop(columns=["Gender"]))
+
+
+def test_changing_race_changes_nothing(typed, spec):
+    encoder = RecordEncoder(spec).fit(typed)
+    flipped = typed.assign(Race=np.where(typed["Race"] == "BLACK", "WHITE", "BLACK"))
+    pd.testing.assert_frame_equal(encoder.transform(flipped), encoder.transform(typed))
+
+
+def test_sklearn_contract(spec):
+    check_no_attributes_set_in_init("RecordEncoder", RecordEncoder(spec))
+    check_parameters_default_constructible("RecordEncoder", RecordEncoder())
+    check_get_params_invariance("RecordEncoder", RecordEncoder(spec))
+    assert clone(RecordEncoder(spec, exclude=("Gender",))).get_params()["exclude"] == ("Gender",)
+
+
+def test_unfitted_encoder_refuses(typed, spec):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        RecordEncoder(spec).transform(typed)
+
+
+def test_one_record_encodes_like_the_frame(typed, synthetic_raw, spec):
+    encoder = RecordEncoder(spec).fit(typed)
+    frame = encoder.transform(synthetic_raw.head(50))
+    for i, record in enumerate(synthetic_raw.head(50).to_dict("records")):
+        np.testing.assert_array_equal(encoder.encode_record(record), frame.iloc[i].to_numpy())
+
+
+def test_derived_inputs_follow_their_declared_operations(typed, spec):
+    X = RecordEncoder(spec).fit_transform(typed)
+    arrests = X["Prior_Arrest_Episodes_Felony"] + X["Prior_Arrest_Episodes_Misd"]
+    np.testing.assert_allclose(X["Prior_Arrests_Total"], arrests)
+    convictions = X["Prior_Conviction_Episodes_Felony"] + X["Prior_Conviction_Episodes_Misd"]
+    np.testing.assert_allclose(X["Convictions_per_Arrest"], convictions / (arrests + 1))
+    np.testing.assert_allclose(
+        X["Risk_Score_minus_Age_Band"], X["Supervision_Risk_Score_First"] - X["Age_at_Release"]
+    )
+
+
+def test_derived_inputs_drop_out_with_their_sources(typed, spec):
+    names = RecordEncoder(spec, exclude=["Prior_Arrest_Episodes_Misd"]).fit(typed).get_feature_names_out()
+    assert "Prior_Arrests_Total" not in names
+    assert "Convictions_per_Arrest" not in names
+    assert "Prior_Convictions_Total" in names

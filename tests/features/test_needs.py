@@ -1,0 +1,80 @@
+import numpy as np
+import pandas as pd
+
+from features.needs import need_labels
+from features.validation import validate_records
+
+
+def _typed(spec, **columns):
+    """One-row-per-value records with only the given columns set (others missing)."""
+    n = len(next(iter(columns.values())))
+    raw = pd.DataFrame({c.name: [pd.NA] * n for c in spec.columns}, dtype="str")
+    for name, values in columns.items():
+        raw[name] = pd.Series(values, dtype="str")
+    raw[spec.id] = [str(i) for i in range(n)]
+    raw[spec.outcome.column] = "No"
+    typed, report = validate_records(raw, spec)
+    assert report.ok, report.lines()
+    return typed
+
+
+def _labels(spec, need, **columns):
+    return need_labels(_typed(spec, **columns), spec)[need].tolist()
+
+
+def _same(left, right):
+    return np.array_equal(np.array(left, dtype=float), np.array(right, dtype=float), equal_nan=True)
+
+
+def test_employment_needs_low_employment_and_no_exemption(spec):
+    labels = _labels(
+        spec,
+        "employment",
+        Percent_Days_Employed=["0.2", "0.8", "0.2", None, None],
+        Employment_Exempt=["No", "No", "Yes", "Yes", "No"],
+    )
+    assert _same(labels, [1, 0, 0, 0, np.nan])
+
+
+def test_housing_counts_top_coded_levels(spec):
+    labels = _labels(spec, "housing", Residence_Changes=["0", "1", "2", "3 or more", None])
+    assert _same(labels, [0, 0, 1, 1, np.nan])
+
+
+def test_substance_use_is_any_positive_test_and_missing_without_tests(spec):
+    labels = _labels(
+        spec,
+        "substance_use",
+        DrugTests_THC_Positive=["0", "0", None, None],
+        DrugTests_Cocaine_Positive=["0", "0.1", None, "0"],
+        DrugTests_Meth_Positive=["0", "0", "0.5", "0"],
+        DrugTests_Other_Positive=["0", "0", None, None],
+    )
+    assert _same(labels, [0, 1, 1, np.nan])
+
+
+def test_compliance_is_any_violation_or_absence(spec):
+    no = ["No", "No", "No"]
+    labels = _labels(
+        spec,
+        "compliance",
+        Violations_ElectronicMonitoring=no,
+        Violations_Instruction=["No", "Yes", "No"],
+        Violations_FailToReport=no,
+        Violations_MoveWithoutPermission=no,
+        Program_UnexcusedAbsences=["0", "0", "1"],
+    )
+    assert _same(labels, [0, 1, 1])
+
+
+def test_condition_needs_follow_their_flags(spec):
+    assert _same(_labels(spec, "treatment", Condition_MH_SA=["Yes", "No", None]), [1, 0, np.nan])
+    assert _same(_labels(spec, "education", Condition_Cog_Ed=["no", "YES"]), [0, 1])
+
+
+def test_prevalences_on_the_real_data(spec, real_data_path):
+    from features.records import read_records
+
+    typed, _ = validate_records(read_records(real_data_path), spec)
+    prevalence = need_labels(typed, spec).mean()
+    assert prevalence.min() > 0.2 and prevalence.max() < 0.8

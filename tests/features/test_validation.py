@@ -1,0 +1,124 @@
+import pandas as pd
+import pytest
+
+from features.records import as_text, read_records
+from features.validation import RecordsInvalid, validate_records
+
+
+def _broken(raw: pd.DataFrame, row: int, column: str, value: str) -> pd.DataFrame:
+    broken = raw.copy()
+    broken.loc[broken.index[row - 1], column] = value
+    return broken
+
+
+def test_synthetic_cohort_is_valid(synthetic_raw, spec):
+    typed, report = validate_records(synthetic_raw, spec)
+    assert report.ok, report.lines()
+    assert len(typed) == len(synthetic_raw)
+    assert isinstance(typed["Prison_Years"].dtype, pd.CategoricalDtype)
+    assert typed["Prison_Years"].cat.ordered
+    assert pd.api.types.is_bool_dtype(typed["Gang_Affiliated"])
+    assert pd.api.types.is_numeric_dtype(typed["Percent_Days_Employed"])
+    assert pd.api.types.is_string_dtype(typed["Gender"])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "allowed"),
+    [
+        ("Prison_Years", "forever", "allowed: one of 'Less than 1 year'"),
+        ("Gender", "X", "allowed: one of 'M', 'F'"),
+        ("Gang_Affiliated", "maybe", "Yes/No, True/False or 1/0"),
+        ("Percent_Days_Employed", "1.5", r"a number in \[0, 1\]"),
+        ("Percent_Days_Employed", "lots", r"a number in \[0, 1\]"),
+        ("Prior_Arrest_Episodes_Felony", "12", "'10 or more'"),
+        ("Recidivism_Within_3years", "Sometimes", "Yes/No"),
+    ],
+)
+def test_bad_value_names_row_column_value_and_allowed(synthetic_raw, spec, column, value, allowed):
+    _, report = validate_records(_broken(synthetic_raw, 7, column, value), spec)
+    assert report.n_problems == 1
+    problem = report.problems[0]
+    assert (problem.row, problem.column, problem.value) == (7, column, value)
+    assert str(problem).startswith(f"row 7, column {column}: {value!r} is not allowed")
+    assert pd.Series([str(problem)]).str.contains(allowed).all()
+
+
+def test_missing_columns_are_named(synthetic_raw, spec):
+    _, report = validate_records(
+        synthetic_raw.drop(columns=["Gender", "Recidivism_Within_3years"]), spec
+    )
+    assert report.missing_columns == ["Gender", "Recidivism_Within_3years"]
+    assert "missing required column Gender" in report.lines()
+
+
+def test_unknown_columns_are_reported_and_ignored(synthetic_raw, spec):
+    typed, report = validate_records(synthetic_raw.assign(Shoe_Size="42"), spec)
+    assert report.ok
+    assert report.unknown_columns == ["Shoe_Size"]
+    assert "ignored unknown columns: Shoe_Size" in report.lines()
+    assert "Shoe_Size" not in typed
+
+
+def test_missing_outcome_and_duplicate_ids_are_problems(synthetic_raw, spec):
+    raw = synthetic_raw.copy()
+    raw.loc[raw.index[2], "Recidivism_Within_3years"] = pd.NA
+    raw.loc[raw.index[4], "ID"] = raw.loc[raw.index[3], "ID"]
+    _, report = validate_records(raw, spec)
+    messages = [str(p) for p in report.problems]
+    assert (
+        "row 3, column Recidivism_Within_3years: outcome is missing; it must be Yes or No"
+        in messages
+    )
+    assert any(m.startswith("row 5, column ID: id") and "more than once" in m for m in messages)
+
+
+def test_problems_are_capped_with_a_count_of_the_rest(synthetic_raw, spec):
+    raw = synthetic_raw.assign(Gender="Q")
+    _, report = validate_records(raw, spec, max_problems=10)
+    assert len(report.problems) == 10
+    assert report.n_problems == len(raw)
+    assert report.lines()[10] == f"... and {len(raw) - 10} more problems"
+
+
+@pytest.mark.parametrize("word", ["yes", "YES", "True", "true", "1", "No", "FALSE", "0"])
+def test_booleans_accept_any_case(synthetic_raw, spec, word):
+    typed, report = validate_records(_broken(synthetic_raw, 1, "Condition_Other", word), spec)
+    assert report.ok
+    assert bool(typed["Condition_Other"].iloc[0]) is (word.lower() in ("yes", "true", "1"))
+
+
+def test_unlabelled_records_need_only_release_columns(synthetic_raw, spec):
+    release = [c for c in spec.inputs() if c in synthetic_raw] + spec.protected
+    _, report = validate_records(synthetic_raw[release], spec, labelled=False)
+    assert report.ok, report.lines()
+
+
+def test_parquet_and_csv_read_alike(tmp_path, synthetic_raw, spec):
+    csv, parquet = tmp_path / "r.csv", tmp_path / "r.parquet"
+    synthetic_raw.to_csv(csv, index=False)
+    synthetic_raw.to_parquet(parquet)
+    from_csv, from_parquet = read_records(csv), read_records(parquet)
+    pd.testing.assert_frame_equal(from_csv, from_parquet, check_dtype=False)
+
+
+def test_typed_parquet_values_are_understood(synthetic_raw, spec):
+    raw = synthetic_raw.head(3).copy()
+    typed_input = raw.astype(object)
+    typed_input["Condition_Other"] = [True, False, True]
+    typed_input["Residence_PUMA"] = [3.0, 4.0, 5.0]
+    typed, report = validate_records(as_text(typed_input), spec)
+    assert report.ok, report.lines()
+    assert typed["Residence_PUMA"].tolist() == ["3", "4", "5"]
+
+
+def test_unsupported_format_is_refused(tmp_path):
+    path = tmp_path / "r.xlsx"
+    path.write_text("x")
+    with pytest.raises(ValueError, match=r"supported formats are \.csv, \.parquet"):
+        read_records(path)
+
+
+def test_records_invalid_carries_the_report(synthetic_raw, spec):
+    _, report = validate_records(_broken(synthetic_raw, 2, "Gender", "?"), spec)
+    error = RecordsInvalid(report)
+    assert "1 problem(s)" in str(error) and "row 2, column Gender" in str(error)
