@@ -8,7 +8,7 @@ SYNTH_ROWS ?= 20000
 SYNTH_SEED ?= 42
 SYNTH := data/synthetic_georgia_parole.csv
 
-.PHONY: install run test lint synth validate clean
+.PHONY: install run test lint synth validate train bootstrap bench-train mlflow-ui clean
 
 install: $(STAMP)
 
@@ -27,7 +27,23 @@ synth: $(SYNTH)
 validate: $(SYNTH)
 	$(PY) -m features validate --spec $(SPEC) --data $(SYNTH)
 
-run: install validate
+DATA ?= $(SYNTH)
+MODEL_NAME ?= reintegra
+
+train: $(if $(filter $(SYNTH),$(DATA)),$(SYNTH)) | $(STAMP)
+	$(PY) -m training train --spec $(SPEC) --data $(DATA) --name $(MODEL_NAME)
+
+# Trains and promotes a first champion on the synthetic cohort, only when none exists.
+bootstrap: validate
+	$(PY) -m training bootstrap --spec $(SPEC) --data $(SYNTH) --name $(MODEL_NAME)
+
+bench-train: install
+	$(PY) bench/train_benchmark.py
+
+mlflow-ui: install
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow/mlflow.db
+
+run: install bootstrap
 
 test: install
 	$(PY) -m ruff check .

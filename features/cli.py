@@ -16,7 +16,9 @@ from features.spec import DatasetSpec, SpecError, load_spec
 from features.synth import generate_georgia_cohort
 from features.validation import ValidationReport, validate_records
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False
+)
 
 SpecOption = Annotated[str, typer.Option(help="Built-in spec name or path to a spec YAML file.")]
 INVALID_DATA = 2

@@ -9,9 +9,7 @@ import pytest
 
 from features.spec import DatasetSpec, load_spec
 
-REAL_DATA = (
-    Path(__file__).resolve().parents[1].parent / "shared/data/nij/georgia_parole_2013_2015.csv"
-)
+REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/nij/georgia_parole_2013_2015.csv"
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +37,28 @@ def synthetic_csv(tmp_path: Path, synthetic_raw: pd.DataFrame) -> Path:
     path = tmp_path / "cohort.csv"
     synthetic_raw.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def training_raw() -> pd.DataFrame:
+    """A synthetic cohort large enough to fit every model quickly."""
+    from features.synth import generate_georgia_cohort
+
+    return generate_georgia_cohort(4000, seed=11)
+
+
+@pytest.fixture(scope="session")
+def training_typed(training_raw, spec) -> pd.DataFrame:
+    from features.validation import validate_records
+
+    typed, report = validate_records(training_raw, spec)
+    assert report.ok, report.lines()
+    return typed
+
+
+@pytest.fixture(scope="session")
+def bundle(training_typed, spec):
+    """A scoring bundle fitted in-process on the synthetic cohort."""
+    from training.fit import fit_bundle
+
+    return fit_bundle(training_typed.iloc[:3000], spec, seed=5)

@@ -34,11 +34,7 @@ def test_supervision_inputs_only_when_asked(typed, spec):
 
 
 def test_exclude_drops_a_needs_sources(typed, spec):
-    names = (
-        RecordEncoder(spec, exclude=spec.need("treatment").sources)
-        .fit(typed)
-        .get_feature_names_out()
-    )
+    names = RecordEncoder(spec, exclude=spec.need("treatment").sources).fit(typed).get_feature_names_out()
     assert "Condition_MH_SA" not in names
 
 

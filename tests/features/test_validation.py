@@ -44,9 +44,7 @@ def test_bad_value_names_row_column_value_and_allowed(synthetic_raw, spec, colum
 
 
 def test_missing_columns_are_named(synthetic_raw, spec):
-    _, report = validate_records(
-        synthetic_raw.drop(columns=["Gender", "Recidivism_Within_3years"]), spec
-    )
+    _, report = validate_records(synthetic_raw.drop(columns=["Gender", "Recidivism_Within_3years"]), spec)
     assert report.missing_columns == ["Gender", "Recidivism_Within_3years"]
     assert "missing required column Gender" in report.lines()
 
@@ -65,10 +63,7 @@ def test_missing_outcome_and_duplicate_ids_are_problems(synthetic_raw, spec):
     raw.loc[raw.index[4], "ID"] = raw.loc[raw.index[3], "ID"]
     _, report = validate_records(raw, spec)
     messages = [str(p) for p in report.problems]
-    assert (
-        "row 3, column Recidivism_Within_3years: outcome is missing; it must be Yes or No"
-        in messages
-    )
+    assert "row 3, column Recidivism_Within_3years: outcome is missing; it must be Yes or No" in messages
     assert any(m.startswith("row 5, column ID: id") and "more than once" in m for m in messages)
 
 

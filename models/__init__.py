@@ -1,0 +1,1 @@
+"""The estimators: calibrated boosted trees for risk and needs, baselines, the scoring bundle."""

@@ -1,0 +1,102 @@
+"""Model behaviour: exact explanations, no leakage, invariance to protected attributes."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.bundle import sigmoid
+
+
+@pytest.fixture(scope="module")
+def records(training_raw):
+    return training_raw.iloc[3000:3200].to_dict("records")
+
+
+@pytest.fixture(scope="module")
+def scored(bundle, records):
+    return bundle.score_records(records)
+
+
+def _identity_error(explanation: dict) -> float:
+    total = explanation["base_value"] + sum(c["contribution"] for c in explanation["contributions"])
+    return abs(total - explanation["log_odds"])
+
+
+def test_risk_contributions_add_up_to_the_calibrated_log_odds(bundle, records, scored):
+    X = bundle.encode(pd.DataFrame(records))
+    log_odds = bundle.risk.decision_function(X)
+    for result, expected in zip(scored, log_odds, strict=True):
+        explanation = result["explanation"]["risk"]
+        assert _identity_error(explanation) < 1e-6
+        assert explanation["log_odds"] == pytest.approx(expected, abs=1e-6)
+        assert result["risk"]["probability"] == pytest.approx(sigmoid(expected), abs=1e-9)
+
+
+def test_every_need_explanation_adds_up(bundle, records, scored):
+    X = bundle.encode(pd.DataFrame(records))
+    for need, model in bundle.needs.items():
+        log_odds = model.decision_function(X)
+        for result, expected in zip(scored, log_odds, strict=True):
+            explanation = result["explanation"]["needs"][need]
+            assert _identity_error(explanation) < 1e-6
+            assert explanation["log_odds"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_domain_sums_are_sums_of_contributions(scored):
+    explanation = scored[0]["explanation"]["risk"]
+    by_domain = {}
+    for item in explanation["contributions"]:
+        by_domain[item["domain"]] = by_domain.get(item["domain"], 0) + item["contribution"]
+    assert explanation["by_domain"] == pytest.approx(by_domain)
+
+
+def test_risk_model_sees_no_supervision_or_protected_input(bundle, spec):
+    derived = {d.name for d in spec.derived}
+    for name in bundle.risk.feature_names_in_:
+        if name not in derived:
+            assert spec.column(name).known == "release"
+            assert name not in spec.protected
+
+
+def test_no_need_model_sees_its_own_sources(bundle, spec):
+    for need in spec.needs:
+        inputs = set(bundle.needs[need.name].feature_names_in_)
+        assert not inputs & set(need.sources)
+        assert "Race" not in inputs
+    assert "Condition_MH_SA" not in bundle.needs["treatment"].feature_names_in_
+
+
+def test_changing_race_or_supervision_facts_changes_nothing(bundle, records, scored):
+    changed = [
+        {**r, "Race": "WHITE" if r["Race"] == "BLACK" else "BLACK", "Percent_Days_Employed": "0.99"}
+        for r in records
+    ]
+    for before, after in zip(scored, bundle.score_records(changed), strict=True):
+        assert after["risk"] == before["risk"]
+        assert after["needs"] == before["needs"]
+
+
+def test_needs_carry_their_interventions_and_flags(bundle, spec, scored):
+    needs = scored[0]["needs"]
+    assert [n["need"] for n in needs] == [n.name for n in spec.needs]
+    for item in needs:
+        assert item["interventions"] == spec.need(item["need"]).interventions
+        assert item["flagged"] == (item["probability"] >= 0.5)
+
+
+def test_band_follows_the_cut_points(bundle, scored):
+    for result in scored:
+        assert result["risk"]["band"] == bundle.spec.risk_bands.band(result["risk"]["probability"])
+
+
+def test_more_felony_arrests_raise_risk_on_average(bundle, records):
+    def mean_risk(level: str) -> float:
+        frame = pd.DataFrame([{**r, "Prior_Arrest_Episodes_Felony": level} for r in records])
+        return float(bundle.predict_frame(frame)["risk"].mean())
+
+    assert mean_risk("10 or more") > mean_risk("0")
+
+
+def test_batch_and_single_scores_agree(bundle, records, scored):
+    frame = bundle.predict_frame(pd.DataFrame(records))
+    np.testing.assert_allclose(frame["risk"], [r["risk"]["probability"] for r in scored], atol=1e-12)

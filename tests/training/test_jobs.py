@@ -1,0 +1,200 @@
+"""The training jobs against a real MLflow store (SQLite in a temporary folder)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from features.spec import load_spec
+from training.train import train
+
+EVALUATE_KEYS = {"n", "risk", "baselines", "needs", "macro_auc", "fairness", "nij_fair_accurate"}
+RISK_KEYS = {"auc", "brier", "log_loss", "ece", "calibration_slope", "calibration_intercept"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI")
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory, training_raw) -> Path:
+    path = tmp_path_factory.mktemp("data") / "cohort.csv"
+    training_raw.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(store, data_file, spec):
+    return train(spec, data_file, name="reintegra", seed=3)
+
+
+@pytest.fixture(scope="module")
+def strict_spec(tmp_path_factory, spec) -> Path:
+    """The built-in spec with a calibration gate no model can pass."""
+    data = spec.model_dump(by_alias=True, exclude_none=True)
+    data["gates"]["max_ece"] = 0.0001
+    path = tmp_path_factory.mktemp("spec") / "strict.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _model_input(records: pd.DataFrame, spec) -> pd.DataFrame:
+    """Records as the model signature declares them: numbers as doubles, the rest as text."""
+    typed = records.astype(object)
+    for column in records:
+        if spec.column(column).kind == "numeric":
+            typed[column] = pd.to_numeric(records[column]).astype("float64")
+    return typed
+
+
+def _cli(*args: str, uri: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    return subprocess.run(
+        [sys.executable, "-m", "training", *args], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+def test_train_registers_a_candidate_with_its_artifacts(trained, store):
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("reintegra", "candidate").version) == trained.model_version
+    artifacts = {a.path for a in client.list_artifacts(trained.run_id)}
+    assert {
+        "calibration.png",
+        "roc.png",
+        "shap_summary.png",
+        "domain_importance.png",
+        "fairness.csv",
+        "fairness.json",
+        "model_card.md",
+        "evaluation.json",
+        "spec.yaml",
+    } <= artifacts
+    run = client.get_run(trained.run_id)
+    assert len(run.data.params["data_sha256"]) == 64
+    assert {"seed", "version_lightgbm", "version_scikit-learn"} <= set(run.data.params)
+    assert {"test_risk_auc", "validation_risk_auc", "test_Race_fpr_gap"} <= set(run.data.metrics)
+    tags = client.get_registered_model("reintegra").tags
+    assert any(k.startswith("alias_history.") and k.endswith(".candidate") for k in tags)
+
+
+def test_model_card_covers_use_misuse_fairness_and_limits(trained, tmp_path):
+    path = mlflow.artifacts.download_artifacts(
+        run_id=trained.run_id, artifact_path="model_card.md", dst_path=str(tmp_path)
+    )
+    card = Path(path).read_text()
+    for heading in (
+        "## Intended use",
+        "## Misuse",
+        "## Data",
+        "## Inputs and domains",
+        "## Relapse risk",
+        "## Fairness",
+        "## Limitations",
+        "## Ethical considerations",
+    ):
+        assert heading in card
+    assert "baseline: logistic" in card and "baseline: incumbent" in card
+
+
+def test_registered_model_scores_like_the_in_process_bundle(trained, training_raw, spec):
+    records = training_raw.iloc[:40][[*spec.inputs(), *spec.protected]]
+    model = mlflow.pyfunc.load_model(f"models:/reintegra/{trained.model_version}")
+    assert model.predict(_model_input(records, spec)) == trained.bundle.score_records(
+        records.to_dict("records")
+    )
+
+
+def test_pyfunc_refuses_invalid_records(trained, training_raw, spec):
+    records = training_raw.iloc[:2][[*spec.inputs(), *spec.protected]].copy()
+    records["Prison_Years"] = "forever"
+    model = mlflow.pyfunc.load_model(f"models:/reintegra/{trained.model_version}")
+    with pytest.raises(ValueError, match="'forever' is not allowed"):
+        model.predict(_model_input(records, spec))
+
+
+def test_evaluate_prints_every_key(trained, store, data_file):
+    result = _cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data_file), uri=store)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= EVALUATE_KEYS
+    assert set(report["risk"]) >= RISK_KEYS
+    assert set(report["baselines"]) == {"logistic", "incumbent"}
+    assert set(report["needs"]) == {n.name for n in load_spec("georgia_parole").needs}
+    race = report["fairness"]["Race"]
+    assert set(race["groups"]) == {"BLACK", "WHITE"}
+    assert {"n", "base_rate", "auc", "ece", "fpr", "fnr"} <= set(race["groups"]["BLACK"])
+    assert {"fpr_gap", "fnr_gap"} <= set(race)
+    assert 0 < report["nij_fair_accurate"] < 1
+
+
+def test_promote_refuses_a_failing_version_and_says_by_how_much(store, data_file, strict_spec):
+    strict = train(load_spec(strict_spec), data_file, name="strict", seed=1)
+    result = _cli("promote", "--name", "strict", "--version", strict.model_version, uri=store)
+    assert result.returncode == 2
+    assert "refused to promote strict version 1" in result.stderr
+    assert "calibration: ECE" in result.stderr and "at most 0.0001 allowed" in result.stderr
+    client = MlflowClient()
+    assert "champion" not in client.get_registered_model("strict").aliases
+
+    unexplained = _cli("promote", "--name", "strict", "--version", "1", "--force", uri=store)
+    assert unexplained.returncode == 2 and "needs --reason" in unexplained.stderr
+
+    forced = _cli("promote", "--name", "strict", "--version", "1", "--force", "--reason", "pilot", uri=store)
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["forced"] is True
+    version = client.get_model_version("strict", "1")
+    assert version.tags["forced_promotion_reason"] == "pilot"
+    assert "alias.champion.set_at" in version.tags
+    history = client.get_registered_model("strict").tags
+    assert any(v == "champion: version - -> 1 (forced: pilot)" for v in history.values())
+
+
+def test_promote_moves_champion_when_gates_pass(trained, store):
+    gates = mlflow.artifacts.download_artifacts(run_id=trained.run_id, artifact_path="gates.json")
+    report = json.loads(Path(gates).read_text())
+    args = ["promote", "--name", "reintegra", "--version", trained.model_version]
+    if not all(g["passed"] for g in report):
+        args += ["--force", "--reason", "synthetic test cohort"]
+    result = _cli(*args, uri=store)
+    assert result.returncode == 0, result.stderr
+    champion = MlflowClient().get_model_version_by_alias("reintegra", "champion")
+    assert str(champion.version) == trained.model_version
+
+
+def test_bad_training_data_stops_and_registers_nothing(store, tmp_path, training_raw):
+    broken = training_raw.drop(columns=["Gender"])
+    broken.loc[broken.index[6], "Prison_Years"] = "forever"
+    path = tmp_path / "broken.csv"
+    broken.to_csv(path, index=False)
+    result = _cli("train", "--spec", "georgia_parole", "--data", str(path), "--name", "broken", uri=store)
+    assert result.returncode == 2
+    assert "nothing was registered" in result.stderr
+    assert "missing required column Gender" in result.stderr
+    assert "row 7, column Prison_Years: 'forever' is not allowed" in result.stderr
+    assert MlflowClient().search_registered_models(filter_string="name='broken'") == []
+
+
+def test_train_cli_prints_one_json_object(store, data_file):
+    result = _cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--name", "cli", uri=store)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert set(summary) == {"run_id", "model_name", "model_version", "metrics"}
+    assert summary["model_name"] == "cli" and summary["model_version"] == "1"
+    assert pd.notna(summary["metrics"]["test_risk_auc"])

@@ -1,0 +1,1 @@
+"""Training jobs: fit, evaluate, audit, log to MLflow, register and promote."""

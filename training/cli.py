@@ -1,0 +1,132 @@
+"""Command line for data scientists: train, evaluate and promote models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from features.records import read_records
+from features.spec import SpecError, load_spec
+from features.validation import RecordsInvalid, validate_records
+from training.evaluate import evaluate_bundle
+from training.promote import PromotionRefused, promote
+from training.train import train as run_training
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False
+)
+FAILED = 2
+
+
+def _print_json(payload: dict) -> None:
+    json.dump(payload, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(FAILED)
+
+
+@contextmanager
+def _terminal_step(console: Console, text: str):
+    """A spinner with the step's name on a terminal; nothing when output is redirected."""
+    if console.is_terminal:
+        with console.status(text):
+            yield
+        console.log(f"done: {text}")
+    else:
+        yield
+
+
+@app.command()
+def train(
+    spec: Annotated[str, typer.Option(help="Built-in spec name or path to a spec YAML file.")],
+    data: Annotated[Path, typer.Option(help="Labelled records: CSV, Parquet, JSON or JSON Lines.")],
+    name: Annotated[str, typer.Option(help="Registered model name.")] = "reintegra",
+    seed: Annotated[int, typer.Option(help="Seed for the split, the folds and the trees.")] = 0,
+) -> None:
+    """Validate, fit risk and needs models, evaluate on a held-out part, log and register."""
+    console = Console(stderr=True)
+    try:
+        result = run_training(
+            load_spec(spec), data, name, seed, step=lambda text: _terminal_step(console, text)
+        )
+    except (SpecError, RecordsInvalid, OSError, ValueError) as exc:
+        raise _fail(f"training stopped, nothing was registered:\n{exc}") from exc
+    _print_json(result.summary())
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Option(help="Model URI, e.g. models:/reintegra@champion.")],
+    data: Annotated[Path, typer.Option(help="Labelled records in the model's layout.")],
+) -> None:
+    """Score a labelled file with a registered model and print its evaluation as JSON."""
+    from models.pyfunc import load_bundle
+    from training.tracking import configure_tracking
+
+    configure_tracking()
+    try:
+        bundle = load_bundle(model)
+        typed, report = validate_records(read_records(data), bundle.spec)
+        if not report.ok:
+            raise RecordsInvalid(report)
+    except (RecordsInvalid, OSError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    except Exception as exc:  # MLflow raises its own exception types for unknown models
+        raise _fail(f"cannot load model {model}: {exc}") from exc
+    _print_json({"model": model, **evaluate_bundle(bundle, typed)})
+
+
+@app.command(name="promote")
+def promote_version(
+    name: Annotated[str, typer.Option(help="Registered model name.")],
+    version: Annotated[str, typer.Option(help="Version to make champion.")],
+    force: Annotated[bool, typer.Option(help="Promote even if gates fail (needs --reason).")] = False,
+    reason: Annotated[str, typer.Option(help="Why a failing version is forced; recorded.")] = "",
+) -> None:
+    """Move the champion alias to VERSION if it passes its spec's gates."""
+    try:
+        _print_json(promote(name, version, force=force, reason=reason))
+    except (PromotionRefused, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    except Exception as exc:  # unknown name or version: MLflow's own exception
+        raise _fail(f"cannot promote {name} version {version}: {exc}") from exc
+
+
+@app.command()
+def bootstrap(
+    spec: Annotated[str, typer.Option(help="Built-in spec name or path to a spec YAML file.")],
+    data: Annotated[Path, typer.Option(help="Labelled records to train on.")],
+    name: Annotated[str, typer.Option(help="Registered model name.")] = "reintegra",
+) -> None:
+    """Development set-up: train and promote a first champion, only when there is none yet.
+
+    A first model that fails a gate is still promoted, with the failed gates recorded as the
+    reason, so a development server can start; real deployments use train and promote.
+    """
+    from training.tracking import CHAMPION, champion_version, configure_tracking
+
+    configure_tracking()
+    existing = champion_version(name)
+    if existing is not None:
+        typer.echo(f"{name}@{CHAMPION} is version {existing}; nothing to do", err=True)
+        return
+    try:
+        result = run_training(load_spec(spec), data, name)
+        try:
+            outcome = promote(name, result.model_version)
+        except PromotionRefused as refused:
+            typer.echo(str(refused), err=True)
+            reason = "development bootstrap; failed gates: " + ", ".join(g.name for g in refused.failed)
+            outcome = promote(name, result.model_version, force=True, reason=reason)
+    except (SpecError, RecordsInvalid, OSError, ValueError) as exc:
+        raise _fail(f"bootstrap stopped:\n{exc}") from exc
+    _print_json(outcome)

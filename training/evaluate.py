@@ -1,0 +1,73 @@
+"""Evaluate a scoring bundle on labelled records: accuracy, calibration, baselines, needs, fairness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.needs import need_labels
+from features.spec import DatasetSpec
+from models.bundle import ScoringBundle
+from training.fairness import group_table, nij_fair_accurate
+from training.fit import outcome
+from training.metrics import probability_metrics, safe_auc
+
+
+def evaluate_bundle(bundle: ScoringBundle, typed: pd.DataFrame) -> dict:
+    """The evaluation report: what `python -m training evaluate` prints and what gates read."""
+    spec = bundle.spec
+    y = outcome(typed, spec)
+    scores = bundle.predict_frame(typed)
+    risk = scores["risk"].to_numpy()
+    baselines = {
+        name.removeprefix("baseline_"): {
+            "auc": safe_auc(y, scores[name]),
+            "brier": float(np.mean((scores[name] - y) ** 2)),
+        }
+        for name in scores.columns
+        if name.startswith("baseline_")
+    }
+    if bundle.incumbent is not None:
+        baselines["incumbent"]["auc"] = _incumbent_auc(bundle, typed, y)
+    report = {
+        "n": len(y),
+        "base_rate": float(y.mean()),
+        "risk": probability_metrics(y, risk),
+        "baselines": baselines,
+        **_needs_report(scores, typed, spec),
+        "fairness": {
+            attribute: group_table(y, risk, typed[attribute], spec.gates.operating_threshold)
+            for attribute in spec.protected
+            if attribute in typed
+        },
+        "nij_fair_accurate": None,
+    }
+    for attribute in spec.protected:
+        if attribute in typed:
+            score = nij_fair_accurate(y, risk, typed[attribute])
+            if score is not None:
+                report["nij_fair_accurate"] = score
+                break
+    return report
+
+
+def _incumbent_auc(bundle: ScoringBundle, typed: pd.DataFrame, y: np.ndarray) -> float | None:
+    """AUC of the incumbent's own score; rows where it is missing are left out."""
+    score = bundle.incumbent.score(typed)
+    known = ~np.isnan(score)
+    return safe_auc(y[known], score[known])
+
+
+def _needs_report(scores: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec) -> dict:
+    labels = need_labels(typed, spec)
+    needs = {}
+    for need in spec.needs:
+        known = labels[need.name].notna().to_numpy()
+        truth = labels[need.name].to_numpy()[known]
+        needs[need.name] = {
+            "auc": safe_auc(truth, scores[f"need_{need.name}"].to_numpy()[known]),
+            "prevalence": float(truth.mean()) if known.any() else None,
+            "n": int(known.sum()),
+        }
+    aucs = [n["auc"] for n in needs.values() if n["auc"] is not None]
+    return {"needs": needs, "macro_auc": float(np.mean(aucs)) if aucs else None}

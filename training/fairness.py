@@ -1,0 +1,55 @@
+"""Per-group audit of a risk model: accuracy, calibration and error rates per protected group."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import brier_score_loss
+
+from training.metrics import error_rates, expected_calibration_error, safe_auc
+
+NIJ_GROUPS = ("BLACK", "WHITE")
+NIJ_THRESHOLD = 0.5
+
+
+def group_table(y: np.ndarray, p: np.ndarray, groups: pd.Series, threshold: float) -> dict:
+    """n, base rate, AUC, ECE, FPR and FNR per group, and the largest gaps between groups."""
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    labels = groups.astype("str").to_numpy()
+    table: dict[str, dict] = {}
+    for group in sorted({g for g in labels if g != "nan"}):
+        mask = labels == group
+        fpr, fnr = error_rates(y[mask], p[mask], threshold)
+        table[group] = {
+            "n": int(mask.sum()),
+            "base_rate": float(y[mask].mean()),
+            "auc": safe_auc(y[mask], p[mask]),
+            "ece": expected_calibration_error(y[mask], p[mask]),
+            "fpr": fpr,
+            "fnr": fnr,
+        }
+    return {
+        "threshold": threshold,
+        "groups": table,
+        "fpr_gap": _gap(table, "fpr"),
+        "fnr_gap": _gap(table, "fnr"),
+        "ece_gap": _gap(table, "ece"),
+    }
+
+
+def _gap(table: dict[str, dict], key: str) -> float | None:
+    values = [row[key] for row in table.values() if row[key] is not None]
+    return float(max(values) - min(values)) if len(values) >= 2 else None
+
+
+def nij_fair_accurate(y: np.ndarray, p: np.ndarray, race: pd.Series) -> float | None:
+    """The NIJ challenge score (1 - Brier) * (1 - |FPR_BLACK - FPR_WHITE|) at threshold 0.5."""
+    labels = race.astype("str").to_numpy()
+    rates = {}
+    for group in NIJ_GROUPS:
+        mask = labels == group
+        rates[group] = error_rates(np.asarray(y)[mask], np.asarray(p)[mask], NIJ_THRESHOLD)[0]
+    if any(rate is None for rate in rates.values()):
+        return None
+    brier = brier_score_loss(y, p)
+    return float((1 - brier) * (1 - abs(rates["BLACK"] - rates["WHITE"])))

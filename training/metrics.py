@@ -1,0 +1,58 @@
+"""Accuracy and calibration metrics for probabilities of a binary outcome."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+ECE_BINS = 10
+EPSILON = 1e-6
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE over equal-width probability bins, weighted by the share of records in each bin."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            error += in_bin.mean() * abs(y[in_bin].mean() - p[in_bin].mean())
+    return float(error)
+
+
+def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """Logistic recalibration of the outcome on logit(p): slope 1 and intercept 0 are perfect."""
+    p = np.clip(np.asarray(p, dtype=float), EPSILON, 1 - EPSILON)
+    logit = np.log(p / (1 - p)).reshape(-1, 1)
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(logit, np.asarray(y, dtype=int))
+    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+
+
+def safe_auc(y: np.ndarray, score: np.ndarray) -> float | None:
+    """AUC, or None when only one class is present (a small group, say)."""
+    y = np.asarray(y)
+    return float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else None
+
+
+def error_rates(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float | None, float | None]:
+    """False-positive and false-negative rates of flagging p >= threshold."""
+    y, flagged = np.asarray(y, dtype=int), np.asarray(p) >= threshold
+    negatives, positives = y == 0, y == 1
+    fpr = float(flagged[negatives].mean()) if negatives.any() else None
+    fnr = float((~flagged[positives]).mean()) if positives.any() else None
+    return fpr, fnr
+
+
+def probability_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
+    """The risk metrics reported for every evaluation."""
+    slope, intercept = calibration_slope_intercept(y, p)
+    return {
+        "auc": safe_auc(y, p),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, np.clip(p, EPSILON, 1 - EPSILON), labels=[0, 1])),
+        "ece": expected_calibration_error(y, p),
+        "calibration_slope": slope,
+        "calibration_intercept": intercept,
+    }

@@ -1,0 +1,69 @@
+"""Figures logged with every run: calibration, ROC, SHAP summary and per-domain importance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import shap
+from sklearn.metrics import roc_curve
+
+from training.metrics import ECE_BINS
+
+
+def calibration_plot(y: np.ndarray, p: np.ndarray, path: Path) -> None:
+    """Observed rate against mean predicted probability per equal-width bin, with counts."""
+    which = np.minimum((p * ECE_BINS).astype(int), ECE_BINS - 1)
+    bins = [b for b in range(ECE_BINS) if (which == b).any()]
+    predicted = [p[which == b].mean() for b in bins]
+    observed = [y[which == b].mean() for b in bins]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    ax.plot(predicted, observed, marker="o", label="model")
+    for x, o, b in zip(predicted, observed, bins, strict=True):
+        ax.annotate(str(int((which == b).sum())), (x, o), textcoords="offset points", xytext=(4, -10))
+    ax.set(xlabel="mean predicted probability", ylabel="observed rate", xlim=(0, 1), ylim=(0, 1))
+    ax.set_title("Calibration on the test part (n per bin)")
+    ax.legend(loc="upper left")
+    _save(fig, path)
+
+
+def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], aucs: dict[str, float], path: Path) -> None:
+    """ROC curves of the model and its baselines on the same rows."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, score in scores.items():
+        known = ~np.isnan(score)
+        fpr, tpr, _ = roc_curve(y[known], score[known])
+        ax.plot(fpr, tpr, label=f"{name} (AUC {aucs[name]:.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC on the test part")
+    ax.legend(loc="lower right")
+    _save(fig, path)
+
+
+def shap_summary_plot(contributions: np.ndarray, X: pd.DataFrame, path: Path) -> None:
+    """The usual SHAP beeswarm: which inputs move the calibrated log-odds, and which way."""
+    shap.summary_plot(contributions, X, show=False, max_display=15, plot_size=(8, 6))
+    fig = plt.gcf()
+    fig.suptitle("Risk contributions (calibrated log-odds)")
+    _save(fig, path)
+
+
+def domain_importance_plot(importance: pd.Series, path: Path) -> None:
+    """Mean absolute contribution summed per need domain."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    importance.sort_values().plot.barh(ax=ax, color="#3465a4")
+    ax.set(xlabel="mean |contribution| (log-odds)", title="Risk drivers by domain")
+    _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

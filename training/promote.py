@@ -1,0 +1,61 @@
+"""The promote job: move the champion alias to a version that passes its spec's gates."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+from features.spec import parse_spec
+from training.gates import GateResult, check_gates
+from training.tracking import CHAMPION, configure_tracking, move_alias
+
+
+class PromotionRefused(RuntimeError):
+    """A version failed at least one gate and the promotion was not forced."""
+
+    def __init__(self, name: str, version: str, failed: list[GateResult]):
+        self.failed = failed
+        lines = "\n".join(f"  {g.name}: {g.detail}" for g in failed)
+        super().__init__(
+            f"refused to promote {name} version {version}: {len(failed)} gate(s) failed\n{lines}\n"
+            "use --force --reason TEXT to promote anyway (the reason is recorded)"
+        )
+
+
+def promote(name: str, version: str, force: bool = False, reason: str = "") -> dict:
+    """Check the version's own test-part evaluation against its spec's gates, then move the alias."""
+    if force and not reason.strip():
+        raise ValueError("a forced promotion needs --reason: it is recorded with the version")
+    configure_tracking()
+    client = MlflowClient()
+    model_version = client.get_model_version(name, version)
+    evaluation, spec_text = _run_artifacts(model_version.run_id)
+    gates = check_gates(evaluation, parse_spec(spec_text).gates)
+    failed = [g for g in gates if not g.passed]
+    if failed and not force:
+        raise PromotionRefused(name, version, failed)
+    note = f"forced: {reason}" if failed else "gates passed"
+    if failed:
+        client.set_model_version_tag(name, version, "forced_promotion_reason", reason)
+    moved_at = move_alias(name, CHAMPION, version, note)
+    return {
+        "model_name": name,
+        "model_version": version,
+        "alias": CHAMPION,
+        "moved_at": moved_at,
+        "forced": bool(failed),
+        "gates": [g.__dict__ for g in gates],
+    }
+
+
+def _run_artifacts(run_id: str) -> tuple[dict, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        evaluation = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="evaluation.json", dst_path=tmp
+        )
+        spec = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="spec.yaml", dst_path=tmp)
+        return json.loads(Path(evaluation).read_text()), Path(spec).read_text()

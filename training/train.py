@@ -1,0 +1,231 @@
+"""The train job: validate, split, fit, evaluate, audit, log to MLflow and register a candidate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import tempfile
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata, resources
+from pathlib import Path
+
+import joblib
+import mlflow
+import numpy as np
+import pandas as pd
+import yaml
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from sklearn.model_selection import train_test_split
+
+from features.records import read_records
+from features.spec import DatasetSpec
+from features.validation import RecordsInvalid, validate_records
+from models.bundle import ScoringBundle
+from models.pyfunc import BUNDLE_ARTIFACT, release_signature
+from training import plots
+from training.evaluate import evaluate_bundle
+from training.fit import fit_bundle, outcome
+from training.gates import GateResult, check_gates
+from training.tracking import CANDIDATE, configure_tracking, experiment_id, move_alias
+
+TEST_SIZE = 0.25
+PINNED_PACKAGES = ("lightgbm", "mlflow", "numpy", "pandas", "scikit-learn", "shap")
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_name: str
+    model_version: str
+    metrics: dict
+    bundle: ScoringBundle
+
+    def summary(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "metrics": self.metrics,
+        }
+
+
+Step = Callable[[str], object]
+
+
+def train(
+    spec: DatasetSpec,
+    data: Path,
+    name: str = "reintegra",
+    seed: int = 0,
+    step: Step = lambda _: nullcontext(),
+) -> TrainResult:
+    """Run the whole job; bad data raises RecordsInvalid before anything is fitted or logged."""
+    with step("reading and validating"):
+        typed, report = validate_records(read_records(data), spec)
+        if not report.ok:
+            raise RecordsInvalid(report)
+    y = outcome(typed, spec)
+    train_rows, test_rows = train_test_split(
+        np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=seed
+    )
+    train_part, test_part = typed.iloc[train_rows], typed.iloc[test_rows]
+    with step("fitting risk, needs and baseline models"):
+        bundle = fit_bundle(train_part, spec, seed=seed)
+    with step("evaluating on the test part"):
+        evaluation = evaluate_bundle(bundle, test_part)
+        gates = check_gates(evaluation, spec.gates)
+    bundle.metadata = {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_sha256": _sha256(data),
+        "seed": seed,
+        "n_train": len(train_rows),
+        "n_test": len(test_rows),
+    }
+    with step("logging to MLflow and registering"), tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _write_artifacts(folder, bundle, test_part, evaluation, gates, data, name)
+        return _log_and_register(folder, bundle, evaluation, gates, data, name, test_part)
+
+
+def _write_artifacts(
+    folder: Path,
+    bundle: ScoringBundle,
+    test_part: pd.DataFrame,
+    evaluation: dict,
+    gates: list[GateResult],
+    data: Path,
+    name: str,
+) -> None:
+    spec = bundle.spec
+    y = outcome(test_part, spec)
+    scores = bundle.predict_frame(test_part)
+    plots.calibration_plot(y, scores["risk"].to_numpy(), folder / "calibration.png")
+    curves = {"model": scores["risk"].to_numpy(), "logistic": scores["baseline_logistic"].to_numpy()}
+    aucs = {"model": evaluation["risk"]["auc"], "logistic": evaluation["baselines"]["logistic"]["auc"]}
+    if bundle.incumbent is not None:
+        curves["incumbent"] = bundle.incumbent.score(test_part)
+        aucs["incumbent"] = evaluation["baselines"]["incumbent"]["auc"]
+    plots.roc_plot(y, curves, aucs, folder / "roc.png")
+    X = bundle.encode(test_part)
+    _, contributions = bundle.risk.explain(X)
+    plots.shap_summary_plot(contributions, X, folder / "shap_summary.png")
+    domains = pd.Series(np.abs(contributions).mean(axis=0), index=X.columns).groupby(spec.domains()).sum()
+    plots.domain_importance_plot(domains, folder / "domain_importance.png")
+    domains.rename("mean_abs_contribution").to_csv(folder / "domain_importance.csv")
+    fairness_rows = [
+        {"attribute": attribute, "group": group, **row}
+        for attribute, table in evaluation["fairness"].items()
+        for group, row in table["groups"].items()
+    ]
+    pd.DataFrame(fairness_rows).to_csv(folder / "fairness.csv", index=False)
+    (folder / "fairness.json").write_text(json.dumps(evaluation["fairness"], indent=2))
+    (folder / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
+    (folder / "gates.json").write_text(json.dumps([g.__dict__ for g in gates], indent=2))
+    (folder / "spec.yaml").write_text(
+        yaml.safe_dump(spec.model_dump(by_alias=True, exclude_none=True), sort_keys=False)
+    )
+    (folder / "model_card.md").write_text(model_card(bundle, evaluation, gates, data.name, name))
+
+
+def model_card(
+    bundle: ScoringBundle,
+    evaluation: dict,
+    gates: list[GateResult],
+    data_name: str,
+    model_name: str,
+    version: str | None = None,
+) -> str:
+    """The model card in Markdown: use, misuse, data, inputs, metrics, fairness, limitations."""
+    environment = Environment(
+        loader=PackageLoader("training", "templates"), undefined=StrictUndefined, autoescape=False
+    )
+    domains: dict[str, list[str]] = {}
+    for name in bundle.inputs:
+        domains.setdefault(bundle.spec.domains()[name], []).append(name)
+    return environment.get_template("model_card.md.j2").render(
+        model_name=model_name,
+        version=version,
+        spec=bundle.spec,
+        report=evaluation,
+        gates=gates,
+        inputs=bundle.inputs,
+        domains=dict(sorted(domains.items())),
+        data_name=data_name,
+        data_hash=bundle.metadata["data_sha256"],
+        trained_at=bundle.metadata["trained_at"],
+        seed=bundle.metadata["seed"],
+        n_train=bundle.metadata["n_train"],
+        n_test=bundle.metadata["n_test"],
+        n_rows=bundle.metadata["n_train"] + bundle.metadata["n_test"],
+    )
+
+
+def _log_and_register(
+    folder: Path,
+    bundle: ScoringBundle,
+    evaluation: dict,
+    gates: list[GateResult],
+    data: Path,
+    name: str,
+    test_part: pd.DataFrame,
+) -> TrainResult:
+    configure_tracking()
+    spec = bundle.spec
+    metrics = flat_metrics(evaluation)
+    metrics["validation_risk_auc"] = bundle.risk.cv_auc_
+    with mlflow.start_run(experiment_id=experiment_id()) as run:
+        mlflow.log_params(
+            {
+                "spec": spec.name,
+                "data_file": data.name,
+                "data_sha256": bundle.metadata["data_sha256"],
+                "seed": bundle.metadata["seed"],
+                "n_train": bundle.metadata["n_train"],
+                "n_test": bundle.metadata["n_test"],
+                "risk_rounds": bundle.risk.n_rounds_,
+                "python": platform.python_version(),
+                **{f"version_{p}": metadata.version(p) for p in PINNED_PACKAGES},
+            }
+        )
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifacts(str(folder))
+        joblib.dump(bundle, folder / "bundle.joblib")
+        example = test_part[[*spec.inputs(), *spec.protected]].head(3)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(resources.files("models") / "pyfunc_model.py"),
+            artifacts={BUNDLE_ARTIFACT: str(folder / "bundle.joblib")},
+            signature=release_signature(spec),
+            input_example=example.astype(object).where(example.notna(), None),
+            pip_requirements=[f"{p}=={metadata.version(p)}" for p in PINNED_PACKAGES],
+            registered_model_name=name,
+        )
+        version = str(info.registered_model_version)
+        mlflow.set_tags({"gates_passed": str(all(g.passed for g in gates)).lower()})
+    move_alias(name, CANDIDATE, version)
+    return TrainResult(run.info.run_id, name, version, metrics, bundle)
+
+
+def flat_metrics(evaluation: dict) -> dict[str, float]:
+    """The evaluation report as flat MLflow metric names (test part)."""
+    metrics = {f"test_risk_{k}": v for k, v in evaluation["risk"].items()}
+    for baseline, values in evaluation["baselines"].items():
+        metrics.update({f"test_{baseline}_{k}": v for k, v in values.items()})
+    metrics.update({f"test_need_{n}_auc": v["auc"] for n, v in evaluation["needs"].items()})
+    metrics["test_needs_macro_auc"] = evaluation["macro_auc"]
+    for attribute, table in evaluation["fairness"].items():
+        metrics.update({f"test_{attribute}_{gap}": table[gap] for gap in ("fpr_gap", "fnr_gap", "ece_gap")})
+    metrics["test_nij_fair_accurate"] = evaluation["nij_fair_accurate"]
+    return {k: float(v) for k, v in metrics.items() if v is not None}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
