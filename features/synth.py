@@ -1,10 +1,10 @@
 """Seeded synthetic cohorts in the NIJ "georgia_parole" layout, the project's embedded default data.
 
 The real records must never ship with the project, so the default data come from a latent-variable
-model: latent criminal career, drug, property, violence and instability factors drive the columns
-through probit-style scores, and each score is cut at the real file's marginal shares.  Only
-aggregate statistics of the real file (shares, quantiles, rounded effect sizes) informed the
-constants; no real row is used.
+model: standard-normal factors (criminal career, drug, property, violence, instability, ...) and
+earlier columns drive each column through a probit score, which is cut at the real file's shares
+or mapped through its quantiles, so marginals match while dependencies stay learnable.  Only
+aggregate statistics of the real file informed the constants; no real row is used.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ _PUMA = {
 }
 
 # Real quantile functions of the numeric columns as (cumulative share, value) knots; a repeated
-# value is a point mass (e.g. 32% of Percent_Days_Employed is exactly 0).
+# value is a point mass (e.g. 32% of Percent_Days_Employed is exactly 0), and the smallest
+# positive knot is the smallest positive value seen.
 _KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
     "Avg_Days_per_DrugTest": (
         (0.0, 0.5), (0.05, 11.83), (0.1, 16.4), (0.15, 20.55), (0.2, 24.46), (0.25, 28.7),
@@ -133,22 +134,26 @@ _KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
         (0.6, 71.43), (0.65, 80.75), (0.7, 93.06), (0.75, 109.6), (0.8, 128.0), (0.85, 159.5),
         (0.9, 203.0), (0.95, 304.2), (1.0, 1088.0)),
     "DrugTests_THC_Positive": (
-        (0.0, 0.0), (0.6839, 0.0), (0.7, 0.0333), (0.75, 0.0714), (0.8, 0.1071), (0.85, 0.1538),
-        (0.8786, 0.2), (0.9051, 0.2), (0.9134, 0.25), (0.9298, 0.25), (0.9405, 0.3333),
-        (0.9594, 0.3333), (0.9669, 0.5), (0.9901, 0.5), (0.993, 1.0), (1.0, 1.0)),
+        (0.0, 0.0), (0.6839, 0.0), (0.684, 0.0034), (0.7, 0.0333), (0.75, 0.0714), (0.8, 0.1071),
+        (0.85, 0.1538), (0.8786, 0.2), (0.9051, 0.2), (0.9134, 0.25), (0.9298, 0.25),
+        (0.9405, 0.3333), (0.9594, 0.3333), (0.9669, 0.5), (0.9901, 0.5), (0.993, 1.0), (1.0, 1.0)),
     "DrugTests_Cocaine_Positive": (
-        (0.0, 0.0), (0.9065, 0.0), (0.9485, 0.1), (0.9755, 0.2), (0.9941, 0.5), (1.0, 1.0)),
+        (0.0, 0.0), (0.9065, 0.0), (0.9066, 0.0032), (0.9485, 0.1), (0.9755, 0.2), (0.9941, 0.5),
+        (1.0, 1.0)),
     "DrugTests_Meth_Positive": (
-        (0.0, 0.0), (0.9017, 0.0), (0.95, 0.0833), (0.9746, 0.1667), (0.9868, 0.2), (1.0, 1.0)),
-    "DrugTests_Other_Positive": ((0.0, 0.0), (0.9263, 0.0), (0.95, 0.0476), (1.0, 1.0)),
+        (0.0, 0.0), (0.9017, 0.0), (0.9018, 0.0019), (0.95, 0.0833), (0.9746, 0.1667),
+        (0.9868, 0.2), (1.0, 1.0)),
+    "DrugTests_Other_Positive": (
+        (0.0, 0.0), (0.9263, 0.0), (0.9264, 0.0023), (0.95, 0.0476), (1.0, 1.0)),
     "Percent_Days_Employed": (
-        (0.0, 0.0), (0.3214, 0.0), (0.35, 0.0787), (0.4, 0.2011), (0.45, 0.3375), (0.5, 0.4818),
-        (0.55, 0.6184), (0.6, 0.7327), (0.65, 0.8302), (0.7, 0.9104), (0.75, 0.9701),
+        (0.0, 0.0), (0.3214, 0.0), (0.3215, 0.0007), (0.35, 0.0787), (0.4, 0.2011), (0.45, 0.3375),
+        (0.5, 0.4818), (0.55, 0.6184), (0.6, 0.7327), (0.65, 0.8302), (0.7, 0.9104), (0.75, 0.9701),
         (0.7968, 1.0), (1.0, 1.0)),
     "Jobs_Per_Year": (
-        (0.0, 0.0), (0.3102, 0.0), (0.35, 0.2863), (0.4, 0.3927), (0.45, 0.508), (0.5, 0.6352),
-        (0.55, 0.7671), (0.6, 0.8889), (0.6464, 1.0), (0.7736, 1.0), (0.8, 1.213), (0.85, 1.623),
-        (0.8888, 2.0), (0.9456, 2.0), (0.95, 2.167), (0.973, 3.0), (0.9881, 3.0), (1.0, 8.0)),
+        (0.0, 0.0), (0.3102, 0.0), (0.3103, 0.139), (0.35, 0.2863), (0.4, 0.3927), (0.45, 0.508),
+        (0.5, 0.6352), (0.55, 0.7671), (0.6, 0.8889), (0.6464, 1.0), (0.7736, 1.0), (0.8, 1.213),
+        (0.85, 1.623), (0.8888, 2.0), (0.9456, 2.0), (0.95, 2.167), (0.973, 3.0), (0.9881, 3.0),
+        (1.0, 8.0)),
 }  # fmt: skip
 
 # Which supervision-time numbers are missing, by outcome: (pattern, share among No, share among
@@ -176,39 +181,72 @@ _LEVEL_MISSING = (0.0546, 0.674)  # share of missing levels with and without a r
 _LOADINGS: dict[str, dict[str, float]] = {
     "Age_at_Release": {"female": 0.3},
     "Race": {"puma_black": 1.0, "male": 1.1, "age": -0.4, "noise": 1.8},
-    "Prior_Arrest_Episodes_Felony": {"career": 0.9, "age": 0.45, "prop": 0.45, "drug": 0.2, "noise": 0.55},
-    "Prior_Arrest_Episodes_Misd": {"career": 0.8, "age": 0.35, "drug": 0.3, "viol": 0.25, "noise": 0.55},
-    "Prior_Arrest_Episodes_Violent": {"career": 0.4, "age": 0.15, "viol": 0.9, "male": 0.2, "black": 0.2, "noise": 0.55},
-    "Prior_Arrest_Episodes_Property": {"career": 0.5, "age": 0.2, "prop": 0.9, "noise": 0.55},
-    "Prior_Arrest_Episodes_Drug": {"career": 0.3, "age": 0.2, "drug": 0.9, "noise": 0.55},
-    "Prior_Arrest_Episodes_PPViolationCharges": {"career": 0.95, "age": 0.25, "unstable": 0.2, "noise": 0.55},
-    "Prior_Arrest_Episodes_DVCharges": {"career": 0.35, "age": 0.1, "viol": 0.4, "domestic": 0.7, "noise": 0.55},
-    "Prior_Arrest_Episodes_GunCharges": {"career": 0.15, "viol": 0.2, "gun": 0.9, "male": 0.5, "noise": 0.55},
-    "Prior_Revocations_Parole": {"career": 0.35, "drug": 0.25, "age": 0.2},
+    "Prior_Arrest_Episodes_Felony": {
+        "career": 0.9, "adulthood": 0.6, "prop": 0.45, "drug": 0.2, "noise": 0.55},
+    "Prior_Arrest_Episodes_Misd": {
+        "career": 0.8, "adulthood": 0.45, "drug": 0.3, "viol": 0.25, "noise": 0.55},
+    "Prior_Arrest_Episodes_Violent": {
+        "career": 0.4, "adulthood": 0.15, "viol": 0.9, "male": 0.2, "black": 0.2, "noise": 0.55},
+    "Prior_Arrest_Episodes_Property": {"career": 0.5, "adulthood": 0.2, "prop": 0.9, "noise": 0.55},
+    "Prior_Arrest_Episodes_Drug": {"career": 0.3, "adulthood": 0.2, "drug": 0.9, "noise": 0.55},
+    "Prior_Arrest_Episodes_PPViolationCharges": {
+        "career": 0.95, "adulthood": 0.25, "unstable": 0.2, "noise": 0.55},
+    "Prior_Arrest_Episodes_DVCharges": {
+        "career": 0.35, "adulthood": 0.1, "viol": 0.6, "domestic": 0.7, "noise": 0.55},
+    "Prior_Arrest_Episodes_GunCharges": {
+        "career": 0.15, "viol": 0.2, "gun": 0.9, "drug": 0.3, "male": 0.5, "noise": 0.55},
+    "Prior_Revocations_Parole": {"career": 0.2, "drug": 0.25, "age": 0.2},
     "Prior_Revocations_Probation": {"career": 0.35, "unstable": 0.15, "viol": -0.2},
-    "Prison_Years": {"viol": 0.35, "age": 0.2, "unstable": 0.15, "ppv_arrests": -0.25, "sex_offense": 1.2, "violent_offense": 0.9, "property_offense": 0.1, "drug_offense": -0.1, "other_offense": -0.2},
+    "Prison_Years": {
+        "viol": 0.35, "age": 0.2, "unstable": 0.15, "ppv_arrests": -0.25, "sex_offense": 1.2,
+        "violent_offense": 0.9, "property_offense": 0.1, "drug_offense": -0.1,
+        "other_offense": -0.2},
     "Gang_Affiliated": {"age": -0.6, "black": 0.35, "unstable": 0.5, "viol": 0.15},
-    "Supervision_Risk_Score_First": {"age": -0.6, "unstable": 0.5, "gang": 0.3, "career": 0.2, "prop": 0.15, "years": 0.1, "noise": 0.8},
+    "Supervision_Risk_Score_First": {
+        "age": -0.6, "unstable": 0.5, "gang": 0.3, "career": 0.2, "prop": 0.15, "years": 0.1,
+        "noise": 0.8},
     "Education_Level": {"age": 0.25, "career": -0.15, "unstable": -0.2, "black": -0.15},
     "Dependents": {"age": 0.3, "male": -0.15, "black": 0.15, "viol": 0.1},
-    "Condition_MH_SA": {"drug": 0.4, "career": 0.3, "unstable": 0.2, "strict": 0.6, "black": -0.45, "female": 0.4, "age": 0.15, "long_term": -0.5, "sex_offense": -0.8, "violent_offense": -0.4, "drug_offense": 0.3},
-    "Condition_Other": {"drug_arrests": -0.2, "level_special": 0.3, "strict": 0.6, "sex_offense": 1.6, "violent_offense": 1.3, "property_offense": 0.2, "drug_offense": -0.6},
-    "Condition_Cog_Ed": {"first_year": -1.25, "long_term": -0.5, "risk": 0.15, "strict": 0.6, "education": -0.2, "sex_offense": -0.8, "violent_offense": 0.2, "unstable": 0.2},
-    "substance": {"unstable": 0.7, "age": -0.3, "drug": 0.25, "career": 0.25, "gang": 0.25, "male": 0.2, "short": -0.5, "noise": 0.9},
-    "defiance": {"unstable": 0.3, "age": -0.15, "gang": 0.2, "black": 0.2, "education": -0.2, "level_special": 0.25, "short": -0.5, "puma_strict": 1.0, "noise": 0.9},
-    "employment": {"unstable": -0.3, "age": 0.1, "education": 0.25, "black": -0.35, "gang": -0.25, "years": 0.15, "puma_jobs": 1.0},
-    "programme": {"mh_sa": 0.8, "sex_offense": 0.8, "level_special": 0.3, "substance": 0.2, "employment": 0.15},
-    "Violations_ElectronicMonitoring": {"level_special": 1.2, "level_high": 0.3, "sex_offense": 0.4, "years": 0.2, "other_condition": 0.4, "defiance": 0.3},
+    "Condition_MH_SA": {
+        "drug": 0.4, "career": 0.3, "unstable": 0.2, "strict": 0.6, "black": -0.45, "female": 0.4,
+        "age": 0.15, "long_term": -0.5, "sex_offense": -0.8, "violent_offense": -0.4,
+        "drug_offense": 0.3},
+    "Condition_Other": {
+        "drug_arrests": -0.2, "level_special": 0.3, "strict": 0.6, "sex_offense": 1.6,
+        "violent_offense": 1.3, "property_offense": 0.2, "drug_offense": -0.6},
+    "Condition_Cog_Ed": {
+        "first_year": -1.4, "long_term": -0.5, "risk": 0.15, "strict": 0.65, "education": -0.2,
+        "sex_offense": -0.8, "violent_offense": 0.2, "unstable": 0.2},
+    "substance": {
+        "unstable": 1.0, "age": -0.35, "drug": 0.25, "career": 0.25, "gang": 0.25, "male": 0.2,
+        "short": -0.5, "noise": 0.9},
+    "defiance": {
+        "unstable": 0.35, "age": -0.2, "gang": 0.2, "black": 0.2, "education": -0.2,
+        "level_special": 0.25, "short": -0.5, "puma_strict": 1.0, "noise": 0.9},
+    "employment": {
+        "unstable": -0.45, "age": 0.1, "education": 0.3, "black": -0.4, "gang": -0.3, "years": 0.15,
+        "puma_jobs": 1.0},
+    "programme": {
+        "mh_sa": 0.8, "sex_offense": 0.8, "level_special": 0.3, "substance": 0.4,
+        "employment": 0.15},
+    "Violations_ElectronicMonitoring": {
+        "level_special": 1.2, "level_high": 0.3, "sex_offense": 0.4, "years": 0.2,
+        "other_condition": 0.4, "defiance": 0.3},
     "Violations_Instruction": {"defiance": 0.8, "substance": 0.2},
     "Violations_FailToReport": {"defiance": 0.7, "substance": 0.2},
     "Violations_MoveWithoutPermission": {"defiance": 0.6, "unstable": 0.3},
-    "Delinquency_Reports": {"defiance": 0.7, "substance": 0.4},
+    "Delinquency_Reports": {"defiance": 0.7, "substance": 0.5},
     "Program_Attendances": {"programme": 1.0},
-    "Program_UnexcusedAbsences": {"programme": 0.6, "defiance": 0.4, "substance": 0.4},
-    "Residence_Changes": {"unstable": 0.5, "released_late": 0.35, "years": 0.1, "defiance": 0.2, "short": -0.3, "sex_offense": -0.3},
+    "Program_UnexcusedAbsences": {"programme": 1.0, "defiance": 0.4, "substance": 0.4},
+    "Residence_Changes": {
+        "unstable": 0.65, "released_late": 0.45, "years": 0.1, "defiance": 0.1, "short": -0.3,
+        "sex_offense": -0.3},
     "Employment_Exempt": {"old": 0.6, "age": 0.15, "female": 0.35},
-    "Recidivism_Within_3years": {"career": 0.8, "prop": 0.3, "unstable": 0.25, "age": -0.3, "gang": 0.4, "sex_offense": -0.8, "long_term": -0.2, "defiance": 0.15, "employment": -0.3, "noise": 1.8},
-    "Avg_Days_per_DrugTest": {"programme": -0.4, "employment": -0.2, "substance": -0.15, "years": 0.15, "black": 0.2},
+    "Recidivism_Within_3years": {
+        "career": 0.9, "prop": 0.3, "unstable": 0.25, "age": -0.4, "gang": 0.4, "sex_offense": -0.8,
+        "long_term": -0.2, "defiance": 0.15, "employment": -0.3, "noise": 1.8},
+    "Avg_Days_per_DrugTest": {
+        "programme": -0.4, "employment": -0.2, "substance": -0.15, "years": 0.15, "black": 0.2},
     "DrugTests_THC_Positive": {"substance": 0.5, "black": 0.35, "male": 0.3, "age": -0.35},
     "DrugTests_Cocaine_Positive": {"substance": 0.5, "black": 0.35, "age": 0.2},
     "DrugTests_Meth_Positive": {"substance": 0.5, "black": -0.9, "hard": 0.5},
@@ -219,7 +257,7 @@ _LOADINGS: dict[str, dict[str, float]] = {
 
 # Prior convictions copy the matching prior arrests' score with this correlation.
 _CONVICTIONS = {
-    "Felony": ("Felony", 0.85), "Misd": ("Misd", 0.9), "Viol": ("Violent", 0.85),
+    "Felony": ("Felony", 0.75), "Misd": ("Misd", 0.9), "Viol": ("Violent", 0.85),
     "Prop": ("Property", 0.92), "Drug": ("Drug", 0.9),
     "PPViolationCharges": ("PPViolationCharges", 0.8),
     "DomesticViolenceCharges": ("DVCharges", 0.8), "GunCharges": ("GunCharges", 0.8),
@@ -228,11 +266,11 @@ _CONVICTIONS = {
 # Multinomial-logit utilities of the nominal columns' levels (intercepts are fitted to the shares).
 _UTILITIES: dict[str, dict[str, dict[str, float]]] = {
     "Prison_Offense": {
-        "Violent/Sex": {"viol": 1.2, "age": 0.3},
-        "Violent/Non-Sex": {"viol": 1.8, "career": -0.4, "black": 0.6},
+        "Violent/Sex": {"viol": 1.2, "career": -0.6, "age": 0.3},
+        "Violent/Non-Sex": {"viol": 2.4, "career": -0.6, "black": 0.6},
         "Property": {"prop": 1.8},
         "Drug": {"drug": 1.8},
-        "Other": {"gun": 1.8},
+        "Other": {"gun": 1.8, "drug": 0.4},
     },
     "Supervision_Level_First": {
         "Standard": {},
@@ -263,7 +301,9 @@ class _Cohort:
             total = total + weight * self.f[factor]
         return total
 
-    def cut(self, column: str, score: np.ndarray | None = None, where: np.ndarray | None = None) -> np.ndarray:
+    def cut(
+        self, column: str, score: np.ndarray | None = None, where: np.ndarray | None = None
+    ) -> np.ndarray:
         """Level codes of ``column`` (-1 outside ``where``), highest scores in the highest levels."""
         score = self.score(column) if score is None else score
         shares = np.array(list(_SHARES[column].values()))
@@ -283,29 +323,33 @@ class _Cohort:
         ])  # fmt: skip
         if column == "Prison_Offense":
             utility[self.f["male"] == 0, 0] = -np.inf  # no sex offenders among the women
-        noisy = (utility + self.rng.gumbel(size=utility.shape))[where]
+        utility = utility[where]
         intercept = np.log(target)
-        for _ in range(25 if len(noisy) else 0):
-            got = np.bincount(np.argmax(noisy + intercept, axis=1), minlength=len(target))
-            intercept += np.log(target / np.maximum(got / len(noisy), 1e-6))
+        for _ in range(30 if len(utility) else 0):
+            odds = np.exp(utility + intercept - (utility + intercept).max(axis=1, keepdims=True))
+            expected = (odds / odds.sum(axis=1, keepdims=True)).mean(axis=0)
+            intercept += np.log(target / expected)
+        noisy = utility + intercept + self.rng.gumbel(size=utility.shape)
         self.codes[column] = np.full(self.n, -1)
-        self.codes[column][where] = np.argmax(noisy + intercept, axis=1)
+        self.codes[column][where] = np.argmax(noisy, axis=1)
         return self.codes[column]
 
     def quantiles(self, column: str, where: np.ndarray, above: float = 0.0) -> np.ndarray:
         """Values of the real quantile function above share ``above``, ranked by the score."""
         score = self.score(column)[where]
+        shares = _ranks(score, offset=self.rng.random(len(score)))
         knots = np.array(_KNOTS[column])
+        drawn = np.interp(above + (1 - above) * shares, knots[:, 0], knots[:, 1])
         values = np.full(self.n, np.nan)
-        values[where] = np.interp(above + (1 - above) * _ranks(score), knots[:, 0], knots[:, 1])
+        values[where] = np.where(drawn > 0, np.maximum(drawn, knots[knots[:, 1] > 0, 1].min()), 0.0)
         return values
 
 
-def _ranks(score: np.ndarray) -> np.ndarray:
-    """Mid-ranks scaled into (0, 1)."""
+def _ranks(score: np.ndarray, offset: float | np.ndarray = 0.5) -> np.ndarray:
+    """Ranks scaled into (0, 1): rank i maps into [i/n, (i+1)/n) at ``offset`` within its slot."""
     ranks = np.empty(len(score))
-    ranks[np.argsort(score, kind="stable")] = (np.arange(len(score)) + 0.5) / max(len(score), 1)
-    return ranks
+    ranks[np.argsort(score, kind="stable")] = np.arange(len(score)) + offset
+    return ranks / max(len(score), 1)
 
 
 def _cut_ranks(score: np.ndarray, shares: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
@@ -318,7 +362,9 @@ def _cut_ranks(score: np.ndarray, shares: np.ndarray, where: np.ndarray | None =
 
 
 def _std(score: np.ndarray) -> np.ndarray:
-    return (score - score.mean()) / (score.std() or 1.0)
+    """Zero mean and unit variance, so that scores mix on a known scale."""
+    spread = score.std() if len(score) > 1 else 0.0
+    return (score - score.mean()) / spread if spread > 0 else score
 
 
 def _puma(field: int) -> np.ndarray:
@@ -328,6 +374,8 @@ def _puma(field: int) -> np.ndarray:
 
 def generate_georgia_cohort(n_rows: int, seed: int) -> pd.DataFrame:
     """A synthetic cohort of ``n_rows`` parolees as text cells; same (n_rows, seed), same frame."""
+    if n_rows < 0:
+        raise ValueError(f"n_rows must be >= 0, got {n_rows}")
     cohort = _Cohort(n_rows, seed)
     for step in (_demographics, _history, _sentence, _conditions, _supervision, _measurements):
         step(cohort)
@@ -335,11 +383,13 @@ def generate_georgia_cohort(n_rows: int, seed: int) -> pd.DataFrame:
 
 
 def _demographics(c: _Cohort) -> None:
+    """Gender, age, residence and race, then the independent latent factors."""
     f = c.f
     f["male"] = c.cut("Gender", c.noise())
     f["female"] = 1 - f["male"]
     f["age"] = (c.cut("Age_at_Release") - 3) / 2  # -1.5 (18-22) .. 1.5 (48 or older)
     f["old"] = f["age"] == 1.5
+    f["adulthood"] = np.minimum(f["age"], 1.0)  # priors stop accumulating after the mid-forties
     puma = c.codes["Residence_PUMA"] = _cut_ranks(c.rng.random(c.n), _puma(0))
     f["puma_black"] = np.log(_puma(1) / (1 - _puma(1)))[puma]
     f["puma_strict"], f["puma_jobs"] = _puma(2)[puma], _puma(3)[puma]
@@ -349,6 +399,7 @@ def _demographics(c: _Cohort) -> None:
 
 
 def _history(c: _Cohort) -> None:
+    """Prior arrests from the latent factors and age; convictions and revocations from them."""
     arrests = {}
     for kind, _ in _CONVICTIONS.values():
         arrests[kind] = _std(c.score(f"Prior_Arrest_Episodes_{kind}"))
@@ -368,7 +419,8 @@ def _sentence(c: _Cohort) -> None:
     for code, name in enumerate(("sex", "violent", "property", "drug", "other")):
         f[f"{name}_offense"] = offense == code
     f["years"] = c.cut("Prison_Years")
-    f["first_year"], f["long_term"], f["released_late"] = f["years"] == 0, f["years"] == 3, f["years"] > 0
+    f["first_year"], f["released_late"] = f["years"] == 0, f["years"] > 0
+    f["long_term"] = f["years"] == 3
     f["gang"] = c.cut("Gang_Affiliated", where=f["male"] == 1) == 1
     has_score = ~c.subset(_SCORE_MISSING)
     score = c.cut("Supervision_Risk_Score_First", where=has_score)
@@ -413,7 +465,7 @@ def _measurements(c: _Cohort) -> None:
     gap = np.zeros(n, dtype=int)
     for value in (0, 1):
         rows = f["recidivist"] == value
-        gap[rows] = _cut_ranks(rng.random(rows.sum()), by_outcome[:, value] + 1e-12)
+        gap[rows] = _cut_ranks(rng.random(rows.sum()), by_outcome[:, value])
     no_interval, no_tests, no_work, no_jobs = patterns[gap].T
 
     days = np.where(f["recidivist"] == 1, rng.integers(30, 1096, n), rng.integers(400, 1096, n))
