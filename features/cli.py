@@ -80,9 +80,7 @@ def _write_rejected(raw: pd.DataFrame, report: ValidationReport, side: Path) -> 
     out.to_csv(side, index=False)
 
 
-def summarise(
-    typed: pd.DataFrame, spec: DatasetSpec, report: ValidationReport, labelled: bool
-) -> dict:
+def summarise(typed: pd.DataFrame, spec: DatasetSpec, report: ValidationReport, labelled: bool) -> dict:
     """What a data scientist checks first: size, gaps, base rate and need prevalences."""
     summary: dict = {
         "spec": spec.name,

@@ -46,9 +46,7 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
             raise TypeError("RecordEncoder needs a pandas DataFrame of records with named columns")
         unknown_times = set(self.known) - {"release", "supervision"}
         if unknown_times:
-            raise ValueError(
-                f"known must list 'release' and/or 'supervision', got {sorted(unknown_times)}"
-            )
+            raise ValueError(f"known must list 'release' and/or 'supervision', got {sorted(unknown_times)}")
         self.columns_ = [spec.column(name) for name in spec.inputs(self.known, self.exclude)]
         if not self.columns_:
             raise ValueError("no input columns left after selecting by known time and exclusions")

@@ -21,18 +21,13 @@ _OPERATORS = {
 
 def need_labels(typed: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     """One float column per need: 1 (has the need), 0 (has not), NaN (its sources are missing)."""
-    return pd.DataFrame(
-        {need.name: need_label(typed, need, spec) for need in spec.needs}, index=typed.index
-    )
+    return pd.DataFrame({need.name: need_label(typed, need, spec) for need in spec.needs}, index=typed.index)
 
 
 def need_label(typed: pd.DataFrame, need: NeedSpec, spec: DatasetSpec) -> np.ndarray:
     """Kleene logic: a condition on a missing value is unknown, and unknown only decides nothing."""
     truths = np.column_stack(
-        [
-            _condition_truth(typed, condition, spec.column(condition.column))
-            for condition in need.conditions
-        ]
+        [_condition_truth(typed, condition, spec.column(condition.column)) for condition in need.conditions]
     )
     if need.combinator == "all":
         decided_false = (truths == 0).any(axis=1)

@@ -47,13 +47,9 @@ class ColumnSpec(_Strict):
         if self.kind != "ordinal" and self.order is not None:
             raise ValueError(f"'order' is only for ordinal columns; {self.name} is {self.kind}")
         if self.values is not None and self.kind != "categorical":
-            raise ValueError(
-                f"'values' is only for categorical columns; {self.name} is {self.kind}"
-            )
+            raise ValueError(f"'values' is only for categorical columns; {self.name} is {self.kind}")
         if (self.min is not None or self.max is not None) and self.kind != "numeric":
-            raise ValueError(
-                f"'min'/'max' are only for numeric columns; {self.name} is {self.kind}"
-            )
+            raise ValueError(f"'min'/'max' are only for numeric columns; {self.name} is {self.kind}")
         levels = self.order or self.values or []
         if len(set(levels)) != len(levels):
             raise ValueError(f"column {self.name} lists a value twice")
@@ -154,8 +150,7 @@ class RiskBands(_Strict):
             raise ValueError("risk_bands.cut_points must be strictly increasing and inside (0, 1)")
         if len(self.labels) != len(cuts) + 1:
             raise ValueError(
-                f"risk_bands needs {len(cuts) + 1} labels for {len(cuts)} cut points, "
-                f"got {len(self.labels)}"
+                f"risk_bands needs {len(cuts) + 1} labels for {len(cuts)} cut points, got {len(self.labels)}"
             )
         return self
 
@@ -236,19 +231,13 @@ class DatasetSpec(_Strict):
             raise ValueError(f"need {need} refers to unknown column {condition.column}")
         column = self.column(condition.column)
         if column.kind in ("boolean", "categorical") and condition.op not in ("==", "!="):
-            raise ValueError(
-                f"need {need}: {column.kind} column {column.name} allows == or != only"
-            )
+            raise ValueError(f"need {need}: {column.kind} column {column.name} allows == or != only")
         if column.kind == "boolean":
             word = str(condition.value).strip().lower()
             if word not in TRUE_WORDS + FALSE_WORDS:
                 raise ValueError(f"need {need}: {column.name} compares to Yes or No, not {word!r}")
         levels = column.order or []
-        if (
-            column.kind == "ordinal"
-            and isinstance(condition.value, str)
-            and condition.value not in levels
-        ):
+        if column.kind == "ordinal" and isinstance(condition.value, str) and condition.value not in levels:
             raise ValueError(
                 f"need {need}: {condition.value!r} is not a level of {column.name}; "
                 f"use a level or its position (0 = {column.order[0]!r})"
@@ -291,9 +280,7 @@ class DatasetSpec(_Strict):
 def builtin_specs() -> list[str]:
     """Names of the specs shipped with the package."""
     folder = resources.files("features") / "specs"
-    return sorted(
-        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
-    )
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def load_spec(name_or_path: str | Path) -> DatasetSpec:
@@ -325,7 +312,6 @@ def parse_spec(text: str, source: str = "<spec>") -> DatasetSpec:
         return DatasetSpec.model_validate(data)
     except ValidationError as exc:
         lines = [
-            f"  {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
+            f"  {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
         ]
         raise SpecError(f"{source}: invalid spec\n" + "\n".join(lines)) from exc

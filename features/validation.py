@@ -71,9 +71,7 @@ class RecordsInvalid(ValueError):
 
     def __init__(self, report: ValidationReport):
         self.report = report
-        super().__init__(
-            f"{report.n_problems} problem(s) in the data:\n" + "\n".join(report.lines())
-        )
+        super().__init__(f"{report.n_problems} problem(s) in the data:\n" + "\n".join(report.lines()))
 
 
 def validate_records(
@@ -134,11 +132,7 @@ def _parse_checked(
     parsed = parse_column(raw, column)
     bad = np.asarray(raw.notna() & parsed.isna())
     for row, value in zip(rows[bad], raw[bad], strict=True):
-        report.add(
-            Problem(
-                f"{value!r} is not allowed; allowed: {column.allowed()}", row, column.name, value
-            )
-        )
+        report.add(Problem(f"{value!r} is not allowed; allowed: {column.allowed()}", row, column.name, value))
     return parsed
 
 
@@ -153,9 +147,7 @@ def parse_column(raw: pd.Series, column: ColumnSpec) -> pd.Series:
         return values
     if column.kind == "ordinal":
         return pd.Series(
-            pd.Categorical(
-                _canonical(text, column.order or []), categories=column.order, ordered=True
-            ),
+            pd.Categorical(_canonical(text, column.order or []), categories=column.order, ordered=True),
             index=raw.index,
         )
     if column.kind == "numeric":

@@ -70,7 +70,7 @@ def evaluate(
 ) -> None:
     """Score a labelled file with a registered model and print its evaluation as JSON."""
     from models.pyfunc import load_bundle
-    from training.tracking import configure_tracking
+    from models.registry import configure_tracking
 
     configure_tracking()
     try:
@@ -112,7 +112,8 @@ def bootstrap(
     A first model that fails a gate is still promoted, with the failed gates recorded as the
     reason, so a development server can start; real deployments use train and promote.
     """
-    from training.tracking import CHAMPION, champion_version, configure_tracking
+    from models.registry import configure_tracking
+    from training.tracking import CHAMPION, champion_version
 
     configure_tracking()
     existing = champion_version(name)

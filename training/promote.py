@@ -10,8 +10,9 @@ import mlflow
 from mlflow import MlflowClient
 
 from features.spec import parse_spec
+from models.registry import configure_tracking
 from training.gates import GateResult, check_gates
-from training.tracking import CHAMPION, configure_tracking, move_alias
+from training.tracking import CHAMPION, move_alias
 
 
 class PromotionRefused(RuntimeError):

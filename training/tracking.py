@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
+from models.registry import sqlite_path
+
 EXPERIMENT = "reintegra"
 CANDIDATE, CHAMPION = "candidate", "champion"
-
-
-def configure_tracking() -> str:
-    """Point MLflow at MLFLOW_TRACKING_URI, or the embedded SQLite store under mlflow/."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
-    database = _sqlite_path(uri)
-    if database is not None:
-        database.parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    return uri
 
 
 def experiment_id(name: str = EXPERIMENT) -> str:
@@ -30,7 +18,7 @@ def experiment_id(name: str = EXPERIMENT) -> str:
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
-    database = _sqlite_path(mlflow.get_tracking_uri())
+    database = sqlite_path(mlflow.get_tracking_uri())
     location = (database.parent / "artifacts").resolve().as_uri() if database else None
     return mlflow.create_experiment(name, artifact_location=location)
 
@@ -52,11 +40,6 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return client.get_model_version_by_alias(name, alias).version
     except mlflow.exceptions.MlflowException:
         return None
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    """The database file of a sqlite:/// URI (relative, or absolute with a fourth slash)."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 def champion_version(name: str) -> str | None:

@@ -26,11 +26,12 @@ from features.spec import DatasetSpec
 from features.validation import RecordsInvalid, validate_records
 from models.bundle import ScoringBundle
 from models.pyfunc import BUNDLE_ARTIFACT, release_signature
+from models.registry import configure_tracking
 from training import plots
 from training.evaluate import evaluate_bundle
 from training.fit import fit_bundle, outcome
 from training.gates import GateResult, check_gates
-from training.tracking import CANDIDATE, configure_tracking, experiment_id, move_alias
+from training.tracking import CANDIDATE, experiment_id, move_alias
 
 TEST_SIZE = 0.25
 PINNED_PACKAGES = ("lightgbm", "mlflow", "numpy", "pandas", "scikit-learn", "shap")

@@ -1,0 +1,26 @@
+"""Where the MLflow tracking store and registry live, shared by training and serving."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
+
+
+def configure_tracking() -> str:
+    """Point MLflow at MLFLOW_TRACKING_URI, or the embedded SQLite store under mlflow/."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    database = sqlite_path(uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:/// URI (relative, or absolute with a fourth slash)."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None

@@ -1,0 +1,65 @@
+"""The app factory: stores, the serving model and routes, built from settings (no work at import)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from models.registry import configure_tracking
+from serving import problems
+from serving.audit import AuditStore
+from serving.database import make_engine, migrate
+from serving.keys import KeyStore
+from serving.model_store import ModelHolder
+from serving.observability import Metrics, RequestContextMiddleware, configure_logging
+from serving.routes import admin, health, model
+from serving.routes.scores import scores_router
+from serving.schemas import example_record, record_model, score_request_model
+from serving.settings import Settings
+
+DESCRIPTION = """Relapse risk, needs and exact explanations for people leaving prison.
+
+Every score is committed to the audit trail before it is returned. Send an API key as
+`Authorization: Bearer <key>`: scorer keys score, reviewer keys read scores and the model,
+admin keys reload. Every error is `application/problem+json`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app: migrate the stores, load the champion, generate the record schema."""
+    settings = settings or Settings()
+    configure_logging()
+    configure_tracking()
+    audit_engine = make_engine(settings.audit_url)
+    migrate(audit_engine)
+    keys_engine = audit_engine if settings.keys_url == settings.audit_url else make_engine(settings.keys_url)
+    if keys_engine is not audit_engine:
+        migrate(keys_engine)
+    holder = ModelHolder(settings.model_name, settings.model_alias)
+    holder.reload()
+    metrics = Metrics()
+    metrics.serving(holder.name, holder.current.version)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        holder.start_polling(settings.poll_seconds)
+        yield
+        holder.stop_polling()
+
+    app = FastAPI(title="reintegra", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.holder = holder
+    app.state.audit = AuditStore(audit_engine)
+    app.state.keys = KeyStore(keys_engine)
+    app.state.metrics = metrics
+    spec = holder.current.bundle.spec
+    example = {"assessment_id": "A-1001", "person_id": "P-42", "record": example_record(spec)}
+    score_request = score_request_model(record_model(spec, example["record"]))
+    app.include_router(scores_router(score_request, example))
+    app.include_router(model.router)
+    app.include_router(admin.router)
+    app.include_router(health.router)
+    problems.install(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app

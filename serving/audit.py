@@ -1,0 +1,86 @@
+"""The audit trail: every score committed before it is returned, and found again by reviewers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from serving.tables import ScoreRow
+
+
+@dataclass(frozen=True)
+class ScoreFilter:
+    person_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    band: str | None = None
+    model_version: str | None = None
+
+
+class AuditStore:
+    """Scores in a SQL database (SQLite or PostgreSQL), newest first."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def record(self, rows: list[ScoreRow]) -> None:
+        """Commit the rows in one transaction; returns only once they are durable."""
+        with self._sessions.begin() as session:
+            session.add_all(rows)
+
+    def get(self, score_id: str) -> ScoreRow | None:
+        with self._sessions() as session:
+            return session.get(ScoreRow, score_id)
+
+    def search(self, where: ScoreFilter, limit: int, offset: int) -> tuple[list[ScoreRow], int]:
+        """One page of matching scores, newest first, and how many match in all."""
+        query = select(ScoreRow)
+        if where.person_id is not None:
+            query = query.where(ScoreRow.person_id == where.person_id)
+        if where.since is not None:
+            query = query.where(ScoreRow.created_at >= where.since)
+        if where.until is not None:
+            query = query.where(ScoreRow.created_at < where.until)
+        if where.band is not None:
+            query = query.where(ScoreRow.risk_band == where.band)
+        if where.model_version is not None:
+            query = query.where(ScoreRow.model_version == where.model_version)
+        with self._sessions() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery()))
+            page = session.scalars(
+                query.order_by(ScoreRow.created_at.desc(), ScoreRow.id.desc()).limit(limit).offset(offset)
+            ).all()
+        return list(page), int(total or 0)
+
+    def model_versions(self) -> list[str]:
+        """Every model version that has produced a score."""
+        with Session(self.engine) as session:
+            return sorted(session.scalars(select(ScoreRow.model_version).distinct()).all(), key=_numeric)
+
+    def writable(self) -> bool:
+        """True when a write transaction can be opened right now."""
+        try:
+            with self.engine.connect() as connection:
+                transaction = connection.begin()
+                connection.execute(text("UPDATE scores SET id = id WHERE 1 = 0"))
+                transaction.rollback()
+            return True
+        except Exception:  # any driver error means not writable; readiness reports it
+            return False
+
+
+def new_score_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _numeric(version: str) -> tuple[int, str]:
+    return (int(version), version) if version.isdigit() else (10**9, version)

@@ -1,0 +1,77 @@
+"""Command line: run the server, manage API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from serving.database import make_engine, migrate
+from serving.keys import ROLES, KeyStore
+from serving.settings import Settings
+
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
+keys_app = typer.Typer(help="Create, list and revoke API keys (stored as hashes).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.callback(invoke_without_command=True)
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="uvicorn worker processes.")] = None,
+) -> None:
+    """Serve the API under uvicorn (the default command)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = Settings()
+    uvicorn.run(
+        "serving.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_level="info",
+    )
+
+
+def _store() -> KeyStore:
+    engine = make_engine(Settings().keys_url)
+    migrate(engine)
+    return KeyStore(engine)
+
+
+@keys_app.command("create")
+def create_key(
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
+) -> None:
+    """Create a key and print it once; its last line is the key alone."""
+    try:
+        key, secret = _store().create(role, name)  # type: ignore[arg-type]
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"created {key.role} key {key.id} ({key.name}); it is shown only now:")
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def list_keys() -> None:
+    """Every key with its id, role, name and state (never the key itself)."""
+    for key in _store().list():
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        typer.echo(f"{key.id}  {key.role:<8}  {state:<24}  {key.name}")
+
+
+@keys_app.command("revoke")
+def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id from 'keys list'.")]) -> None:
+    """Revoke a key; the running server refuses it from the next request."""
+    try:
+        key = _store().revoke(key_id)
+    except KeyError as exc:
+        typer.echo(exc.args[0], err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"revoked {key.role} key {key.id} ({key.name})")

@@ -1,0 +1,82 @@
+"""API keys: created once and shown once, stored as hashes, checked on every request."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from serving.tables import ApiKeyRow
+
+Role = Literal["scorer", "reviewer", "admin"]
+ROLES: tuple[Role, ...] = ("scorer", "reviewer", "admin")
+KEY_PREFIX = "rk_"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 suffices: keys are 256-bit random tokens, not passwords."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyStore:
+    """Keys in the database; every check reads it, so new and revoked keys apply at once."""
+
+    def __init__(self, engine: Engine):
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def create(self, role: Role, name: str = "") -> tuple[ApiKey, str]:
+        """A new key of `role`; the key itself is returned here and never again."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        row = ApiKeyRow(
+            id=str(uuid.uuid4()),
+            name=name or role,
+            role=role,
+            key_hash=hash_key(key),
+            created_at=datetime.now(UTC),
+            revoked_at=None,
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+        return _public(row), key
+
+    def verify(self, key: str) -> ApiKey | None:
+        """The active key matching `key`, or None."""
+        with self._sessions() as session:
+            row = session.scalar(
+                select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.revoked_at.is_(None))
+            )
+            return None if row is None else _public(row)
+
+    def list(self) -> list[ApiKey]:
+        with self._sessions() as session:
+            return [_public(r) for r in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))]
+
+    def revoke(self, key_id: str) -> ApiKey:
+        with self._sessions.begin() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None:
+                raise KeyError(f"no key with id {key_id}")
+            if row.revoked_at is None:
+                row.revoked_at = datetime.now(UTC)
+            return _public(row)
+
+
+def _public(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(row.id, row.name, row.role, row.created_at, row.revoked_at)  # type: ignore[arg-type]

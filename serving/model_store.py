@@ -1,0 +1,133 @@
+"""The serving model: loaded from the MLflow registry, swapped atomically when the alias moves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+from models.bundle import ScoringBundle
+from models.pyfunc import load_bundle
+
+log = logging.getLogger("reintegra.model")
+RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md")
+
+
+class ModelUnavailable(RuntimeError):
+    """No model could be loaded (no such alias, or the registry cannot be reached)."""
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """One loaded version with the documents reviewers need; never changed after loading."""
+
+    bundle: ScoringBundle
+    name: str
+    version: str
+    run_id: str
+    loaded_at: datetime
+    metrics: dict[str, float] = field(default_factory=dict)
+    documents: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def evaluation(self) -> dict:
+        return json.loads(self.documents.get("evaluation.json", "{}"))
+
+
+class ModelHolder:
+    """Holds the serving model; a reload loads beside the old one and swaps one reference."""
+
+    def __init__(self, name: str, alias: str):
+        self.name, self.alias = name, alias
+        self._current: ServingModel | None = None
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    @property
+    def current(self) -> ServingModel:
+        model = self._current
+        if model is None:
+            raise ModelUnavailable(f"no model loaded for {self.name}@{self.alias}")
+        return model
+
+    @property
+    def loaded(self) -> bool:
+        return self._current is not None
+
+    def reload(self) -> tuple[str | None, str]:
+        """Load the version the alias points at, if it is new; returns (previous, current)."""
+        with self._reload_lock:
+            previous = self._current
+            version = self._alias_version()
+            if previous is not None and previous.version == version:
+                return previous.version, version
+            loaded = self._load(version)
+            if previous is not None and loaded.bundle.inputs != previous.bundle.inputs:
+                raise ModelUnavailable(
+                    f"version {version} changes the record schema; restart the server to serve it"
+                )
+            self._current = loaded
+            log.info("serving %s version %s", self.name, version)
+            return (previous.version if previous else None), version
+
+    def start_polling(self, seconds: float) -> None:
+        """Check the alias every `seconds` in a daemon thread; a failed check keeps the old model."""
+        if seconds <= 0:
+            return
+        self._poller = threading.Thread(target=self._poll, args=(seconds,), daemon=True, name="alias-poll")
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+
+    def _poll(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            try:
+                self.reload()
+            except Exception:  # the registry may be briefly unreachable; keep serving
+                log.exception("alias poll failed; still serving the loaded version")
+
+    def _alias_version(self) -> str:
+        try:
+            return str(MlflowClient().get_model_version_by_alias(self.name, self.alias).version)
+        except mlflow.exceptions.MlflowException as exc:
+            raise ModelUnavailable(
+                f"no model at models:/{self.name}@{self.alias}; train and promote one first"
+            ) from exc
+
+    def _load(self, version: str) -> ServingModel:
+        client = MlflowClient()
+        model_version = client.get_model_version(self.name, version)
+        bundle = load_bundle(f"models:/{self.name}/{version}")
+        run_id = model_version.run_id
+        return ServingModel(
+            bundle=bundle,
+            name=self.name,
+            version=version,
+            run_id=run_id,
+            loaded_at=datetime.now(UTC),
+            metrics=dict(client.get_run(run_id).data.metrics),
+            documents=_run_documents(run_id),
+        )
+
+
+def _run_documents(run_id: str) -> dict[str, str]:
+    documents = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in RUN_DOCUMENTS:
+            try:
+                path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=tmp)
+            except mlflow.exceptions.MlflowException:
+                continue
+            documents[name] = Path(path).read_text()
+    return documents

@@ -1,0 +1,31 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey
+from serving.problems import problem
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is up")
+def read_health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="A model is loaded and the audit store takes writes")
+def read_readiness(holder: HolderDep, audit: AuditDep) -> Response:
+    checks = {"model_loaded": holder.loaded, "audit_writable": audit.writable()}
+    if all(checks.values()):
+        return Response('{"status":"ready"}', media_type="application/json")
+    failing = ", ".join(name for name, ok in checks.items() if not ok)
+    return problem(503, "Not ready", f"failing checks: {failing}", checks=checks)
+
+
+@router.get("/metrics", summary="Prometheus metrics (reviewer or admin key)")
+def read_metrics(key: ReviewerKey, metrics: MetricsDep, holder: HolderDep) -> Response:
+    metrics.serving(holder.name, holder.current.version)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

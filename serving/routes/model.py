@@ -1,0 +1,37 @@
+"""The serving model: version, metrics beside baselines, fairness table and model card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from serving.deps import HolderDep, ReviewerKey, SettingsDep
+from serving.routes.scores import PROBLEMS
+from serving.schemas import ModelPublic
+
+router = APIRouter(prefix="/v1", tags=["model"], responses=PROBLEMS)
+
+
+@router.get("/model", response_model=ModelPublic, summary="The serving model and its audit")
+def read_model(key: ReviewerKey, holder: HolderDep, settings: SettingsDep) -> dict[str, Any]:
+    model = holder.current
+    evaluation = model.evaluation
+    return {
+        "name": model.name,
+        "version": model.version,
+        "alias": settings.model_alias,
+        "run_id": model.run_id,
+        "loaded_at": model.loaded_at,
+        "spec": model.bundle.spec.name,
+        "inputs": model.bundle.inputs,
+        "metrics": {
+            "risk": evaluation.get("risk", {}),
+            "needs": evaluation.get("needs", {}),
+            "macro_auc": evaluation.get("macro_auc"),
+            "run": model.metrics,
+        },
+        "baselines": evaluation.get("baselines", {}),
+        "fairness": evaluation.get("fairness", {}),
+        "model_card": model.documents.get("model_card.md", ""),
+    }

@@ -1,0 +1,122 @@
+"""Scores: create one or a batch (scorers), read and search them (reviewers)."""
+
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field, ValidationError
+
+from serving.audit import ScoreFilter
+from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey, SettingsDep
+from serving.problems import PROBLEM_JSON, field_errors
+from serving.schemas import BatchPublic, Problem, ScorePage, ScorePublic, ScoreSummary
+from serving.scoring import score_public, score_requests
+
+PROBLEMS = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
+    for status, text in {
+        401: "Missing or unknown API key",
+        403: "The key's role may not do this",
+        422: "Invalid body: every bad field with what is allowed",
+        503: "No model loaded",
+    }.items()
+}
+
+
+def scores_router(score_request: type[BaseModel], example: dict[str, Any]) -> APIRouter:
+    """Routes for scores; the request model is generated from the serving model's spec."""
+    router = APIRouter(prefix="/v1", tags=["scores"], responses=PROBLEMS)
+
+    class BatchScoreRequest(BaseModel):
+        items: list[dict[str, Any]] = Field(
+            min_length=1,
+            description="Score requests, each shaped like the body of POST /v1/scores; an invalid "
+            "item is reported in its place without failing the others.",
+            json_schema_extra={"examples": [[example]]},
+        )
+
+    @router.post("/scores", status_code=201, response_model=ScorePublic, summary="Score one record")
+    def create_score(
+        body: score_request,  # type: ignore[valid-type]
+        request: Request,
+        key: ScorerKey,
+        holder: HolderDep,
+        audit: AuditDep,
+        metrics: MetricsDep,
+    ) -> dict[str, Any]:
+        """Risk, needs with interventions and exact explanations; committed to the audit trail first."""
+        rows = score_requests(holder.current, [body], request.state.request_id, key.id)
+        audit.record(rows)
+        metrics.scores.labels(rows[0].risk_band).inc()
+        return score_public(rows[0])
+
+    @router.post("/scores:batch", response_model=BatchPublic, summary="Score up to max_batch records")
+    def create_scores_batch(
+        body: BatchScoreRequest,
+        request: Request,
+        key: ScorerKey,
+        holder: HolderDep,
+        audit: AuditDep,
+        metrics: MetricsDep,
+        settings: SettingsDep,
+    ) -> dict[str, Any]:
+        """Each item scored or refused on its own; all scores come from one model version."""
+        if len(body.items) > settings.max_batch:
+            raise HTTPException(
+                422, f"a batch holds at most {settings.max_batch} items, got {len(body.items)}"
+            )
+        valid, items = [], []
+        for index, raw in enumerate(body.items):
+            try:
+                valid.append((index, score_request.model_validate(raw)))
+            except ValidationError as exc:
+                items.append({"index": index, "status": 422, "errors": field_errors(exc.errors())})
+        rows = (
+            score_requests(holder.current, [v for _, v in valid], request.state.request_id, key.id)
+            if valid
+            else []
+        )
+        audit.record(rows)
+        for (index, _), row in zip(valid, rows, strict=True):
+            metrics.scores.labels(row.risk_band).inc()
+            items.append({"index": index, "status": 201, "score": score_public(row)})
+        items.sort(key=lambda item: item["index"])
+        return {"scored": len(rows), "failed": len(body.items) - len(rows), "items": items}
+
+    @router.get("/scores/{score_id}", response_model=ScorePublic, summary="Read one score")
+    def read_score(score_id: str, key: ReviewerKey, audit: AuditDep) -> dict[str, Any]:
+        """The score exactly as returned, with the input record, for audit."""
+        row = audit.get(score_id)
+        if row is None:
+            raise HTTPException(404, f"no score with id {score_id}")
+        return score_public(row, with_record=True)
+
+    @router.get("/scores", response_model=ScorePage, summary="Search scores, newest first")
+    def list_scores(
+        key: ReviewerKey,
+        audit: AuditDep,
+        person_id: Annotated[str | None, Query(max_length=128)] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        band: Annotated[str | None, Query(max_length=32)] = None,
+        model_version: Annotated[str | None, Query(max_length=32)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        rows, total = audit.search(ScoreFilter(person_id, since, until, band, model_version), limit, offset)
+        items = [
+            ScoreSummary(
+                id=r.id,
+                created_at=r.created_at,
+                person_id=r.person_id,
+                assessment_id=r.assessment_id,
+                model_version=r.model_version,
+                risk_probability=r.risk_probability,
+                risk_band=r.risk_band,
+            )
+            for r in rows
+        ]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    return router

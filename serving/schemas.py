@@ -1,0 +1,186 @@
+"""API bodies. The record's schema is generated from the serving model's spec."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from features.spec import ColumnSpec, DatasetSpec
+
+
+def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
+    """Release-time inputs and protected attributes, each optional; anything else is refused."""
+    fields: dict[str, Any] = {}
+    for name in [*spec.inputs(), *spec.protected]:
+        column = spec.column(name)
+        note = " Protected: stored for audits, never a model input." if name in spec.protected else ""
+        fields[name] = (
+            _field_type(column) | None,
+            Field(default=None, description=(column.description or column.domain) + note),
+        )
+    return create_model(
+        "Record",
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
+        **fields,
+    )
+
+
+def _field_type(column: ColumnSpec) -> Any:
+    if column.kind == "ordinal":
+        return Literal[tuple(column.order or [])]
+    if column.kind == "categorical" and column.values:
+        return Literal[tuple(column.values)]
+    if column.kind == "boolean":
+        return bool
+    if column.kind == "numeric":
+        return Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False)]
+    return Annotated[str, Field(max_length=200)]
+
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def score_request_model(record: type[BaseModel]) -> type[BaseModel]:
+    """The body of POST /v1/scores around the generated record model."""
+    return create_model(
+        "ScoreRequest",
+        __config__=ConfigDict(extra="forbid"),
+        assessment_id=(Identifier | None, None),
+        person_id=(Identifier | None, None),
+        record=(record, ...),
+    )
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    run_id: str
+
+
+class Risk(BaseModel):
+    probability: float
+    band: str
+    horizon_years: float
+
+
+class Need(BaseModel):
+    need: str
+    probability: float
+    flagged: bool
+    interventions: list[str]
+
+
+class Contribution(BaseModel):
+    input: str
+    value: str | float | bool | None
+    domain: str
+    contribution: float
+
+
+class Explained(BaseModel):
+    base_value: float
+    log_odds: float
+    contributions: list[Contribution]
+    by_domain: dict[str, float]
+
+
+class Explanation(BaseModel):
+    identity: str
+    risk: Explained
+    needs: dict[str, Explained]
+
+
+class ScorePublic(BaseModel):
+    id: str
+    created_at: datetime
+    request_id: str
+    assessment_id: str | None
+    person_id: str | None
+    model: ModelRef
+    risk: Risk
+    needs: list[Need]
+    explanation: Explanation
+    record: dict[str, Any] | None = None
+
+
+class BatchItem(BaseModel):
+    index: int
+    status: int
+    score: ScorePublic | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class BatchPublic(BaseModel):
+    scored: int
+    failed: int
+    items: list[BatchItem]
+
+
+class ScoreSummary(BaseModel):
+    id: str
+    created_at: datetime
+    person_id: str | None
+    assessment_id: str | None
+    model_version: str
+    risk_probability: float
+    risk_band: str
+
+
+class ScorePage(BaseModel):
+    items: list[ScoreSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class ModelPublic(BaseModel):
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    loaded_at: datetime
+    spec: str
+    inputs: list[str]
+    metrics: dict[str, Any]
+    baselines: dict[str, Any]
+    fairness: dict[str, Any]
+    model_card: str
+
+
+class ReloadPublic(BaseModel):
+    previous_version: str | None
+    version: str
+    changed: bool
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+Role = Literal["scorer", "reviewer", "admin"]
+
+
+def example_record(spec: DatasetSpec) -> dict[str, Any]:
+    """A valid record for the API docs: a middle level or value of every input."""
+    example: dict[str, Any] = {}
+    for name in spec.inputs():
+        column = spec.column(name)
+        levels = column.order or column.values
+        if levels:
+            example[name] = levels[len(levels) // 2]
+        elif column.kind == "boolean":
+            example[name] = False
+        elif column.kind == "numeric":
+            low, high = column.min or 0.0, column.max if column.max is not None else (column.min or 0.0) + 1
+            example[name] = round((low + high) / 2, 2)
+    return example

@@ -1,0 +1,28 @@
+"""Serving configuration from the environment (prefix REINTEGRA_); MLflow reads its own variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE = "sqlite:///data/reintegra.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REINTEGRA_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    model_name: str = "reintegra"
+    model_alias: str = "champion"
+    audit_url: str = DEFAULT_DATABASE
+    keys_url: str = DEFAULT_DATABASE
+    poll_seconds: float = Field(default=30.0, ge=0, description="0 turns alias polling off")
+    max_batch: int = Field(default=1000, ge=1)
+    session_secret: str = Field(default="", description="signs reviewer page sessions")
+    session_hours: float = Field(default=8.0, gt=0)
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_name}@{self.model_alias}"
