@@ -8,7 +8,7 @@ SYNTH_ROWS ?= 20000
 SYNTH_SEED ?= 42
 SYNTH := data/synthetic_georgia_parole.csv
 
-.PHONY: install run test lint synth validate train bootstrap bench-train mlflow-ui clean
+.PHONY: install run test lint synth validate train bootstrap bench-train mlflow-ui serve dev-setup clean
 
 install: $(STAMP)
 
@@ -43,7 +43,13 @@ bench-train: install
 mlflow-ui: install
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow/mlflow.db
 
-run: install bootstrap
+dev-setup: bootstrap
+	$(PY) -m serving dev-setup
+
+serve: install
+	$(PY) -m serving
+
+run: install bootstrap dev-setup serve
 
 test: install
 	$(PY) -m ruff check .

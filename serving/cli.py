@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -75,3 +77,42 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id from 'ke
         typer.echo(exc.args[0], err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"revoked {key.role} key {key.id} ({key.name})")
+
+
+@app.command("dev-setup")
+def dev_setup(
+    folder: Annotated[Path, typer.Option(help="Where to keep the development keys and example.")] = Path(
+        "data"
+    ),
+) -> None:
+    """First run on a developer's machine: one key per role and an example call to try."""
+    from models.pyfunc import load_bundle
+    from models.registry import configure_tracking
+    from serving.schemas import example_record
+
+    settings = Settings()
+    store = _store()
+    keys_file, example_file = folder / "dev-keys.env", folder / "example-request.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not store.list() or not keys_file.exists():
+        lines = [
+            f"REINTEGRA_{role.upper()}_KEY={store.create(role, f'development {role}')[1]}" for role in ROLES
+        ]
+        keys_file.write_text("\n".join(lines) + "\n")
+        keys_file.chmod(0o600)
+        typer.echo(f"created development keys (also in {keys_file}, readable by you only):")
+    else:
+        typer.echo(f"development keys (created on the first run, kept in {keys_file}):")
+    typer.echo(keys_file.read_text().strip())
+    configure_tracking()
+    spec = load_bundle(settings.model_uri).spec
+    body = {"person_id": "P-example", "record": example_record(spec)}
+    example_file.write_text(json.dumps(body, indent=2) + "\n")
+    scorer = next(line.split("=", 1)[1] for line in keys_file.read_text().splitlines() if "SCORER" in line)
+    typer.echo(
+        "\nTry it once the server is up:\n"
+        f"  curl -s -X POST http://{settings.host}:{settings.port}/v1/scores \\\n"
+        f"    -H 'Authorization: Bearer {scorer}' -H 'Content-Type: application/json' \\\n"
+        f"    -d @{example_file}\n"
+        f"API docs: http://{settings.host}:{settings.port}/docs\n"
+    )

@@ -1,0 +1,394 @@
+"""View models of the reviewer pages: chart geometry is computed here so the SVG needs no JavaScript."""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from markupsafe import Markup, escape
+from mlflow import MlflowClient
+
+from serving.model_store import _run_documents
+
+WIDTH = 860
+LABEL_WIDTH = 340
+VALUE_WIDTH = 80
+ROW = 26
+AXIS = 28
+TOP_INPUTS = 8
+TOP_NEED_INPUTS = 5
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One row of a horizontal bar chart, in data units and in SVG pixels."""
+
+    kind: str  # "up" raises the score, "down" lowers it, "marker" is a level (base value or score)
+    label: str
+    contribution: float
+    start: float
+    end: float
+    x: float
+    y: float
+    width: float
+    input: str | None = None
+    shown: str = ""  # the record's value of the input
+    rest: int = 0  # how many inputs a grouped bar stands for
+
+
+@dataclass(frozen=True)
+class Tick:
+    x: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A horizontal bar chart: bars, the axis ticks and the zero line, with its pixel scale."""
+
+    bars: list[Bar]
+    ticks: list[Tick]
+    zero_x: float
+    scale: float  # pixels per log-odds unit, the same for every bar
+    width: int
+    height: int
+    plot_left: float
+    plot_right: float
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """A log-odds range (with zero and a margin) mapped onto the plot area between labels and values."""
+
+    low: float
+    high: float
+    left: float = LABEL_WIDTH + 10.0
+    right: float = WIDTH - VALUE_WIDTH - 10.0
+
+    @classmethod
+    def fit(cls, values: list[float]) -> _Axis:
+        low, high = min(0.0, *values), max(0.0, *values)
+        margin = (high - low) * 0.05 or 0.5
+        return cls(low - margin, high + margin)
+
+    @property
+    def scale(self) -> float:
+        return (self.right - self.left) / (self.high - self.low)
+
+    def x(self, value: float) -> float:
+        return self.left + (value - self.low) * self.scale
+
+    def bar(self, step: _Step, start: float, row: int) -> Bar:
+        end = start + step.contribution
+        kind = "up" if step.contribution >= 0 else "down"
+        width = abs(step.contribution) * self.scale
+        return Bar(
+            kind,
+            step.label,
+            step.contribution,
+            start,
+            end,
+            self.x(min(start, end)),
+            _row_y(row),
+            width,
+            step.input,
+            step.shown,
+            step.rest,
+        )
+
+    def marker(self, label: str, value: float, row: int) -> Bar:
+        return Bar("marker", label, value, value, value, self.x(value) - 1.5, _row_y(row), 3.0)
+
+    def chart(self, bars: list[Bar]) -> Chart:
+        raw = (self.high - self.low) / 5
+        power = 10 ** math.floor(math.log10(raw))
+        step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+        ticks = [
+            Tick(self.x(i * step), f"{i * step:g}")
+            for i in range(math.ceil(self.low / step), math.floor(self.high / step) + 1)
+        ]
+        return Chart(
+            bars, ticks, self.x(0.0), self.scale, WIDTH, _row_y(len(bars)) + 8, self.left, self.right
+        )
+
+
+@dataclass(frozen=True)
+class _Step:
+    label: str
+    contribution: float
+    input: str | None = None
+    shown: str = ""
+    rest: int = 0
+
+
+def waterfall(explained: dict[str, Any], top: int = TOP_INPUTS) -> Chart:
+    """Base value, then the `top` inputs by |contribution|, the rest grouped, ending at the log-odds."""
+    contributions = explained["contributions"]
+    steps = [_Step(c["input"], c["contribution"], c["input"], _shown(c)) for c in contributions[:top]]
+    if rest := contributions[top:]:
+        total = math.fsum(c["contribution"] for c in rest)
+        steps.append(_Step(f"{len(rest)} other inputs", total, rest=len(rest)))
+    starts = list(accumulate((s.contribution for s in steps), initial=explained["base_value"]))
+    axis = _Axis.fit([*starts, explained["log_odds"]])
+    bars = [axis.marker("Base value (average log-odds)", explained["base_value"], 0)]
+    bars += [
+        axis.bar(step, start, row)
+        for row, (step, start) in enumerate(zip(steps, starts[:-1], strict=True), start=1)
+    ]
+    probability = 1 / (1 + math.exp(-explained["log_odds"]))
+    bars.append(
+        axis.marker(f"Score: log-odds (probability {probability:.3f})", explained["log_odds"], len(steps) + 1)
+    )
+    return axis.chart(bars)
+
+
+def domain_chart(by_domain: dict[str, float]) -> Chart:
+    """Contributions summed per domain, each a bar from zero."""
+    items = sorted(by_domain.items(), key=lambda kv: -abs(kv[1]))
+    axis = _Axis.fit([v for _, v in items])
+    return axis.chart([axis.bar(_Step(domain, value), 0.0, row) for row, (domain, value) in enumerate(items)])
+
+
+def _shown(contribution: dict[str, Any]) -> str:
+    value = contribution["value"]
+    if value is None:
+        return "missing"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _row_y(row: int) -> float:
+    return AXIS + row * ROW
+
+
+def identity_sentence(explained: dict[str, Any], probability: float) -> str:
+    """The explanation's identity in words, with this score's own numbers."""
+    total = math.fsum(c["contribution"] for c in explained["contributions"])
+    recomputed = 1 / (1 + math.exp(-(explained["base_value"] + total)))
+    return (
+        f"The base value {explained['base_value']:.4f} plus the {len(explained['contributions'])} "
+        f"contributions, which sum to {total:+.4f}, gives the log-odds {explained['log_odds']:.4f}; "
+        f"the logistic function turns that into the risk probability {recomputed:.4f} "
+        f"(the recorded probability is {probability:.4f}). The contributions add up to the score exactly, "
+        "up to rounding."
+    )
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    x: float
+    y: float
+    probability: float
+    band: str
+    when: datetime
+    score_id: str
+
+
+@dataclass(frozen=True)
+class Trend:
+    points: list[TrendPoint]
+    cut_lines: list[Tick]  # y positions of the band cut points
+    width: int
+    height: int
+    left: float
+    right: float
+    top: float
+    bottom: float
+
+    @property
+    def path(self) -> str:
+        return " ".join(f"{'M' if i == 0 else 'L'}{p.x:.1f},{p.y:.1f}" for i, p in enumerate(self.points))
+
+
+def trend(scores: list[tuple[str, datetime, float, str]], cut_points: list[float]) -> Trend:
+    """Risk probability per assessment, oldest first, evenly spaced; band cut points as lines."""
+    left, right, top, bottom = 60.0, 700.0, 16.0, 196.0
+
+    def y(p: float) -> float:
+        return bottom - p * (bottom - top)
+
+    step = (right - left) / max(len(scores) - 1, 1)
+    points = [
+        TrendPoint(left + i * step if len(scores) > 1 else (left + right) / 2, y(p), p, band, when, score_id)
+        for i, (score_id, when, p, band) in enumerate(scores)
+    ]
+    return Trend(points, [Tick(y(c), f"{c:g}") for c in cut_points], 800, 230, left, right, top, bottom)
+
+
+_INLINE = [
+    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
+    (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
+]
+
+
+def markdown(text: str, shift: int = 1) -> Markup:
+    """The model card's Markdown (headings, tables, lists, paragraphs) as HTML; all text is escaped.
+
+    Headings move `shift` levels down, below the page's own headings."""
+    html: list[str] = []
+    blocks: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.strip():
+            blocks[-1].append(line.rstrip())
+        elif blocks[-1]:
+            blocks.append([])
+    for block in filter(None, blocks):
+        html.extend(_block(block, shift))
+    return Markup("\n".join(html))
+
+
+def _block(lines: list[str], shift: int) -> list[str]:
+    out: list[str] = []
+    paragraph: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        heading = re.match(rf"(#{{1,{6 - shift}}}) (.*)", line)
+        if heading or line.startswith(("|", "- ")):
+            out.extend(_paragraph(paragraph))
+            paragraph = []
+        if heading:
+            level = len(heading.group(1)) + shift
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+            i += 1
+        elif line.startswith("|"):
+            end = next((j for j in range(i, len(lines)) if not lines[j].startswith("|")), len(lines))
+            out.append(_table(lines[i:end]))
+            i = end
+        elif line.startswith("- "):
+            end = next((j for j in range(i, len(lines)) if not lines[j].startswith("- ")), len(lines))
+            out.append("<ul>" + "".join(f"<li>{_inline(item[2:])}</li>" for item in lines[i:end]) + "</ul>")
+            i = end
+        else:
+            paragraph.append(line)
+            i += 1
+    return out + _paragraph(paragraph)
+
+
+def _paragraph(lines: list[str]) -> list[str]:
+    return [f"<p>{_inline(' '.join(lines))}</p>"] if lines else []
+
+
+def _table(lines: list[str]) -> str:
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+    body = [r for r in rows[1:] if not all(re.fullmatch(r":?-+:?", cell) for cell in r)]
+    head = "".join(f'<th scope="col">{_inline(cell)}</th>' for cell in rows[0])
+    cells = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
+
+
+def _inline(text: str) -> str:
+    html = str(escape(text))
+    for pattern, replacement in _INLINE:
+        html = pattern.sub(replacement, html)
+    return html
+
+
+ARTIFACTS = {
+    "calibration.png": "Calibration on the test part: mean predicted probability against the observed rate "
+    "per bin; a calibrated model follows the diagonal.",
+    "roc.png": "ROC curves on the test part for this model and its baselines, with their AUCs.",
+    "shap_summary.png": "SHAP summary: each input's risk contributions (log-odds) across the test part.",
+    "domain_importance.png": "Mean absolute risk contribution per domain on the test part.",
+}
+VERSION_METRICS = ("test_risk_auc", "test_risk_brier", "test_risk_ece", "test_needs_macro_auc")
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: str
+    created: datetime
+    aliases: list[str]
+    run_id: str
+    metrics: dict[str, float]
+
+
+def registered_versions(name: str, limit: int = 20) -> list[VersionRow]:
+    """The newest registered versions of `name` with their aliases and headline test metrics."""
+    client = MlflowClient()
+    versions = sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: -int(v.version))[:limit]
+    return [
+        VersionRow(
+            str(v.version),
+            datetime.fromtimestamp(v.creation_timestamp / 1000, UTC),
+            sorted(v.aliases or []),
+            v.run_id,
+            {k: m for k, m in _run_metrics(v.run_id).items() if k in VERSION_METRICS},
+        )
+        for v in versions
+    ]
+
+
+def version_run_id(name: str, version: str) -> str | None:
+    """The training run of a registered version (a version number is never reused)."""
+    try:
+        return MlflowClient().get_model_version(name, version).run_id
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+@lru_cache(maxsize=64)
+def _run_metrics(run_id: str) -> dict[str, float]:
+    """A finished run's metrics never change, so they are fetched once."""
+    return dict(MlflowClient().get_run(run_id).data.metrics)
+
+
+@lru_cache(maxsize=16)
+def run_documents(run_id: str) -> dict[str, str]:
+    """An earlier version's evaluation and model card (run artifacts are immutable)."""
+    return _run_documents(run_id)
+
+
+def run_artifact(run_id: str, name: str) -> bytes | None:
+    """One whitelisted plot of a run, or None when the run has none."""
+    if name not in ARTIFACTS:
+        return None
+    try:
+        return _download(run_id, name)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+@lru_cache(maxsize=32)
+def _download(run_id: str, name: str) -> bytes:
+    """Cached only on success: a failed download raises and is tried again next time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=tmp)
+        return Path(path).read_bytes()
+
+
+def metric_table(evaluation: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[float | None]]]]:
+    """Risk metrics of the model beside each baseline's (baselines report AUC and Brier only)."""
+    baselines = evaluation.get("baselines", {})
+    risk = evaluation.get("risk", {})
+    columns = ["this model", *(f"baseline: {name}" for name in baselines)]
+    rows = [(metric, [risk.get(metric), *(b.get(metric) for b in baselines.values())]) for metric in risk]
+    return columns, rows
+
+
+@dataclass(frozen=True)
+class Gap:
+    name: str
+    value: float | None
+    gate: float | None
+
+    @property
+    def above_gate(self) -> bool:
+        return self.gate is not None and self.value is not None and self.value > self.gate
+
+
+def fairness_gaps(table: dict[str, Any], gated: bool, max_fpr_gap: float) -> list[Gap]:
+    """The gaps between groups; the FPR gap of the gated attribute carries the promotion gate."""
+    return [
+        Gap(name, table.get(f"{name}_gap"), max_fpr_gap if gated and name == "fpr" else None)
+        for name in ("fpr", "fnr", "ece")
+    ]

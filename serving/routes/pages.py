@@ -1,0 +1,389 @@
+"""Reviewer pages under /review: server-rendered HTML behind a signed session cookie of a reviewer key."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from serving import pages
+from serving.audit import ScoreFilter
+from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
+from serving.keys import ApiKey, KeyStore
+from serving.settings import Settings
+
+log = logging.getLogger("reintegra.pages")
+PREFIX = "/review"
+COOKIE = "reintegra_review"
+PAGE_ROLES = ("reviewer", "admin")
+PAGE_SIZE = 25
+PERSON_LIMIT = 200
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
+templates = Jinja2Templates(directory=str(resources.files("serving") / "templates"))
+templates.env.filters["signed"] = lambda v, digits=3: f"{v:+.{digits}f}".replace("-", "−")
+templates.env.filters["num"] = lambda v, digits=3: "n/a" if v is None else f"{v:.{digits}f}"
+templates.env.filters["when"] = lambda v: v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+templates.env.filters["exact"] = repr
+templates.env.filters["iso"] = lambda v: v.astimezone(UTC).isoformat()
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+class SignInRequired(Exception):
+    """No valid session: the handler redirects to the sign-in page, then back to `next`."""
+
+    def __init__(self, next_url: str):
+        self.next_url = next_url
+
+
+@dataclass(frozen=True)
+class Session:
+    csrf: str
+    key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    key: ApiKey
+    csrf: str
+
+
+def install_pages(app: FastAPI) -> None:
+    """Add the pages, their static files and the sign-in redirect to `app`."""
+    settings: Settings = app.state.settings
+    secret = settings.session_secret
+    if not secret:
+        secret = secrets.token_urlsafe(32)
+        if settings.workers > 1:
+            log.warning("REINTEGRA_SESSION_SECRET is unset: each worker signs its own sessions; set it")
+    app.state.page_sessions = URLSafeTimedSerializer(secret, salt="reintegra.review.session")
+    app.include_router(router)
+    app.mount(f"{PREFIX}/static", StaticFiles(packages=[("serving", "static")]), name="review-static")
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(_: Request, exc: SignInRequired) -> Response:
+        return RedirectResponse(f"{PREFIX}/sign-in?{urlencode({'next': exc.next_url})}", status_code=303)
+
+
+def _read_session(request: Request, settings: Settings) -> Session | None:
+    raw = request.cookies.get(COOKIE)
+    if not raw:
+        return None
+    try:
+        data = request.app.state.page_sessions.loads(raw, max_age=settings.session_hours * 3600)
+    except BadSignature:  # also an expired one
+        return None
+    return Session(data["c"], data.get("k"))
+
+
+def _set_session(response: Response, request: Request, settings: Settings, session: Session) -> None:
+    """The session holds the key's id and a CSRF token, never the key; signed, timestamped, HttpOnly."""
+    value = request.app.state.page_sessions.dumps({"c": session.csrf, "k": session.key_id})
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=int(settings.session_hours * 3600),
+        path=PREFIX,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+def _active_key(keys: KeyStore, key_id: str) -> ApiKey | None:
+    """Looked up on every request, so revoking the key ends its sessions at once."""
+    return next((k for k in keys.list() if k.id == key_id and k.revoked_at is None), None)
+
+
+def signed_in(request: Request, keys: KeysDep, settings: SettingsDep) -> Reviewer:
+    session = _read_session(request, settings)
+    key = _active_key(keys, session.key_id) if session and session.key_id else None
+    if session is None or key is None or key.role not in PAGE_ROLES:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInRequired(target)
+    return Reviewer(key, session.csrf)
+
+
+ReviewerDep = Annotated[Reviewer, Depends(signed_in)]
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    return templates.TemplateResponse(request, name, context, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path under /review: never an open redirect to another site."""
+    if target and target.startswith(f"{PREFIX}/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return f"{PREFIX}/scores"
+
+
+def _not_found(request: Request, reviewer: Reviewer, what: str) -> Response:
+    return _render(request, "not_found.html", {"reviewer": reviewer, "what": what}, 404)
+
+
+@router.get("", include_in_schema=False)
+@router.get("/", include_in_schema=False)
+def home() -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/scores", status_code=303)
+
+
+@router.get("/sign-in")
+def sign_in_form(
+    request: Request, keys: KeysDep, settings: SettingsDep, next: str | None = None, signed_out: bool = False
+) -> Response:
+    session = _read_session(request, settings)
+    if session and session.key_id and _active_key(keys, session.key_id):
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _sign_in_page(request, settings, session, next, "You have signed out." if signed_out else None)
+
+
+def _sign_in_page(
+    request: Request,
+    settings: Settings,
+    session: Session | None,
+    next: str | None,
+    message: str | None,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    """The form with a CSRF token that an anonymous session cookie carries too (double submit)."""
+    session = Session(session.csrf if session else secrets.token_urlsafe(32))
+    context = {"csrf": session.csrf, "next": _safe_next(next), "message": message, "error": error}
+    response = _render(request, "sign_in.html", context, status)
+    _set_session(response, request, settings, session)
+    return response
+
+
+@router.post("/sign-in")
+def sign_in(
+    request: Request,
+    keys: KeysDep,
+    settings: SettingsDep,
+    key: Annotated[str, Form(max_length=200)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Admit a reviewer or admin key; a new session (and CSRF token) replaces the anonymous one."""
+    session = _read_session(request, settings)
+    if session is None or not hmac.compare_digest(session.csrf, csrf):
+        return _sign_in_page(request, settings, None, next, None, "The form expired; please try again.", 403)
+    found = keys.verify(key.strip()) if key.strip() else None
+    if found is None:
+        return _sign_in_page(request, settings, session, next, None, "Unknown or revoked key.", 401)
+    if found.role not in PAGE_ROLES:
+        error = f"A {found.role} key cannot open the reviewer pages; sign in with a reviewer key."
+        return _sign_in_page(request, settings, session, next, None, error, 403)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    _set_session(response, request, settings, Session(secrets.token_urlsafe(32), found.id))
+    return response
+
+
+@router.post("/sign-out")
+def sign_out(
+    request: Request, settings: SettingsDep, csrf: Annotated[str, Form(max_length=100)] = ""
+) -> Response:
+    session = _read_session(request, settings)
+    if session is not None and not hmac.compare_digest(session.csrf, csrf):
+        return Response("The sign-out form expired; reload the page and try again.", 403)
+    response = RedirectResponse(f"{PREFIX}/sign-in?signed_out=true", status_code=303)
+    response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="lax")
+    return response
+
+
+def _day(text: str | None) -> tuple[date | None, str | None]:
+    if not text:
+        return None, None
+    try:
+        return date.fromisoformat(text), None
+    except ValueError:
+        return None, f"{text!r} is not a date (YYYY-MM-DD)"
+
+
+@router.get("/scores")
+def scores_page(
+    request: Request,
+    reviewer: ReviewerDep,
+    audit: AuditDep,
+    holder: HolderDep,
+    band: Annotated[str, Query(max_length=32)] = "",
+    model_version: Annotated[str, Query(max_length=32)] = "",
+    person_id: Annotated[str, Query(max_length=128)] = "",
+    since: Annotated[str, Query(max_length=10)] = "",
+    until: Annotated[str, Query(max_length=10)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    """Newest first, filtered; the date range is inclusive and in UTC."""
+    first, since_error = _day(since)
+    last, until_error = _day(until)
+    where = ScoreFilter(
+        person_id=person_id.strip() or None,
+        since=datetime.combine(first, time(), UTC) if first else None,
+        until=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
+        band=band or None,
+        model_version=model_version or None,
+    )
+    rows, total = audit.search(where, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    filters = {
+        "band": band,
+        "model_version": model_version,
+        "person_id": person_id,
+        "since": since,
+        "until": until,
+    }
+    query = {k: v for k, v in filters.items() if v}
+    pages_count = max(1, -(-total // PAGE_SIZE))
+    return _render(
+        request,
+        "scores.html",
+        {
+            "reviewer": reviewer,
+            "rows": rows,
+            "total": total,
+            "page": page,
+            "pages": pages_count,
+            "filters": filters,
+            "errors": [e for e in (since_error, until_error) if e],
+            "bands": holder.current.bundle.spec.risk_bands.labels,
+            "versions": audit.model_versions(),
+            "previous": f"?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,
+            "next": f"?{urlencode({**query, 'page': page + 1})}" if page < pages_count else None,
+        },
+    )
+
+
+@router.get("/scores/{score_id}")
+def score_page(request: Request, score_id: str, reviewer: ReviewerDep, audit: AuditDep) -> Response:
+    row = audit.get(score_id)
+    if row is None:
+        return _not_found(request, reviewer, f"No score with id {score_id}.")
+    explanation = row.result["explanation"]
+    need_tops = {
+        need["need"]: explanation["needs"][need["need"]]["contributions"][: pages.TOP_NEED_INPUTS]
+        for need in row.result["needs"]
+        if need["flagged"] and need["need"] in explanation["needs"]
+    }
+    return _render(
+        request,
+        "score.html",
+        {
+            "reviewer": reviewer,
+            "row": row,
+            "risk": row.result["risk"],
+            "needs": row.result["needs"],
+            "explained": explanation["risk"],
+            "waterfall": pages.waterfall(explanation["risk"]),
+            "domains": pages.domain_chart(explanation["risk"]["by_domain"]),
+            "need_tops": need_tops,
+            "identity": pages.identity_sentence(explanation["risk"], row.risk_probability),
+            "identity_formula": explanation["identity"],
+        },
+    )
+
+
+@router.get("/people/{person_id:path}")
+def person_page(
+    request: Request, person_id: str, reviewer: ReviewerDep, audit: AuditDep, holder: HolderDep
+) -> Response:
+    """One person's assessments, oldest first, so the trend reads left to right."""
+    rows, total = audit.search(ScoreFilter(person_id=person_id), PERSON_LIMIT, 0)
+    if not rows:
+        return _not_found(request, reviewer, f"No scores for person {person_id}.")
+    rows.reverse()
+    spec = holder.current.bundle.spec
+    need_names = [n.name for n in spec.needs]
+    return _render(
+        request,
+        "person.html",
+        {
+            "reviewer": reviewer,
+            "person_id": person_id,
+            "rows": rows,
+            "total": total,
+            "trend": pages.trend(
+                [(r.id, r.created_at, r.risk_probability, r.risk_band) for r in rows],
+                spec.risk_bands.cut_points,
+            ),
+            "need_names": need_names,
+            "need_rows": [(r, {n["need"]: n for n in r.result["needs"]}) for r in rows],
+        },
+    )
+
+
+@router.get("/model")
+def serving_model(reviewer: ReviewerDep, holder: HolderDep) -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/model/{quote(holder.current.version)}", status_code=303)
+
+
+@router.get("/model/{version}")
+def model_page(
+    request: Request, version: str, reviewer: ReviewerDep, holder: HolderDep, settings: SettingsDep
+) -> Response:
+    """A version's metrics, plots, fairness audit and card; the serving one is already in memory."""
+    serving = holder.current
+    versions = pages.registered_versions(holder.name)
+    listed = next((v for v in versions if v.version == version), None)
+    if version == serving.version:
+        documents, run_id = serving.documents, serving.run_id
+    elif listed is not None:
+        documents, run_id = pages.run_documents(listed.run_id), listed.run_id
+    else:
+        return _not_found(request, reviewer, f"No version {version} of {holder.name} among the newest.")
+    evaluation = json.loads(documents.get("evaluation.json", "{}"))
+    gates = serving.bundle.spec.gates
+    columns, metric_rows = pages.metric_table(evaluation)
+    return _render(
+        request,
+        "model.html",
+        {
+            "reviewer": reviewer,
+            "name": holder.name,
+            "version": version,
+            "serving_version": serving.version,
+            "alias": settings.model_alias,
+            "run_id": run_id,
+            "versions": versions,
+            "metric_columns": columns,
+            "metric_rows": metric_rows,
+            "needs": evaluation.get("needs", {}),
+            "macro_auc": evaluation.get("macro_auc"),
+            "artifacts": pages.ARTIFACTS,
+            "fairness": {
+                attribute: (
+                    table,
+                    pages.fairness_gaps(table, attribute == gates.fairness_attribute, gates.max_fpr_gap),
+                )
+                for attribute, table in evaluation.get("fairness", {}).items()
+            },
+            "gates": gates,
+            "card": pages.markdown(documents.get("model_card.md", ""), shift=2),
+        },
+    )
+
+
+@router.get("/model/{version}/artifacts/{name}")
+def model_artifact(name: str, version: str, reviewer: ReviewerDep, holder: HolderDep) -> Response:
+    """A plot logged with the version's training run, fetched from MLflow."""
+    run_id = pages.version_run_id(holder.name, version)
+    content = pages.run_artifact(run_id, name) if run_id else None
+    if content is None:
+        return Response(f"no plot {name} for version {version}", 404, media_type="text/plain")
+    return Response(content, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

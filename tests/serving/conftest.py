@@ -1,0 +1,153 @@
+"""A real MLflow store with a champion, and real uvicorn servers on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serving.database import make_engine, migrate
+from serving.keys import KeyStore
+
+STARTUP_SECONDS = 90
+
+
+@dataclass
+class Registry:
+    """A temporary MLflow store holding a trained and promoted model."""
+
+    uri: str
+    version: str
+    folder: Path
+    data: Path
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory, training_raw, spec) -> Iterator[Registry]:
+    import mlflow
+
+    from training.promote import promote
+    from training.train import train
+
+    folder = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    data = folder / "cohort.csv"
+    training_raw.iloc[:3000].to_csv(data, index=False)
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    result = train(spec, data, name="reintegra", seed=2)
+    promote("reintegra", result.model_version, force=True, reason="test fixture")
+    yield Registry(uri, result.model_version, folder, data)
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A `python -m serving` process on loopback with one key per role."""
+
+    base_url: str
+    process: subprocess.Popen
+    database: str
+    env: dict[str, str]
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def client(self, role: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(
+    registry: Registry,
+    folder: Path,
+    *,
+    database: str | None = None,
+    extra_env: dict | None = None,
+    workers: int = 1,
+) -> Server:
+    database = database or f"sqlite:///{folder}/reintegra.db"
+    engine = make_engine(database)
+    migrate(engine)
+    store = KeyStore(engine)
+    keys = {role: store.create(role, f"test {role}")[1] for role in ("scorer", "reviewer", "admin")}
+    engine.dispose()
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": registry.uri,
+        "REINTEGRA_AUDIT_URL": database,
+        "REINTEGRA_KEYS_URL": database,
+        "REINTEGRA_POLL_SECONDS": "0",
+        **(extra_env or {}),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(folder / "server.log", "ab"),  # noqa: SIM115
+    )
+    server = Server(f"http://127.0.0.1:{port}", process, database, env, keys)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {(folder / 'server.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{server.base_url}/readyz", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError("server did not become ready in time")
+
+
+@pytest.fixture(scope="module")
+def server(registry, tmp_path_factory) -> Iterator[Server]:
+    running = start_server(registry, tmp_path_factory.mktemp("server"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def api_records(training_raw, spec) -> list[dict]:
+    """Records as a case-management system sends them: JSON types, release-time fields only."""
+    records = []
+    for raw in training_raw.iloc[3000:3100].to_dict("records"):
+        record = {}
+        for name in [*spec.inputs(), *spec.protected]:
+            value = raw.get(name)
+            if not isinstance(value, str):
+                continue
+            kind = spec.column(name).kind
+            record[name] = (
+                float(value) if kind == "numeric" else (value == "Yes") if kind == "boolean" else value
+            )
+        records.append(record)
+    return records

@@ -1,0 +1,219 @@
+"""The scoring API against a real uvicorn server on loopback."""
+
+import math
+
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+def _identity_holds(explanation: dict) -> bool:
+    total = explanation["base_value"] + sum(c["contribution"] for c in explanation["contributions"])
+    return abs(total - explanation["log_odds"]) < 1e-6
+
+
+def test_score_one_record(server, api_records, registry):
+    with server.client("scorer") as client:
+        response = client.post(
+            "/v1/scores", json={"person_id": "P-1", "assessment_id": "A-1", "record": api_records[0]}
+        )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["model"]["version"] == registry.version and body["model"]["name"] == "reintegra"
+    assert response.headers["x-request-id"] == body["request_id"]
+    probability = body["risk"]["probability"]
+    assert 0 < probability < 1 and body["risk"]["horizon_years"] == 3
+    risk = body["explanation"]["risk"]
+    assert _identity_holds(risk)
+    assert risk["log_odds"] == pytest.approx(math.log(probability / (1 - probability)), abs=1e-6)
+    for need in body["needs"]:
+        explained = body["explanation"]["needs"][need["need"]]
+        assert _identity_holds(explained)
+        assert explained["log_odds"] == pytest.approx(
+            math.log(need["probability"] / (1 - need["probability"])), abs=1e-6
+        )
+        assert need["interventions"]
+    assert "identity" in body["explanation"]
+
+
+def test_batch_reports_bad_items_in_place(server, api_records):
+    items = [{"person_id": "P-2", "record": r} for r in api_records[:5]]
+    items.insert(2, {"record": {**api_records[5], "Prison_Years": "forever"}})
+    with server.client("scorer") as client:
+        response = client.post("/v1/scores:batch", json={"items": items})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["scored"], body["failed"]) == (5, 1)
+    assert [item["status"] for item in body["items"]] == [201, 201, 422, 201, 201, 201]
+    error = body["items"][2]["errors"][0]
+    assert error["field"] == "record.Prison_Years" and "More than 3 years" in error["message"]
+    versions = {item["score"]["model"]["version"] for item in body["items"] if item["status"] == 201}
+    assert len(versions) == 1
+
+
+def test_batch_over_the_limit_is_refused(server, api_records):
+    with server.client("scorer") as client:
+        response = client.post("/v1/scores:batch", json={"items": [{"record": api_records[0]}] * 1001})
+    assert response.status_code == 422
+    assert "at most 1000 items" in response.json()["detail"]
+
+
+def test_missing_and_unknown_keys_get_401(server, api_records):
+    with server.client() as client:
+        missing = client.post("/v1/scores", json={"record": api_records[0]})
+        unknown = client.post(
+            "/v1/scores", json={"record": api_records[0]}, headers={"Authorization": "Bearer rk_nope"}
+        )
+    for response in (missing, unknown):
+        assert response.status_code == 401
+        assert response.headers["content-type"] == PROBLEM
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert "Authorization: Bearer" in missing.json()["detail"]
+    assert unknown.json()["detail"] == "unknown or revoked API key"
+
+
+def test_wrong_role_gets_403(server, api_records):
+    with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
+        reading = scorer.get("/v1/scores")
+        scoring = reviewer.post("/v1/scores", json={"record": api_records[0]})
+        reloading = reviewer.post("/v1/admin/reload")
+    assert [r.status_code for r in (reading, scoring, reloading)] == [403, 403, 403]
+    assert reading.json()["detail"] == "a scorer key cannot do this; it needs a reviewer key"
+    assert reading.headers["content-type"] == PROBLEM
+
+
+def test_invalid_record_gets_422_listing_every_bad_field(server, api_records):
+    record = {
+        **api_records[0],
+        "Prison_Years": "forever",
+        "Gender": "X",
+        "Shoe_Size": 44,
+        "Supervision_Risk_Score_First": 99,
+    }
+    with server.client("scorer") as client:
+        response = client.post("/v1/scores", json={"record": record})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    errors = {e["field"]: e for e in response.json()["errors"]}
+    assert set(errors) == {
+        "record.Prison_Years",
+        "record.Gender",
+        "record.Shoe_Size",
+        "record.Supervision_Risk_Score_First",
+    }
+    assert "'M' or 'F'" in errors["record.Gender"]["message"]
+    assert errors["record.Prison_Years"]["value"] == "forever"
+    assert "unknown field" in errors["record.Shoe_Size"]["message"]
+    assert "less than or equal to 10" in errors["record.Supervision_Risk_Score_First"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"{not json", {"content-type": "application/json"}),
+        (b"[]", {"content-type": "application/json"}),
+        (b'{"record": "x"}', {"content-type": "application/json"}),
+        (b"\xff\xfe", {"content-type": "application/json"}),
+        (b"record=1", {"content-type": "application/x-www-form-urlencoded"}),
+    ],
+)
+def test_malformed_bodies_never_give_500(server, body, headers):
+    with server.client("scorer") as client:
+        response = client.post("/v1/scores", content=body, headers=headers)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+
+
+def test_audit_record_is_retrievable_and_searchable(server, api_records):
+    with server.client("scorer") as scorer:
+        created = scorer.post("/v1/scores", json={"person_id": "P-audit", "record": api_records[3]}).json()
+    with server.client("reviewer") as reviewer:
+        stored = reviewer.get(f"/v1/scores/{created['id']}")
+        page = reviewer.get("/v1/scores", params={"person_id": "P-audit"})
+        by_band = reviewer.get("/v1/scores", params={"band": created["risk"]["band"], "limit": 500})
+        missing = reviewer.get("/v1/scores/does-not-exist")
+        bad_query = reviewer.get("/v1/scores", params={"limit": 0, "since": "yesterday"})
+    assert stored.status_code == 200
+    stored = stored.json()
+    assert stored["risk"] == created["risk"] and stored["explanation"] == created["explanation"]
+    assert stored["record"] == api_records[3]
+    assert stored["request_id"] == created["request_id"]
+    assert [item["id"] for item in page.json()["items"]] == [created["id"]]
+    assert created["id"] in {item["id"] for item in by_band.json()["items"]}
+    assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+    assert bad_query.status_code == 422
+    assert {e["field"] for e in bad_query.json()["errors"]} == {"query.limit", "query.since"}
+
+
+def test_protected_attribute_is_stored_but_changes_nothing(server, api_records):
+    record = api_records[4]
+    flipped = {**record, "Race": "WHITE" if record.get("Race") == "BLACK" else "BLACK"}
+    with server.client("scorer") as client:
+        first = client.post("/v1/scores", json={"record": record}).json()
+        second = client.post("/v1/scores", json={"record": flipped}).json()
+    assert first["risk"] == second["risk"]
+    assert first["explanation"]["risk"] == second["explanation"]["risk"]
+
+
+def test_model_endpoint_shows_metrics_baselines_fairness_and_card(server, registry):
+    with server.client("reviewer") as client:
+        body = client.get("/v1/model").json()
+    assert body["version"] == registry.version and body["alias"] == "champion"
+    assert {"logistic", "incumbent"} <= set(body["baselines"])
+    assert "auc" in body["metrics"]["risk"]
+    assert "Race" in body["fairness"]
+    assert body["model_card"].startswith("# Model card")
+    assert "Race" not in body["inputs"]
+
+
+def test_health_readiness_and_metrics(server, api_records):
+    with (
+        server.client() as anonymous,
+        server.client("reviewer") as reviewer,
+        server.client("scorer") as scorer,
+    ):
+        assert anonymous.get("/healthz").json() == {"status": "ok"}
+        assert anonymous.get("/readyz").status_code == 200
+        assert anonymous.get("/metrics").status_code == 401
+        scorer.post("/v1/scores", json={"record": api_records[0]})
+        text = reviewer.get("/metrics").text
+    assert 'reintegra_requests_total{method="POST",route="/v1/scores",status="201"}' in text
+    assert "reintegra_request_seconds_bucket" in text
+    assert "reintegra_scores_total{band=" in text
+    assert 'reintegra_model_version{name="reintegra",version=' in text
+
+
+def test_request_id_is_kept_or_generated(server):
+    with server.client() as client:
+        kept = client.get("/healthz", headers={"X-Request-ID": "case-123"})
+        unsafe = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert kept.headers["x-request-id"] == "case-123"
+    assert (
+        unsafe.headers["x-request-id"] != "bad id with spaces" and len(unsafe.headers["x-request-id"]) == 32
+    )
+
+
+def test_openapi_documents_the_generated_record(server):
+    with server.client() as client:
+        schema = client.get("/openapi.json").json()
+    record = schema["components"]["schemas"]["Record"]
+    assert "Prison_Years" in record["properties"] and "Race" in record["properties"]
+    assert record["additionalProperties"] is False
+    assert record["examples"]
+    assert {
+        "/v1/scores",
+        "/v1/scores:batch",
+        "/v1/scores/{score_id}",
+        "/v1/model",
+        "/v1/admin/reload",
+    } <= set(schema["paths"])
+
+
+def test_times_are_utc_with_their_zone(server, api_records):
+    with server.client("scorer") as scorer:
+        created = scorer.post("/v1/scores", json={"person_id": "P-time", "record": api_records[1]}).json()
+    with server.client("reviewer") as reviewer:
+        listed = reviewer.get("/v1/scores", params={"person_id": "P-time"}).json()["items"][0]
+        stored = reviewer.get(f"/v1/scores/{created['id']}").json()
+    assert created["created_at"].endswith("Z")
+    assert listed["created_at"] == stored["created_at"] == created["created_at"]

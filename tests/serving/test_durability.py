@@ -1,0 +1,131 @@
+"""Nothing returned is lost, reloads swap versions cleanly, online equals offline, keys apply live."""
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from models.pyfunc import load_bundle
+from serving.audit import AuditStore
+from serving.database import make_engine
+from tests.serving.conftest import start_server
+
+
+def test_a_score_survives_sigkill_right_after_its_201(registry, tmp_path, api_records):
+    server = start_server(registry, tmp_path)
+    try:
+        with server.client("scorer") as client:
+            created = client.post("/v1/scores", json={"person_id": "P-kill", "record": api_records[7]})
+            server.process.send_signal(signal.SIGKILL)
+        assert created.status_code == 201
+    finally:
+        server.stop(signal.SIGKILL)
+    stored = AuditStore(make_engine(server.database)).get(created.json()["id"])
+    assert stored is not None
+    assert stored.result["risk"] == created.json()["risk"]
+    restarted = start_server(registry, tmp_path, database=server.database)
+    try:
+        with restarted.client("reviewer") as client:
+            assert client.get(f"/v1/scores/{created.json()['id']}").status_code == 200
+    finally:
+        restarted.stop()
+
+
+def test_online_scores_equal_the_registered_bundle_offline(server, registry, api_records):
+    records = api_records[:25]
+    with server.client("scorer") as client:
+        online = client.post("/v1/scores:batch", json={"items": [{"record": r} for r in records]}).json()
+    offline = load_bundle(f"models:/reintegra/{registry.version}").score_records(records)
+    for item, expected in zip(online["items"], offline, strict=True):
+        score = item["score"]
+        assert score["risk"] == expected["risk"]
+        assert score["needs"] == expected["needs"]
+        assert score["explanation"] == expected["explanation"]
+
+
+def test_keys_created_and_revoked_by_the_cli_apply_without_restart(server, api_records):
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "serving", "keys", *args],
+            capture_output=True,
+            text=True,
+            env=server.env,
+            timeout=120,
+        )
+
+    created = cli("create", "--role", "scorer", "--name", "case system")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    key_id = created.stdout.split(" key ")[1].split()[0]
+    headers = {"Authorization": f"Bearer {key}"}
+    with server.client() as client:
+        assert client.post("/v1/scores", json={"record": api_records[0]}, headers=headers).status_code == 201
+        listing = cli("list").stdout
+        assert key_id in listing and "case system" in listing and key not in listing
+        assert cli("revoke", key_id).returncode == 0
+        assert client.post("/v1/scores", json={"record": api_records[0]}, headers=headers).status_code == 401
+    assert cli("create", "--role", "root").returncode == 2
+
+
+@pytest.fixture(scope="module")
+def second_version(registry, spec):
+    from training.train import train
+
+    return train(spec, registry.data, name="reintegra", seed=9)
+
+
+def test_reload_under_load_fails_nothing_and_never_mixes_versions(
+    registry, second_version, tmp_path, api_records
+):
+    from training.promote import promote
+
+    server = start_server(registry, tmp_path)
+    bundles = {
+        registry.version: load_bundle(f"models:/reintegra/{registry.version}"),
+        second_version.model_version: load_bundle(f"models:/reintegra/{second_version.model_version}"),
+    }
+    responses, failures, stop = [], [], threading.Event()
+
+    def load(worker: int) -> None:
+        with server.client("scorer") as client:
+            count = 0
+            while not stop.is_set() and count < 400:
+                record = api_records[(worker * 7 + count) % len(api_records)]
+                response = client.post("/v1/scores", json={"record": record})
+                (responses if response.status_code == 201 else failures).append((record, response))
+                count += 1
+
+    workers = [threading.Thread(target=load, args=(i,)) for i in range(4)]
+    try:
+        for thread in workers:
+            thread.start()
+        time.sleep(1.5)
+        promote("reintegra", second_version.model_version, force=True, reason="reload test")
+        with server.client("admin") as admin:
+            reloaded = admin.post("/v1/admin/reload")
+        time.sleep(1.5)
+        stop.set()
+        for thread in workers:
+            thread.join(timeout=60)
+    finally:
+        stop.set()
+        server.stop()
+    assert reloaded.status_code == 200, reloaded.text
+    assert reloaded.json() == {
+        "previous_version": registry.version,
+        "version": second_version.model_version,
+        "changed": True,
+    }
+    assert failures == []
+    versions = [r.json()["model"]["version"] for _, r in responses]
+    assert set(versions) == {registry.version, second_version.model_version}
+    last_old = max(i for i, v in enumerate(versions) if v == registry.version)
+    assert versions.count(second_version.model_version) > 10 and last_old < len(versions) - 1
+    for record, response in responses[::5]:
+        body = response.json()
+        expected = bundles[body["model"]["version"]].score_records([record])[0]
+        assert body["risk"] == expected["risk"] and body["needs"] == expected["needs"]
+        assert body["explanation"] == expected["explanation"]

@@ -1,0 +1,248 @@
+"""Reviewer pages end to end: a real server, headless Debian Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+INSTALL_SECONDS = 900
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+REASSESSED = "P-REASSESSED"
+REASSESSMENTS = 3
+TOP_INPUTS = 8
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium; a fresh CI machine gets it from apt (never `playwright install`)."""
+    if not CHROMIUM.exists():
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            pytest.skip(f"{CHROMIUM} is missing and apt-get cannot run here (not root or not Debian)")
+        try:
+            subprocess.run(
+                ["sh", "-c", "apt-get update && apt-get install -y chromium"],
+                check=True,
+                capture_output=True,
+                timeout=INSTALL_SECONDS,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            output = getattr(exc, "stderr", b"") or b""
+            pytest.skip(f"could not install Chromium with apt-get: {exc}; {output.decode()[-500:]}")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Path) -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def scores(server, api_records) -> list[dict]:
+    """Scores in creation order; one person is assessed several times."""
+    created = []
+    with server.client("scorer") as client:
+        for index, record in enumerate(api_records[:12]):
+            person = REASSESSED if index < REASSESSMENTS else f"P-{index}"
+            body = {"assessment_id": f"A-{index}", "person_id": person, "record": record}
+            response = client.post("/v1/scores", json=body)
+            assert response.status_code == 201, response.text
+            created.append(response.json())
+    return created
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(base_url=server.base_url, viewport={"width": 1200, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def sign_in(page, key: str, path: str = "/review/scores") -> None:
+    page.goto(path)
+    page.get_by_label("API key").fill(key)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_pages_without_a_session_redirect_to_sign_in(server, scores):
+    with httpx.Client(base_url=server.base_url) as client:
+        for path in [
+            "/review/scores",
+            f"/review/scores/{scores[0]['id']}",
+            "/review/model",
+            f"/review/people/{REASSESSED}",
+        ]:
+            response = client.get(path, params={"band": "high"} if path == "/review/scores" else None)
+            assert response.status_code == 303, path
+            location = urlsplit(response.headers["location"])
+            assert location.path == "/review/sign-in"
+            expected = path + ("?band=high" if path == "/review/scores" else "")
+            assert parse_qs(location.query)["next"] == [expected]
+        client.cookies.set("reintegra_review", "not-a-signed-session")
+        assert client.get("/review/scores").status_code == 303
+
+
+def test_a_scorer_key_cannot_sign_in(page, server):
+    sign_in(page, server.keys["scorer"])
+    assert urlsplit(page.url).path == "/review/sign-in"
+    assert "cannot open the reviewer pages" in page.get_by_role("alert").inner_text()
+    page.goto("/review/scores")
+    assert urlsplit(page.url).path == "/review/sign-in"
+
+
+def test_sign_in_needs_the_forms_csrf_token(server):
+    with httpx.Client(base_url=server.base_url) as client:
+        form = client.get("/review/sign-in")
+        assert form.status_code == 200
+        cookie = form.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie and "path=/review" in cookie
+        assert "max-age=" in cookie
+        refused = client.post("/review/sign-in", data={"key": server.keys["reviewer"], "csrf": "forged"})
+        assert refused.status_code == 403
+        assert client.get("/review/scores").status_code == 303
+
+
+def test_reviewer_reads_scores_and_explanations(page, server, scores):
+    sign_in(page, server.keys["reviewer"])
+    assert urlsplit(page.url).path == "/review/scores"
+    shown = page.locator("table.scores tbody tr").evaluate_all("rows => rows.map(r => r.dataset.scoreId)")
+    assert shown == [s["id"] for s in reversed(scores)]
+    screenshot(page, "scores")
+
+    band = scores[0]["risk"]["band"]
+    page.get_by_label("Risk band").select_option(band)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Filter").click()
+    bands = page.locator("table.scores tbody tr .band").all_inner_texts()
+    assert bands and set(bands) == {band}
+    assert len(bands) == sum(s["risk"]["band"] == band for s in scores)
+
+    score = scores[-1]
+    page.goto("/review/scores")
+    with page.expect_navigation():
+        page.locator(f"tr[data-score-id='{score['id']}'] a").first.click()
+    assert urlsplit(page.url).path == f"/review/scores/{score['id']}"
+    with server.client("reviewer") as client:
+        api = client.get(f"/v1/scores/{score['id']}").json()["explanation"]["risk"]
+    check_waterfall(page, api)
+    check_domains(page, api)
+    identity = page.locator("#identity").inner_text()
+    assert f"{api['log_odds']:.4f}" in identity and "add up to the score" in identity
+    screenshot(page, "score")
+
+    with page.expect_navigation():
+        page.locator("#model-link").click()
+    assert page.locator("#model-version").inner_text() == score["model"]["version"]
+    assert page.locator("#serving-state").inner_text() == "Serving"
+    assert page.locator("table.fairness tbody tr").count() >= 2
+    assert page.locator("table.fairness tfoot").first.inner_text().count("gate") >= 1
+    plots = page.locator(".plots img")
+    plots.last.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('.plots img')].every(i => i.complete)")
+    assert plots.evaluate_all("images => images.map(i => i.naturalWidth > 0)") == [True] * plots.count()
+    assert page.locator(".card h3").first.inner_text().startswith("Model card")
+    screenshot(page, "model")
+
+    page.goto(f"/review/people/{REASSESSED}")
+    assert page.locator("#person-scores tbody tr").count() == REASSESSMENTS
+    assert page.locator("#trend circle.point").count() == REASSESSMENTS
+    screenshot(page, "person")
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign out").click()
+    assert "You have signed out." in page.content()
+    page.goto(f"/review/scores/{score['id']}")
+    assert urlsplit(page.url).path == "/review/sign-in"
+
+
+def check_waterfall(page, api: dict) -> None:
+    """The bars carry the API's numbers, chain from the base value to the log-odds, and are to scale."""
+    svg = page.locator("svg#waterfall")
+    scale, zero = float(svg.get_attribute("data-scale")), float(svg.get_attribute("data-zero"))
+    bars = svg.locator("rect.bar[data-contribution]").evaluate_all(
+        """rects => rects.map(r => ({input: r.dataset.input ?? null, rest: +(r.dataset.rest ?? 0),
+            contribution: +r.dataset.contribution, start: +r.dataset.start, end: +r.dataset.end,
+            x: +r.getAttribute('x'), width: +r.getAttribute('width')}))"""
+    )
+    top, rest = api["contributions"][:TOP_INPUTS], api["contributions"][TOP_INPUTS:]
+    assert [b["input"] for b in bars[:TOP_INPUTS]] == [c["input"] for c in top]
+    for bar, contribution in zip(bars, top, strict=False):
+        assert bar["contribution"] == pytest.approx(contribution["contribution"], abs=1e-9)
+    assert bars[-1]["rest"] == len(rest)
+    assert bars[-1]["contribution"] == pytest.approx(math.fsum(c["contribution"] for c in rest), abs=1e-9)
+    assert bars[0]["start"] == pytest.approx(api["base_value"], abs=1e-9)
+    for before, after in pairwise(bars):
+        assert after["start"] == pytest.approx(before["end"], abs=1e-9)
+    assert bars[-1]["end"] == pytest.approx(api["log_odds"], abs=1e-6)
+    for bar in bars:
+        assert bar["width"] == pytest.approx(abs(bar["contribution"]) * scale, abs=1e-3)
+        assert bar["x"] == pytest.approx(zero + min(bar["start"], bar["end"]) * scale, abs=1e-3)
+    assert svg.locator("rect.bar[data-input] title").count() == TOP_INPUTS
+    table = page.locator("#waterfall-table tbody tr")
+    assert table.count() == len(bars) + 2
+
+
+def check_domains(page, api: dict) -> None:
+    svg = page.locator("svg#domains")
+    scale = float(svg.get_attribute("data-scale"))
+    bars = svg.locator("rect.bar").evaluate_all(
+        "rects => rects.map(r => [+r.dataset.contribution, +r.getAttribute('width')])"
+    )
+    expected = sorted(api["by_domain"].values(), key=lambda v: -abs(v))
+    assert [b[0] for b in bars] == pytest.approx(expected, abs=1e-9)
+    assert [b[1] for b in bars] == pytest.approx([abs(v) * scale for v in expected], abs=1e-3)
+
+
+def test_pages_read_without_javascript_and_by_keyboard(browser, server, scores):
+    context = browser.new_context(base_url=server.base_url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        sign_in(page, server.keys["reviewer"], f"/review/scores/{scores[0]['id']}")
+        assert urlsplit(page.url).path == f"/review/scores/{scores[0]['id']}"
+        assert page.locator("svg#waterfall rect.bar[data-input]").count() == TOP_INPUTS
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+        page.keyboard.press("Enter")
+        page.goto("/review/scores")
+        for label in ["Risk band", "Model version", "Person id", "From (UTC)", "To (UTC, inclusive)"]:
+            assert page.get_by_label(label).count() == 1
+        page.get_by_label("Person id").fill(REASSESSED)
+        with page.expect_navigation():
+            page.get_by_label("Person id").press("Enter")
+        assert page.locator("table.scores tbody tr").count() == REASSESSMENTS
+    finally:
+        context.close()
