@@ -14,6 +14,7 @@ from features.needs import need_labels
 from features.records import read_records
 from features.spec import DatasetSpec, SpecError, load_spec
 from features.synth import generate_georgia_cohort
+from features.synth_generic import generate_cohort
 from features.validation import ValidationReport, validate_records
 
 app = typer.Typer(
@@ -111,11 +112,16 @@ def synth(
     out: Annotated[Path, typer.Option(help="CSV file to write.")],
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same file.")] = 0,
 ) -> None:
-    """Write a synthetic cohort in the spec's layout (built in for georgia_parole)."""
+    """Write a synthetic cohort in the spec's layout.
+
+    georgia_parole has a generator matched to the real cohort's statistics; any other spec gets
+    records driven by one latent risk, enough to exercise training and serving end to end.
+    """
     dataset = _load(spec)
-    if dataset.name != "georgia_parole":
-        raise _fail(f"synth generates the georgia_parole layout only, not {dataset.name}")
-    cohort = generate_georgia_cohort(rows, seed)
+    if dataset.name == "georgia_parole":
+        cohort = generate_georgia_cohort(rows, seed)
+    else:
+        cohort = generate_cohort(dataset, rows, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     cohort.to_csv(out, index=False)
     typer.echo(f"wrote {len(cohort)} rows to {out}", err=True)
