@@ -8,7 +8,7 @@ SYNTH_ROWS ?= 20000
 SYNTH_SEED ?= 42
 SYNTH := data/synthetic_georgia_parole.csv
 
-.PHONY: install run test lint synth validate train bootstrap bench-train mlflow-ui serve dev-setup clean
+.PHONY: install run test lint synth validate train bootstrap bench bench-train mlflow-ui serve dev-setup clean
 
 install: $(STAMP)
 
@@ -36,6 +36,9 @@ train: $(if $(filter $(SYNTH),$(DATA)),$(SYNTH)) | $(STAMP)
 # Trains and promotes a first champion on the synthetic cohort, only when none exists.
 bootstrap: validate
 	$(PY) -m training bootstrap --spec $(SPEC) --data $(SYNTH) --name $(MODEL_NAME)
+
+bench: install
+	$(PY) bench/api_benchmark.py
 
 bench-train: install
 	$(PY) bench/train_benchmark.py

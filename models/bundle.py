@@ -40,9 +40,9 @@ class ScoringBundle:
     def __post_init__(self) -> None:
         names = list(self.encoder.get_feature_names_out())
         self.inputs = names
+        self._need_inputs = {need: list(model.feature_names_in_) for need, model in self.needs.items()}
         self._need_columns = {
-            need: np.array([names.index(c) for c in model.feature_names_in_])
-            for need, model in self.needs.items()
+            need: np.array([names.index(c) for c in inputs]) for need, inputs in self._need_inputs.items()
         }
         self._domains = self.spec.domains()
 
@@ -76,7 +76,7 @@ class ScoringBundle:
                 need: self._explanation(
                     record,
                     X[i, self._need_columns[need]],
-                    list(self.needs[need].feature_names_in_),
+                    self._need_inputs[need],
                     base[i],
                     phi[i],
                 )

@@ -15,6 +15,7 @@ from serving.keys import KeyStore
 from serving.model_store import ModelHolder
 from serving.observability import Metrics, RequestContextMiddleware, configure_logging
 from serving.routes import admin, health, model
+from serving.routes.pages import install_pages
 from serving.routes.scores import scores_router
 from serving.schemas import example_record, record_model, score_request_model
 from serving.settings import Settings
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(model.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    install_pages(app)
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -36,6 +36,7 @@ def serve(
         port=port or settings.port,
         workers=workers or settings.workers,
         log_level="info",
+        access_log=False,
     )
 
 

@@ -17,23 +17,24 @@ from serving.settings import Settings
 _bearer = HTTPBearer(auto_error=False, description="API key: Authorization: Bearer <key>")
 
 
-def get_settings(request: Request) -> Settings:
+# Plain attribute reads: async, so FastAPI does not hop to the thread pool for each one.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_holder(request: Request) -> ModelHolder:
+async def get_holder(request: Request) -> ModelHolder:
     return request.app.state.holder
 
 
-def get_audit(request: Request) -> AuditStore:
+async def get_audit(request: Request) -> AuditStore:
     return request.app.state.audit
 
 
-def get_keys(request: Request) -> KeyStore:
+async def get_keys(request: Request) -> KeyStore:
     return request.app.state.keys
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 

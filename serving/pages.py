@@ -300,6 +300,14 @@ ARTIFACTS = {
     "shap_summary.png": "SHAP summary: each input's risk contributions (log-odds) across the test part.",
     "domain_importance.png": "Mean absolute risk contribution per domain on the test part.",
 }
+METRIC_LABELS = {
+    "auc": "AUC",
+    "brier": "Brier score",
+    "log_loss": "log loss",
+    "ece": "ECE (expected calibration error)",
+    "calibration_slope": "calibration slope",
+    "calibration_intercept": "calibration intercept",
+}
 VERSION_METRICS = ("test_risk_auc", "test_risk_brier", "test_risk_ece", "test_needs_macro_auc")
 
 
@@ -371,7 +379,10 @@ def metric_table(evaluation: dict[str, Any]) -> tuple[list[str], list[tuple[str,
     baselines = evaluation.get("baselines", {})
     risk = evaluation.get("risk", {})
     columns = ["this model", *(f"baseline: {name}" for name in baselines)]
-    rows = [(metric, [risk.get(metric), *(b.get(metric) for b in baselines.values())]) for metric in risk]
+    rows = [
+        (METRIC_LABELS.get(metric, metric), [risk.get(metric), *(b.get(metric) for b in baselines.values())])
+        for metric in risk
+    ]
     return columns, rows
 
 
@@ -386,9 +397,9 @@ class Gap:
         return self.gate is not None and self.value is not None and self.value > self.gate
 
 
-def fairness_gaps(table: dict[str, Any], gated: bool, max_fpr_gap: float) -> list[Gap]:
-    """The gaps between groups; the FPR gap of the gated attribute carries the promotion gate."""
-    return [
-        Gap(name, table.get(f"{name}_gap"), max_fpr_gap if gated and name == "fpr" else None)
-        for name in ("fpr", "fnr", "ece")
-    ]
+def fairness_gaps(table: dict[str, Any], gated: bool, max_fpr_gap: float) -> dict[str, Gap]:
+    """The gaps between groups by metric; the FPR gap of the gated attribute carries the promotion gate."""
+    return {
+        name: Gap(name, table.get(f"{name}_gap"), max_fpr_gap if gated and name == "fpr" else None)
+        for name in ("ece", "fpr", "fnr")
+    }

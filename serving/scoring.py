@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -36,6 +38,17 @@ def score_requests(
         )
         for req, record, result in zip(requests, records, results, strict=True)
     ]
+
+
+def score_json(row: ScoreRow) -> bytes:
+    """The 201 body, serialised once: the audit row already holds exactly these values."""
+    return json.dumps(score_public(row), default=_iso, separators=(",", ":")).encode()
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def score_public(row: ScoreRow, with_record: bool = False) -> dict[str, Any]:

@@ -114,6 +114,7 @@ def _active_key(keys: KeyStore, key_id: str) -> ApiKey | None:
 
 
 def signed_in(request: Request, keys: KeysDep, settings: SettingsDep) -> Reviewer:
+    """The session's active reviewer or admin key; otherwise off to sign in, and back afterwards."""
     session = _read_session(request, settings)
     key = _active_key(keys, session.key_id) if session and session.key_id else None
     if session is None or key is None or key.role not in PAGE_ROLES:
@@ -140,8 +141,8 @@ def _not_found(request: Request, reviewer: Reviewer, what: str) -> Response:
     return _render(request, "not_found.html", {"reviewer": reviewer, "what": what}, 404)
 
 
-@router.get("", include_in_schema=False)
-@router.get("/", include_in_schema=False)
+@router.get("")
+@router.get("/")
 def home() -> RedirectResponse:
     return RedirectResponse(f"{PREFIX}/scores", status_code=303)
 

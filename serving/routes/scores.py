@@ -1,17 +1,16 @@
 """Scores: create one or a batch (scorers), read and search them (reviewers)."""
 
-
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey, SettingsDep
 from serving.problems import PROBLEM_JSON, field_errors
 from serving.schemas import BatchPublic, Problem, ScorePage, ScorePublic, ScoreSummary
-from serving.scoring import score_public, score_requests
+from serving.scoring import score_json, score_public, score_requests
 
 PROBLEMS = {
     status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
@@ -44,12 +43,12 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any]) -> AP
         holder: HolderDep,
         audit: AuditDep,
         metrics: MetricsDep,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Risk, needs with interventions and exact explanations; committed to the audit trail first."""
         rows = score_requests(holder.current, [body], request.state.request_id, key.id)
         audit.record(rows)
         metrics.scores.labels(rows[0].risk_band).inc()
-        return score_public(rows[0])
+        return Response(score_json(rows[0]), status_code=201, media_type="application/json")
 
     @router.post("/scores:batch", response_model=BatchPublic, summary="Score up to max_batch records")
     def create_scores_batch(

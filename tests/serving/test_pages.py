@@ -169,7 +169,7 @@ def test_reviewer_reads_scores_and_explanations(page, server, scores):
     assert page.locator("#model-version").inner_text() == score["model"]["version"]
     assert page.locator("#serving-state").inner_text() == "Serving"
     assert page.locator("table.fairness tbody tr").count() >= 2
-    assert page.locator("table.fairness tfoot").first.inner_text().count("gate") >= 1
+    assert "the FPR gap" in page.locator("p.gate").first.inner_text()
     plots = page.locator(".plots img")
     plots.last.scroll_into_view_if_needed()
     page.wait_for_function("() => [...document.querySelectorAll('.plots img')].every(i => i.complete)")
@@ -246,3 +246,59 @@ def test_pages_read_without_javascript_and_by_keyboard(browser, server, scores):
         assert page.locator("table.scores tbody tr").count() == REASSESSMENTS
     finally:
         context.close()
+
+
+def test_fairness_gaps_above_the_gate_are_marked():
+    from serving.pages import fairness_gaps
+
+    table = {"fpr_gap": 0.08, "fnr_gap": 0.2, "ece_gap": 0.01}
+    gated = {name: gap.above_gate for name, gap in fairness_gaps(table, gated=True, max_fpr_gap=0.05).items()}
+    assert gated == {"fpr": True, "fnr": False, "ece": False}
+    assert not any(gap.above_gate for gap in fairness_gaps(table, gated=False, max_fpr_gap=0.05).values())
+
+
+def test_model_card_markdown_is_escaped():
+    from serving.pages import markdown
+
+    html = str(
+        markdown("# Card <script>\n\n| a | b |\n| --- | --- |\n| `x` | **y** |\n\n- one\n- two", shift=2)
+    )
+    assert "<h3>Card &lt;script&gt;</h3>" in html
+    assert "<td><code>x</code></td><td><strong>y</strong></td>" in html
+    assert "<ul><li>one</li><li>two</li></ul>" in html and "<script>" not in html
+
+
+def test_a_short_explanation_has_no_grouped_bar():
+    from serving.pages import waterfall
+
+    explained = {
+        "base_value": -0.5,
+        "log_odds": 0.25,
+        "contributions": [
+            {"input": "a", "value": 1.0, "domain": "d", "contribution": 1.0},
+            {"input": "b", "value": None, "domain": "d", "contribution": -0.25},
+        ],
+    }
+    chart = waterfall(explained)
+    assert [bar.kind for bar in chart.bars] == ["marker", "up", "down", "marker"]
+    assert chart.bars[2].end == pytest.approx(0.25)
+    assert chart.bars[1].width == pytest.approx(4 * chart.bars[2].width)
+
+
+def test_the_model_page_marks_a_gap_above_the_gate():
+    from features.spec import Gates
+    from serving.pages import fairness_gaps
+    from serving.routes.pages import templates
+
+    table = {"threshold": 0.5, "groups": {}, "fpr_gap": 0.08, "fnr_gap": 0.01, "ece_gap": 0.02}
+    gates = Gates(fairness_attribute="Race", max_fpr_gap=0.05)
+    html = templates.get_template("model.html").render(
+        name="reintegra",
+        version="2",
+        serving_version="2",
+        gates=gates,
+        artifacts={},
+        fairness={"Race": (table, fairness_gaps(table, gated=True, max_fpr_gap=gates.max_fpr_gap))},
+    )
+    assert 'class="num over-gate" data-gap="fpr"' in html
+    assert "Race: the FPR gap 0.0800 is <strong>above</strong> the gate 0.05." in " ".join(html.split())
