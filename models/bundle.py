@@ -46,6 +46,11 @@ class ScoringBundle:
         }
         self._domains = self.spec.domains()
 
+    def __setstate__(self, state: dict) -> None:
+        """Recompute the lookup caches on load, so a bundle pickled by an older release still scores."""
+        self.__dict__.update(state)
+        self.__post_init__()
+
     def encode(self, records: pd.DataFrame) -> pd.DataFrame:
         """Validated (or text) records as model inputs, including derived ones."""
         return self.encoder.transform(records)

@@ -36,10 +36,12 @@ def _field_type(column: ColumnSpec) -> Any:
         return bool
     if column.kind == "numeric":
         return Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False)]
-    return Annotated[str, Field(max_length=200)]
+    return Annotated[str, Field(max_length=200, pattern=PRINTABLE)]
 
 
-Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+# No control characters: PostgreSQL refuses NUL, and ids are shown to people.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
 
 
 def score_request_model(record: type[BaseModel]) -> type[BaseModel]:

@@ -1,16 +1,29 @@
 """Scores: create one or a batch (scorers), read and search them (reviewers)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey, SettingsDep
 from serving.problems import PROBLEM_JSON, field_errors
-from serving.schemas import BatchPublic, Problem, ScorePage, ScorePublic, ScoreSummary
+from serving.schemas import PRINTABLE, BatchPublic, Problem, ScorePage, ScorePublic, ScoreSummary
 from serving.scoring import score_json, score_public, score_requests
+
+MAX_OFFSET = 1_000_000_000
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive times are UTC; a time that cannot be expressed in UTC is refused, not a 500."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("time is out of range once converted to UTC") from exc
+
+
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 PROBLEMS = {
     status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
@@ -95,13 +108,13 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any]) -> AP
     def list_scores(
         key: ReviewerKey,
         audit: AuditDep,
-        person_id: Annotated[str | None, Query(max_length=128)] = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        band: Annotated[str | None, Query(max_length=32)] = None,
-        model_version: Annotated[str | None, Query(max_length=32)] = None,
+        person_id: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
+        since: UtcTime | None = None,
+        until: UtcTime | None = None,
+        band: Annotated[str | None, Query(max_length=32, pattern=PRINTABLE)] = None,
+        model_version: Annotated[str | None, Query(max_length=32, pattern=PRINTABLE)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> dict[str, Any]:
         rows, total = audit.search(ScoreFilter(person_id, since, until, band, model_version), limit, offset)
         items = [

@@ -217,3 +217,19 @@ def test_times_are_utc_with_their_zone(server, api_records):
         stored = reviewer.get(f"/v1/scores/{created['id']}").json()
     assert created["created_at"].endswith("Z")
     assert listed["created_at"] == stored["created_at"] == created["created_at"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "0001-01-01T00:00:00+14:00"},
+        {"until": "9999-12-31T23:59:59-14:00"},
+        {"offset": str(10**20)},
+        {"person_id": "P\x00"},
+    ],
+)
+def test_out_of_range_queries_are_refused_not_crashed(server, params):
+    with server.client("reviewer") as client:
+        response = client.get("/v1/scores", params=params)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == f"query.{next(iter(params))}"

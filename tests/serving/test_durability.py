@@ -129,3 +129,20 @@ def test_reload_under_load_fails_nothing_and_never_mixes_versions(
         expected = bundles[body["model"]["version"]].score_records([record])[0]
         assert body["risk"] == expected["risk"] and body["needs"] == expected["needs"]
         assert body["explanation"] == expected["explanation"]
+
+
+def test_alias_polling_picks_up_a_new_champion(registry, second_version, tmp_path):
+    from training.promote import promote
+
+    promote("reintegra", second_version.model_version, force=True, reason="polling test: start")
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_POLL_SECONDS": "1"})
+    try:
+        with server.client("reviewer") as client:
+            assert client.get("/v1/model").json()["version"] == second_version.model_version
+            promote("reintegra", registry.version, force=True, reason="polling test: back")
+            deadline = time.monotonic() + 30
+            while client.get("/v1/model").json()["version"] != registry.version:
+                assert time.monotonic() < deadline, "the poller did not load the new champion in 30 s"
+                time.sleep(0.5)
+    finally:
+        server.stop()

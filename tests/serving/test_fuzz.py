@@ -1,9 +1,11 @@
 """Property-based fuzzing of every documented operation: no input gives a 5xx."""
 
+import os
+
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = int(os.environ.get("REINTEGRA_FUZZ_EXAMPLES", "30"))
 
 
 def test_no_generated_input_gives_a_server_error(server):
@@ -17,6 +19,7 @@ def test_no_generated_input_gives_a_server_error(server):
         @given(case=operation.as_strategy())
         @settings(
             max_examples=MAX_EXAMPLES,
+            derandomize=os.environ.get("REINTEGRA_FUZZ_RANDOM") is None,
             deadline=None,
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
