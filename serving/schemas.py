@@ -169,8 +169,6 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-Role = Literal["scorer", "reviewer", "admin"]
-
 
 def example_record(spec: DatasetSpec) -> dict[str, Any]:
     """A valid record for the API docs: a middle level or value of every input."""
