@@ -58,11 +58,12 @@ class KeyStore:
 
     def verify(self, key: str) -> ApiKey | None:
         """The active key matching `key`, or None."""
+        query = select(ApiKeyRow.id, ApiKeyRow.name, ApiKeyRow.role, ApiKeyRow.created_at).where(
+            ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.revoked_at.is_(None)
+        )
         with self._sessions() as session:
-            row = session.scalar(
-                select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.revoked_at.is_(None))
-            )
-            return None if row is None else _public(row)
+            found = session.execute(query).first()
+        return None if found is None else ApiKey(*found, revoked_at=None)
 
     def list(self) -> list[ApiKey]:
         with self._sessions() as session:

@@ -169,7 +169,6 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-
 def example_record(spec: DatasetSpec) -> dict[str, Any]:
     """A valid record for the API docs: a middle level or value of every input."""
     example: dict[str, Any] = {}
