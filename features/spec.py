@@ -264,6 +264,10 @@ class DatasetSpec(_Strict):
             if c.known in known and c.name not in self.protected and c.name not in exclude
         ]
 
+    def layout(self) -> list[str]:
+        """Every column of a labelled file, in declared order: id, columns, outcome."""
+        return [self.id, *(c.name for c in self.columns), self.outcome.column]
+
     def derived_inputs(self, inputs: Iterable[str]) -> list[DerivedSpec]:
         """Derived inputs computable from `inputs` (and from each other), in declared order."""
         available, chosen = set(inputs), []

@@ -12,25 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-COLUMNS = [
-    "ID", "Gender", "Race", "Age_at_Release", "Residence_PUMA", "Gang_Affiliated",
-    "Supervision_Risk_Score_First", "Supervision_Level_First", "Education_Level", "Dependents",
-    "Prison_Offense", "Prison_Years", "Prior_Arrest_Episodes_Felony", "Prior_Arrest_Episodes_Misd",
-    "Prior_Arrest_Episodes_Violent", "Prior_Arrest_Episodes_Property", "Prior_Arrest_Episodes_Drug",
-    "Prior_Arrest_Episodes_PPViolationCharges", "Prior_Arrest_Episodes_DVCharges",
-    "Prior_Arrest_Episodes_GunCharges", "Prior_Conviction_Episodes_Felony",
-    "Prior_Conviction_Episodes_Misd", "Prior_Conviction_Episodes_Viol",
-    "Prior_Conviction_Episodes_Prop", "Prior_Conviction_Episodes_Drug",
-    "Prior_Conviction_Episodes_PPViolationCharges",
-    "Prior_Conviction_Episodes_DomesticViolenceCharges", "Prior_Conviction_Episodes_GunCharges",
-    "Prior_Revocations_Parole", "Prior_Revocations_Probation", "Condition_MH_SA",
-    "Condition_Cog_Ed", "Condition_Other", "Violations_ElectronicMonitoring",
-    "Violations_Instruction", "Violations_FailToReport", "Violations_MoveWithoutPermission",
-    "Delinquency_Reports", "Program_Attendances", "Program_UnexcusedAbsences", "Residence_Changes",
-    "Avg_Days_per_DrugTest", "DrugTests_THC_Positive", "DrugTests_Cocaine_Positive",
-    "DrugTests_Meth_Positive", "DrugTests_Other_Positive", "Percent_Days_Employed",
-    "Jobs_Per_Year", "Employment_Exempt", "Recidivism_Within_3years",
-]  # fmt: skip
+from features.spec import load_spec
 
 _NO_YES = ("No", "Yes")
 
@@ -498,4 +480,5 @@ def _render(c: _Cohort) -> pd.DataFrame:
     for column, codes in c.codes.items():
         if column in _SHARES:
             cells[column] = np.array([*_SHARES[column], None], dtype=object)[codes].tolist()
-    return pd.DataFrame({column: cells[column] for column in COLUMNS}, dtype="str")
+    layout = load_spec("georgia_parole").layout()
+    return pd.DataFrame({column: cells[column] for column in layout}, dtype="str")

@@ -114,7 +114,7 @@ def test_band_edges_belong_to_the_band_above(spec):
 
 def test_georgia_spec_matches_the_real_header(spec, real_data_path):
     header = real_data_path.read_text().splitlines()[0].split(",")
-    assert header == [spec.id, *(c.name for c in spec.columns), spec.outcome.column]
+    assert header == spec.layout()
 
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
