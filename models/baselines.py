@@ -76,5 +76,5 @@ class IncumbentBaseline(ClassifierMixin, BaseEstimator):
 
     def _design(self, score: np.ndarray) -> np.ndarray:
         missing = np.isnan(score)
-        filled = np.where(missing, getattr(self, "fill_", 0.0), score)
+        filled = np.where(missing, self.fill_, score)
         return np.column_stack([filled, missing.astype(float)])

@@ -40,7 +40,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     holder = ModelHolder(settings.model_name, settings.model_alias)
     holder.reload()
     metrics = Metrics()
-    metrics.serving(holder.name, holder.current.version)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, insert, select, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from serving.tables import ScoreRow
 
@@ -66,7 +66,7 @@ class AuditStore:
 
     def model_versions(self) -> list[str]:
         """Every model version that has produced a score."""
-        with Session(self.engine) as session:
+        with self._sessions() as session:
             return sorted(session.scalars(select(ScoreRow.model_version).distinct()).all(), key=_numeric)
 
     def writable(self) -> bool:

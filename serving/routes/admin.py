@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from serving.deps import AdminKey, HolderDep, MetricsDep
+from serving.deps import AdminKey, HolderDep
 from serving.routes.scores import PROBLEMS
 from serving.schemas import ReloadPublic
 
@@ -14,8 +14,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=PROBLEMS)
 
 
 @router.post("/reload", response_model=ReloadPublic, summary="Load the version the alias points at")
-def reload_model(key: AdminKey, holder: HolderDep, metrics: MetricsDep) -> dict[str, Any]:
+def reload_model(key: AdminKey, holder: HolderDep) -> dict[str, Any]:
     """The new version loads beside the old one; requests in flight finish on the old one."""
     previous, version = holder.reload()
-    metrics.serving(holder.name, version)
     return {"previous_version": previous, "version": version, "changed": previous != version}

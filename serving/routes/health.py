@@ -27,5 +27,6 @@ def read_readiness(holder: HolderDep, audit: AuditDep) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics (reviewer or admin key)")
 def read_metrics(key: ReviewerKey, metrics: MetricsDep, holder: HolderDep) -> Response:
+    # Read at scrape time, so a reload by the poller or the admin route shows without bookkeeping.
     metrics.serving(holder.name, holder.current.version)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
