@@ -40,11 +40,15 @@ class ScoringBundle:
     def __post_init__(self) -> None:
         names = list(self.encoder.get_feature_names_out())
         self.inputs = names
-        self._need_inputs = {need: list(model.feature_names_in_) for need, model in self.needs.items()}
-        self._need_columns = {
-            need: np.array([names.index(c) for c in inputs]) for need, inputs in self._need_inputs.items()
+        domains = self.spec.domains()
+        self._layouts = {"risk": _Layout.of(names, np.arange(len(names)), domains)} | {
+            need: _Layout.of(
+                list(model.feature_names_in_),
+                np.array([names.index(c) for c in model.feature_names_in_]),
+                domains,
+            )
+            for need, model in self.needs.items()
         }
-        self._domains = self.spec.domains()
 
     def __setstate__(self, state: dict) -> None:
         """Recompute the lookup caches on load, so a bundle pickled by an older release still scores."""
@@ -70,23 +74,17 @@ class ScoringBundle:
     def score_records(self, records: Sequence[Mapping[str, object]]) -> list[dict]:
         """Risk, needs with interventions, and exact explanations for each (valid) record."""
         X = np.vstack([self.encoder.encode_record(r) for r in records])
-        risk_base, risk_phi = self.risk.explain(X)
-        need_parts = {
-            need: model.explain(X[:, self._need_columns[need]]) for need, model in self.needs.items()
+        parts = {"risk": self.risk.explain(X)} | {
+            need: model.explain(X[:, self._layouts[need].columns]) for need, model in self.needs.items()
         }
         results = []
         for i, record in enumerate(records):
-            risk = self._explanation(record, X[i], self.inputs, risk_base[i], risk_phi[i])
-            needs_explained = {
-                need: self._explanation(
-                    record,
-                    X[i, self._need_columns[need]],
-                    self._need_inputs[need],
-                    base[i],
-                    phi[i],
-                )
-                for need, (base, phi) in need_parts.items()
+            shown = [_shown_value(record, name, value) for name, value in zip(self.inputs, X[i], strict=True)]
+            explained = {
+                output: self._layouts[output].explain(shown, base[i], phi[i])
+                for output, (base, phi) in parts.items()
             }
+            risk = explained.pop("risk")
             results.append(
                 {
                     "risk": {
@@ -97,8 +95,8 @@ class ScoringBundle:
                     "needs": [
                         {
                             "need": need.name,
-                            "probability": needs_explained[need.name]["probability"],
-                            "flagged": needs_explained[need.name]["probability"] >= need.flag_threshold,
+                            "probability": explained[need.name]["probability"],
+                            "flagged": explained[need.name]["probability"] >= need.flag_threshold,
                             "interventions": list(need.interventions),
                         }
                         for need in self.spec.needs
@@ -106,42 +104,51 @@ class ScoringBundle:
                     "explanation": {
                         "identity": IDENTITY,
                         "risk": _public(risk),
-                        "needs": {name: _public(e) for name, e in needs_explained.items()},
+                        "needs": {name: _public(e) for name, e in explained.items()},
                     },
                 }
             )
         return results
 
-    def _explanation(
-        self,
-        record: Mapping[str, object],
-        row: np.ndarray,
-        names: list[str],
-        base: float,
-        phi: np.ndarray,
-    ) -> dict:
+
+@dataclass(frozen=True)
+class _Layout:
+    """One output's inputs: their names, positions among all inputs, and domains."""
+
+    names: list[str]
+    columns: np.ndarray
+    domains: list[str]
+    domain_codes: np.ndarray
+    domain_names: list[str]
+
+    @classmethod
+    def of(cls, names: list[str], columns: np.ndarray, domains: Mapping[str, str]) -> _Layout:
+        in_order = [domains[name] for name in names]
+        domain_names = list(dict.fromkeys(in_order))
+        codes = np.array([domain_names.index(d) for d in in_order], dtype=int)
+        return cls(names, columns, in_order, codes, domain_names)
+
+    def explain(self, shown: list[object], base: float, phi: np.ndarray) -> dict:
+        """Contributions largest first, sums per domain, and the log-odds they add up to."""
         log_odds = float(base + phi.sum())
-        contributions = sorted(
-            (
-                {
-                    "input": name,
-                    "value": _shown_value(record, name, value),
-                    "domain": self._domains[name],
-                    "contribution": float(c),
-                }
-                for name, value, c in zip(names, row, phi, strict=True)
-            ),
-            key=lambda item: -abs(item["contribution"]),
-        )
-        by_domain: dict[str, float] = {}
-        for item in contributions:
-            by_domain[item["domain"]] = by_domain.get(item["domain"], 0.0) + item["contribution"]
+        by_domain = np.bincount(self.domain_codes, weights=phi, minlength=len(self.domain_names))
         return {
             "base_value": float(base),
             "log_odds": log_odds,
             "probability": float(sigmoid(log_odds)),
-            "contributions": contributions,
-            "by_domain": dict(sorted(by_domain.items(), key=lambda kv: -abs(kv[1]))),
+            "contributions": [
+                {
+                    "input": self.names[j],
+                    "value": shown[self.columns[j]],
+                    "domain": self.domains[j],
+                    "contribution": float(phi[j]),
+                }
+                for j in np.argsort(-np.abs(phi), kind="stable")
+            ],
+            "by_domain": {
+                self.domain_names[d]: float(by_domain[d])
+                for d in np.argsort(-np.abs(by_domain), kind="stable")
+            },
         }
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from serving.audit import new_score_id, utc_now
@@ -42,13 +41,7 @@ def score_requests(
 
 def score_json(row: ScoreRow) -> bytes:
     """The 201 body, serialised once: the audit row already holds exactly these values."""
-    return json.dumps(score_public(row), default=_iso, separators=(",", ":")).encode()
-
-
-def _iso(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+    return orjson.dumps(score_public(row), option=orjson.OPT_UTC_Z)
 
 
 def score_public(row: ScoreRow, with_record: bool = False) -> dict[str, Any]:
