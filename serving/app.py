@@ -37,15 +37,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     keys_engine = audit_engine if settings.keys_url == settings.audit_url else make_engine(settings.keys_url)
     if keys_engine is not audit_engine:
         migrate(keys_engine)
-    holder = ModelHolder(settings.model_name, settings.model_alias)
-    holder.reload()
     metrics = Metrics()
+    holder = ModelHolder(settings.model_name, settings.model_alias, on_swap=metrics.serving)
+    holder.reload()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         holder.start_polling(settings.poll_seconds)
         yield
         holder.stop_polling()
+        metrics.worker_stopped()
 
     app = FastAPI(title="reintegra", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,7 @@ import uvicorn
 
 from serving.database import make_engine, migrate
 from serving.keys import ROLES, KeyStore
+from serving.observability import shared_metrics_folder
 from serving.settings import Settings
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
@@ -29,15 +31,17 @@ def serve(
     if ctx.invoked_subcommand is not None:
         return
     settings = Settings()
-    uvicorn.run(
-        "serving.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        log_level="info",
-        access_log=False,
-    )
+    workers = workers or settings.workers
+    with shared_metrics_folder() if workers > 1 else contextlib.nullcontext():
+        uvicorn.run(
+            "serving.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_level="info",
+            access_log=False,
+        )
 
 
 def _store() -> KeyStore:

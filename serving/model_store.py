@@ -6,6 +6,7 @@ import json
 import logging
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,10 +43,14 @@ class ServingModel:
 
 
 class ModelHolder:
-    """Holds the serving model; a reload loads beside the old one and swaps one reference."""
+    """Holds the serving model; a reload loads beside the old one and swaps one reference.
 
-    def __init__(self, name: str, alias: str):
+    `on_swap(name, version, previous_version)` runs after every swap (the metrics use it).
+    """
+
+    def __init__(self, name: str, alias: str, on_swap: Callable[[str, str, str | None], None]):
         self.name, self.alias = name, alias
+        self._on_swap = on_swap
         self._current: ServingModel | None = None
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
@@ -76,7 +81,9 @@ class ModelHolder:
                 )
             self._current = loaded
             log.info("serving %s version %s", self.name, version)
-            return (previous.version if previous else None), version
+            previous_version = previous.version if previous else None
+            self._on_swap(self.name, version, previous_version)
+            return previous_version, version
 
     def start_polling(self, seconds: float) -> None:
         """Check the alias every `seconds` in a daemon thread; a failed check keeps the old model."""

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
+import os
 import re
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -16,8 +21,16 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
 class Metrics:
-    """Prometheus metrics of one app, in their own registry."""
+    """Prometheus metrics of one app, in their own registry.
+
+    With several workers (`PROMETHEUS_MULTIPROC_DIR` set, as `python -m serving --workers N`
+    does), every worker writes its values to that folder and a scrape adds them up, so any
+    worker answers for all.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -34,14 +47,52 @@ class Metrics:
         self.scores = Counter("reintegra_scores_total", "Scores returned", ["band"], registry=self.registry)
         self.model_version = Gauge(
             "reintegra_model_version",
-            "Version of the serving model (1 = serving)",
+            "Version each worker serves (1 = serving, 0 = served before)",
             ["name", "version"],
             registry=self.registry,
+            multiprocess_mode="liveall",
         )
 
-    def serving(self, name: str, version: str) -> None:
-        self.model_version.clear()
+    def serving(self, name: str, version: str, previous: str | None) -> None:
+        """Marks a model swap; the old version stays as 0, since other workers' values are files."""
+        if previous is not None and previous != version:
+            self.model_version.labels(name, previous).set(0)
         self.model_version.labels(name, version).set(1)
+
+    def exposition(self) -> bytes:
+        """The text a scrape returns: this worker's values, or every live worker's together."""
+        if MULTIPROCESS_DIR not in os.environ:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)
+        return generate_latest(combined)
+
+    @staticmethod
+    def worker_stopped() -> None:
+        """Drops this worker's live gauges from the shared folder."""
+        if MULTIPROCESS_DIR in os.environ:
+            multiprocess.mark_process_dead(os.getpid())
+
+
+@contextlib.contextmanager
+def shared_metrics_folder() -> Iterator[None]:
+    """Gives the workers of one server an empty folder for their metrics, for as long as it runs.
+
+    Honours a `PROMETHEUS_MULTIPROC_DIR` already set (emptied first, as prometheus_client asks);
+    otherwise uses a temporary folder removed afterwards.
+    """
+    given = os.environ.get(MULTIPROCESS_DIR)
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="reintegra-metrics-") as folder:
+        os.environ[MULTIPROCESS_DIR] = folder
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR]
 
 
 class RequestContextMiddleware:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey
 from serving.problems import problem
@@ -26,7 +26,5 @@ def read_readiness(holder: HolderDep, audit: AuditDep) -> Response:
 
 
 @router.get("/metrics", summary="Prometheus metrics (reviewer or admin key)")
-def read_metrics(key: ReviewerKey, metrics: MetricsDep, holder: HolderDep) -> Response:
-    # Read at scrape time, so a reload by the poller or the admin route shows without bookkeeping.
-    metrics.serving(holder.name, holder.current.version)
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+def read_metrics(key: ReviewerKey, metrics: MetricsDep) -> Response:
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

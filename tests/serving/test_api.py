@@ -2,7 +2,11 @@
 
 import math
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.serving.conftest import start_server
 
 PROBLEM = "application/problem+json"
 
@@ -233,3 +237,27 @@ def test_out_of_range_queries_are_refused_not_crashed(server, params):
         response = client.get("/v1/scores", params=params)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == f"query.{next(iter(params))}"
+
+
+def test_metrics_add_up_across_workers(registry, tmp_path, api_records):
+    """With two workers, whichever answers the scrape counts the scores both of them returned."""
+    server = start_server(registry, tmp_path, workers=2)
+    scored = 12
+    try:
+        scorer = {"Authorization": f"Bearer {server.keys['scorer']}", "Connection": "close"}
+        reviewer = {"Authorization": f"Bearer {server.keys['reviewer']}", "Connection": "close"}
+        for record in api_records[:scored]:
+            response = httpx.post(f"{server.base_url}/v1/scores", json={"record": record}, headers=scorer)
+            assert response.status_code == 201
+        scrapes = [httpx.get(f"{server.base_url}/metrics", headers=reviewer).text for _ in range(6)]
+    finally:
+        server.stop()
+    pids = set()
+    for text in scrapes:
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        totals = [s.value for s in families["reintegra_scores"].samples if s.name.endswith("_total")]
+        assert sum(totals) == scored
+        serving = [s for s in families["reintegra_model_version"].samples if s.value == 1]
+        pids |= {s.labels["pid"] for s in serving}
+        assert {s.labels["version"] for s in serving} == {registry.version}
+    assert len(pids) == 2
