@@ -1,9 +1,9 @@
 """Benchmark: latency and throughput of POST /v1/scores against a minimal FastAPI endpoint.
 
 Trains and promotes a model on the synthetic cohort in a temporary MLflow store, starts the real
-server (`python -m serving`, one worker) and a minimal endpoint that only scores, loads both from
-loopback at several concurrencies and prints JSON, also kept in bench/results/api.json.
-Run with `python bench/api_benchmark.py` (about four minutes).
+server (`python -m serving`, one worker, and for comparison two workers) and a minimal endpoint
+that only scores, loads them from loopback at several concurrencies and prints JSON, also kept in
+bench/results/api.json. Run with `python bench/api_benchmark.py` (about five minutes).
 """
 
 from __future__ import annotations
@@ -402,6 +402,12 @@ def verdict(results: dict[str, dict[int, dict[str, Any]]]) -> tuple[dict[str, fl
     return ratios, checks
 
 
+def serve_command(port: int, workers: int) -> list[str]:
+    """The real server, as `make serve` runs it, on loopback."""
+    host = ["--host", "127.0.0.1", "--port", str(port)]
+    return [sys.executable, "-m", "serving", *host, "--workers", str(workers)]
+
+
 def benchmark(folder: Path) -> dict[str, Any]:
     """Train, start both servers, measure, and build the result."""
     host_before = machine()
@@ -424,30 +430,23 @@ def benchmark(folder: Path) -> dict[str, Any]:
         "REINTEGRA_POLL_SECONDS": "0",
     }
     key = scorer_key(database)
-    api_port, minimal_port = free_port(), free_port()
-    full_api = Target("full_api", api_port, "/v1/scores", {"Authorization": f"Bearer {key}"}, 201)
+    api_port, api_2_port, minimal_port = free_port(), free_port(), free_port()
+    auth = {"Authorization": f"Bearer {key}"}
+    full_api = Target("full_api", api_port, "/v1/scores", auth, 201)
+    full_api_2 = Target("full_api_2_workers", api_2_port, "/v1/scores", auth, 201)
     minimal = Target("minimal", minimal_port, "/score", {}, 200)
-    serve = [
-        sys.executable,
-        "-m",
-        "serving",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(api_port),
-        "--workers",
-        "1",
-    ]
     baseline = [sys.executable, str(Path(__file__).resolve()), "--minimal-app", "--port", str(minimal_port)]
-    log("starting the full API and the minimal endpoint")
+    log("starting the full API (one and two workers) and the minimal endpoint")
     with (
-        running(serve, api_port, env, folder / "server.log"),
+        running(serve_command(api_port, workers=1), api_port, env, folder / "server.log"),
+        running(serve_command(api_2_port, workers=2), api_2_port, env, folder / "server-2.log"),
         running([*baseline, "--model-uri", model_uri], minimal_port, env, folder / "minimal.log"),
     ):
         client_name, calibration = pick_client(minimal, bodies)
         client = CLIENTS[client_name]
-        results: dict[str, dict[int, dict[str, Any]]] = {"full_api": {}, "minimal": {}}
-        for target in (full_api, minimal):
+        results: dict[str, dict[int, dict[str, Any]]] = {}
+        for target in (full_api, minimal, full_api_2):
+            results[target.name] = {}
             for concurrency in CONCURRENCY:
                 results[target.name][concurrency] = measure(client, target, bodies, concurrency)
                 row = results[target.name][concurrency]
@@ -477,6 +476,8 @@ def benchmark(folder: Path) -> dict[str, Any]:
             f"{MAX_SECONDS:.0f} s, whichever first",
             "records": f"{RECORDS} distinct synthetic records, cycled",
             "full_api": "python -m serving, 1 uvicorn worker, POST /v1/scores, scorer key, SQLite audit",
+            "full_api_2_workers": "the same with 2 uvicorn workers sharing the SQLite audit store "
+            "(for comparison; the targets are checked on full_api)",
             "minimal": "sync FastAPI handler calling bundle.score_records([record]); 1 uvicorn worker, "
             "no auth, audit, validation or access log",
         },
