@@ -49,7 +49,9 @@ def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], aucs: dict[str, float
 
 def shap_summary_plot(contributions: np.ndarray, X: pd.DataFrame, path: Path) -> None:
     """The usual SHAP beeswarm: which inputs move the calibrated log-odds, and which way."""
-    shap.summary_plot(contributions, X, show=False, max_display=15, plot_size=(8, 6))
+    shap.summary_plot(
+        contributions, X, show=False, max_display=15, plot_size=(8, 6), rng=np.random.default_rng(0)
+    )
     fig = plt.gcf()
     fig.suptitle("Risk contributions (calibrated log-odds)")
     _save(fig, path)
