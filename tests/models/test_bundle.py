@@ -42,12 +42,27 @@ def test_every_need_explanation_adds_up(bundle, records, scored):
             assert explanation["log_odds"] == pytest.approx(expected, abs=1e-6)
 
 
-def test_domain_sums_are_sums_of_contributions(scored):
-    explanation = scored[0]["explanation"]["risk"]
-    by_domain = {}
-    for item in explanation["contributions"]:
-        by_domain[item["domain"]] = by_domain.get(item["domain"], 0) + item["contribution"]
-    assert explanation["by_domain"] == pytest.approx(by_domain)
+def test_every_contribution_names_its_input_value_and_domain(bundle, spec, records, scored):
+    """For risk and each need: the model's own inputs, largest first, with the record's values."""
+    domains = spec.domains()
+    models = {"risk": bundle.risk, **bundle.needs}
+    for record, result in zip(records[:20], scored[:20], strict=True):
+        explanations = {"risk": result["explanation"]["risk"], **result["explanation"]["needs"]}
+        for output, explanation in explanations.items():
+            items = explanation["contributions"]
+            assert sorted(i["input"] for i in items) == sorted(models[output].feature_names_in_)
+            sizes = [abs(i["contribution"]) for i in items]
+            assert sizes == sorted(sizes, reverse=True)
+            by_domain: dict[str, float] = {}
+            for item in items:
+                assert item["domain"] == domains[item["input"]]
+                if item["input"] in record:
+                    given = record[item["input"]]
+                    assert item["value"] == (None if pd.isna(given) else given)
+                by_domain[item["domain"]] = by_domain.get(item["domain"], 0) + item["contribution"]
+            assert explanation["by_domain"] == pytest.approx(by_domain, abs=1e-12)
+            domain_sizes = [abs(v) for v in explanation["by_domain"].values()]
+            assert domain_sizes == sorted(domain_sizes, reverse=True)
 
 
 def test_risk_model_sees_no_supervision_or_protected_input(bundle, spec):
