@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +34,9 @@ def serve(
         return
     settings = Settings()
     workers = workers or settings.workers
+    if workers > 1 and not settings.session_secret:
+        # One secret per server, so that a page session signed by one worker is read by the others.
+        os.environ["REINTEGRA_SESSION_SECRET"] = secrets.token_urlsafe(32)
     with shared_metrics_folder() if workers > 1 else contextlib.nullcontext():
         uvicorn.run(
             "serving.app:create_app",

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+
+from tests.serving.conftest import start_server
 
 pytestmark = pytest.mark.slow
 
@@ -302,3 +306,24 @@ def test_the_model_page_marks_a_gap_above_the_gate():
     )
     assert 'class="num over-gate" data-gap="fpr"' in html
     assert "Race: the FPR gap 0.0800 is <strong>above</strong> the gate 0.05." in " ".join(html.split())
+
+
+def test_a_session_holds_on_every_worker(registry, tmp_path):
+    """Two workers sign sessions with one secret, so a reviewer stays signed in whichever answers."""
+    server = start_server(registry, tmp_path, workers=2)
+
+    def open_page(cookies: httpx.Cookies) -> int:
+        with httpx.Client(base_url=server.base_url, cookies=cookies) as client:
+            return client.get("/review/scores").status_code
+
+    try:
+        with httpx.Client(base_url=server.base_url) as client:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/review/sign-in").text).group(1)
+            form = {"key": server.keys["reviewer"], "csrf": csrf, "next": "/review/scores"}
+            signed_in = client.post("/review/sign-in", data=form)
+            with ThreadPoolExecutor(4) as pool:
+                pages = list(pool.map(open_page, [client.cookies] * 24))
+    finally:
+        server.stop()
+    assert signed_in.status_code == 303
+    assert pages == [200] * 24
