@@ -144,5 +144,9 @@ def test_alias_polling_picks_up_a_new_champion(registry, second_version, tmp_pat
             while client.get("/v1/model").json()["version"] != registry.version:
                 assert time.monotonic() < deadline, "the poller did not load the new champion in 30 s"
                 time.sleep(0.5)
+            metrics = client.get("/metrics").text
     finally:
         server.stop()
+    gauge = 'reintegra_model_version{{name="reintegra",version="{}"}} {}'
+    assert gauge.format(registry.version, "1.0") in metrics
+    assert gauge.format(second_version.model_version, "0.0") in metrics
