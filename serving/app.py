@@ -12,6 +12,7 @@ from serving import problems
 from serving.audit import AuditStore
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
+from serving.limits import BodySizeLimitMiddleware
 from serving.model_store import ModelHolder
 from serving.observability import Metrics, RequestContextMiddleware, configure_logging
 from serving.routes import admin, health, model
@@ -63,5 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_pages(app)
     problems.install(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     keys_url: str = DEFAULT_DATABASE
     poll_seconds: float = Field(default=30.0, ge=0, description="0 turns alias polling off")
     max_batch: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest request body")
     session_secret: str = Field(default="", description="signs reviewer page sessions")
     session_hours: float = Field(default=8.0, gt=0)
 

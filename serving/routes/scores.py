@@ -30,6 +30,7 @@ PROBLEMS = {
     for status, text in {
         401: "Missing or unknown API key",
         403: "The key's role may not do this",
+        413: "Request body larger than REINTEGRA_MAX_BODY_BYTES",
         422: "Invalid body: every bad field with what is allowed",
         503: "No model loaded",
     }.items()

@@ -1,5 +1,7 @@
 """The scoring API against a real uvicorn server on loopback."""
 
+import http.client
+import json
 import math
 
 import httpx
@@ -261,3 +263,44 @@ def test_metrics_add_up_across_workers(registry, tmp_path, api_records):
         pids |= {s.labels["pid"] for s in serving}
         assert {s.labels["version"] for s in serving} == {registry.version}
     assert len(pids) == 2
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(server):
+    """A declared length over the limit gets 413 at once; the server never waits for the body."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.putrequest("POST", "/v1/scores:batch")
+    connection.putheader("Authorization", f"Bearer {server.keys['scorer']}")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(10**9))
+    connection.endheaders()
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    assert response.status == 413 and response.getheader("content-type") == PROBLEM
+    assert "8388608 bytes" in body["detail"] and body["request_id"]
+
+
+def test_an_oversized_streamed_body_is_refused(server):
+    """A chunked body with no declared length is cut off once it passes the limit."""
+    chunk = b" " * 65536
+
+    def stream():
+        yield b'{"items": ['
+        for _ in range(8 * 1024 * 1024 // len(chunk) + 1):
+            yield chunk
+
+    with server.client("scorer") as client:
+        response = client.post(
+            "/v1/scores:batch", content=stream(), headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 413 and response.headers["content-type"] == PROBLEM
+    assert "larger than" in response.json()["detail"]
+
+
+def test_a_full_batch_fits_within_the_body_limit(server, api_records):
+    items = [{"person_id": f"P-{i}", "record": api_records[i % len(api_records)]} for i in range(1000)]
+    assert len(json.dumps({"items": items})) < 8 * 1024 * 1024
+    with server.client("scorer") as client:
+        response = client.post("/v1/scores:batch", json={"items": items})
+    assert response.status_code == 200 and response.json()["scored"] == 1000
