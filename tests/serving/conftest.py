@@ -54,6 +54,14 @@ def registry(tmp_path_factory, training_raw, spec) -> Iterator[Registry]:
         os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
+@pytest.fixture(scope="session")
+def second_version(registry, spec):
+    """Another registered version of the same model (a different seed), left as a candidate."""
+    from training.train import train
+
+    return train(spec, registry.data, name="reintegra", seed=9)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

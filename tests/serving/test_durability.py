@@ -6,8 +6,6 @@ import sys
 import threading
 import time
 
-import pytest
-
 from models.pyfunc import load_bundle
 from serving.audit import AuditStore
 from serving.database import make_engine
@@ -68,13 +66,6 @@ def test_keys_created_and_revoked_by_the_cli_apply_without_restart(server, api_r
         assert cli("revoke", key_id).returncode == 0
         assert client.post("/v1/scores", json={"record": api_records[0]}, headers=headers).status_code == 401
     assert cli("create", "--role", "root").returncode == 2
-
-
-@pytest.fixture(scope="module")
-def second_version(registry, spec):
-    from training.train import train
-
-    return train(spec, registry.data, name="reintegra", seed=9)
 
 
 def test_reload_under_load_fails_nothing_and_never_mixes_versions(

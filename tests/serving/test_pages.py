@@ -231,6 +231,19 @@ def check_domains(page, api: dict) -> None:
     assert [b[1] for b in bars] == pytest.approx([abs(v) * scale for v in expected], abs=1e-3)
 
 
+def test_an_earlier_version_shows_its_own_run_and_metrics(page, server, registry, second_version):
+    """A version that is not serving is read from its own MLflow run, not from the serving model."""
+    sign_in(page, server.keys["reviewer"], f"/review/model/{second_version.model_version}")
+    assert page.locator("#model-version").inner_text() == second_version.model_version
+    assert page.locator("#serving-state").inner_text() == "Not serving"
+    assert second_version.run_id in page.locator("main").inner_text()
+    auc_row = page.locator("#metrics tbody tr", has=page.get_by_role("rowheader", name="AUC", exact=True))
+    assert auc_row.locator("td").first.inner_text() == f"{second_version.metrics['test_risk_auc']:.4f}"
+    page.get_by_role("link", name="its page").click()
+    assert page.locator("#model-version").inner_text() == registry.version
+    assert page.locator("#serving-state").inner_text() == "Serving"
+
+
 def test_pages_read_without_javascript_and_by_keyboard(browser, server, scores):
     context = browser.new_context(base_url=server.base_url, java_script_enabled=False)
     page = context.new_page()
