@@ -40,7 +40,7 @@ class Metrics:
         self.latency = Histogram(
             "reintegra_request_seconds",
             "HTTP request latency",
-            ["route", "method"],
+            ["route", "method", "status"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
@@ -128,7 +128,9 @@ class RequestContextMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route, scope["method"]).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(route, scope["method"], str(status)).observe(
+                time.perf_counter() - started
+            )
             request_id_var.reset(token)
 
 

@@ -115,19 +115,23 @@ def start_server(
         "REINTEGRA_POLL_SECONDS": "0",
         **(extra_env or {}),
     }
+    log = folder / "server.log"
+    earlier = log.stat().st_size if log.exists() else 0
     process = subprocess.Popen(
         [sys.executable, "-m", "serving", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(folder / "server.log", "ab"),  # noqa: SIM115
+        stderr=open(log, "ab"),  # noqa: SIM115
     )
     server = Server(f"http://127.0.0.1:{port}", process, database, env, keys)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {(folder / 'server.log').read_text()[-2000:]}")
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        # Every worker must be up: one answering /readyz says nothing about the others.
+        started = log.read_bytes()[earlier:].count(b"Application startup complete")
         try:
-            if httpx.get(f"{server.base_url}/readyz", timeout=2).status_code == 200:
+            if started >= workers and httpx.get(f"{server.base_url}/readyz", timeout=2).status_code == 200:
                 return server
         except httpx.TransportError:
             pass

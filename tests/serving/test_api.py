@@ -184,7 +184,7 @@ def test_health_readiness_and_metrics(server, api_records):
         scorer.post("/v1/scores", json={"record": api_records[0]})
         text = reviewer.get("/metrics").text
     assert 'reintegra_requests_total{method="POST",route="/v1/scores",status="201"}' in text
-    assert "reintegra_request_seconds_bucket" in text
+    assert 'reintegra_request_seconds_count{method="POST",route="/v1/scores",status="201"}' in text
     assert "reintegra_scores_total{band=" in text
     assert 'reintegra_model_version{name="reintegra",version=' in text
 
