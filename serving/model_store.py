@@ -39,7 +39,7 @@ class ServingModel:
 
     @property
     def evaluation(self) -> dict:
-        return json.loads(self.documents.get("evaluation.json", "{}"))
+        return evaluation_of(self.documents)
 
 
 class ModelHolder:
@@ -124,17 +124,28 @@ class ModelHolder:
             run_id=run_id,
             loaded_at=datetime.now(UTC),
             metrics=dict(client.get_run(run_id).data.metrics),
-            documents=_run_documents(run_id),
+            documents=run_documents(run_id),
         )
 
 
-def _run_documents(run_id: str) -> dict[str, str]:
-    documents = {}
+def run_artifact(run_id: str, name: str) -> bytes:
+    """One artifact of a training run; raises MlflowException when the run has none."""
     with tempfile.TemporaryDirectory() as tmp:
-        for name in RUN_DOCUMENTS:
-            try:
-                path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=tmp)
-            except mlflow.exceptions.MlflowException:
-                continue
-            documents[name] = Path(path).read_text()
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=tmp)
+        return Path(path).read_bytes()
+
+
+def run_documents(run_id: str) -> dict[str, str]:
+    """The run's evaluation, fairness table and model card, those it has."""
+    documents = {}
+    for name in RUN_DOCUMENTS:
+        try:
+            documents[name] = run_artifact(run_id, name).decode()
+        except mlflow.exceptions.MlflowException:
+            continue
     return documents
+
+
+def evaluation_of(documents: dict[str, str]) -> dict:
+    """The evaluation report among a run's documents ({} when it has none)."""
+    return json.loads(documents.get("evaluation.json", "{}"))

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import math
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import accumulate
-from pathlib import Path
 from typing import Any
 
 import mlflow
 from markupsafe import Markup, escape
 from mlflow import MlflowClient
 
-from serving.model_store import _run_documents
+from serving import model_store
 
 WIDTH = 860
 LABEL_WIDTH = 340
@@ -353,7 +351,7 @@ def _run_metrics(run_id: str) -> dict[str, float]:
 @lru_cache(maxsize=16)
 def run_documents(run_id: str) -> dict[str, str]:
     """An earlier version's evaluation and model card (run artifacts are immutable)."""
-    return _run_documents(run_id)
+    return model_store.run_documents(run_id)
 
 
 def run_artifact(run_id: str, name: str) -> bytes | None:
@@ -369,9 +367,7 @@ def run_artifact(run_id: str, name: str) -> bytes | None:
 @lru_cache(maxsize=32)
 def _download(run_id: str, name: str) -> bytes:
     """Cached only on success: a failed download raises and is tried again next time."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=tmp)
-        return Path(path).read_bytes()
+    return model_store.run_artifact(run_id, name)
 
 
 def metric_table(evaluation: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[float | None]]]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from serving import pages
 from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
 from serving.keys import ApiKey, KeyStore
+from serving.model_store import evaluation_of
 from serving.settings import Settings
 
 log = logging.getLogger("reintegra.pages")
@@ -348,7 +348,7 @@ def model_page(
         documents, run_id = pages.run_documents(listed.run_id), listed.run_id
     else:
         return _not_found(request, reviewer, f"No version {version} of {holder.name} among the newest.")
-    evaluation = json.loads(documents.get("evaluation.json", "{}"))
+    evaluation = evaluation_of(documents)
     gates = serving.bundle.spec.gates
     columns, metric_rows = pages.metric_table(evaluation)
     return _render(
