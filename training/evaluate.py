@@ -15,9 +15,13 @@ from training.metrics import probability_metrics, safe_auc
 
 def evaluate_bundle(bundle: ScoringBundle, typed: pd.DataFrame) -> dict:
     """The evaluation report: what `python -m training evaluate` prints and what gates read."""
+    return evaluation_report(bundle, typed, bundle.predict_frame(typed))
+
+
+def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.DataFrame) -> dict:
+    """The report from scores already computed by `bundle.predict_frame(typed)`."""
     spec = bundle.spec
     y = outcome(typed, spec)
-    scores = bundle.predict_frame(typed)
     risk = scores["risk"].to_numpy()
     baselines = {
         name.removeprefix("baseline_"): {

@@ -28,7 +28,7 @@ from models.bundle import ScoringBundle
 from models.pyfunc import BUNDLE_ARTIFACT, release_signature
 from models.registry import configure_tracking
 from training import plots
-from training.evaluate import evaluate_bundle
+from training.evaluate import evaluation_report
 from training.fit import fit_bundle, outcome
 from training.gates import GateResult, check_gates
 from training.tracking import CANDIDATE, experiment_id, move_alias
@@ -77,7 +77,8 @@ def train(
     with step("fitting risk, needs and baseline models"):
         bundle = fit_bundle(train_part, spec, seed=seed)
     with step("evaluating on the test part"):
-        evaluation = evaluate_bundle(bundle, test_part)
+        scores = bundle.predict_frame(test_part)
+        evaluation = evaluation_report(bundle, test_part, scores)
         gates = check_gates(evaluation, spec.gates)
     bundle.metadata = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -88,7 +89,7 @@ def train(
     }
     with step("logging to MLflow and registering"), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        _write_artifacts(folder, bundle, test_part, evaluation, gates, data, name)
+        _write_artifacts(folder, bundle, test_part, scores, evaluation, gates, data, name)
         return _log_and_register(folder, bundle, evaluation, gates, data, name, test_part)
 
 
@@ -96,6 +97,7 @@ def _write_artifacts(
     folder: Path,
     bundle: ScoringBundle,
     test_part: pd.DataFrame,
+    scores: pd.DataFrame,
     evaluation: dict,
     gates: list[GateResult],
     data: Path,
@@ -103,7 +105,6 @@ def _write_artifacts(
 ) -> None:
     spec = bundle.spec
     y = outcome(test_part, spec)
-    scores = bundle.predict_frame(test_part)
     plots.calibration_plot(y, scores["risk"].to_numpy(), folder / "calibration.png")
     curves = {"model": scores["risk"].to_numpy(), "logistic": scores["baseline_logistic"].to_numpy()}
     aucs = {"model": evaluation["risk"]["auc"], "logistic": evaluation["baselines"]["logistic"]["auc"]}
@@ -144,9 +145,10 @@ def model_card(
     environment = Environment(
         loader=PackageLoader("training", "templates"), undefined=StrictUndefined, autoescape=False
     )
+    domain_of = bundle.spec.domains()
     domains: dict[str, list[str]] = {}
     for name in bundle.inputs:
-        domains.setdefault(bundle.spec.domains()[name], []).append(name)
+        domains.setdefault(domain_of[name], []).append(name)
     return environment.get_template("model_card.md.j2").render(
         model_name=model_name,
         version=version,
