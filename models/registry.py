@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -24,3 +25,10 @@ def configure_tracking() -> str:
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a sqlite:/// URI (relative, or absolute with a fourth slash)."""
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def run_artifact(run_id: str, name: str) -> bytes:
+    """One artifact of a training run; raises MlflowException when the run has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=tmp)
+        return Path(path).read_bytes()

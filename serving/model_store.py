@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
 
 from models.bundle import ScoringBundle
 from models.pyfunc import load_bundle
+from models.registry import run_artifact
 
 log = logging.getLogger("reintegra.model")
 RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md")
@@ -126,13 +125,6 @@ class ModelHolder:
             metrics=dict(client.get_run(run_id).data.metrics),
             documents=run_documents(run_id),
         )
-
-
-def run_artifact(run_id: str, name: str) -> bytes:
-    """One artifact of a training run; raises MlflowException when the run has none."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=tmp)
-        return Path(path).read_bytes()
 
 
 def run_documents(run_id: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ import mlflow
 from markupsafe import Markup, escape
 from mlflow import MlflowClient
 
+from models import registry
 from serving import model_store
 
 WIDTH = 860
@@ -367,7 +368,7 @@ def run_artifact(run_id: str, name: str) -> bytes | None:
 @lru_cache(maxsize=32)
 def _download(run_id: str, name: str) -> bytes:
     """Cached only on success: a failed download raises and is tried again next time."""
-    return model_store.run_artifact(run_id, name)
+    return registry.run_artifact(run_id, name)
 
 
 def metric_table(evaluation: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[float | None]]]]:

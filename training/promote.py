@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 
-import mlflow
 from mlflow import MlflowClient
 
 from features.spec import parse_spec
-from models.registry import configure_tracking
+from models.registry import configure_tracking, run_artifact
 from training.gates import GateResult, check_gates
 from training.tracking import CHAMPION, move_alias
 
@@ -54,9 +51,4 @@ def promote(name: str, version: str, force: bool = False, reason: str = "") -> d
 
 
 def _run_artifacts(run_id: str) -> tuple[dict, str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        evaluation = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="evaluation.json", dst_path=tmp
-        )
-        spec = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="spec.yaml", dst_path=tmp)
-        return json.loads(Path(evaluation).read_text()), Path(spec).read_text()
+    return json.loads(run_artifact(run_id, "evaluation.json")), run_artifact(run_id, "spec.yaml").decode()
