@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import ColumnElement, Engine, select
 from sqlalchemy.orm import sessionmaker
 
 from serving.tables import ApiKeyRow
@@ -58,8 +58,15 @@ class KeyStore:
 
     def verify(self, key: str) -> ApiKey | None:
         """The active key matching `key`, or None."""
+        return self._active(ApiKeyRow.key_hash == hash_key(key))
+
+    def active(self, key_id: str) -> ApiKey | None:
+        """The key with this id while it is not revoked, or None."""
+        return self._active(ApiKeyRow.id == key_id)
+
+    def _active(self, condition: ColumnElement[bool]) -> ApiKey | None:
         query = select(ApiKeyRow.id, ApiKeyRow.name, ApiKeyRow.role, ApiKeyRow.created_at).where(
-            ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.revoked_at.is_(None)
+            condition, ApiKeyRow.revoked_at.is_(None)
         )
         with self._sessions() as session:
             found = session.execute(query).first()

@@ -20,7 +20,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from serving import pages
 from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
-from serving.keys import ApiKey, KeyStore
+from serving.keys import ApiKey
 from serving.model_store import evaluation_of
 from serving.settings import Settings
 
@@ -108,15 +108,13 @@ def _set_session(response: Response, request: Request, settings: Settings, sessi
     )
 
 
-def _active_key(keys: KeyStore, key_id: str) -> ApiKey | None:
-    """Looked up on every request, so revoking the key ends its sessions at once."""
-    return next((k for k in keys.list() if k.id == key_id and k.revoked_at is None), None)
-
-
 def signed_in(request: Request, keys: KeysDep, settings: SettingsDep) -> Reviewer:
-    """The session's active reviewer or admin key; otherwise off to sign in, and back afterwards."""
+    """The session's active reviewer or admin key; otherwise off to sign in, and back afterwards.
+
+    The key is looked up on every request, so revoking it ends its sessions at once.
+    """
     session = _read_session(request, settings)
-    key = _active_key(keys, session.key_id) if session and session.key_id else None
+    key = keys.active(session.key_id) if session and session.key_id else None
     if session is None or key is None or key.role not in PAGE_ROLES:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target)
@@ -152,7 +150,7 @@ def sign_in_form(
     request: Request, keys: KeysDep, settings: SettingsDep, next: str | None = None, signed_out: bool = False
 ) -> Response:
     session = _read_session(request, settings)
-    if session and session.key_id and _active_key(keys, session.key_id):
+    if session and session.key_id and keys.active(session.key_id):
         return RedirectResponse(_safe_next(next), status_code=303)
     return _sign_in_page(request, settings, session, next, "You have signed out." if signed_out else None)
 

@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from serving.database import make_engine
+from serving.keys import KeyStore
 from tests.serving.conftest import start_server
 
 pytestmark = pytest.mark.slow
@@ -340,3 +342,16 @@ def test_a_session_holds_on_every_worker(registry, tmp_path):
         server.stop()
     assert signed_in.status_code == 303
     assert pages == [200] * 24
+
+
+def test_revoking_the_key_ends_its_page_session(server):
+    store = KeyStore(make_engine(server.database))
+    key, secret = store.create("reviewer", "revoked during a session")
+    with httpx.Client(base_url=server.base_url) as client:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/review/sign-in").text).group(1)
+        client.post("/review/sign-in", data={"key": secret, "csrf": csrf})
+        before = client.get("/review/scores").status_code
+        store.revoke(key.id)
+        after = client.get("/review/scores")
+    assert before == 200
+    assert after.status_code == 303 and urlsplit(after.headers["location"]).path == "/review/sign-in"
