@@ -14,8 +14,10 @@ import mlflow
 from markupsafe import Markup, escape
 from mlflow import MlflowClient
 
+from features.spec import NeedSpec
 from models import registry
 from serving import model_store
+from serving.tables import ScoreRow
 
 WIDTH = 860
 LABEL_WIDTH = 340
@@ -183,19 +185,9 @@ def identity_sentence(explained: dict[str, Any], probability: float) -> str:
 
 
 @dataclass(frozen=True)
-class TrendPoint:
-    x: float
-    y: float
-    probability: float
-    band: str
-    when: datetime
-    score_id: str
+class Frame:
+    """A line chart's size and plot area, in SVG pixels."""
 
-
-@dataclass(frozen=True)
-class Trend:
-    points: list[TrendPoint]
-    cut_lines: list[Tick]  # y positions of the band cut points
     width: int
     height: int
     left: float
@@ -203,24 +195,74 @@ class Trend:
     top: float
     bottom: float
 
+    def y(self, probability: float) -> float:
+        return self.bottom - probability * (self.bottom - self.top)
+
+
+RISK_FRAME = Frame(800, 230, 60.0, 700.0, 16.0, 196.0)
+NEED_FRAME = Frame(400, 150, 40.0, 330.0, 12.0, 112.0)
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    x: float
+    y: float
+    probability: float
+    mark: str  # CSS class: the risk band, or "flagged" for a flagged need
+    when: datetime
+    score_id: str
+
+
+@dataclass(frozen=True)
+class Trend:
+    points: list[TrendPoint]
+    cut_lines: list[Tick]  # y positions of the band cut points or the flag threshold
+    frame: Frame
+
     @property
     def path(self) -> str:
         return " ".join(f"{'M' if i == 0 else 'L'}{p.x:.1f},{p.y:.1f}" for i, p in enumerate(self.points))
 
+    @property
+    def grid(self) -> list[Tick]:
+        return [Tick(self.frame.y(p), f"{p:g}") for p in (0, 0.25, 0.5, 0.75, 1)]
 
-def trend(scores: list[tuple[str, datetime, float, str]], cut_points: list[float]) -> Trend:
-    """Risk probability per assessment, oldest first, evenly spaced; band cut points as lines."""
-    left, right, top, bottom = 60.0, 700.0, 16.0, 196.0
 
-    def y(p: float) -> float:
-        return bottom - p * (bottom - top)
+def trend(
+    scores: list[tuple[str, datetime, float | None, str]], cut_points: list[float], frame: Frame = RISK_FRAME
+) -> Trend:
+    """A probability per assessment, oldest first, evenly spaced; cut points as lines.
 
-    step = (right - left) / max(len(scores) - 1, 1)
+    An assessment without this probability (a model that did not score that need) keeps its place
+    on the time axis but has no point."""
+    step = (frame.right - frame.left) / max(len(scores) - 1, 1)
     points = [
-        TrendPoint(left + i * step if len(scores) > 1 else (left + right) / 2, y(p), p, band, when, score_id)
-        for i, (score_id, when, p, band) in enumerate(scores)
+        TrendPoint(
+            frame.left + i * step if len(scores) > 1 else (frame.left + frame.right) / 2,
+            frame.y(p),
+            p,
+            mark,
+            when,
+            score_id,
+        )
+        for i, (score_id, when, p, mark) in enumerate(scores)
+        if p is not None
     ]
-    return Trend(points, [Tick(y(c), f"{c:g}") for c in cut_points], 800, 230, left, right, top, bottom)
+    return Trend(points, [Tick(frame.y(c), f"{c:g}") for c in cut_points], frame)
+
+
+def need_trends(rows: list[ScoreRow], needs: list[NeedSpec]) -> dict[str, Trend]:
+    """One small trend per need of the serving spec, with its flag threshold as the cut line."""
+    trends = {}
+    for need in needs:
+        series = []
+        for row in rows:
+            scored = next((n for n in row.result["needs"] if n["need"] == need.name), None)
+            probability = None if scored is None else scored["probability"]
+            mark = "flagged" if scored is not None and scored["flagged"] else ""
+            series.append((row.id, row.created_at, probability, mark))
+        trends[need.name] = trend(series, [need.flag_threshold], NEED_FRAME)
+    return trends
 
 
 _INLINE = [

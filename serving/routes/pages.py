@@ -321,6 +321,7 @@ def person_page(
                 [(r.id, r.created_at, r.risk_probability, r.risk_band) for r in rows],
                 spec.risk_bands.cut_points,
             ),
+            "need_trends": pages.need_trends(rows, spec.needs),
             "need_names": need_names,
             "need_rows": [(r, {n["need"]: n for n in r.result["needs"]}) for r in rows],
         },

@@ -18,6 +18,7 @@ import pytest
 
 from serving.database import make_engine
 from serving.keys import KeyStore
+from serving.pages import NEED_FRAME
 from tests.serving.conftest import start_server
 
 pytestmark = pytest.mark.slow
@@ -185,7 +186,7 @@ def test_reviewer_reads_scores_and_explanations(page, server, scores):
 
     page.goto(f"/review/people/{REASSESSED}")
     assert page.locator("#person-scores tbody tr").count() == REASSESSMENTS
-    assert page.locator("#trend circle.point").count() == REASSESSMENTS
+    check_trends(page, scores[:REASSESSMENTS])
     screenshot(page, "person")
 
     with page.expect_navigation():
@@ -193,6 +194,26 @@ def test_reviewer_reads_scores_and_explanations(page, server, scores):
     assert "You have signed out." in page.content()
     page.goto(f"/review/scores/{score['id']}")
     assert urlsplit(page.url).path == "/review/sign-in"
+
+
+def check_trends(page, api_scores: list[dict]) -> None:
+    """The risk trend and one trend per need plot the API's probabilities, oldest first, flags filled."""
+    points = page.locator("#trend circle.point")
+    assert points.evaluate_all("ps => ps.map(p => p.dataset.scoreId)") == [s["id"] for s in api_scores]
+    assert [float(p) for p in points.evaluate_all("ps => ps.map(p => p.dataset.probability)")] == [
+        s["risk"]["probability"] for s in api_scores
+    ]
+    names = [n["need"] for n in api_scores[0]["needs"]]
+    assert page.locator("figure.need-trend").evaluate_all("fs => fs.map(f => f.dataset.need)") == names
+    for index, name in enumerate(names):
+        drawn = page.locator(f"#need-trend-{name} circle.point").evaluate_all(
+            "ps => ps.map(p => [p.dataset.scoreId, Number(p.dataset.probability),"
+            " p.classList.contains('need-flagged'), Number(p.getAttribute('cy'))])"
+        )
+        needs = [(s["id"], s["needs"][index]) for s in api_scores]
+        assert [tuple(d[:3]) for d in drawn] == [(i, n["probability"], n["flagged"]) for i, n in needs]
+        for _, probability, _, cy in drawn:
+            assert cy == pytest.approx(NEED_FRAME.y(probability), abs=0.05), "point height is its probability"
 
 
 def check_waterfall(page, api: dict) -> None:
@@ -302,6 +323,32 @@ def test_a_short_explanation_has_no_grouped_bar():
     assert [bar.kind for bar in chart.bars] == ["marker", "up", "down", "marker"]
     assert chart.bars[2].end == pytest.approx(0.25)
     assert chart.bars[1].width == pytest.approx(4 * chart.bars[2].width)
+
+
+def test_a_need_an_earlier_model_did_not_score_keeps_the_time_axis():
+    from datetime import UTC, datetime
+
+    from features.spec import NeedSpec
+    from serving.pages import need_trends
+    from serving.tables import ScoreRow
+
+    def row(index: int, needs: list[dict]) -> ScoreRow:
+        return ScoreRow(
+            id=f"s{index}", created_at=datetime(2026, 1, index + 1, tzinfo=UTC), result={"needs": needs}
+        )
+
+    housing = {"need": "housing", "probability": 0.7, "flagged": True}
+    calm = {**housing, "probability": 0.2, "flagged": False}
+    rows = [row(0, [housing]), row(1, []), row(2, [calm]), row(3, [calm])]
+    need = NeedSpec(
+        name="housing", all=[{"column": "Moves", "op": ">=", "value": 2}], interventions=["housing"]
+    )
+    trend = need_trends(rows, [need])["housing"]
+    assert [(p.score_id, p.mark) for p in trend.points] == [("s0", "flagged"), ("s2", ""), ("s3", "")]
+    left, right = trend.frame.left, trend.frame.right
+    assert [p.x for p in trend.points] == pytest.approx([left, left + 2 * (right - left) / 3, right])
+    assert trend.path.count("L") == 2
+    assert [tick.label for tick in trend.cut_lines] == ["0.5"]
 
 
 def test_the_model_page_marks_a_gap_above_the_gate():
