@@ -1,9 +1,6 @@
 """The training jobs against a real MLflow store (SQLite in a temporary folder)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -13,24 +10,11 @@ import yaml
 from mlflow import MlflowClient
 
 from features.spec import load_spec
+from tests.training.conftest import cli
 from training.train import train
 
 EVALUATE_KEYS = {"n", "risk", "baselines", "needs", "macro_auc", "fairness", "nij_fair_accurate"}
 RISK_KEYS = {"auc", "brier", "log_loss", "ece", "calibration_slope", "calibration_intercept"}
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{folder}/mlflow.db"
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    mlflow.set_tracking_uri(uri)
-    yield uri
-    if previous is None:
-        os.environ.pop("MLFLOW_TRACKING_URI")
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +46,6 @@ def _model_input(records: pd.DataFrame, spec) -> pd.DataFrame:
         if spec.column(column).kind == "numeric":
             typed[column] = pd.to_numeric(records[column]).astype("float64")
     return typed
-
-
-def _cli(*args: str, uri: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    return subprocess.run(
-        [sys.executable, "-m", "training", *args], capture_output=True, text=True, env=env, timeout=600
-    )
 
 
 def test_train_registers_a_candidate_with_its_artifacts(trained, store):
@@ -130,7 +107,7 @@ def test_pyfunc_refuses_invalid_records(trained, training_raw, spec):
 
 
 def test_evaluate_prints_every_key(trained, store, data_file):
-    result = _cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data_file), uri=store)
+    result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data_file), uri=store)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) >= EVALUATE_KEYS
@@ -146,17 +123,17 @@ def test_evaluate_prints_every_key(trained, store, data_file):
 
 def test_promote_refuses_a_failing_version_and_says_by_how_much(store, data_file, strict_spec):
     strict = train(load_spec(strict_spec), data_file, name="strict", seed=1)
-    result = _cli("promote", "--name", "strict", "--version", strict.model_version, uri=store)
+    result = cli("promote", "--name", "strict", "--version", strict.model_version, uri=store)
     assert result.returncode == 2
     assert "refused to promote strict version 1" in result.stderr
     assert "calibration: ECE" in result.stderr and "at most 0.0001 allowed" in result.stderr
     client = MlflowClient()
     assert "champion" not in client.get_registered_model("strict").aliases
 
-    unexplained = _cli("promote", "--name", "strict", "--version", "1", "--force", uri=store)
+    unexplained = cli("promote", "--name", "strict", "--version", "1", "--force", uri=store)
     assert unexplained.returncode == 2 and "needs --reason" in unexplained.stderr
 
-    forced = _cli("promote", "--name", "strict", "--version", "1", "--force", "--reason", "pilot", uri=store)
+    forced = cli("promote", "--name", "strict", "--version", "1", "--force", "--reason", "pilot", uri=store)
     assert forced.returncode == 0, forced.stderr
     assert json.loads(forced.stdout)["forced"] is True
     version = client.get_model_version("strict", "1")
@@ -172,7 +149,7 @@ def test_promote_moves_champion_when_gates_pass(trained, store):
     args = ["promote", "--name", "reintegra", "--version", trained.model_version]
     if not all(g["passed"] for g in report):
         args += ["--force", "--reason", "synthetic test cohort"]
-    result = _cli(*args, uri=store)
+    result = cli(*args, uri=store)
     assert result.returncode == 0, result.stderr
     champion = MlflowClient().get_model_version_by_alias("reintegra", "champion")
     assert str(champion.version) == trained.model_version
@@ -183,7 +160,7 @@ def test_bad_training_data_stops_and_registers_nothing(store, tmp_path, training
     broken.loc[broken.index[6], "Prison_Years"] = "forever"
     path = tmp_path / "broken.csv"
     broken.to_csv(path, index=False)
-    result = _cli("train", "--spec", "georgia_parole", "--data", str(path), "--name", "broken", uri=store)
+    result = cli("train", "--spec", "georgia_parole", "--data", str(path), "--name", "broken", uri=store)
     assert result.returncode == 2
     assert "nothing was registered" in result.stderr
     assert "missing required column Gender" in result.stderr
@@ -192,7 +169,7 @@ def test_bad_training_data_stops_and_registers_nothing(store, tmp_path, training
 
 
 def test_train_cli_prints_one_json_object(store, data_file):
-    result = _cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--name", "cli", uri=store)
+    result = cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--name", "cli", uri=store)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert set(summary) == {"run_id", "model_name", "model_version", "metrics"}
