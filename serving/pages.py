@@ -47,7 +47,7 @@ class Bar:
 
 @dataclass(frozen=True)
 class Tick:
-    x: float
+    at: float  # pixels along its axis: x on a bar chart, y on a trend
     label: str
 
 
@@ -216,7 +216,7 @@ class TrendPoint:
 @dataclass(frozen=True)
 class Trend:
     points: list[TrendPoint]
-    cut_lines: list[Tick]  # y positions of the band cut points or the flag threshold
+    cut_lines: list[Tick]  # the band cut points or the flag threshold
     frame: Frame
 
     @property
