@@ -10,14 +10,20 @@ from training.metrics import error_rates, expected_calibration_error, safe_auc
 
 NIJ_GROUPS = ("BLACK", "WHITE")
 NIJ_THRESHOLD = 0.5
+MISSING = ""
+
+
+def _labels(groups: pd.Series) -> np.ndarray:
+    """Group names as text; a missing cell belongs to no group (not to a group called "nan")."""
+    return groups.astype(object).where(groups.notna(), MISSING).astype(str).to_numpy()
 
 
 def group_table(y: np.ndarray, p: np.ndarray, groups: pd.Series, threshold: float) -> dict:
     """n, base rate, AUC, ECE, FPR and FNR per group, and the largest gaps between groups."""
     y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
-    labels = groups.astype("str").to_numpy()
+    labels = _labels(groups)
     table: dict[str, dict] = {}
-    for group in sorted({g for g in labels if g != "nan"}):
+    for group in sorted(set(labels[labels != MISSING])):
         mask = labels == group
         fpr, fnr = error_rates(y[mask], p[mask], threshold)
         table[group] = {
@@ -44,7 +50,7 @@ def _gap(table: dict[str, dict], key: str) -> float | None:
 
 def nij_fair_accurate(y: np.ndarray, p: np.ndarray, race: pd.Series) -> float | None:
     """The NIJ challenge score (1 - Brier) * (1 - |FPR_BLACK - FPR_WHITE|) at threshold 0.5."""
-    labels = race.astype("str").to_numpy()
+    labels = _labels(race)
     rates = {}
     for group in NIJ_GROUPS:
         mask = labels == group

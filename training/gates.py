@@ -15,27 +15,31 @@ class GateResult:
 
 
 def check_gates(report: dict, gates: Gates) -> list[GateResult]:
-    """Each gate with its verdict and the numbers behind it, from an evaluation report."""
+    """Each gate with its verdict and the numbers behind it, from an evaluation report.
+
+    A gate whose number cannot be computed on this evaluation fails, saying why."""
     results = []
     auc = report["risk"]["auc"]
     incumbent = report["baselines"].get("incumbent", {}).get("auc")
-    if incumbent is not None:
-        margin = auc - incumbent
+    if "incumbent" in report["baselines"]:
         results.append(
-            GateResult(
+            GateResult("auc_over_incumbent", False, f"risk AUC unknown: {NO_AUC}")
+            if auc is None or incumbent is None
+            else GateResult(
                 "auc_over_incumbent",
-                margin > gates.min_auc_gain_over_incumbent,
-                f"risk AUC {auc:.4f} vs incumbent {incumbent:.4f}: gain {margin:+.4f}, "
+                auc - incumbent > gates.min_auc_gain_over_incumbent,
+                f"risk AUC {auc:.4f} vs incumbent {incumbent:.4f}: gain {auc - incumbent:+.4f}, "
                 f"must exceed {gates.min_auc_gain_over_incumbent:+.4f}",
             )
         )
     logistic = report["baselines"]["logistic"]["auc"]
-    shortfall = logistic - auc
     results.append(
-        GateResult(
+        GateResult("auc_vs_logistic", False, f"risk AUC unknown: {NO_AUC}")
+        if auc is None or logistic is None
+        else GateResult(
             "auc_vs_logistic",
-            shortfall <= gates.max_auc_below_logistic,
-            f"risk AUC {auc:.4f} vs logistic baseline {logistic:.4f}: {shortfall:+.4f} below, "
+            logistic - auc <= gates.max_auc_below_logistic,
+            f"risk AUC {auc:.4f} vs logistic baseline {logistic:.4f}: {logistic - auc:+.4f} below, "
             f"at most {gates.max_auc_below_logistic:.4f} allowed",
         )
     )
@@ -49,14 +53,30 @@ def check_gates(report: dict, gates: Gates) -> list[GateResult]:
     )
     attribute = gates.fairness_attribute
     if attribute is not None:
-        gap = report["fairness"].get(attribute, {}).get("fpr_gap")
+        audit = report["fairness"].get(attribute)
+        gap = None if audit is None else audit["fpr_gap"]
         results.append(
             GateResult(
                 "fpr_gap",
                 gap is not None and gap <= gates.max_fpr_gap,
-                f"{attribute} false-positive-rate gap "
-                f"{'unknown (attribute absent)' if gap is None else f'{gap:.4f}'} at threshold "
+                f"{attribute} false-positive-rate gap {_gap_text(attribute, audit, gap)} at threshold "
                 f"{gates.operating_threshold}, at most {gates.max_fpr_gap:.4f} allowed",
             )
         )
     return results
+
+
+NO_AUC = "the evaluation data hold only one outcome"
+
+
+def _gap_text(attribute: str, audit: dict | None, gap: float | None) -> str:
+    if gap is not None:
+        return f"{gap:.4f}"
+    if audit is None:
+        return f"unknown ({attribute} is absent from the evaluation data)"
+    present = ", ".join(audit["groups"]) or "none"
+    with_negatives = ", ".join(g for g, row in audit["groups"].items() if row["fpr"] is not None) or "none"
+    return (
+        f"unknown (it needs two groups with non-recidivists; groups present: {present}; "
+        f"with non-recidivists: {with_negatives})"
+    )

@@ -22,8 +22,12 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BIN
     return float(error)
 
 
-def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    """Logistic recalibration of the outcome on logit(p): slope 1 and intercept 0 are perfect."""
+def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float | None, float | None]:
+    """Logistic recalibration of the outcome on logit(p): slope 1 and intercept 0 are perfect.
+
+    None for both when only one outcome is present: there is nothing to regress."""
+    if len(np.unique(np.asarray(y))) < 2:
+        return None, None
     p = np.clip(np.asarray(p, dtype=float), EPSILON, 1 - EPSILON)
     logit = np.log(p / (1 - p)).reshape(-1, 1)
     fit = LogisticRegression(C=1e6, max_iter=1000).fit(logit, np.asarray(y, dtype=int))

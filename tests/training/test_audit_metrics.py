@@ -1,0 +1,75 @@
+"""Metrics, the fairness audit and the promotion gates on small hand-made cases."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.spec import Gates
+from training.fairness import group_table, nij_fair_accurate
+from training.gates import check_gates
+from training.metrics import error_rates, expected_calibration_error, probability_metrics
+
+
+def test_ece_weights_each_bin_by_its_share():
+    y = np.array([1, 0, 0, 0, 1, 1, 1, 0])
+    p = np.array([0.05, 0.05, 0.05, 0.05, 0.95, 0.95, 0.95, 1.0])
+    # bin 0: mean p 0.05, rate 0.25; bin 9 (1.0 belongs to the last bin): mean p 0.9625, rate 0.75
+    assert expected_calibration_error(y, p) == pytest.approx(0.5 * 0.2 + 0.5 * 0.2125)
+
+
+def test_error_rates_flag_at_the_threshold():
+    fpr, fnr = error_rates(np.array([0, 0, 0, 1, 1]), np.array([0.5, 0.49, 0.2, 0.5, 0.1]), 0.5)
+    assert fpr == pytest.approx(1 / 3) and fnr == pytest.approx(1 / 2)
+    assert error_rates(np.array([1, 1]), np.array([0.9, 0.1]), 0.5) == (None, 0.5)
+
+
+def test_a_missing_group_cell_belongs_to_no_group():
+    y = np.array([0, 0, 1, 0, 0, 1, 0])
+    p = np.array([0.6, 0.2, 0.7, 0.6, 0.6, 0.9, 0.1])
+    race = pd.Series(["BLACK", "BLACK", "BLACK", "WHITE", "WHITE", "WHITE", None], dtype="str")
+    table = group_table(y, p, race, 0.5)
+    assert set(table["groups"]) == {"BLACK", "WHITE"}
+    assert table["groups"]["BLACK"]["fpr"] == pytest.approx(0.5)
+    assert table["groups"]["WHITE"]["fpr"] == pytest.approx(1.0)
+    assert table["fpr_gap"] == pytest.approx(0.5)
+    brier = float(np.mean((p - y) ** 2))
+    assert nij_fair_accurate(y, p, race) == pytest.approx((1 - brier) * (1 - 0.5))
+
+
+def test_one_outcome_only_leaves_the_rank_metrics_unknown():
+    metrics = probability_metrics(np.zeros(20, dtype=int), np.linspace(0.1, 0.9, 20))
+    assert metrics["auc"] is None
+    assert metrics["calibration_slope"] is None and metrics["calibration_intercept"] is None
+    assert metrics["ece"] == pytest.approx(0.5)
+
+
+def _report(auc, incumbent, logistic, ece, groups):
+    return {
+        "risk": {"auc": auc, "ece": ece},
+        "baselines": {"incumbent": {"auc": incumbent}, "logistic": {"auc": logistic}},
+        "fairness": {"Race": groups} if groups is not None else {},
+    }
+
+
+GATES = Gates(fairness_attribute="Race", max_fpr_gap=0.05, max_ece=0.03, max_auc_below_logistic=0.005)
+
+
+def test_gates_say_which_failed_and_by_how_much():
+    audit = {"groups": {"BLACK": {"fpr": 0.52}, "WHITE": {"fpr": 0.43}}, "fpr_gap": 0.09}
+    results = {g.name: g for g in check_gates(_report(0.73, 0.60, 0.74, 0.04, audit), GATES)}
+    assert results["auc_over_incumbent"].passed
+    assert not results["auc_vs_logistic"].passed
+    assert "+0.0100 below, at most 0.0050 allowed" in results["auc_vs_logistic"].detail
+    assert not results["calibration"].passed and "ECE 0.0400, at most 0.0300" in results["calibration"].detail
+    assert not results["fpr_gap"].passed and "gap 0.0900" in results["fpr_gap"].detail
+
+
+def test_gates_that_cannot_be_computed_fail_and_say_why():
+    one_group = {"groups": {"WHITE": {"fpr": 0.4}}, "fpr_gap": None}
+    results = {g.name: g for g in check_gates(_report(None, None, None, 0.01, one_group), GATES)}
+    assert not results["auc_over_incumbent"].passed and not results["auc_vs_logistic"].passed
+    assert "only one outcome" in results["auc_vs_logistic"].detail
+    assert not results["fpr_gap"].passed
+    assert "groups present: WHITE" in results["fpr_gap"].detail
+    absent = {g.name: g for g in check_gates(_report(0.7, 0.6, 0.7, 0.01, None), GATES)}
+    assert "Race is absent" in absent["fpr_gap"].detail
