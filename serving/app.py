@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     spec = holder.current.bundle.spec
     example = {"assessment_id": "A-1001", "person_id": "P-42", "record": example_record(spec)}
     score_request = score_request_model(record_model(spec, example["record"]))
-    app.include_router(scores_router(score_request, example))
+    app.include_router(scores_router(score_request, example, settings.max_batch))
     app.include_router(model.router)
     app.include_router(admin.router)
     app.include_router(health.router)

@@ -41,11 +41,15 @@ class AuditStore:
             connection.execute(insert(table), values)
 
     def get(self, score_id: str) -> ScoreRow | None:
+        if not _storable(score_id):
+            return None
         with self._sessions() as session:
             return session.get(ScoreRow, score_id)
 
     def search(self, where: ScoreFilter, limit: int, offset: int) -> tuple[list[ScoreRow], int]:
         """One page of matching scores, newest first, and how many match in all."""
+        if not all(_storable(v) for v in (where.person_id, where.band, where.model_version) if v):
+            return [], 0
         query = select(ScoreRow)
         if where.person_id is not None:
             query = query.where(ScoreRow.person_id == where.person_id)
@@ -79,6 +83,11 @@ class AuditStore:
             return True
         except Exception:  # any driver error means not writable; readiness reports it
             return False
+
+
+def _storable(text: str) -> bool:
+    """False for text no stored row can hold: PostgreSQL refuses NUL, and ids never contain it."""
+    return "\x00" not in text
 
 
 def new_score_id() -> str:

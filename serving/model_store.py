@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from models.bundle import ScoringBundle
 from models.pyfunc import load_bundle
 from models.registry import run_artifact
+from serving.schemas import record_model
 
 log = logging.getLogger("reintegra.model")
 RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md")
@@ -22,6 +23,10 @@ RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md")
 
 class ModelUnavailable(RuntimeError):
     """No model could be loaded (no such alias, or the registry cannot be reached)."""
+
+
+class SchemaChanged(ModelUnavailable):
+    """The alias points at a version that accepts different records; it needs a restart."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class ModelHolder:
         self.name, self.alias = name, alias
         self._on_swap = on_swap
         self._current: ServingModel | None = None
+        self._refused: dict[str, SchemaChanged] = {}
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -67,17 +73,24 @@ class ModelHolder:
         return self._current is not None
 
     def reload(self) -> tuple[str | None, str]:
-        """Load the version the alias points at, if it is new; returns (previous, current)."""
+        """Load the version the alias points at, if it is new; returns (previous, current).
+
+        A version whose record schema differs from the serving one is refused, and remembered so
+        that polling does not load it again."""
         with self._reload_lock:
             previous = self._current
             version = self._alias_version()
             if previous is not None and previous.version == version:
                 return previous.version, version
+            if version in self._refused:
+                raise self._refused[version]
             loaded = self._load(version)
-            if previous is not None and loaded.bundle.inputs != previous.bundle.inputs:
-                raise ModelUnavailable(
-                    f"version {version} changes the record schema; restart the server to serve it"
+            if previous is not None and _record_schema(loaded) != _record_schema(previous):
+                self._refused[version] = SchemaChanged(
+                    f"version {version} accepts different records than version {previous.version}; "
+                    "restart the server to serve it"
                 )
+                raise self._refused[version]
             self._current = loaded
             log.info("serving %s version %s", self.name, version)
             previous_version = previous.version if previous else None
@@ -97,9 +110,14 @@ class ModelHolder:
             self._poller.join(timeout=5)
 
     def _poll(self, seconds: float) -> None:
+        warned: set[str] = set()
         while not self._stop.wait(seconds):
             try:
                 self.reload()
+            except SchemaChanged as refused:  # said once per version, not on every poll
+                if str(refused) not in warned:
+                    warned.add(str(refused))
+                    log.error("%s; still serving the loaded version", refused)
             except Exception:  # the registry may be briefly unreachable; keep serving
                 log.exception("alias poll failed; still serving the loaded version")
 
@@ -125,6 +143,11 @@ class ModelHolder:
             metrics=dict(client.get_run(run_id).data.metrics),
             documents=run_documents(run_id),
         )
+
+
+def _record_schema(model: ServingModel) -> dict:
+    """The JSON schema of the records this model accepts, as the API generates it."""
+    return record_model(model.bundle.spec, {}).model_json_schema()
 
 
 def run_documents(run_id: str) -> dict[str, str]:

@@ -14,8 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.problems import problem
+
+errors_log = logging.getLogger("reintegra.errors")
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -96,7 +100,10 @@ def shared_metrics_folder() -> Iterator[None]:
 
 
 class RequestContextMiddleware:
-    """Gives every request an id (X-Request-ID, kept when safe) and counts it by route and status."""
+    """Gives every request an id (X-Request-ID, kept when safe) and counts it by route and status.
+
+    An error no handler turned into a problem is logged and answered here, inside the request's
+    context, so its 500 and its log line carry the same id."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
@@ -113,10 +120,12 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
 
+        started_response = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started_response = message["status"], True
                 message["headers"] = [
                     *message.get("headers", []),
                     (REQUEST_ID_HEADER.encode(), request_id.encode()),
@@ -125,6 +134,11 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:  # anything a handler did not turn into a problem: log it here, with the id
+            errors_log.exception("unhandled error")
+            if not started_response:
+                detail = "the error was logged with this request id"
+                await problem(500, "Internal error", detail, Request(scope))(scope, receive, send_with_id)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()

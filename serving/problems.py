@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,9 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.model_store import ModelUnavailable
+from serving.model_store import ModelUnavailable, SchemaChanged
 
-log = logging.getLogger("reintegra.errors")
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -35,15 +34,19 @@ def field_errors(errors: list[dict]) -> list[dict]:
         message = error.get("msg", "invalid")
         if error.get("type") == "extra_forbidden":
             message = "unknown field; the record accepts only the model's release-time inputs"
-        value = error.get("input")
         out.append(
-            {
-                "field": ".".join(location) or "(body)",
-                "message": message,
-                "value": value if isinstance(value, str | int | float | bool | None) else None,
-            }
+            {"field": ".".join(location) or "(body)", "message": message, "value": _echo(error.get("input"))}
         )
     return out
+
+
+def _echo(value: Any) -> str | int | float | bool | None:
+    """The rejected value as JSON can carry it: NaN, infinities and lone surrogates become text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value if isinstance(value, int | float | bool | None) else None
 
 
 def install(app: FastAPI) -> None:
@@ -58,14 +61,13 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, _title(exc.status_code), str(exc.detail), request)
 
+    @app.exception_handler(SchemaChanged)
+    async def needs_restart(request: Request, exc: SchemaChanged) -> JSONResponse:
+        return problem(409, "Conflict", f"{exc}; the loaded version keeps serving", request)
+
     @app.exception_handler(ModelUnavailable)
     async def no_model(request: Request, exc: ModelUnavailable) -> JSONResponse:
         return problem(503, "Model unavailable", str(exc), request)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return problem(500, "Internal error", "the error was logged with this request id", request)
 
 
 def _title(status: int) -> str:

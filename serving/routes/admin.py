@@ -7,10 +7,16 @@ from typing import Any
 from fastapi import APIRouter
 
 from serving.deps import AdminKey, HolderDep
+from serving.problems import PROBLEM_JSON
 from serving.routes.scores import PROBLEMS
-from serving.schemas import ReloadPublic
+from serving.schemas import Problem, ReloadPublic
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=PROBLEMS)
+CONFLICT = {
+    "model": Problem,
+    "content": {PROBLEM_JSON: {}},
+    "description": "The alias points at a version that accepts different records: it needs a restart",
+}
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses={**PROBLEMS, 409: CONFLICT})
 
 
 @router.post("/reload", response_model=ReloadPublic, summary="Load the version the alias points at")

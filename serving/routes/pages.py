@@ -183,7 +183,7 @@ def sign_in(
 ) -> Response:
     """Admit a reviewer or admin key; a new session (and CSRF token) replaces the anonymous one."""
     session = _read_session(request, settings)
-    if session is None or not hmac.compare_digest(session.csrf, csrf):
+    if session is None or not _same_token(session.csrf, csrf):
         return _sign_in_page(request, settings, None, next, None, "The form expired; please try again.", 403)
     found = keys.verify(key.strip()) if key.strip() else None
     if found is None:
@@ -200,12 +200,20 @@ def sign_in(
 def sign_out(
     request: Request, settings: SettingsDep, csrf: Annotated[str, Form(max_length=100)] = ""
 ) -> Response:
+    """Ends the session of this browser; without a session cookie (a cross-site form) it changes nothing."""
     session = _read_session(request, settings)
-    if session is not None and not hmac.compare_digest(session.csrf, csrf):
+    if session is None:
+        return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+    if not _same_token(session.csrf, csrf):
         return Response("The sign-out form expired; reload the page and try again.", 403)
     response = RedirectResponse(f"{PREFIX}/sign-in?signed_out=true", status_code=303)
     response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="lax")
     return response
+
+
+def _same_token(expected: str, given: str) -> bool:
+    """Constant-time comparison that also accepts non-ASCII input (compare_digest on str does not)."""
+    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def _day(text: str | None) -> tuple[date | None, str | None]:
@@ -236,7 +244,7 @@ def scores_page(
     where = ScoreFilter(
         person_id=person_id.strip() or None,
         since=datetime.combine(first, time(), UTC) if first else None,
-        until=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
+        until=datetime.combine(last + timedelta(days=1), time(), UTC) if last and last < date.max else None,
         band=band or None,
         model_version=model_version or None,
     )

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from serving.audit import ScoreFilter
-from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey, SettingsDep
+from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey
 from serving.problems import PROBLEM_JSON, field_errors
 from serving.schemas import PRINTABLE, BatchPublic, Problem, ScorePage, ScorePublic, ScoreSummary
 from serving.scoring import score_json, score_public, score_requests
@@ -37,15 +37,17 @@ PROBLEMS = {
 }
 
 
-def scores_router(score_request: type[BaseModel], example: dict[str, Any]) -> APIRouter:
+def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_batch: int) -> APIRouter:
     """Routes for scores; the request model is generated from the serving model's spec."""
     router = APIRouter(prefix="/v1", tags=["scores"], responses=PROBLEMS)
 
     class BatchScoreRequest(BaseModel):
         items: list[dict[str, Any]] = Field(
             min_length=1,
-            description="Score requests, each shaped like the body of POST /v1/scores; an invalid "
-            "item is reported in its place without failing the others.",
+            max_length=max_batch,
+            description=f"At most {max_batch} score requests (REINTEGRA_MAX_BATCH), each shaped like "
+            "the body of POST /v1/scores; an invalid item is reported in its place without failing "
+            "the others.",
             json_schema_extra={"examples": [[example]]},
         )
 
@@ -64,7 +66,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any]) -> AP
         metrics.scores.labels(rows[0].risk_band).inc()
         return Response(score_json(rows[0]), status_code=201, media_type="application/json")
 
-    @router.post("/scores:batch", response_model=BatchPublic, summary="Score up to max_batch records")
+    @router.post("/scores:batch", response_model=BatchPublic, summary=f"Score up to {max_batch} records")
     def create_scores_batch(
         body: BatchScoreRequest,
         request: Request,
@@ -72,13 +74,8 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any]) -> AP
         holder: HolderDep,
         audit: AuditDep,
         metrics: MetricsDep,
-        settings: SettingsDep,
     ) -> dict[str, Any]:
         """Each item scored or refused on its own; all scores come from one model version."""
-        if len(body.items) > settings.max_batch:
-            raise HTTPException(
-                422, f"a batch holds at most {settings.max_batch} items, got {len(body.items)}"
-            )
         valid, items = [], []
         for index, raw in enumerate(body.items):
             try:

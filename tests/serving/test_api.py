@@ -8,6 +8,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from serving.database import make_engine
 from tests.serving.conftest import start_server
 
 PROBLEM = "application/problem+json"
@@ -61,7 +62,8 @@ def test_batch_over_the_limit_is_refused(server, api_records):
     with server.client("scorer") as client:
         response = client.post("/v1/scores:batch", json={"items": [{"record": api_records[0]}] * 1001})
     assert response.status_code == 422
-    assert "at most 1000 items" in response.json()["detail"]
+    [error] = response.json()["errors"]
+    assert error["field"] == "items" and "at most 1000 items" in error["message"]
 
 
 def test_missing_and_unknown_keys_get_401(server, api_records):
@@ -128,6 +130,55 @@ def test_malformed_bodies_never_give_500(server, body, headers):
         response = client.post("/v1/scores", content=body, headers=headers)
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "echoed"),
+    [
+        (
+            "/v1/scores",
+            b'{"record": {"Supervision_Risk_Score_First": NaN}}',
+            "record.Supervision_Risk_Score_First",
+            "nan",
+        ),
+        (
+            "/v1/scores",
+            b'{"record": {"Supervision_Risk_Score_First": 1e999}}',
+            "record.Supervision_Risk_Score_First",
+            "inf",
+        ),
+        ("/v1/scores", b'{"record": {}, "person_id": "P\\ud800"}', "person_id", "P\\ud800"),
+        ("/v1/scores:batch", b'{"items": [{"record": {"Gender": "\\ud800"}}]}', "record.Gender", "\\ud800"),
+    ],
+)
+def test_values_json_cannot_carry_are_echoed_as_text(server, path, body, field, echoed):
+    with server.client("scorer") as client:
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+    errors = response.json()["errors"] if path == "/v1/scores" else response.json()["items"][0]["errors"]
+    assert response.status_code == (422 if path == "/v1/scores" else 200)
+    assert {e["field"]: e["value"] for e in errors}[field] == echoed
+
+
+def test_an_unexpected_error_is_a_problem_with_the_request_id_of_its_log_line(
+    registry, tmp_path, api_records
+):
+    broken = start_server(registry, tmp_path)
+    try:
+        engine = make_engine(broken.database)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE scores")
+        engine.dispose()
+        with broken.client("scorer") as client:
+            response = client.post("/v1/scores", json={"record": api_records[0]})
+    finally:
+        broken.stop()
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM
+    request_id = response.headers["x-request-id"]
+    assert response.json()["request_id"] == request_id
+    assert "Traceback" not in response.text and "scores" not in response.json()["detail"]
+    log = (tmp_path / "server.log").read_text()
+    assert f"[{request_id}] unhandled error" in log
 
 
 def test_audit_record_is_retrievable_and_searchable(server, api_records):

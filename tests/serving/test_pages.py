@@ -100,6 +100,11 @@ def sign_in(page, key: str, path: str = "/review/scores") -> None:
         page.get_by_role("button", name="Sign in").click()
 
 
+def form_token(client: httpx.Client, path: str = "/review/sign-in") -> str:
+    """The CSRF token of the form at `path`, as a browser would read it."""
+    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).text).group(1)
+
+
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -138,9 +143,34 @@ def test_sign_in_needs_the_forms_csrf_token(server):
         cookie = form.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=lax" in cookie and "path=/review" in cookie
         assert "max-age=" in cookie
-        refused = client.post("/review/sign-in", data={"key": server.keys["reviewer"], "csrf": "forged"})
-        assert refused.status_code == 403
+        for forged in ("forged", "é"):
+            refused = client.post("/review/sign-in", data={"key": server.keys["reviewer"], "csrf": forged})
+            assert refused.status_code == 403
         assert client.get("/review/scores").status_code == 303
+
+
+def test_sign_out_needs_the_session_and_its_token(server):
+    with httpx.Client(base_url=server.base_url) as client:
+        client.post("/review/sign-in", data={"key": server.keys["reviewer"], "csrf": form_token(client)})
+        for forged in ("forged", "é"):
+            assert client.post("/review/sign-out", data={"csrf": forged}).status_code == 403
+        assert client.get("/review/scores").status_code == 200
+        # A form posted from another site carries no session cookie (SameSite=Lax): nothing changes.
+        with httpx.Client(base_url=server.base_url) as other_site:
+            cross = other_site.post("/review/sign-out", data={"csrf": ""})
+        assert cross.status_code == 303 and "set-cookie" not in cross.headers
+        token = form_token(client, "/review/scores")
+        signed_out = client.post("/review/sign-out", data={"csrf": token})
+        assert signed_out.status_code == 303 and "signed_out=true" in signed_out.headers["location"]
+        assert client.get("/review/scores").status_code == 303
+
+
+def test_date_filters_at_the_ends_of_the_calendar(server, scores):
+    with httpx.Client(base_url=server.base_url) as client:
+        client.post("/review/sign-in", data={"key": server.keys["reviewer"], "csrf": form_token(client)})
+        everything = client.get("/review/scores", params={"since": "0001-01-01", "until": "9999-12-31"})
+    assert everything.status_code == 200
+    assert all(score["id"] in everything.text for score in scores[-5:])
 
 
 def test_reviewer_reads_scores_and_explanations(page, server, scores):
@@ -380,8 +410,7 @@ def test_a_session_holds_on_every_worker(registry, tmp_path):
 
     try:
         with httpx.Client(base_url=server.base_url) as client:
-            csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/review/sign-in").text).group(1)
-            form = {"key": server.keys["reviewer"], "csrf": csrf, "next": "/review/scores"}
+            form = {"key": server.keys["reviewer"], "csrf": form_token(client), "next": "/review/scores"}
             signed_in = client.post("/review/sign-in", data=form)
             with ThreadPoolExecutor(4) as pool:
                 pages = list(pool.map(open_page, [client.cookies] * 24))
@@ -395,8 +424,7 @@ def test_revoking_the_key_ends_its_page_session(server):
     store = KeyStore(make_engine(server.database))
     key, secret = store.create("reviewer", "revoked during a session")
     with httpx.Client(base_url=server.base_url) as client:
-        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/review/sign-in").text).group(1)
-        client.post("/review/sign-in", data={"key": secret, "csrf": csrf})
+        client.post("/review/sign-in", data={"key": secret, "csrf": form_token(client)})
         before = client.get("/review/scores").status_code
         store.revoke(key.id)
         after = client.get("/review/scores")

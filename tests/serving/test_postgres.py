@@ -58,6 +58,12 @@ def test_audit_store_round_trip_and_search(postgres_url):
     assert store.writable()
 
 
+def test_text_with_nul_finds_nothing_instead_of_failing(postgres_url):
+    store = AuditStore(make_engine(postgres_url))
+    assert store.get("a\x00b") is None
+    assert store.search(ScoreFilter(person_id="a\x00b", band="x\x00"), limit=10, offset=0) == ([], 0)
+
+
 def test_keys_on_postgres(postgres_url):
     keys = KeyStore(make_engine(postgres_url))
     key, secret = keys.create("reviewer", "pg test")
