@@ -51,8 +51,10 @@ class ColumnSpec(_Strict):
         if (self.min is not None or self.max is not None) and self.kind != "numeric":
             raise ValueError(f"'min'/'max' are only for numeric columns; {self.name} is {self.kind}")
         levels = self.order or self.values or []
-        if len(set(levels)) != len(levels):
-            raise ValueError(f"column {self.name} lists a value twice")
+        if len({level.casefold() for level in levels}) != len(levels):
+            raise ValueError(f"column {self.name} lists a value twice (values are matched ignoring case)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"column {self.name}: min {self.min:g} is above max {self.max:g}")
         return self
 
     def allowed(self) -> str:
@@ -75,7 +77,7 @@ class Condition(_Strict):
 
     column: str
     op: Operator
-    value: str | float | bool
+    value: str | int | float | bool  # int kept apart from float: `1` must read as "1", not "1.0"
 
 
 class NeedSpec(_Strict):
@@ -230,17 +232,30 @@ class DatasetSpec(_Strict):
         if condition.column not in [c.name for c in self.columns]:
             raise ValueError(f"need {need} refers to unknown column {condition.column}")
         column = self.column(condition.column)
+        value = condition.value
+        if column.name in self.protected:
+            raise ValueError(f"need {need} is defined by protected attribute {column.name}; needs may not be")
         if column.kind in ("boolean", "categorical") and condition.op not in ("==", "!="):
             raise ValueError(f"need {need}: {column.kind} column {column.name} allows == or != only")
         if column.kind == "boolean":
-            word = str(condition.value).strip().lower()
+            word = str(value).strip().lower()
             if word not in TRUE_WORDS + FALSE_WORDS:
                 raise ValueError(f"need {need}: {column.name} compares to Yes or No, not {word!r}")
-        levels = column.order or []
-        if column.kind == "ordinal" and isinstance(condition.value, str) and condition.value not in levels:
+        if column.kind == "categorical" and column.values and str(value) not in column.values:
             raise ValueError(
-                f"need {need}: {condition.value!r} is not a level of {column.name}; "
-                f"use a level or its position (0 = {column.order[0]!r})"
+                f"need {need}: {value!r} is not a value of {column.name}; allowed: {column.allowed()} "
+                "(quote values in YAML: an unquoted Yes reads as true)"
+            )
+        if column.kind == "numeric" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"need {need}: numeric column {column.name} compares to a number, not {value!r}")
+        levels = column.order or []
+        if column.kind == "ordinal" and (
+            (isinstance(value, str) and value not in levels)
+            or (not isinstance(value, str) and not 0 <= value < len(levels))
+        ):
+            raise ValueError(
+                f"need {need}: {value!r} is not a level of {column.name}; "
+                f"use a level or its position (0 = {levels[0]!r} to {len(levels) - 1} = {levels[-1]!r})"
             )
 
     def column(self, name: str) -> ColumnSpec:

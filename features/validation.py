@@ -103,6 +103,8 @@ def validate_records(
     for column in spec.columns:
         if column.name in raw.columns:
             typed[column.name] = _parse_checked(raw[column.name], column, rows, report)
+        elif not column.required:  # an optional column left out is missing in every row
+            typed[column.name] = parse_column(pd.Series(np.nan, index=raw.index, dtype=object), column)
     if labelled and spec.outcome.column in raw.columns:
         outcome = ColumnSpec(name=spec.outcome.column, kind="boolean", domain="outcome")
         parsed = _parse_checked(raw[spec.outcome.column], outcome, rows, report)
@@ -113,8 +115,9 @@ def validate_records(
 
 
 def _expected_columns(spec: DatasetSpec, labelled: bool) -> list[str]:
-    if not labelled:
-        return [c.name for c in spec.columns if c.required and c.known == "release"]
+    if not labelled:  # scoring: protected attributes are welcome for audits, never needed
+        scored = [c for c in spec.columns if c.known == "release" and c.name not in spec.protected]
+        return [c.name for c in scored if c.required]
     return [spec.id, *(c.name for c in spec.columns if c.required), spec.outcome.column]
 
 

@@ -32,7 +32,10 @@ def logistic_baseline(categorical: Sequence[str], numeric: Sequence[str]) -> Pip
             ),
             (
                 "numeric",
-                make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                    StandardScaler(),
+                ),
                 list(numeric),
             ),
         ]

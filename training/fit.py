@@ -38,6 +38,12 @@ def fit_bundle(typed: pd.DataFrame, spec: DatasetSpec, seed: int = 0) -> Scoring
                 f"need {need.name} has only {known.sum()} known labels; at least "
                 f"{MIN_NEED_LABELS} are needed to fit its model"
             )
+        observed = labels[need.name].to_numpy()[known]
+        if len(np.unique(observed)) < 2:
+            raise ValueError(
+                f"need {need.name} is {'present' if observed[0] else 'absent'} in all {known.sum()} rows "
+                "where it is known, so there is nothing to learn; check its rule against the data"
+            )
         columns = encoder_inputs_without(encoder, spec, need.sources)
         model = CalibratedBooster(NEED_PARAMS, cv_folds=NEED_FOLDS, random_state=seed)
         needs[need.name] = model.fit(X.loc[known, columns], labels[need.name].to_numpy()[known].astype(int))

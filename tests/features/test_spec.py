@@ -89,6 +89,8 @@ columns:
         ("colour: blue", "colour"),
         ("derived:\n  - {name: x, domain: d, op: sum, of: [age, wage]}", "unknown: wage"),
         ("derived:\n  - {name: x, domain: d, op: ratio, of: [age, age, age]}", "exactly two inputs"),
+        ("columns:\n  - {name: age, kind: numeric, domain: d, min: 5, max: 1}", "min 5 is above max 1"),
+        ("columns:\n  - {name: age, kind: ordinal, domain: d, order: [Low, low]}", "lists a value twice"),
     ],
 )
 def test_invalid_specs_say_what_is_wrong(change: str, message: str):
@@ -98,6 +100,39 @@ def test_invalid_specs_say_what_is_wrong(change: str, message: str):
         lines = [line for line in lines if not line.startswith("  - {name: age")]
     with pytest.raises(SpecError, match=message):
         parse_spec("\n".join(lines) + "\n" + change)
+
+
+RICH = (
+    MINIMAL
+    + """  - {name: race, kind: categorical, domain: demographics, values: [A, B]}
+  - {name: housing, kind: categorical, domain: residence, values: ["1", "2", own]}
+  - {name: school, kind: ordinal, domain: school, order: [none, some, all]}
+protected: [race]
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("{column: race, op: '==', value: A}", "need job is defined by protected attribute race"),
+        ("{column: housing, op: '==', value: 3}", r"3 is not a value of housing; allowed: one of '1', '2'"),
+        ("{column: housing, op: '==', value: Yes}", r"True is not a value of housing.*quote values"),
+        ("{column: age, op: '<', value: half}", "numeric column age compares to a number, not 'half'"),
+        ("{column: school, op: '>=', value: 3}", r"3 is not a level of school.*2 = 'all'"),
+        ("{column: school, op: '>=', value: most}", "'most' is not a level of school"),
+    ],
+)
+def test_need_rules_are_checked_against_their_column(rule: str, message: str):
+    with pytest.raises(SpecError, match=message):
+        parse_spec(RICH + f"needs:\n  - {{name: job, all: [{rule}], interventions: [x]}}")
+
+
+def test_an_unquoted_number_matches_its_categorical_value():
+    spec = parse_spec(
+        RICH + "needs:\n  - {name: job, all: [{column: housing, op: '==', value: 1}], interventions: [x]}"
+    )
+    assert str(spec.need("job").conditions[0].value) == "1"
 
 
 def test_a_spec_never_executes_code():

@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 
 from features.records import as_text, read_records
+from features.spec import DatasetSpec
 from features.validation import RecordsInvalid, validate_records
 
 
@@ -86,6 +87,28 @@ def test_unlabelled_records_need_only_release_columns(synthetic_raw, spec):
     release = [c for c in spec.inputs() if c in synthetic_raw] + spec.protected
     _, report = validate_records(synthetic_raw[release], spec, labelled=False)
     assert report.ok, report.lines()
+
+
+def test_records_to_score_may_leave_out_protected_attributes(synthetic_raw, spec):
+    release = [c for c in spec.inputs() if c in synthetic_raw]
+    _, report = validate_records(synthetic_raw[release], spec, labelled=False)
+    assert report.ok, report.lines()
+    _, labelled = validate_records(synthetic_raw.drop(columns=spec.protected), spec)
+    assert [p.message for p in labelled.problems] == ["missing required column Race"]
+
+
+def test_an_optional_column_left_out_is_missing_in_every_row(synthetic_raw, spec):
+    data = spec.model_dump(by_alias=True, exclude_none=True)
+    for column in data["columns"]:
+        if column["name"] in ("Education_Level", "Residence_Changes"):
+            column["required"] = False
+    optional = DatasetSpec.model_validate(data)
+    typed, report = validate_records(
+        synthetic_raw.drop(columns=["Education_Level", "Residence_Changes"]), optional
+    )
+    assert report.ok, report.lines()
+    assert typed["Education_Level"].isna().all() and typed["Residence_Changes"].isna().all()
+    assert list(typed["Education_Level"].cat.categories) == optional.column("Education_Level").order
 
 
 def test_parquet_and_csv_read_alike(tmp_path, synthetic_raw, spec):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from features.spec import DatasetSpec
 from features.validation import validate_records
 from training.fit import fit_bundle
 
@@ -17,3 +18,28 @@ def test_a_need_without_labels_stops_training(training_raw, spec):
     typed, _ = validate_records(raw, spec)
     with pytest.raises(ValueError, match="need housing has only 0 known labels"):
         fit_bundle(typed, spec)
+
+
+def test_a_need_with_one_label_value_stops_training_naming_it(training_raw, spec):
+    raw = training_raw.iloc[:600].copy()
+    raw["Residence_Changes"] = "0"
+    typed, _ = validate_records(raw, spec)
+    with pytest.raises(ValueError, match="need housing is absent in all 600 rows where it is known"):
+        fit_bundle(typed, spec)
+
+
+def test_optional_columns_left_out_are_fitted_and_explained_as_missing(training_raw, spec):
+    data = spec.model_dump(by_alias=True, exclude_none=True)
+    for column in data["columns"]:
+        if column["name"] in ("Education_Level", "Residence_Changes"):  # an input and a need source
+            column["required"] = False
+    optional = DatasetSpec.model_validate(data)
+    typed, report = validate_records(training_raw.iloc[:1500].drop(columns=["Education_Level"]), optional)
+    assert report.ok, report.lines()
+    bundle = fit_bundle(typed, optional, seed=1)
+    [scored] = bundle.score_records([{"Gender": "M", "Age_at_Release": "23-27"}])
+    education = [c for c in scored["explanation"]["risk"]["contributions"] if c["input"] == "Education_Level"]
+    assert education == [] or education[0]["value"] is None
+    typed, _ = validate_records(training_raw.iloc[:1500].drop(columns=["Residence_Changes"]), optional)
+    with pytest.raises(ValueError, match="need housing has only 0 known labels"):
+        fit_bundle(typed, optional)
