@@ -140,7 +140,8 @@ class RequestContextMiddleware:
                 detail = "the error was logged with this request id"
                 await problem(500, "Internal error", detail, Request(scope))(scope, receive, send_with_id)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            # A route's template, a mount's prefix (static files), or "unmatched": never a raw path.
+            route = getattr(scope.get("route"), "path", None) or scope.get("root_path") or "unmatched"
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route, scope["method"], str(status)).observe(
                 time.perf_counter() - started
