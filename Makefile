@@ -62,5 +62,8 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# Removes what the next run rebuilds; keeps the audit trail and keys (data/reintegra.db,
+# data/dev-keys.env) and the registered models (mlflow/): delete those by hand to start over.
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) $(SYNTH) data/example-request.json test-output
+	@echo "kept data/reintegra.db, data/dev-keys.env and mlflow/ (audit trail, keys, models)"

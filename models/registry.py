@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+from mlflow import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
 
@@ -32,3 +33,11 @@ def run_artifact(run_id: str, name: str) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=tmp)
         return Path(path).read_bytes()
+
+
+def registered_spec(name: str) -> str | None:
+    """The spec the newest version of registered model `name` was trained on (None: no versions)."""
+    versions = MlflowClient().search_model_versions(f"name = '{name}'", order_by=["version_number DESC"])
+    if not versions:
+        return None
+    return MlflowClient().get_run(versions[0].run_id).data.params.get("spec")

@@ -12,8 +12,10 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from models.registry import configure_tracking
 from serving.database import make_engine, migrate
 from serving.keys import ROLES, KeyStore
+from serving.model_store import ModelUnavailable, alias_version
 from serving.observability import shared_metrics_folder
 from serving.settings import Settings
 
@@ -33,6 +35,12 @@ def serve(
     if ctx.invoked_subcommand is not None:
         return
     settings = Settings()
+    configure_tracking()
+    try:
+        alias_version(settings.model_name, settings.model_alias)
+    except ModelUnavailable as exc:  # say it once here, not in a traceback from every worker
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     workers = workers or settings.workers
     if workers > 1 and not settings.session_secret:
         # One secret per server, so that a page session signed by one worker is read by the others.
@@ -97,7 +105,6 @@ def dev_setup(
 ) -> None:
     """First run on a developer's machine: one key per role and an example call to try."""
     from models.pyfunc import load_bundle
-    from models.registry import configure_tracking
     from serving.schemas import example_record
 
     settings = Settings()

@@ -122,12 +122,7 @@ class ModelHolder:
                 log.exception("alias poll failed; still serving the loaded version")
 
     def _alias_version(self) -> str:
-        try:
-            return str(MlflowClient().get_model_version_by_alias(self.name, self.alias).version)
-        except mlflow.exceptions.MlflowException as exc:
-            raise ModelUnavailable(
-                f"no model at models:/{self.name}@{self.alias}; train and promote one first"
-            ) from exc
+        return alias_version(self.name, self.alias)
 
     def _load(self, version: str) -> ServingModel:
         client = MlflowClient()
@@ -143,6 +138,17 @@ class ModelHolder:
             metrics=dict(client.get_run(run_id).data.metrics),
             documents=run_documents(run_id),
         )
+
+
+def alias_version(name: str, alias: str) -> str:
+    """The version `name@alias` points at; ModelUnavailable, saying what to do, when there is none."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException as exc:
+        raise ModelUnavailable(
+            f"no model at models:/{name}@{alias}; train and promote one first (make run does both "
+            "on the synthetic cohort)"
+        ) from exc
 
 
 def _record_schema(model: ServingModel) -> dict:

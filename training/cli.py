@@ -16,6 +16,7 @@ from features.spec import SpecError, load_spec
 from features.validation import RecordsInvalid, validate_records
 from training.evaluate import evaluate_bundle
 from training.promote import PromotionRefused, promote
+from training.train import file_sha256
 from training.train import train as run_training
 
 app = typer.Typer(
@@ -82,6 +83,13 @@ def evaluate(
         raise _fail(str(exc)) from exc
     except Exception as exc:  # MLflow raises its own exception types for unknown models
         raise _fail(f"cannot load model {model}: {exc}") from exc
+    if file_sha256(data) == bundle.metadata.get("data_sha256"):
+        typer.echo(
+            f"warning: {data} is the file this model was trained on; these numbers include the "
+            f"{bundle.metadata.get('n_train')} rows it was fitted on and are optimistic. The held-out "
+            "numbers are in the training run's evaluation.json (and GET /v1/model).",
+            err=True,
+        )
     _print_json({"model": model, **evaluate_bundle(bundle, typed)})
 
 

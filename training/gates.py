@@ -39,8 +39,9 @@ def check_gates(report: dict, gates: Gates) -> list[GateResult]:
         else GateResult(
             "auc_vs_logistic",
             logistic - auc <= gates.max_auc_below_logistic,
-            f"risk AUC {auc:.4f} vs logistic baseline {logistic:.4f}: {logistic - auc:+.4f} below, "
-            f"at most {gates.max_auc_below_logistic:.4f} allowed",
+            f"risk AUC {auc:.4f} vs logistic baseline {logistic:.4f}: {abs(auc - logistic):.4f} "
+            f"{'above' if auc >= logistic else 'below'} it, at most {gates.max_auc_below_logistic:.4f} "
+            "below allowed",
         )
     )
     ece = report["risk"]["ece"]

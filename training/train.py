@@ -26,7 +26,7 @@ from features.spec import DatasetSpec
 from features.validation import RecordsInvalid, validate_records
 from models.bundle import ScoringBundle
 from models.pyfunc import BUNDLE_ARTIFACT, release_signature
-from models.registry import configure_tracking
+from models.registry import configure_tracking, registered_spec
 from training import plots
 from training.evaluate import evaluation_report
 from training.fit import fit_bundle, outcome
@@ -69,6 +69,13 @@ def train(
         typed, report = validate_records(read_records(data), spec)
         if not report.ok:
             raise RecordsInvalid(report)
+    configure_tracking()
+    registered = registered_spec(name)
+    if registered not in (None, spec.name):
+        raise ValueError(
+            f"model {name} holds versions trained on spec {registered}; a model serves one record "
+            f"layout, so register spec {spec.name} under another name (--name, or MODEL_NAME for make)"
+        )
     y = outcome(typed, spec)
     train_rows, test_rows = train_test_split(
         np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=seed
@@ -82,7 +89,7 @@ def train(
         gates = check_gates(evaluation, spec.gates)
     bundle.metadata = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data_sha256": _sha256(data),
+        "data_sha256": file_sha256(data),
         "seed": seed,
         "n_train": len(train_rows),
         "n_test": len(test_rows),
@@ -226,7 +233,8 @@ def flat_metrics(evaluation: dict) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256: which exact file a model was trained on."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

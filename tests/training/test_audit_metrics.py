@@ -59,7 +59,9 @@ def test_gates_say_which_failed_and_by_how_much():
     results = {g.name: g for g in check_gates(_report(0.73, 0.60, 0.74, 0.04, audit), GATES)}
     assert results["auc_over_incumbent"].passed
     assert not results["auc_vs_logistic"].passed
-    assert "+0.0100 below, at most 0.0050 allowed" in results["auc_vs_logistic"].detail
+    assert "0.0100 below it, at most 0.0050 below allowed" in results["auc_vs_logistic"].detail
+    passing = {g.name: g for g in check_gates(_report(0.75, 0.60, 0.74, 0.01, audit), GATES)}
+    assert "0.0100 above it" in passing["auc_vs_logistic"].detail
     assert not results["calibration"].passed and "ECE 0.0400, at most 0.0300" in results["calibration"].detail
     assert not results["fpr_gap"].passed and "gap 0.0900" in results["fpr_gap"].detail
 

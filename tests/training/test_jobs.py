@@ -119,6 +119,15 @@ def test_evaluate_prints_every_key(trained, store, data_file):
     assert {"n", "base_rate", "auc", "ece", "fpr", "fnr"} <= set(race["groups"]["BLACK"])
     assert {"fpr_gap", "fnr_gap"} <= set(race)
     assert 0 < report["nij_fair_accurate"] < 1
+    assert "is the file this model was trained on" in result.stderr
+
+
+def test_evaluate_warns_only_on_the_training_file(trained, store, data_file, tmp_path):
+    other = tmp_path / "other.csv"
+    pd.read_csv(data_file).iloc[:-1].to_csv(other, index=False)
+    result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(other), uri=store)
+    assert result.returncode == 0, result.stderr
+    assert "trained on" not in result.stderr
 
 
 def test_promote_refuses_a_failing_version_and_says_by_how_much(store, data_file, strict_spec):
@@ -166,6 +175,18 @@ def test_bad_training_data_stops_and_registers_nothing(store, tmp_path, training
     assert "missing required column Gender" in result.stderr
     assert "row 7, column Prison_Years: 'forever' is not allowed" in result.stderr
     assert MlflowClient().search_registered_models(filter_string="name='broken'") == []
+
+
+def test_a_model_name_keeps_one_spec(trained, store, data_file, spec, tmp_path):
+    other = spec.model_dump(by_alias=True, exclude_none=True) | {"name": "another_layout"}
+    path = tmp_path / "another.yaml"
+    path.write_text(yaml.safe_dump(other))
+    before = len(MlflowClient().search_model_versions("name = 'reintegra'"))
+    result = cli("train", "--spec", str(path), "--data", str(data_file), "--name", "reintegra", uri=store)
+    assert result.returncode == 2
+    assert "model reintegra holds versions trained on spec georgia_parole" in result.stderr
+    assert "register spec another_layout under another name" in result.stderr
+    assert len(MlflowClient().search_model_versions("name = 'reintegra'")) == before
 
 
 def test_train_cli_prints_one_json_object(store, data_file):
