@@ -10,6 +10,8 @@ import mlflow
 from mlflow import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
+# Model-version tag holding why a version that failed a gate was promoted anyway.
+FORCED_REASON_TAG = "forced_promotion_reason"
 
 
 def configure_tracking() -> str:

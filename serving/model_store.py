@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from models.bundle import ScoringBundle
 from models.pyfunc import load_bundle
-from models.registry import run_artifact
+from models.registry import FORCED_REASON_TAG, run_artifact
 from serving.schemas import record_model
 
 log = logging.getLogger("reintegra.model")
@@ -40,6 +40,7 @@ class ServingModel:
     loaded_at: datetime
     metrics: dict[str, float] = field(default_factory=dict)
     documents: dict[str, str] = field(default_factory=dict)
+    forced_reason: str | None = None  # why it was promoted although it failed a gate
 
     @property
     def evaluation(self) -> dict:
@@ -137,6 +138,7 @@ class ModelHolder:
             loaded_at=datetime.now(UTC),
             metrics=dict(client.get_run(run_id).data.metrics),
             documents=run_documents(run_id),
+            forced_reason=model_version.tags.get(FORCED_REASON_TAG),
         )
 
 

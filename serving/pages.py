@@ -359,6 +359,7 @@ class VersionRow:
     aliases: list[str]
     run_id: str
     metrics: dict[str, float]
+    forced_reason: str | None
 
 
 def registered_versions(name: str, limit: int = 20) -> list[VersionRow]:
@@ -372,6 +373,7 @@ def registered_versions(name: str, limit: int = 20) -> list[VersionRow]:
             sorted(v.aliases or []),
             v.run_id,
             {k: m for k, m in _run_metrics(v.run_id).items() if k in VERSION_METRICS},
+            (v.tags or {}).get(registry.FORCED_REASON_TAG),
         )
         for v in versions
     ]

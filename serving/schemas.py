@@ -149,6 +149,9 @@ class ModelPublic(BaseModel):
     baselines: dict[str, Any]
     fairness: dict[str, Any]
     model_card: str
+    forced_promotion_reason: str | None = Field(
+        None, description="Why this version serves although it failed a promotion gate (None: it passed)"
+    )
 
 
 class ReloadPublic(BaseModel):

@@ -7,7 +7,7 @@ import json
 from mlflow import MlflowClient
 
 from features.spec import parse_spec
-from models.registry import configure_tracking, run_artifact
+from models.registry import FORCED_REASON_TAG, configure_tracking, run_artifact
 from training.gates import GateResult, check_gates
 from training.tracking import CHAMPION, move_alias
 
@@ -38,7 +38,7 @@ def promote(name: str, version: str, force: bool = False, reason: str = "") -> d
         raise PromotionRefused(name, version, failed)
     note = f"forced: {reason}" if failed else "gates passed"
     if failed:
-        client.set_model_version_tag(name, version, "forced_promotion_reason", reason)
+        client.set_model_version_tag(name, version, FORCED_REASON_TAG, reason)
     moved_at = move_alias(name, CHAMPION, version, note)
     return {
         "model_name": name,

@@ -34,4 +34,5 @@ def read_model(key: ReviewerKey, holder: HolderDep, settings: SettingsDep) -> di
         "baselines": evaluation.get("baselines", {}),
         "fairness": evaluation.get("fairness", {}),
         "model_card": model.documents.get("model_card.md", ""),
+        "forced_promotion_reason": model.forced_reason,
     }

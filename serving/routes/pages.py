@@ -368,6 +368,7 @@ def model_page(
             "serving_version": serving.version,
             "alias": settings.model_alias,
             "run_id": run_id,
+            "forced_reason": listed.forced_reason if listed else serving.forced_reason,
             "versions": versions,
             "metric_columns": columns,
             "metric_rows": metric_rows,

@@ -6,8 +6,10 @@ import math
 
 import httpx
 import pytest
+from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from models.registry import FORCED_REASON_TAG
 from serving.database import make_engine
 from tests.serving.conftest import start_server
 
@@ -221,6 +223,8 @@ def test_model_endpoint_shows_metrics_baselines_fairness_and_card(server, regist
     assert "Race" in body["fairness"]
     assert body["model_card"].startswith("# Model card")
     assert "Race" not in body["inputs"]
+    recorded = MlflowClient().get_model_version("reintegra", registry.version).tags.get(FORCED_REASON_TAG)
+    assert body["forced_promotion_reason"] == recorded
 
 
 def test_health_readiness_and_metrics(server, api_records):

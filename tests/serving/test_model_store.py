@@ -5,8 +5,10 @@ import time
 
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from features.spec import load_spec
+from models.registry import FORCED_REASON_TAG
 from serving.model_store import ModelHolder, SchemaChanged
 from training.promote import promote
 from training.train import train
@@ -48,3 +50,12 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     refusals = [r for r in caplog.records if "accepts different records" in r.getMessage()]
     assert len(refusals) == 1, "the poller says it once, not on every poll"
     assert holder.current.version == first
+
+
+def test_the_serving_model_carries_its_forced_promotion_reason(versions):
+    first, _ = versions
+    promote(NAME, first, force=True, reason="test")
+    MlflowClient().set_model_version_tag(NAME, first, FORCED_REASON_TAG, "pilot approved by the board")
+    holder = ModelHolder(NAME, "champion", on_swap=lambda *args: None)
+    holder.reload()
+    assert holder.current.forced_reason == "pilot approved by the board"

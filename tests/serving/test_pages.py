@@ -297,6 +297,23 @@ def test_an_earlier_version_shows_its_own_run_and_metrics(page, server, registry
     assert page.locator("#serving-state").inner_text() == "Serving"
 
 
+def test_a_forced_promotion_shows_its_reason(page, server, second_version):
+    from mlflow import MlflowClient
+
+    from models.registry import FORCED_REASON_TAG
+
+    version = second_version.model_version
+    sign_in(page, server.keys["reviewer"], f"/review/model/{version}")
+    assert page.locator("#forced-promotion").count() == 0
+    MlflowClient().set_model_version_tag("reintegra", version, FORCED_REASON_TAG, "pilot <b>approved</b>")
+    try:
+        page.goto(f"/review/model/{version}")
+        notice = page.locator("#forced-promotion").inner_text()
+    finally:
+        MlflowClient().delete_model_version_tag("reintegra", version, FORCED_REASON_TAG)
+    assert "failed a promotion gate" in notice and "“pilot <b>approved</b>”" in notice
+
+
 def test_pages_read_without_javascript_and_by_keyboard(browser, server, scores):
     context = browser.new_context(base_url=server.base_url, java_script_enabled=False)
     page = context.new_page()
