@@ -34,6 +34,8 @@ def field_errors(errors: list[dict]) -> list[dict]:
         message = error.get("msg", "invalid")
         if error.get("type") == "extra_forbidden":
             message = "unknown field; the record accepts only the model's release-time inputs"
+        elif error.get("type") == "value_error":  # our own validators' words, without pydantic's prefix
+            message = str(error.get("ctx", {}).get("error", message))
         out.append(
             {"field": ".".join(location) or "(body)", "message": message, "value": _echo(error.get("input"))}
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from features.spec import ColumnSpec, DatasetSpec
 
@@ -20,9 +20,20 @@ def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
             _field_type(column) | None,
             Field(default=None, description=(column.description or column.domain) + note),
         )
+    inputs = spec.inputs()
+
+    def has_an_input(record: BaseModel) -> BaseModel:
+        if all(getattr(record, name) is None for name in inputs):
+            raise ValueError(
+                "the record holds none of the model's inputs, so a score would only repeat the base "
+                "rate; send what is known of the person (every input is listed in the schema)"
+            )
+        return record
+
     return create_model(
         "Record",
         __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
+        __validators__={"has_an_input": model_validator(mode="after")(has_an_input)},
         **fields,
     )
 

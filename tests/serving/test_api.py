@@ -117,6 +117,18 @@ def test_invalid_record_gets_422_listing_every_bad_field(server, api_records):
     assert "less than or equal to 10" in errors["record.Supervision_Risk_Score_First"]["message"]
 
 
+@pytest.mark.parametrize("record", [{}, {"Race": "WHITE"}, {"Gender": None}])
+def test_a_record_without_any_input_is_refused(server, record):
+    with server.client("scorer") as client:
+        one = client.post("/v1/scores", json={"person_id": "P-empty", "record": record})
+        batch = client.post("/v1/scores:batch", json={"items": [{"record": record}]})
+    assert one.status_code == 422
+    [error] = one.json()["errors"]
+    assert error["field"] == "record"
+    assert error["message"].startswith("the record holds none of the model's inputs")
+    assert batch.json()["items"][0]["status"] == 422 and batch.json()["scored"] == 0
+
+
 @pytest.mark.parametrize(
     ("body", "headers"),
     [
