@@ -11,7 +11,7 @@ import pandas as pd
 import typer
 
 from features.needs import need_labels
-from features.records import read_records
+from features.records import read_records, write_records
 from features.spec import DatasetSpec, SpecError, load_spec
 from features.synth import generate_georgia_cohort
 from features.synth_generic import generate_cohort
@@ -109,7 +109,7 @@ def summarise(typed: pd.DataFrame, spec: DatasetSpec, report: ValidationReport, 
 def synth(
     spec: SpecOption,
     rows: Annotated[int, typer.Option(min=1, help="Number of people to generate.")],
-    out: Annotated[Path, typer.Option(help="CSV file to write.")],
+    out: Annotated[Path, typer.Option(help="File to write: .csv, .parquet, .json or .jsonl.")],
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same file.")] = 0,
 ) -> None:
     """Write a synthetic cohort in the spec's layout.
@@ -122,6 +122,8 @@ def synth(
         cohort = generate_georgia_cohort(rows, seed)
     else:
         cohort = generate_cohort(dataset, rows, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cohort.to_csv(out, index=False)
+    try:
+        write_records(cohort, out)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
     typer.echo(f"wrote {len(cohort)} rows to {out}", err=True)

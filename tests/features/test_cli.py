@@ -92,6 +92,24 @@ def test_synth_is_byte_identical_for_a_seed_and_validates(tmp_path):
     assert _features("validate", "--spec", "georgia_parole", "--data", str(first)).returncode == 0
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".json"])
+def test_synth_writes_the_format_its_file_name_asks_for(tmp_path, suffix):
+    out = tmp_path / f"cohort{suffix}"
+    made = _features("synth", "--spec", "georgia_parole", "--rows", "300", "--seed", "1", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    checked = _features("validate", "--spec", "georgia_parole", "--data", str(out))
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["rows"] == 300
+
+
+def test_unsupported_output_and_folders_are_named(tmp_path):
+    made = _features("synth", "--spec", "georgia_parole", "--rows", "10", "--out", str(tmp_path / "c.xlsx"))
+    assert made.returncode == 2 and "cannot write c.xlsx: supported formats are .csv" in made.stderr
+    assert not (tmp_path / "c.xlsx").exists()
+    folder = _features("validate", "--spec", "georgia_parole", "--data", str(tmp_path))
+    assert folder.returncode == 2 and f"{tmp_path} is a folder; give the data file itself" in folder.stderr
+
+
 @pytest.mark.real_data
 def test_real_file_validates_with_its_base_rate(real_data_path):
     result = _features("validate", "--spec", "georgia_parole", "--data", str(real_data_path))
