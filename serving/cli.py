@@ -94,7 +94,8 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id from 'ke
     except KeyError as exc:
         typer.echo(exc.args[0], err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"revoked {key.role} key {key.id} ({key.name})")
+    since = f"{key.revoked_at:%Y-%m-%d %H:%M:%S} UTC"
+    typer.echo(f"{key.role} key {key.id} ({key.name}) is revoked since {since}")
 
 
 @app.command("dev-setup")

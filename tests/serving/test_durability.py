@@ -63,8 +63,11 @@ def test_keys_created_and_revoked_by_the_cli_apply_without_restart(server, api_r
         assert client.post("/v1/scores", json={"record": api_records[0]}, headers=headers).status_code == 201
         listing = cli("list").stdout
         assert key_id in listing and "case system" in listing and key not in listing
-        assert cli("revoke", key_id).returncode == 0
+        revoked = cli("revoke", key_id)
+        assert revoked.returncode == 0 and f"{key_id} (case system) is revoked since" in revoked.stdout
         assert client.post("/v1/scores", json={"record": api_records[0]}, headers=headers).status_code == 401
+        again = cli("revoke", key_id)
+        assert again.returncode == 0 and again.stdout == revoked.stdout, "the first revocation time stays"
     assert cli("create", "--role", "root").returncode == 2
 
 
