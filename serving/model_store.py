@@ -57,7 +57,7 @@ class ModelHolder:
         self.name, self.alias = name, alias
         self._on_swap = on_swap
         self._current: ServingModel | None = None
-        self._refused: dict[str, SchemaChanged] = {}
+        self._refused: dict[str, str] = {}  # version -> why it cannot be served without a restart
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -84,14 +84,14 @@ class ModelHolder:
             if previous is not None and previous.version == version:
                 return previous.version, version
             if version in self._refused:
-                raise self._refused[version]
+                raise SchemaChanged(self._refused[version])
             loaded = self._load(version)
             if previous is not None and _record_schema(loaded) != _record_schema(previous):
-                self._refused[version] = SchemaChanged(
+                self._refused[version] = (
                     f"version {version} accepts different records than version {previous.version}; "
                     "restart the server to serve it"
                 )
-                raise self._refused[version]
+                raise SchemaChanged(self._refused[version])
             self._current = loaded
             log.info("serving %s version %s", self.name, version)
             previous_version = previous.version if previous else None
