@@ -302,15 +302,23 @@ def test_a_forced_promotion_shows_its_reason(page, server, second_version):
 
     from models.registry import FORCED_REASON_TAG
 
-    version = second_version.model_version
+    version, client = second_version.model_version, MlflowClient()
+    earlier = client.get_model_version("reintegra", version).tags.get(FORCED_REASON_TAG)
     sign_in(page, server.keys["reviewer"], f"/review/model/{version}")
-    assert page.locator("#forced-promotion").count() == 0
-    MlflowClient().set_model_version_tag("reintegra", version, FORCED_REASON_TAG, "pilot <b>approved</b>")
     try:
+        if earlier:
+            client.delete_model_version_tag("reintegra", version, FORCED_REASON_TAG)
+        page.goto(f"/review/model/{version}")
+        absent = page.locator("#forced-promotion").count()
+        client.set_model_version_tag("reintegra", version, FORCED_REASON_TAG, "pilot <b>approved</b>")
         page.goto(f"/review/model/{version}")
         notice = page.locator("#forced-promotion").inner_text()
-    finally:
-        MlflowClient().delete_model_version_tag("reintegra", version, FORCED_REASON_TAG)
+    finally:  # other tests may have forced this version: leave its record as it was
+        if earlier:
+            client.set_model_version_tag("reintegra", version, FORCED_REASON_TAG, earlier)
+        else:
+            client.delete_model_version_tag("reintegra", version, FORCED_REASON_TAG)
+    assert absent == 0
     assert "failed a promotion gate" in notice and "“pilot <b>approved</b>”" in notice
 
 
