@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from models.registry import configure_tracking
 from serving import problems
@@ -49,7 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         holder.stop_polling()
         metrics.worker_stopped()
 
-    app = FastAPI(title="reintegra", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # Swagger UI from the package, not a CDN, so /docs works on a closed network (ReDoc is off:
+    # it still fetches its logo from a CDN).
+    app = FastAPIOffline(
+        redoc_url=None, title="reintegra", version="1", description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.settings = settings
     app.state.holder = holder
     app.state.audit = AuditStore(audit_engine)

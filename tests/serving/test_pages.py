@@ -455,3 +455,20 @@ def test_revoking_the_key_ends_its_page_session(server):
         after = client.get("/review/scores")
     assert before == 200
     assert after.status_code == 303 and urlsplit(after.headers["location"]).path == "/review/sign-in"
+
+
+def test_api_docs_render_from_the_server_alone(browser, server):
+    """Swagger UI comes from the server itself, so /docs works on a closed network."""
+    context = browser.new_context(base_url=server.base_url)
+    page = context.new_page()
+    elsewhere: list[str] = []
+    local = (server.base_url, "data:", "blob:")
+    page.on("request", lambda r: None if r.url.startswith(local) else elsewhere.append(r.url))
+    try:
+        page.goto("/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+    finally:
+        context.close()
+    assert elsewhere == []
+    assert "/v1/scores" in paths and "/v1/scores:batch" in paths
