@@ -39,7 +39,8 @@ def run_artifact(run_id: str, name: str) -> bytes:
 
 def registered_spec(name: str) -> str | None:
     """The spec the newest version of registered model `name` was trained on (None: no versions)."""
-    versions = MlflowClient().search_model_versions(f"name = '{name}'", order_by=["version_number DESC"])
+    client = MlflowClient()
+    versions = client.search_model_versions(f"name = '{name}'", order_by=["version_number DESC"])
     if not versions:
         return None
-    return MlflowClient().get_run(versions[0].run_id).data.params.get("spec")
+    return client.get_run(versions[0].run_id).data.params.get("spec")

@@ -91,6 +91,7 @@ class ModelHolder:
                     f"version {version} accepts different records than version {previous.version}; "
                     "restart the server to serve it"
                 )
+                log.error("%s; still serving version %s", self._refused[version], previous.version)
                 raise SchemaChanged(self._refused[version])
             self._current = loaded
             log.info("serving %s version %s", self.name, version)
@@ -111,14 +112,11 @@ class ModelHolder:
             self._poller.join(timeout=5)
 
     def _poll(self, seconds: float) -> None:
-        warned: set[str] = set()
         while not self._stop.wait(seconds):
             try:
                 self.reload()
-            except SchemaChanged as refused:  # said once per version, not on every poll
-                if str(refused) not in warned:
-                    warned.add(str(refused))
-                    log.error("%s; still serving the loaded version", refused)
+            except SchemaChanged:  # logged once, when the version was first refused
+                continue
             except Exception:  # the registry may be briefly unreachable; keep serving
                 log.exception("alias poll failed; still serving the loaded version")
 

@@ -253,13 +253,14 @@ def trend(
 
 def need_trends(rows: list[ScoreRow], needs: list[NeedSpec]) -> dict[str, Trend]:
     """One small trend per need of the serving spec, with its flag threshold as the cut line."""
+    scored = [(row, {n["need"]: n for n in row.result["needs"]}) for row in rows]
     trends = {}
     for need in needs:
         series = []
-        for row in rows:
-            scored = next((n for n in row.result["needs"] if n["need"] == need.name), None)
-            probability = None if scored is None else scored["probability"]
-            mark = "flagged" if scored is not None and scored["flagged"] else ""
+        for row, by_name in scored:
+            found = by_name.get(need.name)
+            probability = None if found is None else found["probability"]
+            mark = "flagged" if found is not None and found["flagged"] else ""
             series.append((row.id, row.created_at, probability, mark))
         trends[need.name] = trend(series, [need.flag_threshold], NEED_FRAME)
     return trends

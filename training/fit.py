@@ -46,7 +46,7 @@ def fit_bundle(typed: pd.DataFrame, spec: DatasetSpec, seed: int = 0) -> Scoring
             )
         columns = encoder_inputs_without(encoder, spec, need.sources)
         model = CalibratedBooster(NEED_PARAMS, cv_folds=NEED_FOLDS, random_state=seed)
-        needs[need.name] = model.fit(X.loc[known, columns], labels[need.name].to_numpy()[known].astype(int))
+        needs[need.name] = model.fit(X.loc[known, columns], observed.astype(int))
     categorical = [c for c in encoder.categorical_features_]
     numeric = [c for c in X.columns if c not in categorical]
     logistic = logistic_baseline(categorical, numeric).fit(X, y)

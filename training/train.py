@@ -183,7 +183,6 @@ def _log_and_register(
     name: str,
     test_part: pd.DataFrame,
 ) -> TrainResult:
-    configure_tracking()
     spec = bundle.spec
     metrics = flat_metrics(evaluation)
     metrics["validation_risk_auc"] = bundle.risk.cv_auc_
