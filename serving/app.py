@@ -40,7 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if keys_engine is not audit_engine:
         migrate(keys_engine)
     metrics = Metrics()
-    holder = ModelHolder(settings.model_name, settings.model_alias, on_swap=metrics.serving)
+    holder = ModelHolder(
+        settings.model_name, settings.model_alias, on_swap=metrics.serving, on_waiting=metrics.waiting
+    )
     holder.reload()
 
     @asynccontextmanager

@@ -116,8 +116,9 @@ def dev_setup(
         lines = [
             f"REINTEGRA_{role.upper()}_KEY={store.create(role, f'development {role}')[1]}" for role in ROLES
         ]
-        keys_file.write_text("\n".join(lines) + "\n")
-        keys_file.chmod(0o600)
+        keys_file.unlink(missing_ok=True)
+        with os.fdopen(os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write("\n".join(lines) + "\n")
         typer.echo(f"created development keys (also in {keys_file}, readable by you only):")
     else:
         typer.echo(f"development keys (created on the first run, kept in {keys_file}):")

@@ -15,11 +15,16 @@ def make_engine(url: str) -> Engine:
     """An engine whose SQLite connections use WAL and wait for locks instead of failing.
 
     JSON columns go through orjson: every score writes a ~35 kB explanation before its 201.
+    Statement parameters stay out of error messages: they hold people's records.
     """
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, pool_pre_ping=True, json_serializer=_json_text, json_deserializer=orjson.loads
+        url,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

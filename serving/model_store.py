@@ -50,14 +50,23 @@ class ServingModel:
 class ModelHolder:
     """Holds the serving model; a reload loads beside the old one and swaps one reference.
 
-    `on_swap(name, version, previous_version)` runs after every swap (the metrics use it).
+    `on_swap(name, version, previous_version)` runs after every swap, and `on_waiting(name, version)`
+    whenever the version the alias points at but this process cannot serve changes (None: none);
+    the metrics use both.
     """
 
-    def __init__(self, name: str, alias: str, on_swap: Callable[[str, str, str | None], None]):
+    def __init__(
+        self,
+        name: str,
+        alias: str,
+        on_swap: Callable[[str, str, str | None], None],
+        on_waiting: Callable[[str, str | None], None],
+    ):
         self.name, self.alias = name, alias
-        self._on_swap = on_swap
+        self._on_swap, self._on_waiting = on_swap, on_waiting
         self._current: ServingModel | None = None
         self._refused: dict[str, str] = {}  # version -> why it cannot be served without a restart
+        self._waiting: str | None = None
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -73,6 +82,11 @@ class ModelHolder:
     def loaded(self) -> bool:
         return self._current is not None
 
+    @property
+    def restart_required(self) -> tuple[str, str] | None:
+        """(version, why) when the alias has moved to a version this process refused to swap in."""
+        return (self._waiting, self._refused[self._waiting]) if self._waiting else None
+
     def reload(self) -> tuple[str | None, str]:
         """Load the version the alias points at, if it is new; returns (previous, current).
 
@@ -82,8 +96,10 @@ class ModelHolder:
             previous = self._current
             version = self._alias_version()
             if previous is not None and previous.version == version:
+                self._wait_for(None)
                 return previous.version, version
             if version in self._refused:
+                self._wait_for(version)
                 raise SchemaChanged(self._refused[version])
             loaded = self._load(version)
             if previous is not None and _record_schema(loaded) != _record_schema(previous):
@@ -92,12 +108,19 @@ class ModelHolder:
                     "restart the server to serve it"
                 )
                 log.error("%s; still serving version %s", self._refused[version], previous.version)
+                self._wait_for(version)
                 raise SchemaChanged(self._refused[version])
             self._current = loaded
+            self._wait_for(None)
             log.info("serving %s version %s", self.name, version)
             previous_version = previous.version if previous else None
             self._on_swap(self.name, version, previous_version)
             return previous_version, version
+
+    def _wait_for(self, version: str | None) -> None:
+        if version != self._waiting:
+            self._waiting = version
+            self._on_waiting(self.name, version)
 
     def start_polling(self, seconds: float) -> None:
         """Check the alias every `seconds` in a daemon thread; a failed check keeps the old model."""

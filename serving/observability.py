@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from starlette.requests import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.problems import problem
@@ -56,12 +57,28 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
+        self.restart_required = Gauge(
+            "reintegra_model_restart_required",
+            "1 while the alias points at a version a worker refused to swap in (it accepts other records)",
+            ["name", "version"],
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self._waiting: str | None = None
 
     def serving(self, name: str, version: str, previous: str | None) -> None:
         """Marks a model swap; the old version stays as 0, since other workers' values are files."""
         if previous is not None and previous != version:
             self.model_version.labels(name, previous).set(0)
         self.model_version.labels(name, version).set(1)
+
+    def waiting(self, name: str, version: str | None) -> None:
+        """Marks the version the alias points at but this worker cannot serve (None: caught up)."""
+        if self._waiting is not None:
+            self.restart_required.labels(name, self._waiting).set(0)
+        if version is not None:
+            self.restart_required.labels(name, version).set(1)
+        self._waiting = version
 
     def exposition(self) -> bytes:
         """The text a scrape returns: this worker's values, or every live worker's together."""
@@ -99,6 +116,10 @@ def shared_metrics_folder() -> Iterator[None]:
             del os.environ[MULTIPROCESS_DIR]
 
 
+# API answers hold people's records: no cache may keep them, no browser may sniff them.
+API_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+
+
 class RequestContextMiddleware:
     """Gives every request an id (X-Request-ID, kept when safe) and counts it by route and status.
 
@@ -121,15 +142,15 @@ class RequestContextMiddleware:
         started = time.perf_counter()
 
         started_response = False
+        extra_headers = [(REQUEST_ID_HEADER.encode(), request_id.encode())]
+        if scope["path"].startswith("/v1/"):
+            extra_headers += API_HEADERS
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status, started_response = message["status"], True
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
         try:
@@ -140,13 +161,24 @@ class RequestContextMiddleware:
                 detail = "the error was logged with this request id"
                 await problem(500, "Internal error", detail, Request(scope))(scope, receive, send_with_id)
         finally:
-            # A route's template, a mount's prefix (static files), or "unmatched": never a raw path.
-            route = getattr(scope.get("route"), "path", None) or scope.get("root_path") or "unmatched"
+            route = _route_label(scope)
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route, scope["method"], str(status)).observe(
                 time.perf_counter() - started
             )
             request_id_var.reset(token)
+
+
+def _route_label(scope: Scope) -> str:
+    """A route's template, a mount's prefix (static files), or "unmatched": never a raw path.
+
+    FastAPI's own routes carry themselves in the scope; plain Starlette routes (the OpenAPI
+    document, the docs page) are looked up."""
+    route = scope.get("route")
+    if route is None:
+        routes = getattr(getattr(scope.get("app"), "router", None), "routes", [])
+        route = next((r for r in routes if r.matches(scope)[0] is Match.FULL), None)
+    return getattr(route, "path", None) or scope.get("root_path") or "unmatched"
 
 
 class RequestIdFilter(logging.Filter):

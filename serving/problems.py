@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.model_store import ModelUnavailable, SchemaChanged
 
 PROBLEM_JSON = "application/problem+json"
+STORE_RETRY_SECONDS = 5
+log = logging.getLogger("reintegra.errors")
 
 
 def problem(
-    status: int, title: str, detail: str | None = None, request: Request | None = None, **extra: Any
+    status: int,
+    title: str,
+    detail: str | None = None,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     if request is not None:
         body["instance"] = request.url.path
         body["request_id"] = getattr(request.state, "request_id", None)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -61,11 +71,18 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, _title(exc.status_code), str(exc.detail), request)
+        return problem(exc.status_code, _title(exc.status_code), str(exc.detail), request, exc.headers)
 
     @app.exception_handler(SchemaChanged)
     async def needs_restart(request: Request, exc: SchemaChanged) -> JSONResponse:
         return problem(409, "Conflict", f"{exc}; the loaded version keeps serving", request)
+
+    @app.exception_handler(OperationalError)
+    async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("audit or key store unavailable: %s", exc)
+        detail = "the audit store did not answer in time; nothing was recorded, try again"
+        headers = {"Retry-After": str(STORE_RETRY_SECONDS)}
+        return problem(503, "Audit store unavailable", detail, request, headers)
 
     @app.exception_handler(ModelUnavailable)
     async def no_model(request: Request, exc: ModelUnavailable) -> JSONResponse:

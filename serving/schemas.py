@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from features.spec import ColumnSpec, DatasetSpec
 
@@ -52,7 +52,17 @@ def _field_type(column: ColumnSpec) -> Any:
 
 # No control characters: PostgreSQL refuses NUL, and ids are shown to people.
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
+
+
+def _not_only_dots(value: str) -> str:
+    if set(value) == {"."}:
+        raise ValueError("an id made only of dots cannot be linked to; use another character too")
+    return value
+
+
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=PRINTABLE), AfterValidator(_not_only_dots)
+]
 
 
 def score_request_model(record: type[BaseModel]) -> type[BaseModel]:
@@ -148,6 +158,11 @@ class ScorePage(BaseModel):
     offset: int
 
 
+class RestartRequired(BaseModel):
+    version: str = Field(description="The version the alias points at")
+    reason: str = Field(description="Why this server cannot swap it in while running")
+
+
 class ModelPublic(BaseModel):
     name: str
     version: str
@@ -162,6 +177,9 @@ class ModelPublic(BaseModel):
     model_card: str
     forced_promotion_reason: str | None = Field(
         None, description="Why this version serves although it failed a promotion gate (None: it passed)"
+    )
+    restart_required: RestartRequired | None = Field(
+        None, description="Set while the alias points at a version this server serves only after a restart"
     )
 
 

@@ -16,6 +16,7 @@ router = APIRouter(prefix="/v1", tags=["model"], responses=PROBLEMS)
 @router.get("/model", response_model=ModelPublic, summary="The serving model and its audit")
 def read_model(key: ReviewerKey, holder: HolderDep, settings: SettingsDep) -> dict[str, Any]:
     model = holder.current
+    waiting = holder.restart_required
     evaluation = model.evaluation
     return {
         "name": model.name,
@@ -35,4 +36,5 @@ def read_model(key: ReviewerKey, holder: HolderDep, settings: SettingsDep) -> di
         "fairness": evaluation.get("fairness", {}),
         "model_card": model.documents.get("model_card.md", ""),
         "forced_promotion_reason": model.forced_reason,
+        "restart_required": {"version": waiting[0], "reason": waiting[1]} if waiting else None,
     }

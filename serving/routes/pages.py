@@ -44,6 +44,8 @@ templates.env.filters["num"] = lambda v, digits=3: "n/a" if v is None else f"{v:
 templates.env.filters["when"] = lambda v: v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 templates.env.filters["exact"] = repr
 templates.env.filters["iso"] = lambda v: v.astimezone(UTC).isoformat()
+# One path segment: a "/" in an id is encoded, so a browser cannot resolve "a/../b" to another person.
+templates.env.filters["segment"] = lambda v: quote(v, safe="")
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
@@ -205,7 +207,8 @@ def sign_out(
     if session is None:
         return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
     if not _same_token(session.csrf, csrf):
-        return Response("The sign-out form expired; reload the page and try again.", 403)
+        message = "The sign-out form expired; reload the page and try again."
+        return Response(message, 403, headers=SECURITY_HEADERS, media_type="text/plain")
     response = RedirectResponse(f"{PREFIX}/sign-in?signed_out=true", status_code=303)
     response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="lax")
     return response
@@ -369,6 +372,7 @@ def model_page(
             "alias": settings.model_alias,
             "run_id": run_id,
             "forced_reason": listed.forced_reason if listed else serving.forced_reason,
+            "restart_required": holder.restart_required,
             "versions": versions,
             "metric_columns": columns,
             "metric_rows": metric_rows,

@@ -32,7 +32,7 @@ PROBLEMS = {
         403: "The key's role may not do this",
         413: "Request body larger than REINTEGRA_MAX_BODY_BYTES",
         422: "Invalid body: every bad field with what is allowed",
-        503: "No model loaded",
+        503: "No model loaded, or the audit store did not answer (nothing recorded; see Retry-After)",
     }.items()
 }
 

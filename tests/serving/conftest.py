@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -82,6 +84,13 @@ class Server:
         headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
 
+    @contextlib.contextmanager
+    def page_client(self) -> Iterator[httpx.Client]:
+        """A client signed in to the reviewer pages with the reviewer key, as a browser would be."""
+        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+            client.post("/review/sign-in", data={"key": self.keys["reviewer"], "csrf": form_token(client)})
+            yield client
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -138,6 +147,11 @@ def start_server(
         time.sleep(0.3)
     server.stop(signal.SIGKILL)
     raise RuntimeError("server did not become ready in time")
+
+
+def form_token(client: httpx.Client, path: str = "/review/sign-in") -> str:
+    """The CSRF token of the form at `path`, as a browser would read it."""
+    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).text).group(1)
 
 
 @pytest.fixture(scope="module")

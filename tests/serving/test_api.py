@@ -146,6 +146,22 @@ def test_malformed_bodies_never_give_500(server, body, headers):
     assert response.headers["content-type"] == PROBLEM
 
 
+def test_a_wrong_method_says_which_methods_are_allowed(server):
+    with server.client("scorer") as client:
+        response = client.put("/v1/scores", json={})
+    assert response.status_code == 405 and response.headers["content-type"] == PROBLEM
+    assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("person_id", [".", "..", "..."])
+def test_ids_made_only_of_dots_are_refused(server, api_records, person_id):
+    with server.client("scorer") as client:
+        response = client.post("/v1/scores", json={"person_id": person_id, "record": api_records[0]})
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == "person_id" and "only of dots" in error["message"]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field", "echoed"),
     [
@@ -179,11 +195,15 @@ def test_an_unexpected_error_is_a_problem_with_the_request_id_of_its_log_line(
     broken = start_server(registry, tmp_path)
     try:
         engine = make_engine(broken.database)
-        with engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE scores")
+        with engine.begin() as connection:  # every insert now fails in a way no handler expects
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON scores BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
         engine.dispose()
         with broken.client("scorer") as client:
-            response = client.post("/v1/scores", json={"record": api_records[0]})
+            response = client.post(
+                "/v1/scores", json={"person_id": "P-hidden-4410", "record": api_records[0]}
+            )
     finally:
         broken.stop()
     assert response.status_code == 500
@@ -193,6 +213,7 @@ def test_an_unexpected_error_is_a_problem_with_the_request_id_of_its_log_line(
     assert "Traceback" not in response.text and "scores" not in response.json()["detail"]
     log = (tmp_path / "server.log").read_text()
     assert f"[{request_id}] unhandled error" in log
+    assert "P-hidden-4410" not in log, "statement parameters (people's records) stay out of the log"
 
 
 def test_audit_record_is_retrievable_and_searchable(server, api_records):
@@ -205,6 +226,9 @@ def test_audit_record_is_retrievable_and_searchable(server, api_records):
         missing = reviewer.get("/v1/scores/does-not-exist")
         bad_query = reviewer.get("/v1/scores", params={"limit": 0, "since": "yesterday"})
     assert stored.status_code == 200
+    for response in (stored, missing):
+        assert response.headers["cache-control"] == "no-store", "a person's record must not be cached"
+        assert response.headers["x-content-type-options"] == "nosniff"
     stored = stored.json()
     assert stored["risk"] == created["risk"] and stored["explanation"] == created["explanation"]
     assert stored["record"] == api_records[3]
@@ -251,7 +275,9 @@ def test_health_readiness_and_metrics(server, api_records):
         scorer.post("/v1/scores", json={"record": api_records[0]})
         assert anonymous.get("/review/static/review.css").status_code == 200
         assert anonymous.get("/no/such/page-1234").status_code == 404
+        assert anonymous.get("/openapi.json").status_code == 200
         text = reviewer.get("/metrics").text
+    assert 'reintegra_requests_total{method="GET",route="/openapi.json",status="200"}' in text
     assert 'reintegra_requests_total{method="GET",route="/review/static",status="200"}' in text
     assert 'reintegra_requests_total{method="GET",route="unmatched",status="404"}' in text
     assert "page-1234" not in text and "review.css" not in text

@@ -1,8 +1,13 @@
-"""The server's command line where it must refuse to start."""
+"""The server's command line: first-run set-up, and where it must refuse to start."""
 
+import json
 import os
+import stat
 import subprocess
 import sys
+
+from serving.database import make_engine
+from serving.keys import KeyStore
 
 
 def test_serving_without_a_champion_says_what_to_do(tmp_path):
@@ -18,3 +23,31 @@ def test_serving_without_a_champion_says_what_to_do(tmp_path):
     assert result.returncode == 2
     assert "no model at models:/reintegra@champion; train and promote one first" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dev_setup_creates_one_private_key_per_role_once(registry, spec, tmp_path):
+    database = f"sqlite:///{tmp_path}/audit.db"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": registry.uri,
+        "REINTEGRA_AUDIT_URL": database,
+        "REINTEGRA_KEYS_URL": database,
+    }
+    command = [sys.executable, "-m", "serving", "dev-setup", "--folder", str(tmp_path / "dev")]
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    keys_file = tmp_path / "dev" / "dev-keys.env"
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
+    keys = dict(line.split("=", 1) for line in keys_file.read_text().splitlines())
+    store = KeyStore(make_engine(database))
+    assert {name: store.verify(key).role for name, key in keys.items()} == {
+        "REINTEGRA_SCORER_KEY": "scorer",
+        "REINTEGRA_REVIEWER_KEY": "reviewer",
+        "REINTEGRA_ADMIN_KEY": "admin",
+    }
+    assert len(store.list()) == 3, "a second run keeps the keys it made"
+    assert keys["REINTEGRA_SCORER_KEY"] in first.stdout and "created development keys" in first.stdout
+    assert "created on the first run" in again.stdout
+    example = json.loads((tmp_path / "dev" / "example-request.json").read_text())
+    assert example["record"] and set(example["record"]) <= {*spec.inputs(), *spec.protected}

@@ -6,8 +6,10 @@ import sys
 import threading
 import time
 
+from sqlalchemy import text
+
 from models.pyfunc import load_bundle
-from serving.audit import AuditStore
+from serving.audit import AuditStore, ScoreFilter
 from serving.database import make_engine
 from tests.serving.conftest import start_server
 
@@ -30,6 +32,34 @@ def test_a_score_survives_sigkill_right_after_its_201(registry, tmp_path, api_re
             assert client.get(f"/v1/scores/{created.json()['id']}").status_code == 200
     finally:
         restarted.stop()
+
+
+def test_a_write_the_audit_store_refuses_is_a_503_and_keeps_the_record_out_of_the_log(
+    registry, tmp_path, api_records
+):
+    """No 201 without a stored record; the failure says retry, and the log holds no personal data."""
+    server = start_server(registry, tmp_path)
+    engine = make_engine(server.database)
+    body = {"person_id": "P-secret-7731", "record": api_records[8]}
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE scores RENAME TO scores_away"))
+        with server.client("scorer") as client:
+            refused = client.post("/v1/scores", json=body)
+            with engine.begin() as connection:
+                connection.execute(text("ALTER TABLE scores_away RENAME TO scores"))
+            accepted = client.post("/v1/scores", json=body)
+    finally:
+        server.stop()
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+    assert refused.json()["title"] == "Audit store unavailable"
+    assert refused.json()["request_id"] == refused.headers["x-request-id"]
+    assert accepted.status_code == 201
+    log = (tmp_path / "server.log").read_text()
+    assert f"[{refused.json()['request_id']}] audit or key store unavailable" in log
+    assert "P-secret-7731" not in log and "Prison_Years" not in log
+    _, stored = AuditStore(engine).search(ScoreFilter(person_id="P-secret-7731"), 10, 0)
+    assert stored == 1, "only the accepted score is in the audit trail"
 
 
 def test_online_scores_equal_the_registered_bundle_offline(server, registry, api_records):

@@ -1,6 +1,7 @@
 """The serving model holder against a real MLflow registry: swaps, and versions it must refuse."""
 
 import logging
+import re
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from mlflow import MlflowClient
 from features.spec import load_spec
 from models.registry import FORCED_REASON_TAG
 from serving.model_store import ModelHolder, SchemaChanged
+from tests.serving.conftest import start_server
 from training.promote import promote
 from training.train import train
 
@@ -33,9 +35,12 @@ def versions(registry, spec, tmp_path_factory) -> tuple[str, str]:
 def test_a_version_accepting_other_records_is_refused_and_said_once(versions, caplog):
     first, second = versions
     promote(NAME, first, force=True, reason="test")
-    swaps = []
-    holder = ModelHolder(NAME, "champion", on_swap=lambda *args: swaps.append(args))
+    swaps, waiting = [], []
+    holder = ModelHolder(
+        NAME, "champion", on_swap=lambda *args: swaps.append(args), on_waiting=lambda *a: waiting.append(a)
+    )
     holder.reload()
+    assert holder.restart_required is None
     promote(NAME, second, force=True, reason="test")
     refusal = f"version {second} accepts different records than version {first}"
     with caplog.at_level(logging.ERROR, logger="reintegra.model"):
@@ -48,12 +53,48 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     refusals = [r for r in caplog.records if "accepts different records" in r.getMessage()]
     assert len(refusals) == 1, "said once when refused, not again on every poll"
     assert holder.current.version == first
+    assert holder.restart_required[0] == second and refusal in holder.restart_required[1]
+    assert waiting == [(NAME, second)], "announced once, not on every poll"
+
+    promote(NAME, first, force=True, reason="back to the serving version")
+    holder.reload()
+    assert holder.restart_required is None and waiting == [(NAME, second), (NAME, None)]
 
 
 def test_the_serving_model_carries_its_forced_promotion_reason(versions):
     first, _ = versions
     promote(NAME, first, force=True, reason="test")
     MlflowClient().set_model_version_tag(NAME, first, FORCED_REASON_TAG, "pilot approved by the board")
-    holder = ModelHolder(NAME, "champion", on_swap=lambda *args: None)
+    holder = ModelHolder(NAME, "champion", on_swap=lambda *args: None, on_waiting=lambda *args: None)
     holder.reload()
     assert holder.current.forced_reason == "pilot approved by the board"
+
+
+def test_a_server_refusing_a_version_says_so_until_the_alias_returns(versions, registry, tmp_path):
+    """The refusal is visible to clients, monitoring and reviewers, not only in one log line."""
+    first, second = versions
+    promote(NAME, first, force=True, reason="test")
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": NAME})
+    gauge = re.compile(rf'reintegra_model_restart_required{{name="{NAME}",version="{second}"}} (\S+)')
+    try:
+        admin, reviewer = server.client("admin"), server.client("reviewer")
+        promote(NAME, second, force=True, reason="test")
+        reload = admin.post("/v1/admin/reload")
+        assert reload.status_code == 409
+        assert reload.headers["content-type"] == "application/problem+json"
+        assert f"version {second} accepts different records" in reload.json()["detail"]
+        model = reviewer.get("/v1/model").json()
+        assert model["version"] == first
+        assert model["restart_required"]["version"] == second
+        assert "restart the server" in model["restart_required"]["reason"]
+        assert gauge.search(reviewer.get("/metrics").text).group(1) == "1.0"
+        with server.page_client() as browser:
+            notice = re.search(r'id="restart-required">(.*?)</p>', browser.get(f"/review/model/{first}").text)
+        assert notice and f"now points at version {second}" in notice.group(1)
+
+        promote(NAME, first, force=True, reason="back")
+        assert admin.post("/v1/admin/reload").status_code == 200
+        assert reviewer.get("/v1/model").json()["restart_required"] is None
+        assert gauge.search(reviewer.get("/metrics").text).group(1) == "0.0"
+    finally:
+        server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 import os
 import re
@@ -19,7 +20,7 @@ import pytest
 from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.pages import NEED_FRAME
-from tests.serving.conftest import start_server
+from tests.serving.conftest import form_token, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -100,11 +101,6 @@ def sign_in(page, key: str, path: str = "/review/scores") -> None:
         page.get_by_role("button", name="Sign in").click()
 
 
-def form_token(client: httpx.Client, path: str = "/review/sign-in") -> str:
-    """The CSRF token of the form at `path`, as a browser would read it."""
-    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).text).group(1)
-
-
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -150,10 +146,11 @@ def test_sign_in_needs_the_forms_csrf_token(server):
 
 
 def test_sign_out_needs_the_session_and_its_token(server):
-    with httpx.Client(base_url=server.base_url) as client:
-        client.post("/review/sign-in", data={"key": server.keys["reviewer"], "csrf": form_token(client)})
+    with server.page_client() as client:
         for forged in ("forged", "é"):
-            assert client.post("/review/sign-out", data={"csrf": forged}).status_code == 403
+            refused = client.post("/review/sign-out", data={"csrf": forged})
+            assert refused.status_code == 403 and refused.headers["content-type"].startswith("text/plain")
+            assert refused.headers["content-security-policy"].startswith("default-src 'self'")
         assert client.get("/review/scores").status_code == 200
         # A form posted from another site carries no session cookie (SameSite=Lax): nothing changes.
         with httpx.Client(base_url=server.base_url) as other_site:
@@ -165,9 +162,28 @@ def test_sign_out_needs_the_session_and_its_token(server):
         assert client.get("/review/scores").status_code == 303
 
 
+def test_a_person_link_stays_on_that_person_whatever_their_id_holds(registry, tmp_path, api_records):
+    """A "/.." inside an id must not let a browser resolve the link to another person's history."""
+    tricky = "P-slash/../P-other"
+    server = start_server(registry, tmp_path)
+    try:
+        with server.client("scorer") as scorer:
+            other = scorer.post("/v1/scores", json={"person_id": "P-other", "record": api_records[1]}).json()
+            created = scorer.post("/v1/scores", json={"person_id": tricky, "record": api_records[2]}).json()
+        with server.page_client() as client:
+            score_page = client.get(f"/review/scores/{created['id']}").text
+            link = re.search(r'href="(/review/people/[^"]+)"', score_page).group(1)
+            person = client.get(link)
+    finally:
+        server.stop()
+    assert link == "/review/people/P-slash%2F..%2FP-other"
+    assert person.status_code == 200
+    assert f"Person {tricky}" in html.unescape(person.text) and created["id"] in person.text
+    assert other["id"] not in person.text, "another person's scores are not shown"
+
+
 def test_date_filters_at_the_ends_of_the_calendar(server, scores):
-    with httpx.Client(base_url=server.base_url) as client:
-        client.post("/review/sign-in", data={"key": server.keys["reviewer"], "csrf": form_token(client)})
+    with server.page_client() as client:
         everything = client.get("/review/scores", params={"since": "0001-01-01", "until": "9999-12-31"})
     assert everything.status_code == 200
     assert all(score["id"] in everything.text for score in scores[-5:])
