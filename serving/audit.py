@@ -14,6 +14,12 @@ from serving.tables import ScoreRow
 
 @dataclass(frozen=True)
 class ScoreFilter:
+    """What a search matches; every field left None matches all.
+
+    Several models may share one audit store, so a version means something only with its model name.
+    """
+
+    model_name: str | None = None
     person_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -48,9 +54,12 @@ class AuditStore:
 
     def search(self, where: ScoreFilter, limit: int, offset: int) -> tuple[list[ScoreRow], int]:
         """One page of matching scores, newest first, and how many match in all."""
-        if not all(_storable(v) for v in (where.person_id, where.band, where.model_version) if v):
+        texts = (where.model_name, where.person_id, where.band, where.model_version)
+        if not all(_storable(v) for v in texts if v):
             return [], 0
         query = select(ScoreRow)
+        if where.model_name is not None:
+            query = query.where(ScoreRow.model_name == where.model_name)
         if where.person_id is not None:
             query = query.where(ScoreRow.person_id == where.person_id)
         if where.since is not None:
@@ -68,10 +77,11 @@ class AuditStore:
             ).all()
         return list(page), int(total or 0)
 
-    def model_versions(self) -> list[str]:
-        """Every model version that has produced a score."""
+    def model_versions(self, model_name: str) -> list[str]:
+        """Every version of `model_name` that has produced a score."""
+        query = select(ScoreRow.model_version).where(ScoreRow.model_name == model_name).distinct()
         with self._sessions() as session:
-            return sorted(session.scalars(select(ScoreRow.model_version).distinct()).all(), key=_numeric)
+            return sorted(session.scalars(query).all(), key=_numeric)
 
     def writable(self) -> bool:
         """True when a write transaction can be opened right now."""

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from models.registry import configure_tracking
 from serving.database import make_engine, migrate
@@ -34,7 +35,7 @@ def serve(
     """Serve the API under uvicorn (the default command)."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = Settings()
+    settings = _settings()
     configure_tracking()
     try:
         alias_version(settings.model_name, settings.model_alias)
@@ -57,8 +58,19 @@ def serve(
         )
 
 
+def _settings() -> Settings:
+    """The settings, or one line per bad environment variable and exit status 2."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            variable = f"REINTEGRA_{'_'.join(str(p) for p in error['loc']).upper()}"
+            typer.echo(f"{variable}={error['input']!r}: {error['msg']}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def _store() -> KeyStore:
-    engine = make_engine(Settings().keys_url)
+    engine = make_engine(_settings().keys_url)
     migrate(engine)
     return KeyStore(engine)
 
@@ -108,7 +120,7 @@ def dev_setup(
     from models.pyfunc import load_bundle
     from serving.schemas import example_record
 
-    settings = Settings()
+    settings = _settings()
     store = _store()
     keys_file, example_file = folder / "dev-keys.env", folder / "example-request.json"
     folder.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    model_validator,
+)
 
 from features.spec import ColumnSpec, DatasetSpec
 
@@ -40,14 +48,27 @@ def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
 
 def _field_type(column: ColumnSpec) -> Any:
     if column.kind == "ordinal":
-        return Literal[tuple(column.order or [])]
+        return _level(column.order or [])
     if column.kind == "categorical" and column.values:
-        return Literal[tuple(column.values)]
+        return _level(column.values)
     if column.kind == "boolean":
         return bool
     if column.kind == "numeric":
         return Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False)]
     return Annotated[str, Field(max_length=200, pattern=PRINTABLE)]
+
+
+def _level(levels: list[str]) -> Any:
+    """One of `levels`, matched as data files are: ignoring case and surrounding spaces, and a
+    whole number (3 or 3.0) as its text; stored in the declared spelling."""
+    declared = {level.lower(): level for level in levels}
+
+    def spelled_as_declared(value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
+            value = str(int(value))
+        return declared.get(value.strip().lower(), value) if isinstance(value, str) else value
+
+    return Annotated[Literal[tuple(levels)], BeforeValidator(spelled_as_declared)]
 
 
 # No control characters: PostgreSQL refuses NUL, and ids are shown to people.
@@ -146,6 +167,7 @@ class ScoreSummary(BaseModel):
     created_at: datetime
     person_id: str | None
     assessment_id: str | None
+    model_name: str
     model_version: str
     risk_probability: float
     risk_band: str

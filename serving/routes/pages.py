@@ -245,6 +245,7 @@ def scores_page(
     first, since_error = _day(since)
     last, until_error = _day(until)
     where = ScoreFilter(
+        model_name=holder.name,
         person_id=person_id.strip() or None,
         since=datetime.combine(first, time(), UTC) if first else None,
         until=datetime.combine(last + timedelta(days=1), time(), UTC) if last and last < date.max else None,
@@ -273,7 +274,7 @@ def scores_page(
             "filters": filters,
             "errors": [e for e in (since_error, until_error) if e],
             "bands": holder.current.bundle.spec.risk_bands.labels,
-            "versions": audit.model_versions(),
+            "versions": audit.model_versions(holder.name),
             "previous": f"?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,
             "next": f"?{urlencode({**query, 'page': page + 1})}" if page < pages_count else None,
         },
@@ -281,13 +282,16 @@ def scores_page(
 
 
 @router.get("/scores/{score_id}")
-def score_page(request: Request, score_id: str, reviewer: ReviewerDep, audit: AuditDep) -> Response:
+def score_page(
+    request: Request, score_id: str, reviewer: ReviewerDep, audit: AuditDep, holder: HolderDep
+) -> Response:
     row = audit.get(score_id)
     if row is None:
         return _not_found(request, reviewer, f"No score with id {score_id}.")
     explanation = row.result["explanation"]
-    need_tops = {
-        need["need"]: explanation["needs"][need["need"]]["contributions"][: pages.TOP_NEED_INPUTS]
+    # A flag can come from the base value alone, so it is shown beside the largest contributions.
+    flagged_needs = {
+        need["need"]: {**explanation["needs"][need["need"]], "probability": need["probability"]}
         for need in row.result["needs"]
         if need["flagged"] and need["need"] in explanation["needs"]
     }
@@ -297,12 +301,14 @@ def score_page(request: Request, score_id: str, reviewer: ReviewerDep, audit: Au
         {
             "reviewer": reviewer,
             "row": row,
+            "served_name": holder.name,
             "risk": row.result["risk"],
             "needs": row.result["needs"],
             "explained": explanation["risk"],
             "waterfall": pages.waterfall(explanation["risk"]),
             "domains": pages.domain_chart(explanation["risk"]["by_domain"]),
-            "need_tops": need_tops,
+            "flagged_needs": flagged_needs,
+            "top_need_inputs": pages.TOP_NEED_INPUTS,
             "identity": pages.identity_sentence(explanation["risk"], row.risk_probability),
             "identity_formula": explanation["identity"],
         },
@@ -314,7 +320,7 @@ def person_page(
     request: Request, person_id: str, reviewer: ReviewerDep, audit: AuditDep, holder: HolderDep
 ) -> Response:
     """One person's assessments, oldest first, so the trend reads left to right."""
-    rows, total = audit.search(ScoreFilter(person_id=person_id), PERSON_LIMIT, 0)
+    rows, total = audit.search(ScoreFilter(model_name=holder.name, person_id=person_id), PERSON_LIMIT, 0)
     if not rows:
         return _not_found(request, reviewer, f"No scores for person {person_id}.")
     rows.reverse()

@@ -106,6 +106,15 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
     def list_scores(
         key: ReviewerKey,
         audit: AuditDep,
+        holder: HolderDep,
+        model_name: Annotated[
+            str | None,
+            Query(
+                max_length=128,
+                pattern=PRINTABLE,
+                description="Scores of this model (default: the serving one; stores may be shared)",
+            ),
+        ] = None,
         person_id: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
         since: UtcTime | None = None,
         until: UtcTime | None = None,
@@ -114,13 +123,15 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> dict[str, Any]:
-        rows, total = audit.search(ScoreFilter(person_id, since, until, band, model_version), limit, offset)
+        where = ScoreFilter(model_name or holder.name, person_id, since, until, band, model_version)
+        rows, total = audit.search(where, limit, offset)
         items = [
             ScoreSummary(
                 id=r.id,
                 created_at=r.created_at,
                 person_id=r.person_id,
                 assessment_id=r.assessment_id,
+                model_name=r.model_name,
                 model_version=r.model_version,
                 risk_probability=r.risk_probability,
                 risk_band=r.risk_band,

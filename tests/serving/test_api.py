@@ -10,7 +10,9 @@ from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.registry import FORCED_REASON_TAG
+from serving.audit import AuditStore, new_score_id
 from serving.database import make_engine
+from serving.tables import ScoreRow
 from tests.serving.conftest import start_server
 
 PROBLEM = "application/problem+json"
@@ -238,6 +240,42 @@ def test_audit_record_is_retrievable_and_searchable(server, api_records):
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
     assert bad_query.status_code == 422
     assert {e["field"] for e in bad_query.json()["errors"]} == {"query.limit", "query.since"}
+
+
+def test_levels_are_matched_as_in_data_files(server, api_records):
+    """Case and surrounding spaces are ignored and 3 means "3", as in a validated file."""
+    record = {**api_records[5], "Prison_Years": " more than 3 YEARS ", "Prior_Arrest_Episodes_Violent": 2}
+    canonical = {**api_records[5], "Prison_Years": "More than 3 years", "Prior_Arrest_Episodes_Violent": "2"}
+    with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
+        loose = scorer.post("/v1/scores", json={"record": record})
+        exact = scorer.post("/v1/scores", json={"record": canonical})
+        stored = reviewer.get(f"/v1/scores/{loose.json()['id']}").json()
+    assert loose.status_code == exact.status_code == 201, loose.text
+    assert loose.json()["risk"] == exact.json()["risk"]
+    assert loose.json()["explanation"] == exact.json()["explanation"]
+    assert stored["record"] == canonical, "stored in the spec's spelling"
+
+
+def test_scores_of_another_model_sharing_the_store_are_listed_only_when_asked(server, api_records):
+    with server.client("scorer") as scorer:
+        ours = scorer.post("/v1/scores", json={"person_id": "P-shared", "record": api_records[6]}).json()
+    store = AuditStore(make_engine(server.database))
+    row = store.get(ours["id"])
+    columns = {c.name: getattr(row, c.name) for c in ScoreRow.__table__.columns}
+    theirs = ScoreRow(**{**columns, "id": new_score_id(), "model_name": "other-layout"})
+    store.record([theirs])
+    with server.client("reviewer") as reviewer, server.page_client() as pages:
+        default = reviewer.get("/v1/scores", params={"person_id": "P-shared"}).json()
+        other = reviewer.get(
+            "/v1/scores", params={"person_id": "P-shared", "model_name": "other-layout"}
+        ).json()
+        listed = pages.get("/review/scores", params={"person_id": "P-shared"}).text
+        their_page = pages.get(f"/review/scores/{theirs.id}").text
+    assert [(i["id"], i["model_name"]) for i in default["items"]] == [(ours["id"], "reintegra")]
+    assert [(i["id"], i["model_name"]) for i in other["items"]] == [(theirs.id, "other-layout")]
+    assert ours["id"] in listed and theirs.id not in listed
+    assert "other-layout version" in their_page and "not the model this server serves" in their_page
+    assert 'id="model-link"' not in their_page
 
 
 def test_protected_attribute_is_stored_but_changes_nothing(server, api_records):

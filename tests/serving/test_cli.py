@@ -51,3 +51,15 @@ def test_dev_setup_creates_one_private_key_per_role_once(registry, spec, tmp_pat
     assert "created on the first run" in again.stdout
     example = json.loads((tmp_path / "dev" / "example-request.json").read_text())
     assert example["record"] and set(example["record"]) <= {*spec.inputs(), *spec.protected}
+
+
+def test_a_bad_setting_is_named_in_one_line_without_a_traceback(tmp_path):
+    env = {**os.environ, "REINTEGRA_PORT": "notaport", "REINTEGRA_WORKERS": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "serving"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "REINTEGRA_PORT='notaport': Input should be a valid integer, unable to parse string as an integer",
+        "REINTEGRA_WORKERS='0': Input should be greater than or equal to 1",
+    ]

@@ -182,6 +182,25 @@ def test_a_person_link_stays_on_that_person_whatever_their_id_holds(registry, tm
     assert other["id"] not in person.text, "another person's scores are not shown"
 
 
+def test_a_flagged_need_shows_the_base_value_it_starts_from(server, scores):
+    """A need can be flagged by its base value alone; its largest contributions may all be negative."""
+    flagged = [(s, n["need"]) for s in scores for n in s["needs"] if n["flagged"]]
+    assert flagged, "the fixture's scores flag at least one need"
+    score, need = flagged[0]
+    explained = score["explanation"]["needs"][need]
+    with server.page_client() as client:
+        text = html.unescape(client.get(f"/review/scores/{score['id']}").text)
+    shown = re.search(rf'<p class="need-sum" data-need="{need}">(.*?)</p>', text, re.S).group(1)
+
+    def number(css_class: str) -> float:
+        value = re.search(rf'class="{css_class}">([^<]+)<', shown).group(1)
+        return float(value.replace("\u2212", "-"))
+
+    assert number("base") == pytest.approx(explained["base_value"], abs=1e-4)
+    assert number("log-odds") == pytest.approx(explained["log_odds"], abs=1e-4)
+    assert number("total") == pytest.approx(explained["log_odds"] - explained["base_value"], abs=1e-4)
+
+
 def test_date_filters_at_the_ends_of_the_calendar(server, scores):
     with server.page_client() as client:
         everything = client.get("/review/scores", params={"since": "0001-01-01", "until": "9999-12-31"})
