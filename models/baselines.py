@@ -14,8 +14,15 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from features.spec import ColumnSpec
+from features.spec import ColumnSpec, DatasetSpec
 from features.validation import parse_column
+
+
+def baseline_label(key: str, spec: DatasetSpec) -> str:
+    """How a baseline of an evaluation report is shown to people: the incumbent by its own name."""
+    if key == "incumbent" and spec.incumbent is not None:
+        return f"incumbent: {spec.incumbent.name or spec.incumbent.column}"
+    return {"logistic": "logistic regression"}.get(key, key)
 
 
 def logistic_baseline(categorical: Sequence[str], numeric: Sequence[str]) -> Pipeline:

@@ -12,6 +12,8 @@ from mlflow import MlflowClient
 DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
 # Model-version tag holding why a version that failed a gate was promoted anyway.
 FORCED_REASON_TAG = "forced_promotion_reason"
+# Registered-model tags, one per alias move: "alias_history.<UTC time>.<alias>" = what moved.
+ALIAS_HISTORY_PREFIX = "alias_history."
 
 
 def configure_tracking() -> str:
@@ -44,3 +46,17 @@ def registered_spec(name: str) -> str | None:
     if not versions:
         return None
     return client.get_run(versions[0].run_id).data.params.get("spec")
+
+
+def alias_history(name: str) -> list[tuple[str, str]]:
+    """Every recorded alias move of `name` as (UTC time, what moved), newest first."""
+    try:
+        tags = MlflowClient().get_registered_model(name).tags
+    except mlflow.exceptions.MlflowException:
+        return []
+    moves = [
+        (key.removeprefix(ALIAS_HISTORY_PREFIX).rsplit(".", 1)[0], entry)
+        for key, entry in tags.items()
+        if key.startswith(ALIAS_HISTORY_PREFIX)
+    ]
+    return sorted(moves, reverse=True)

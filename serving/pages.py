@@ -14,8 +14,9 @@ import mlflow
 from markupsafe import Markup, escape
 from mlflow import MlflowClient
 
-from features.spec import NeedSpec
+from features.spec import DatasetSpec, NeedSpec
 from models import registry
+from models.baselines import baseline_label
 from serving import model_store
 from serving.tables import ScoreRow
 
@@ -416,11 +417,13 @@ def _download(run_id: str, name: str) -> bytes:
     return registry.run_artifact(run_id, name)
 
 
-def metric_table(evaluation: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[float | None]]]]:
+def metric_table(
+    evaluation: dict[str, Any], spec: DatasetSpec
+) -> tuple[list[str], list[tuple[str, list[float | None]]]]:
     """Risk metrics of the model beside each baseline's (baselines report AUC and Brier only)."""
     baselines = evaluation.get("baselines", {})
     risk = evaluation.get("risk", {})
-    columns = ["this model", *(f"baseline: {name}" for name in baselines)]
+    columns = ["this model", *(f"baseline: {baseline_label(key, spec)}" for key in baselines)]
     rows = [
         (METRIC_LABELS.get(metric, metric), [risk.get(metric), *(b.get(metric) for b in baselines.values())])
         for metric in risk

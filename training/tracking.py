@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import mlflow
 from mlflow import MlflowClient
 
-from models.registry import sqlite_path
+from models.registry import ALIAS_HISTORY_PREFIX, sqlite_path
 
 EXPERIMENT = "reintegra"
 CANDIDATE, CHAMPION = "candidate", "champion"
@@ -31,7 +31,7 @@ def move_alias(name: str, alias: str, version: str, note: str = "") -> str:
     moved_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     client.set_model_version_tag(name, version, f"alias.{alias}.set_at", moved_at)
     entry = f"{alias}: version {previous or '-'} -> {version}" + (f" ({note})" if note else "")
-    client.set_registered_model_tag(name, f"alias_history.{moved_at}.{alias}", entry)
+    client.set_registered_model_tag(name, f"{ALIAS_HISTORY_PREFIX}{moved_at}.{alias}", entry)
     return moved_at
 
 

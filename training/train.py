@@ -24,6 +24,7 @@ from sklearn.model_selection import train_test_split
 from features.records import read_records
 from features.spec import DatasetSpec
 from features.validation import RecordsInvalid, validate_records
+from models.baselines import baseline_label
 from models.bundle import ScoringBundle
 from models.pyfunc import BUNDLE_ARTIFACT, release_signature
 from models.registry import configure_tracking, registered_spec
@@ -113,11 +114,12 @@ def _write_artifacts(
     spec = bundle.spec
     y = outcome(test_part, spec)
     plots.calibration_plot(y, scores["risk"].to_numpy(), folder / "calibration.png")
-    curves = {"model": scores["risk"].to_numpy(), "logistic": scores["baseline_logistic"].to_numpy()}
-    aucs = {"model": evaluation["risk"]["auc"], "logistic": evaluation["baselines"]["logistic"]["auc"]}
+    logistic, incumbent = baseline_label("logistic", spec), baseline_label("incumbent", spec)
+    curves = {"this model": scores["risk"].to_numpy(), logistic: scores["baseline_logistic"].to_numpy()}
+    aucs = {"this model": evaluation["risk"]["auc"], logistic: evaluation["baselines"]["logistic"]["auc"]}
     if bundle.incumbent is not None:
-        curves["incumbent"] = bundle.incumbent.score(test_part)
-        aucs["incumbent"] = evaluation["baselines"]["incumbent"]["auc"]
+        curves[incumbent] = bundle.incumbent.score(test_part)
+        aucs[incumbent] = evaluation["baselines"]["incumbent"]["auc"]
     plots.roc_plot(y, curves, aucs, folder / "roc.png")
     X = bundle.encode(test_part)
     _, contributions = bundle.risk.explain(X)
@@ -161,6 +163,7 @@ def model_card(
         version=version,
         spec=bundle.spec,
         report=evaluation,
+        baseline_labels={key: baseline_label(key, bundle.spec) for key in evaluation["baselines"]},
         gates=gates,
         inputs=bundle.inputs,
         domains=dict(sorted(domains.items())),

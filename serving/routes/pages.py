@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from models.registry import alias_history
 from serving import pages
 from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
@@ -30,6 +31,7 @@ COOKIE = "reintegra_review"
 PAGE_ROLES = ("reviewer", "admin")
 PAGE_SIZE = 25
 PERSON_LIMIT = 200
+ALIAS_MOVES_SHOWN = 20
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
@@ -366,7 +368,7 @@ def model_page(
         return _not_found(request, reviewer, f"No version {version} of {holder.name} among the newest.")
     evaluation = evaluation_of(documents)
     gates = serving.bundle.spec.gates
-    columns, metric_rows = pages.metric_table(evaluation)
+    columns, metric_rows = pages.metric_table(evaluation, serving.bundle.spec)
     return _render(
         request,
         "model.html",
@@ -380,6 +382,7 @@ def model_page(
             "forced_reason": listed.forced_reason if listed else serving.forced_reason,
             "restart_required": holder.restart_required,
             "versions": versions,
+            "alias_moves": alias_history(holder.name)[:ALIAS_MOVES_SHOWN],
             "metric_columns": columns,
             "metric_rows": metric_rows,
             "needs": evaluation.get("needs", {}),

@@ -1,5 +1,6 @@
 """The serving model holder against a real MLflow registry: swaps, and versions it must refuse."""
 
+import html
 import logging
 import re
 import time
@@ -9,7 +10,7 @@ import yaml
 from mlflow import MlflowClient
 
 from features.spec import load_spec
-from models.registry import FORCED_REASON_TAG
+from models.registry import FORCED_REASON_TAG, alias_history
 from serving.model_store import ModelHolder, SchemaChanged
 from tests.serving.conftest import start_server
 from training.promote import promote
@@ -96,5 +97,17 @@ def test_a_server_refusing_a_version_says_so_until_the_alias_returns(versions, r
         assert admin.post("/v1/admin/reload").status_code == 200
         assert reviewer.get("/v1/model").json()["restart_required"] is None
         assert gauge.search(reviewer.get("/metrics").text).group(1) == "0.0"
+        with server.page_client() as browser:
+            moves = re.search(
+                r'<table class="data" id="alias-moves">(.*?)</table>',
+                html.unescape(browser.get(f"/review/model/{first}").text),
+                re.S,
+            )
     finally:
         server.stop()
+    newest = [entry for _, entry in alias_history(NAME) if entry.startswith("champion:")][:2]
+    assert newest == [
+        f"champion: version {second} -> {first} (forced: back)",
+        f"champion: version {first} -> {second} (forced: test)",
+    ], "every move is kept, newest first, even when a version is promoted again"
+    assert moves.group(1).index(newest[0]) < moves.group(1).index(newest[1]), "the model page lists them"

@@ -241,6 +241,7 @@ def test_reviewer_reads_scores_and_explanations(page, server, scores):
     assert page.locator("#model-version").inner_text() == score["model"]["version"]
     assert page.locator("#serving-state").inner_text() == "Serving"
     assert page.locator("table.fairness tbody tr").count() >= 2
+    assert "baseline: incumbent: Georgia supervision risk score (first)" in page.content()
     assert "the FPR gap" in page.locator("p.gate").first.inner_text()
     plots = page.locator(".plots img")
     plots.last.scroll_into_view_if_needed()

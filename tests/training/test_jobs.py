@@ -87,7 +87,8 @@ def test_model_card_covers_use_misuse_fairness_and_limits(trained, tmp_path):
         "## Ethical considerations",
     ):
         assert heading in card
-    assert "baseline: logistic" in card and "baseline: incumbent" in card
+    assert "baseline: logistic regression" in card
+    assert "baseline: incumbent: Georgia supervision risk score (first)" in card
 
 
 def test_registered_model_scores_like_the_in_process_bundle(trained, training_raw, spec):
