@@ -47,12 +47,18 @@ def validate(
     rejected: Annotated[
         Path | None, typer.Option(help="Side file for rejected rows (default: DATA.rejected.csv).")
     ] = None,
+    valid_out: Annotated[
+        Path | None,
+        typer.Option(help="Write the valid rows to this file (.csv, .parquet, .json or .jsonl) to train on."),
+    ] = None,
     unlabelled: Annotated[
         bool, typer.Option(help="Records to score at release: no outcome, no supervision columns.")
     ] = False,
 ) -> None:
     """Check a records file against a spec; print a JSON summary, or the problems and exit 2."""
     dataset = _load(spec)
+    if valid_out is not None and valid_out.resolve() == data.resolve():
+        raise _fail("--valid-out must name a new file, not the data file itself")
     try:
         raw = read_records(data)
     except (OSError, ValueError) as exc:
@@ -60,17 +66,37 @@ def validate(
     typed, report = validate_records(raw, dataset, labelled=not unlabelled)
     for line in report.lines():
         typer.echo(line, err=True)
-    if not report.ok:
-        if not drop_invalid or report.missing_columns:
-            raise _fail(f"{data}: {report.n_problems} problem(s); nothing was used")
-        side = rejected or data.with_name(data.name + ".rejected.csv")
-        _write_rejected(raw, report, side)
-        typer.echo(f"rejected {len(report.invalid_rows)} row(s), written to {side}", err=True)
-        keep = [row - 1 for row in range(1, len(raw) + 1) if row not in report.invalid_rows]
-        typed = typed.iloc[keep]
-    summary = summarise(typed, dataset, report, labelled=not unlabelled)
-    json.dump(summary, sys.stdout, indent=2)
+    keep = _kept_rows(raw, report, data, drop_invalid, rejected)
+    if valid_out is not None:
+        _write_valid(raw.iloc[keep], valid_out)
+    summary = summarise(typed.iloc[keep], dataset, report, labelled=not unlabelled)
+    json.dump(summary, sys.stdout, indent=2, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def _kept_rows(
+    raw: pd.DataFrame, report: ValidationReport, data: Path, drop_invalid: bool, rejected: Path | None
+) -> list[int]:
+    """Positions of the rows to keep; with --drop-invalid the rejected ones go to a side file."""
+    if report.ok:
+        return list(range(len(raw)))
+    if not drop_invalid or report.missing_columns or raw.empty:
+        raise _fail(f"{data}: {report.n_problems} problem(s); nothing was used")
+    side = rejected or data.with_name(data.name + ".rejected.csv")
+    _write_rejected(raw, report, side)
+    typer.echo(f"rejected {len(report.invalid_rows)} row(s), written to {side}", err=True)
+    keep = [row - 1 for row in range(1, len(raw) + 1) if row not in report.invalid_rows]
+    if not keep:
+        raise _fail(f"{data}: no valid row left; nothing was kept")
+    return keep
+
+
+def _write_valid(valid: pd.DataFrame, out: Path) -> None:
+    try:
+        write_records(valid, out)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"wrote {len(valid)} valid row(s) to {out}", err=True)
 
 
 def _write_rejected(raw: pd.DataFrame, report: ValidationReport, side: Path) -> None:
@@ -82,7 +108,10 @@ def _write_rejected(raw: pd.DataFrame, report: ValidationReport, side: Path) -> 
 
 
 def summarise(typed: pd.DataFrame, spec: DatasetSpec, report: ValidationReport, labelled: bool) -> dict:
-    """What a data scientist checks first: size, gaps, base rate and need prevalences."""
+    """What a data scientist checks first: size, gaps, base rate and need prevalences.
+
+    A rate over no known value is None (JSON null), never NaN, which is not valid JSON.
+    """
     summary: dict = {
         "spec": spec.name,
         "rows": len(typed),
@@ -92,17 +121,18 @@ def summarise(typed: pd.DataFrame, spec: DatasetSpec, report: ValidationReport, 
         "missing_values": {c: int(n) for c, n in typed.isna().sum().items() if n},
     }
     if labelled:
-        outcome = typed[spec.outcome.column].astype("float64")
-        summary["outcome_base_rate"] = round(float(outcome.mean()), 4)
+        summary["outcome_base_rate"] = _rate(typed[spec.outcome.column].astype("float64"))
         labels = need_labels(typed, spec)
         summary["need_prevalence"] = {
-            need: {
-                "prevalence": round(float(labels[need].mean()), 4),
-                "known": int(labels[need].notna().sum()),
-            }
+            need: {"prevalence": _rate(labels[need]), "known": int(labels[need].notna().sum())}
             for need in labels
         }
     return summary
+
+
+def _rate(values: pd.Series) -> float | None:
+    mean = values.mean()
+    return None if pd.isna(mean) else round(float(mean), 4)
 
 
 @app.command()

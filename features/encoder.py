@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -12,11 +13,13 @@ from sklearn.utils.validation import check_is_fitted
 from features.spec import (
     FALSE_WORDS,
     TRUE_WORDS,
+    WHOLE_NUMBER,
     ColumnSpec,
     DatasetSpec,
     DerivedSpec,
     parse_spec,
 )
+from features.validation import as_level
 
 
 class RecordEncoder(TransformerMixin, BaseEstimator):
@@ -82,7 +85,7 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
             elif lookup is None:
                 values[column.name] = float(value)
             else:
-                values[column.name] = lookup.get(str(value).strip().lower(), np.nan)
+                values[column.name] = _encoded_level(str(value).strip().lower(), lookup)
         for derived in self.derived_:
             values[derived.name] = _derive(derived, values)
         return np.fromiter(values.values(), dtype="float64", count=len(values))
@@ -106,7 +109,7 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
     def _encode(values: pd.Series, lookup: dict[str, float] | None) -> np.ndarray:
         if lookup is None:
             return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        keys = values.astype("str").str.strip().str.lower()
+        keys = as_level(values.astype("str").str.strip().str.lower(), list(lookup))
         return keys.map(lookup).to_numpy(dtype="float64", na_value=np.nan)
 
 
@@ -123,6 +126,11 @@ def _derive(derived: DerivedSpec, values: Mapping) -> np.ndarray | float:
     for value in rest:
         result = result * value if derived.op == "product" else result + value
     return result + derived.offset
+
+
+def _encoded_level(key: str, lookup: dict[str, float]) -> float:
+    """Like validation, a whole-number float ("3.0") reads as its integer unless it is a level."""
+    return lookup[key] if key in lookup else lookup.get(re.sub(WHOLE_NUMBER, r"\1", key), np.nan)
 
 
 def _lookup(column: ColumnSpec, values: pd.Series) -> dict[str, float] | None:

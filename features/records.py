@@ -2,30 +2,106 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 READERS = (".csv", ".parquet", ".json", ".jsonl")
+SEPARATORS = {";": "semicolon", "\t": "tab"}
 
 
 def read_records(path: str | Path) -> pd.DataFrame:
-    """Read CSV, Parquet or JSON records as text cells, so validation sees the raw values."""
+    """Read CSV, Parquet or JSON records as text cells, so validation sees the raw values.
+
+    A file that cannot be read raises ValueError naming the file and what to do about it.
+    """
     path = Path(path)
+    _check_readable(path)
+    try:
+        frame = _read(path)
+    except UnicodeDecodeError as exc:
+        raise ValueError(_not_utf8(path)) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{path} is empty: it holds no records") from exc
+    except ValueError as exc:  # pandas' parser, JSON and Parquet errors
+        raise ValueError(_unreadable(path, exc)) from exc
+    _check_separator(frame, path)
+    return as_text(frame)
+
+
+def _check_readable(path: Path) -> None:
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; give the data file itself")
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
+    if path.suffix.lower() not in READERS:
+        raise ValueError(f"cannot read {path.name}: supported formats are {', '.join(READERS)}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty: it holds no records")
+
+
+def _read(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    elif suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    elif suffix in (".json", ".jsonl"):
-        frame = pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
+
+
+def _not_utf8(path: Path) -> str:
+    """Where the first non-UTF-8 byte is: pandas reports a position inside its own read buffer."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        where = f" (line {line} has byte {data[exc.start]:#04x})"
     else:
-        raise ValueError(f"cannot read {path.name}: supported formats are {', '.join(READERS)}")
-    return as_text(frame)
+        where = ""
+    excel = " (in Excel: Save As 'CSV UTF-8')" if path.suffix.lower() == ".csv" else ""
+    return f"{path} is not UTF-8 text{where}; save it as UTF-8{excel} and try again"
+
+
+def _unreadable(path: Path, error: ValueError) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return f"{path} is not a valid CSV file: {error}"
+    if suffix == ".parquet":
+        return f"{path} is not a readable Parquet file: {error}"
+    return _json_problem(path, lines=suffix == ".jsonl") or (
+        f"{path} does not hold JSON records: a .json file holds an array of objects, "
+        f"a .jsonl file one object per line ({error})"
+    )
+
+
+def _json_problem(path: Path, lines: bool) -> str | None:
+    """The first line the json module cannot parse, which pandas' own reader does not say."""
+    text = path.read_text(encoding="utf-8")
+    chunks = enumerate(text.splitlines(), start=1) if lines else [(1, text)]
+    for first_line, chunk in chunks:
+        if not chunk.strip():
+            continue
+        try:
+            json.loads(chunk)
+        except json.JSONDecodeError as exc:
+            line = first_line + exc.lineno - 1
+            return f"{path}, line {line}: not valid JSON ({exc.msg} at column {exc.colno})"
+    return None
+
+
+def _check_separator(frame: pd.DataFrame, path: Path) -> None:
+    """A one-column CSV whose header holds ';' or a tab was written with another separator."""
+    if path.suffix.lower() != ".csv" or frame.shape[1] != 1:
+        return
+    header = str(frame.columns[0])
+    for separator, word in SEPARATORS.items():
+        if separator in header:
+            raise ValueError(
+                f"{path} looks {word}-separated (its header has {separator!r} and no ','); "
+                "records CSV must be comma-separated: export it again with ',' as the separator"
+            )
 
 
 def write_records(frame: pd.DataFrame, path: str | Path) -> None:

@@ -9,6 +9,7 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 Kind = Literal["categorical", "ordinal", "boolean", "numeric"]
 Known = Literal["release", "supervision"]
@@ -16,6 +17,9 @@ Operator = Literal["<", "<=", ">", ">=", "==", "!="]
 
 TRUE_WORDS = ("yes", "true", "1")
 FALSE_WORDS = ("no", "false", "0")
+# Text of a whole-number float ("3.0"): pandas writes counts so whenever a column has gaps.
+WHOLE_NUMBER = r"^(-?\d+)\.0+$"
+DERIVABLE_KINDS = ("numeric", "ordinal", "boolean")  # kinds whose values are quantities
 
 
 class SpecError(ValueError):
@@ -23,7 +27,7 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ColumnSpec(_Strict):
@@ -94,6 +98,10 @@ class NeedSpec(_Strict):
     def _check_one_combinator(self) -> NeedSpec:
         if (self.all_of is None) == (self.any_of is None):
             raise ValueError(f"need {self.name} must have exactly one of 'all' or 'any'")
+        if not self.conditions:
+            raise ValueError(
+                f"need {self.name} has an empty '{self.combinator}'; list at least one condition"
+            )
         if not self.interventions:
             raise ValueError(f"need {self.name} lists no interventions")
         return self
@@ -154,6 +162,11 @@ class RiskBands(_Strict):
             raise ValueError(
                 f"risk_bands needs {len(cuts) + 1} labels for {len(cuts)} cut points, got {len(self.labels)}"
             )
+        repeated = _repeated(self.labels)
+        if repeated:
+            raise ValueError(
+                f"risk_bands.labels lists {', '.join(repeated)} twice; each band needs its own label"
+            )
         return self
 
     def band(self, probability: float) -> str:
@@ -189,41 +202,86 @@ class DatasetSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_references(self) -> DatasetSpec:
+        self._check_columns()
+        self._check_incumbent()
+        self._check_derived()
+        self._check_needs()
+        return self
+
+    def _check_columns(self) -> None:
         names = [c.name for c in self.columns]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
+        duplicated = _repeated(names)
         if duplicated:
             raise ValueError(f"columns listed twice: {', '.join(duplicated)}")
+        if self.outcome.column == self.id:
+            raise ValueError(
+                f"outcome.column {self.id} is also the id; the outcome needs a column of its own"
+            )
         for special in (self.id, self.outcome.column):
             if special in names:
                 raise ValueError(f"{special} is the id or outcome; do not list it under columns")
+        repeated = _repeated(self.protected)
+        if repeated:
+            raise ValueError(f"protected lists {', '.join(repeated)} twice; list each attribute once")
         for name in self.protected:
             if name not in names:
                 raise ValueError(f"protected attribute {name} is not a declared column")
-        if self.incumbent is not None:
-            kind = self._kind(self.incumbent.column)
-            if kind not in ("numeric", "ordinal"):
-                raise ValueError("incumbent must be a declared numeric or ordinal column")
         attribute = self.gates.fairness_attribute
         if attribute is not None and attribute not in self.protected:
             raise ValueError(f"gates.fairness_attribute {attribute} is not a protected attribute")
-        available = set(names)
+
+    def _check_incumbent(self) -> None:
+        if self.incumbent is None:
+            return
+        column, kind = self.incumbent.column, self._kind(self.incumbent.column)
+        if kind is None:
+            raise ValueError(
+                f"incumbent.column {column} is not a declared column; it must be a numeric or ordinal column"
+            )
+        if kind not in ("numeric", "ordinal"):
+            raise ValueError(f"incumbent.column {column} is {kind}; it must be a numeric or ordinal column")
+
+    def _check_derived(self) -> None:
+        taken = {self.id, self.outcome.column, *(c.name for c in self.columns)}
+        earlier: set[str] = set()
         for derived in self.derived:
-            unknown = [s for s in derived.of if s not in available]
-            if unknown or derived.name in available:
+            if derived.name in taken | earlier:
                 raise ValueError(
-                    f"derived {derived.name} must have a new name and use declared columns "
-                    f"or earlier derived inputs; unknown: {', '.join(unknown) or 'none'}"
+                    f"derived {derived.name}: that name is already the id, the outcome, a column or an "
+                    "earlier derived input; give it a new name"
                 )
-            if set(derived.of) & set(self.protected):
-                raise ValueError(f"derived {derived.name} uses a protected attribute")
-            available.add(derived.name)
-        need_names = [n.name for n in self.needs]
-        if len(set(need_names)) != len(need_names):
-            raise ValueError("needs listed twice")
+            for source in [s for s in derived.of if s not in earlier]:
+                self._check_derived_source(derived.name, source)
+            earlier.add(derived.name)
+
+    def _check_derived_source(self, derived: str, source: str) -> None:
+        """A source must be a quantity known at release: derived inputs are release-time inputs."""
+        if source in self.protected:
+            raise ValueError(f"derived {derived} uses protected attribute {source}; those are never inputs")
+        kind = self._kind(source)
+        if kind is None:
+            raise ValueError(
+                f"derived {derived} uses unknown input {source}; 'of' lists declared columns or "
+                "earlier derived inputs"
+            )
+        if kind not in DERIVABLE_KINDS:
+            raise ValueError(
+                f"derived {derived} uses {kind} column {source}, whose codes have no order; "
+                f"derived inputs take {', '.join(DERIVABLE_KINDS)} columns"
+            )
+        if self.column(source).known != "release":
+            raise ValueError(
+                f"derived {derived} uses {source}, which is known only during supervision; derived "
+                "inputs are model inputs at release, so their columns must be known at release"
+            )
+
+    def _check_needs(self) -> None:
+        repeated = _repeated([n.name for n in self.needs])
+        if repeated:
+            raise ValueError(f"needs listed twice: {', '.join(repeated)}")
         for need in self.needs:
             for condition in need.conditions:
                 self._check_condition(need.name, condition)
-        return self
 
     def _kind(self, name: str) -> str | None:
         return next((c.kind for c in self.columns if c.name == name), None)
@@ -296,6 +354,10 @@ class DatasetSpec(_Strict):
         return {c.name: c.domain for c in self.columns} | {d.name: d.domain for d in self.derived}
 
 
+def _repeated(items: list[str]) -> list[str]:
+    return sorted({item for item in items if items.count(item) > 1})
+
+
 def builtin_specs() -> list[str]:
     """Names of the specs shipped with the package."""
     folder = resources.files("features") / "specs"
@@ -322,7 +384,7 @@ def load_spec(name_or_path: str | Path) -> DatasetSpec:
 def parse_spec(text: str, source: str = "<spec>") -> DatasetSpec:
     """Parse spec YAML (safe loader: a spec never executes code)."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: never executes code
     except yaml.YAMLError as exc:
         raise SpecError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -330,7 +392,54 @@ def parse_spec(text: str, source: str = "<spec>") -> DatasetSpec:
     try:
         return DatasetSpec.model_validate(data)
     except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        ]
+        lines = [f"  {_describe(err, data)}" for err in exc.errors()]
         raise SpecError(f"{source}: invalid spec\n" + "\n".join(lines)) from exc
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping, where YAML keeps the last silently."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first:
+                    raise _DuplicateKey(
+                        f"line {line}: key {key.value!r} is given twice in one mapping (first on line "
+                        f"{first[key.tag, key.value]}); give each key once"
+                    )
+                first[key.tag, key.value] = line
+        return super().construct_mapping(node, deep)
+
+
+QUOTE_HINT = 'YAML reads unquoted Yes/No/On/Off as booleans and 1 as a number: quote them, as in "Yes"'
+
+
+def _describe(error: ErrorDetails, data: dict) -> str:
+    """One validation error for people: where, by item name, and what is wrong, without pydantic noise."""
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key; docs/spec-format.md lists the keys allowed here"
+    elif error["type"] == "string_type" and isinstance(error["input"], bool | int | float):
+        message += f", got {error['input']!r} ({QUOTE_HINT})"
+    where = _location(error["loc"], data)
+    return f"{where}: {message}" if where else message
+
+
+def _location(loc: tuple[int | str, ...], data: object) -> str:
+    """`columns[6] (school_status).kind`: list positions from 0, named when the item has a name."""
+    parts: list[str] = []
+    for step in loc:
+        if isinstance(step, int) and parts:
+            data = data[step] if isinstance(data, list) and 0 <= step < len(data) else None
+            name = data.get("name") if isinstance(data, dict) else None
+            parts[-1] += f"[{step}]" + (f" ({name})" if isinstance(name, str) else "")
+        else:
+            data = data.get(step) if isinstance(data, dict) else None
+            parts.append(str(step))
+    return ".".join(parts)

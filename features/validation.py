@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from features.spec import FALSE_WORDS, TRUE_WORDS, ColumnSpec, DatasetSpec
+from features.spec import FALSE_WORDS, TRUE_WORDS, WHOLE_NUMBER, ColumnSpec, DatasetSpec
 
 MAX_PROBLEMS = 100
 
@@ -88,6 +89,8 @@ def validate_records(
     Returns the typed frame (all rows, invalid cells as missing) and the report.
     """
     report = ValidationReport(n_rows=len(raw), max_problems=max_problems)
+    if len(raw) == 0:
+        report.add(Problem("the file has no records: it needs at least one row after the header"))
     expected = _expected_columns(spec, labelled)
     report.missing_columns = [c for c in expected if c not in raw.columns]
     for name in report.missing_columns:
@@ -143,7 +146,7 @@ def parse_column(raw: pd.Series, column: ColumnSpec) -> pd.Series:
     """Typed values of one column; a value that is not allowed becomes missing (caller reports)."""
     text = raw.astype("str").str.strip()
     if column.kind == "boolean":
-        lowered = text.str.lower()
+        lowered = as_level(text.str.lower(), TRUE_WORDS + FALSE_WORDS)
         values = pd.Series(pd.NA, index=raw.index, dtype="boolean")
         values[lowered.isin(TRUE_WORDS)] = True
         values[lowered.isin(FALSE_WORDS)] = False
@@ -168,4 +171,9 @@ def parse_column(raw: pd.Series, column: ColumnSpec) -> pd.Series:
 def _canonical(text: pd.Series, levels: list[str]) -> pd.Series:
     """Map values to their declared spelling, ignoring case; anything else becomes missing."""
     by_lower = {level.lower(): level for level in levels}
-    return text.str.lower().map(by_lower)
+    return as_level(text.str.lower(), list(by_lower)).map(by_lower)
+
+
+def as_level(text: pd.Series, levels: Collection[str]) -> pd.Series:
+    """A whole-number float ("3.0") reads as its integer ("3") unless it is itself a level."""
+    return text.where(text.isin(levels), text.str.replace(WHOLE_NUMBER, r"\1", regex=True))

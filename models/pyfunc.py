@@ -27,6 +27,8 @@ class ReintegraModel(mlflow.pyfunc.PythonModel):
     ) -> list[dict]:
         """Validate like a file at release, then score; invalid records raise, never half-score."""
         records = as_text(pd.DataFrame(model_input))
+        if records.empty:  # batch scorers (Spark) may hand over empty batches
+            return []
         _, report = validate_records(records, self.bundle.spec, labelled=False)
         if not report.ok:
             raise RecordsInvalid(report)

@@ -23,7 +23,7 @@ def check_gates(report: dict, gates: Gates) -> list[GateResult]:
     incumbent = report["baselines"].get("incumbent", {}).get("auc")
     if "incumbent" in report["baselines"]:
         results.append(
-            GateResult("auc_over_incumbent", False, f"risk AUC unknown: {NO_AUC}")
+            GateResult("auc_over_incumbent", False, _unknown_auc(auc, "incumbent", INCUMBENT_NO_AUC))
             if auc is None or incumbent is None
             else GateResult(
                 "auc_over_incumbent",
@@ -34,7 +34,7 @@ def check_gates(report: dict, gates: Gates) -> list[GateResult]:
         )
     logistic = report["baselines"]["logistic"]["auc"]
     results.append(
-        GateResult("auc_vs_logistic", False, f"risk AUC unknown: {NO_AUC}")
+        GateResult("auc_vs_logistic", False, _unknown_auc(auc, "logistic baseline", "the report gives none"))
         if auc is None or logistic is None
         else GateResult(
             "auc_vs_logistic",
@@ -59,7 +59,7 @@ def check_gates(report: dict, gates: Gates) -> list[GateResult]:
         results.append(
             GateResult(
                 "fpr_gap",
-                gap is not None and gap <= gates.max_fpr_gap,
+                gap is not None and gap < gates.max_fpr_gap,
                 f"{attribute} false-positive-rate gap {_gap_text(attribute, audit, gap)} at threshold "
                 f"{gates.operating_threshold}, at most {gates.max_fpr_gap:.4f} allowed",
             )
@@ -68,6 +68,14 @@ def check_gates(report: dict, gates: Gates) -> list[GateResult]:
 
 
 NO_AUC = "the evaluation data hold only one outcome"
+INCUMBENT_NO_AUC = "the rows with an incumbent score hold only one outcome (or none)"
+
+
+def _unknown_auc(auc: float | None, baseline: str, why: str) -> str:
+    """Which AUC is unknown: the risk model's, or (when that is known) the baseline's."""
+    if auc is None:
+        return f"risk AUC unknown: {NO_AUC}"
+    return f"risk AUC {auc:.4f}, {baseline} AUC unknown: {why}"
 
 
 def _gap_text(attribute: str, audit: dict | None, gap: float | None) -> str:

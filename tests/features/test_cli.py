@@ -50,6 +50,7 @@ def test_drop_invalid_keeps_valid_rows_and_writes_the_rejected(tmp_path, synthet
     broken.to_csv(path, index=False)
     strict = _features("validate", "--spec", "georgia_parole", "--data", str(path))
     assert strict.returncode == 2
+    valid = tmp_path / "valid.parquet"
     result = _features(
         "validate",
         "--spec",
@@ -59,12 +60,60 @@ def test_drop_invalid_keeps_valid_rows_and_writes_the_rejected(tmp_path, synthet
         "--drop-invalid",
         "--rejected",
         str(side),
+        "--valid-out",
+        str(valid),
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"] == len(broken) - 2
     rejected = pd.read_csv(side, dtype=str)
     assert rejected["_row"].tolist() == ["3", "10"]
     assert rejected["_reasons"].str.contains("column Gender: '\\?' is not allowed").all()
+    assert f"wrote {len(broken) - 2} valid row(s) to {valid}" in result.stderr
+    clean = _features("validate", "--spec", "georgia_parole", "--data", str(valid))
+    assert clean.returncode == 0, clean.stderr
+    assert json.loads(clean.stdout)["rows"] == len(broken) - 2
+
+
+def test_valid_out_never_overwrites_the_data(synthetic_csv):
+    before = synthetic_csv.read_bytes()
+    args = ("validate", "--spec", "georgia_parole", "--data", str(synthetic_csv))
+    result = _features(*args, "--valid-out", str(synthetic_csv))
+    assert result.returncode == 2 and "--valid-out must name a new file" in result.stderr
+    assert synthetic_csv.read_bytes() == before
+
+
+def test_a_header_only_file_is_refused(tmp_path, synthetic_raw):
+    path = tmp_path / "header.csv"
+    synthetic_raw.head(0).to_csv(path, index=False)
+    for extra in ((), ("--drop-invalid",)):
+        result = _features("validate", "--spec", "georgia_parole", "--data", str(path), *extra)
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert "the file has no records" in result.stderr
+
+
+def _refuse_nan(constant: str) -> None:
+    raise AssertionError(f"{constant} is not valid JSON")
+
+
+def test_a_rate_over_no_known_label_is_null(tmp_path, synthetic_raw):
+    path = tmp_path / "untreated.csv"
+    synthetic_raw.assign(Condition_MH_SA=pd.NA).to_csv(path, index=False)
+    result = _features("validate", "--spec", "georgia_parole", "--data", str(path))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout, parse_constant=_refuse_nan)
+    assert summary["need_prevalence"]["treatment"] == {"prevalence": None, "known": 0}
+
+
+def test_an_unreadable_file_is_one_line_and_exit_2(tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("ID;Gender\n1;M\n")
+    result = _features("validate", "--spec", "georgia_parole", "--data", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{path} looks semicolon-separated (its header has ';' and no ','); records CSV must be "
+        "comma-separated: export it again with ',' as the separator"
+    ]
 
 
 def test_unknown_spec_exits_2():

@@ -95,6 +95,21 @@ def test_one_record_encodes_like_the_frame(typed, synthetic_raw, spec):
         np.testing.assert_array_equal(encoder.encode_record(record), frame.iloc[i].to_numpy())
 
 
+def test_whole_number_floats_encode_like_validation_reads_them(typed, synthetic_raw, spec):
+    encoder = RecordEncoder(spec).fit(typed)
+    record = synthetic_raw.iloc[0].to_dict()
+    as_ints = record | {"Prior_Arrest_Episodes_Felony": "1", "Condition_Other": "0", "Residence_PUMA": "3"}
+    as_floats = record | {
+        "Prior_Arrest_Episodes_Felony": "1.0",
+        "Condition_Other": "0.0",
+        "Residence_PUMA": "3.0",
+    }
+    expected = encoder.encode_record(as_ints)
+    assert not np.isnan(expected[encoder.get_feature_names_out() == "Residence_PUMA"]).any()
+    np.testing.assert_array_equal(encoder.encode_record(as_floats), expected)
+    np.testing.assert_array_equal(encoder.transform(pd.DataFrame([as_floats])).iloc[0].to_numpy(), expected)
+
+
 def test_derived_inputs_follow_their_declared_operations(typed, spec):
     X = RecordEncoder(spec).fit_transform(typed)
     arrests = X["Prior_Arrest_Episodes_Felony"] + X["Prior_Arrest_Episodes_Misd"]

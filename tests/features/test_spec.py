@@ -1,9 +1,24 @@
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from features.spec import SpecError, builtin_specs, load_spec, parse_spec
+from features.spec import (
+    ColumnSpec,
+    Condition,
+    DatasetSpec,
+    DerivedSpec,
+    Gates,
+    IncumbentSpec,
+    NeedSpec,
+    OutcomeSpec,
+    RiskBands,
+    SpecError,
+    builtin_specs,
+    load_spec,
+    parse_spec,
+)
 
 NIJ_COLUMNS = 48  # the file's 50 columns minus the id and the outcome
 
@@ -87,10 +102,32 @@ columns:
         ),
         ("needs:\n  - {name: job, interventions: [x]}", "exactly one of 'all' or 'any'"),
         ("colour: blue", "colour"),
-        ("derived:\n  - {name: x, domain: d, op: sum, of: [age, wage]}", "unknown: wage"),
+        ("derived:\n  - {name: x, domain: d, op: sum, of: [age, wage]}", "uses unknown input wage"),
         ("derived:\n  - {name: x, domain: d, op: ratio, of: [age, age, age]}", "exactly two inputs"),
         ("columns:\n  - {name: age, kind: numeric, domain: d, min: 5, max: 1}", "min 5 is above max 1"),
         ("columns:\n  - {name: age, kind: ordinal, domain: d, order: [Low, low]}", "lists a value twice"),
+        ("needs:\n  - {name: job, any: [], interventions: [x]}", "need job has an empty 'any'"),
+        ("needs:\n  - {name: job, all: [], interventions: [x]}", "need job has an empty 'all'"),
+        (
+            "needs:\n  - {name: job, all_of: [{column: age, op: '<', value: 20}], interventions: [x]}",
+            r"needs\[0\] \(job\)\.all_of: unknown key",
+        ),
+        ("outcome: {column: pid, horizon_years: 2}", "outcome.column pid is also the id"),
+        ("risk_bands: {cut_points: [0.5], labels: [low, low]}", "risk_bands.labels lists low twice"),
+        (
+            "incumbent: {column: lsi}",
+            "incumbent.column lsi is not a declared column; it must be a numeric or ordinal column",
+        ),
+        (
+            "derived:\n  - {name: pid, domain: d, op: sum, of: [age, age]}",
+            "derived pid: that name is already",
+        ),
+        (
+            "derived:\n  - {name: age, domain: d, op: sum, of: [age, age]}",
+            "derived age: that name is already",
+        ),
+        ("gates:\n  max_ece: 0.1\n  max_ece: 0.2", r"line \d+: key 'max_ece' is given twice"),
+        ("name: a\nname: b", "key 'name' is given twice in one mapping"),
     ],
 )
 def test_invalid_specs_say_what_is_wrong(change: str, message: str):
@@ -102,6 +139,37 @@ def test_invalid_specs_say_what_is_wrong(change: str, message: str):
         parse_spec("\n".join(lines) + "\n" + change)
 
 
+LOCATED = (
+    MINIMAL
+    + """  - {name: school_status, kind: rank, domain: school}
+  - {name: answer, kind: categorical, domain: d, values: [Yes, "No"]}
+needs:
+  - {name: employment, all: [{column: age, op: '<', value: 20}]}
+"""
+)
+
+
+def test_errors_name_the_item_they_are_about():
+    with pytest.raises(SpecError) as error:
+        parse_spec(LOCATED)
+    lines = str(error.value).splitlines()
+    assert (
+        "  columns[1] (school_status).kind: Input should be 'categorical', 'ordinal', 'boolean' or 'numeric'"
+        in (lines)
+    )
+    assert "  needs[0] (employment).interventions: Field required" in lines
+    assert (
+        "  columns[2] (answer).values[0]: Input should be a valid string, got True (YAML reads unquoted "
+        'Yes/No/On/Off as booleans and 1 as a number: quote them, as in "Yes")'
+    ) in lines
+
+
+def test_spec_wide_errors_carry_no_pydantic_wording():
+    with pytest.raises(SpecError) as error:
+        parse_spec(MINIMAL + "protected: [race]")
+    assert str(error.value) == "<spec>: invalid spec\n  protected attribute race is not a declared column"
+
+
 RICH = (
     MINIMAL
     + """  - {name: race, kind: categorical, domain: demographics, values: [A, B]}
@@ -110,6 +178,39 @@ RICH = (
 protected: [race]
 """
 )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("protected: [race]", "protected: [race, race]", "protected lists race twice"),
+        (
+            "\nprotected:",
+            "\nincumbent: {column: housing}\nprotected:",
+            "incumbent.column housing is categorical",
+        ),
+        (
+            "\nprotected:",
+            "\nderived:\n  - {name: x, domain: d, op: sum, of: [age, housing]}\nprotected:",
+            "derived x uses categorical column housing, whose codes have no order",
+        ),
+        (
+            "protected: [race]",
+            "  - {name: moves, kind: numeric, known: supervision, domain: d}\nprotected: [race]\n"
+            "derived:\n  - {name: x, domain: d, op: sum, of: [age, moves]}",
+            "derived x uses moves, which is known only during supervision",
+        ),
+    ],
+)
+def test_contradictory_specs_are_refused(old: str, new: str, message: str):
+    assert old in RICH
+    with pytest.raises(SpecError, match=message):
+        parse_spec(RICH.replace(old, new))
+
+
+def test_derived_inputs_take_quantities_known_at_release():
+    text = RICH + "derived:\n  - {name: x, domain: d, op: product, of: [age, school]}"
+    assert [d.name for d in parse_spec(text).derived] == ["x"]
 
 
 @pytest.mark.parametrize(
@@ -169,3 +270,36 @@ def test_documented_example_spec_loads_and_matches_the_page():
         "peers_offending",
     ]
     assert example.read_text() in (DOCS / "spec-format.md").read_text()
+
+
+DOCUMENTED = {
+    DatasetSpec: "## Top-level keys",
+    OutcomeSpec: "### `outcome`",
+    IncumbentSpec: "### `incumbent`",
+    RiskBands: "### `risk_bands`",
+    Gates: "### `gates`",
+    ColumnSpec: "## Columns",
+    NeedSpec: "## Needs",
+    Condition: "### Conditions",
+    DerivedSpec: "## Derived inputs",
+}
+
+
+def _documented_keys(heading: str) -> dict[str, list[str]]:
+    """Rows of the key table under `heading`: key -> [required, default, meaning]."""
+    page = (DOCS / "spec-format.md").read_text()
+    section = re.split(r"\n#{1,3} ", page.split(f"\n{heading}\n", 1)[1], maxsplit=1)[0]
+    rows = [line.strip().strip("|").split("|") for line in section.splitlines() if line.startswith("| `")]
+    return {cells[0].strip().strip("`"): [c.strip() for c in cells[1:]] for cells in rows}
+
+
+@pytest.mark.parametrize("model", list(DOCUMENTED), ids=lambda model: model.__name__)
+def test_every_spec_key_is_documented_with_its_default(model):
+    documented = _documented_keys(DOCUMENTED[model])
+    keys = {field.alias or name: field for name, field in model.model_fields.items()}
+    assert set(documented) == set(keys)
+    for key, field in keys.items():
+        required, default, _ = documented[key]
+        assert (required == "yes") is field.is_required(), key
+        if isinstance(field.default, bool | int | float | str) and field.default != "":
+            assert default == f"`{yaml.safe_dump(field.default).splitlines()[0]}`", key

@@ -32,6 +32,8 @@ def test_synthetic_cohort_is_valid(synthetic_raw, spec):
         ("Percent_Days_Employed", "1.5", r"a number in \[0, 1\]"),
         ("Percent_Days_Employed", "lots", r"a number in \[0, 1\]"),
         ("Prior_Arrest_Episodes_Felony", "12", "'10 or more'"),
+        ("Prior_Arrest_Episodes_Felony", "1.5", "'10 or more'"),
+        ("Gang_Affiliated", "2.0", "Yes/No, True/False or 1/0"),
         ("Recidivism_Within_3years", "Sometimes", "Yes/No"),
     ],
 )
@@ -140,3 +142,61 @@ def test_records_invalid_carries_the_report(synthetic_raw, spec):
     _, report = validate_records(_broken(synthetic_raw, 2, "Gender", "?"), spec)
     error = RecordsInvalid(report)
     assert "1 problem(s)" in str(error) and "row 2, column Gender" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("column", "cell", "read_as"),
+    [
+        ("Prior_Arrest_Episodes_Felony", "1.0", "1"),
+        ("Prior_Arrest_Episodes_Felony", " 3.0 ", "3"),
+        ("Residence_PUMA", "12.0", "12"),
+        ("Condition_Other", "1.0", True),
+        ("Condition_Other", "0.0", False),
+    ],
+)
+def test_whole_number_floats_in_csv_read_as_integers(tmp_path, synthetic_raw, spec, column, cell, read_as):
+    path = tmp_path / "r.csv"
+    _broken(synthetic_raw, 1, column, cell).to_csv(path, index=False)
+    typed, report = validate_records(read_records(path), spec)
+    assert report.ok, report.lines()
+    assert typed[column].iloc[0] == read_as
+
+
+def test_a_header_only_file_has_no_records(tmp_path, synthetic_raw, spec):
+    path = tmp_path / "header.csv"
+    synthetic_raw.head(0).to_csv(path, index=False)
+    _, report = validate_records(read_records(path), spec)
+    assert report.lines() == ["the file has no records: it needs at least one row after the header"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "latin.csv",
+            b"ID,Gender\n1,caf\xe9\n",
+            r"latin.csv is not UTF-8 text \(line 2 has byte 0xe9\); save it as UTF-8 \(in Excel: Save As",
+        ),
+        ("empty.csv", b"", "empty.csv is empty: it holds no records"),
+        ("blank.csv", b"\n\n", "blank.csv is empty: it holds no records"),
+        (
+            "bad.jsonl",
+            b'{"ID": "1"}\n\n{"ID": nope}\n',
+            r"bad.jsonl, line 3: not valid JSON \(Expecting value",
+        ),
+        ("bad.json", b'[{"ID": "1"},\n {"ID": nope}]', r"bad.json, line 2: not valid JSON"),
+        (
+            "scalar.json",
+            b'"x"',
+            "scalar.json does not hold JSON records: a .json file holds an array of objects",
+        ),
+        ("semi.csv", b"ID;Gender\n1;M\n", "semi.csv looks semicolon-separated .*CSV must be comma-separated"),
+        ("tab.csv", b"ID\tGender\n1\tM\n", "tab.csv looks tab-separated"),
+        ("bad.parquet", b"not parquet", "bad.parquet is not a readable Parquet file"),
+    ],
+)
+def test_unreadable_files_are_named_with_what_to_do(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_records(path)

@@ -3,6 +3,7 @@
 import http.client
 import json
 import math
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -16,6 +17,13 @@ from serving.tables import ScoreRow
 from tests.serving.conftest import start_server
 
 PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, path: str) -> None:
+    """The RFC 9457 members every error carries, with the request id that is in the header."""
+    body = response.json()
+    assert (body["type"], body["status"], body["instance"]) == ("about:blank", status, path)
+    assert body["title"] and body["request_id"] == response.headers["x-request-id"]
 
 
 def _identity_holds(explanation: dict) -> bool:
@@ -80,6 +88,7 @@ def test_missing_and_unknown_keys_get_401(server, api_records):
         assert response.status_code == 401
         assert response.headers["content-type"] == PROBLEM
         assert response.headers["www-authenticate"] == "Bearer"
+        assert_problem(response, 401, "/v1/scores")
     assert "Authorization: Bearer" in missing.json()["detail"]
     assert unknown.json()["detail"] == "unknown or revoked API key"
 
@@ -92,6 +101,27 @@ def test_wrong_role_gets_403(server, api_records):
     assert [r.status_code for r in (reading, scoring, reloading)] == [403, 403, 403]
     assert reading.json()["detail"] == "a scorer key cannot do this; it needs a reviewer key"
     assert reading.headers["content-type"] == PROBLEM
+    assert_problem(reading, 403, "/v1/scores")
+
+
+def test_an_admin_key_may_do_everything(server, api_records):
+    with server.client("admin") as admin:
+        scored = admin.post("/v1/scores", json={"record": api_records[0]})
+        listed = admin.get("/v1/scores", params={"limit": 1})
+        model = admin.get("/v1/model")
+        metrics = admin.get("/metrics")
+    assert [r.status_code for r in (scored, listed, model, metrics)] == [201, 200, 200, 200]
+
+
+def test_a_reload_without_an_alias_move_changes_nothing(server, registry):
+    with server.client("admin") as admin:
+        response = admin.post("/v1/admin/reload")
+    assert response.status_code == 200
+    assert response.json() == {
+        "previous_version": registry.version,
+        "version": registry.version,
+        "changed": False,
+    }
 
 
 def test_invalid_record_gets_422_listing_every_bad_field(server, api_records):
@@ -238,7 +268,9 @@ def test_audit_record_is_retrievable_and_searchable(server, api_records):
     assert [item["id"] for item in page.json()["items"]] == [created["id"]]
     assert created["id"] in {item["id"] for item in by_band.json()["items"]}
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+    assert_problem(missing, 404, "/v1/scores/does-not-exist")
     assert bad_query.status_code == 422
+    assert_problem(bad_query, 422, "/v1/scores")
     assert {e["field"] for e in bad_query.json()["errors"]} == {"query.limit", "query.since"}
 
 
@@ -276,6 +308,27 @@ def test_scores_of_another_model_sharing_the_store_are_listed_only_when_asked(se
     assert ours["id"] in listed and theirs.id not in listed
     assert "other-layout version" in their_page and "not the model this server serves" in their_page
     assert 'id="model-link"' not in their_page
+
+
+def test_filters_select_by_time_and_version(server, api_records, registry):
+    """since is inclusive and until exclusive, to the microsecond; the version filter selects."""
+    with server.client("scorer") as scorer:
+        created = scorer.post("/v1/scores", json={"person_id": "P-when", "record": api_records[9]}).json()
+    at = datetime.fromisoformat(created["created_at"])
+    later = (at + timedelta(microseconds=1)).isoformat()
+
+    def ids(**params) -> list[str]:
+        with server.client("reviewer") as reviewer:
+            page = reviewer.get("/v1/scores", params={"person_id": "P-when", **params})
+        assert page.status_code == 200, page.text
+        return [item["id"] for item in page.json()["items"]]
+
+    assert ids(since=at.isoformat()) == [created["id"]]
+    assert ids(since=later) == []
+    assert ids(until=at.isoformat()) == []
+    assert ids(until=later) == [created["id"]]
+    assert ids(model_version=registry.version) == [created["id"]]
+    assert ids(model_version="999") == []
 
 
 def test_protected_attribute_is_stored_but_changes_nothing(server, api_records):

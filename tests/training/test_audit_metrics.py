@@ -7,7 +7,12 @@ import pytest
 from features.spec import Gates
 from training.fairness import group_table, nij_fair_accurate
 from training.gates import check_gates
-from training.metrics import error_rates, expected_calibration_error, probability_metrics
+from training.metrics import (
+    calibration_slope_intercept,
+    error_rates,
+    expected_calibration_error,
+    probability_metrics,
+)
 
 
 def test_ece_weights_each_bin_by_its_share():
@@ -34,6 +39,35 @@ def test_a_missing_group_cell_belongs_to_no_group():
     assert table["fpr_gap"] == pytest.approx(0.5)
     brier = float(np.mean((p - y) ** 2))
     assert nij_fair_accurate(y, p, race) == pytest.approx((1 - brier) * (1 - 0.5))
+
+
+def test_nij_score_takes_the_size_of_the_fpr_gap_whichever_group_is_higher():
+    y = np.array([0, 0, 1, 0, 0, 1])
+    p = np.array([0.6, 0.6, 0.7, 0.6, 0.2, 0.9])
+    race = pd.Series(["BLACK", "BLACK", "BLACK", "WHITE", "WHITE", "WHITE"], dtype="str")
+    # FPR BLACK 1.0, WHITE 0.5: the penalty is |1.0 - 0.5|, not WHITE minus BLACK
+    brier = float(np.mean((p - y) ** 2))
+    assert nij_fair_accurate(y, p, race) == pytest.approx((1 - brier) * (1 - 0.5))
+
+
+def test_gaps_span_the_highest_and_lowest_of_three_groups():
+    y = np.array([0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1])
+    p = np.array([0.6, 0.2, 0.7, 0.6, 0.6, 0.9, 0.6, 0.2, 0.2, 0.2, 0.1])
+    race = pd.Series(["ASIAN"] * 3 + ["BLACK"] * 3 + ["WHITE"] * 5, dtype="str")
+    table = group_table(y, p, race, 0.5)
+    fprs = {group: row["fpr"] for group, row in table["groups"].items()}
+    assert fprs == pytest.approx({"ASIAN": 0.5, "BLACK": 1.0, "WHITE": 0.25})
+    # the largest gap is between the middle group (by name) and the last, not the first and last
+    assert table["fpr_gap"] == pytest.approx(0.75)
+
+
+def test_calibration_slope_regresses_the_outcome_on_the_logit_of_p():
+    rng = np.random.default_rng(12)
+    z = rng.normal(size=40_000)
+    y = (rng.random(z.size) < 1 / (1 + np.exp(-2 * z))).astype(int)
+    slope, intercept = calibration_slope_intercept(y, 1 / (1 + np.exp(-z)))
+    assert slope == pytest.approx(2.0, abs=0.15)
+    assert intercept == pytest.approx(0.0, abs=0.05)
 
 
 def test_one_outcome_only_leaves_the_rank_metrics_unknown():
@@ -75,3 +109,34 @@ def test_gates_that_cannot_be_computed_fail_and_say_why():
     assert "groups present: WHITE" in results["fpr_gap"].detail
     absent = {g.name: g for g in check_gates(_report(0.7, 0.6, 0.7, 0.01, None), GATES)}
     assert "Race is absent" in absent["fpr_gap"].detail
+
+
+AT_LIMITS = Gates(
+    fairness_attribute="Race",
+    min_auc_gain_over_incumbent=0.25,
+    max_auc_below_logistic=0.25,
+    max_ece=0.25,
+    max_fpr_gap=0.25,
+)
+
+
+def test_each_gate_at_its_exact_limit():
+    """Numbers exact in binary: a gain equal to the minimum fails, a value equal to a maximum passes."""
+    audit = {"groups": {"BLACK": {"fpr": 0.5}, "WHITE": {"fpr": 0.25}}, "fpr_gap": 0.25}
+    results = {g.name: g for g in check_gates(_report(0.75, 0.5, 1.0, 0.25, audit), AT_LIMITS)}
+    assert not results["auc_over_incumbent"].passed
+    assert "gain +0.2500, must exceed +0.2500" in results["auc_over_incumbent"].detail
+    assert results["auc_vs_logistic"].passed
+    assert results["calibration"].passed
+    assert results["fpr_gap"].passed
+
+
+def test_an_unknown_incumbent_auc_is_named_as_such():
+    results = {g.name: g for g in check_gates(_report(0.71, None, 0.70, 0.01, None), GATES)}
+    incumbent = results["auc_over_incumbent"]
+    assert not incumbent.passed
+    assert incumbent.detail.startswith("risk AUC 0.7100, incumbent AUC unknown")
+    assert "risk AUC unknown" not in incumbent.detail
+    assert results["auc_vs_logistic"].passed
+    unknown = {g.name: g for g in check_gates(_report(None, 0.6, 0.70, 0.01, None), GATES)}
+    assert unknown["auc_over_incumbent"].detail == "risk AUC unknown: the evaluation data hold only one outcome"
