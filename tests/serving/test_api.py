@@ -3,6 +3,7 @@
 import http.client
 import json
 import math
+from collections import Counter
 from datetime import datetime, timedelta
 
 import httpx
@@ -437,17 +438,20 @@ def test_metrics_add_up_across_workers(registry, tmp_path, api_records):
     try:
         scorer = {"Authorization": f"Bearer {server.keys['scorer']}", "Connection": "close"}
         reviewer = {"Authorization": f"Bearer {server.keys['reviewer']}", "Connection": "close"}
+        bands = Counter()
         for record in api_records[:scored]:
             response = httpx.post(f"{server.base_url}/v1/scores", json={"record": record}, headers=scorer)
             assert response.status_code == 201
+            bands[response.json()["risk"]["band"]] += 1
         scrapes = [httpx.get(f"{server.base_url}/metrics", headers=reviewer).text for _ in range(6)]
     finally:
         server.stop()
     pids = set()
     for text in scrapes:
         families = {f.name: f for f in text_string_to_metric_families(text)}
-        totals = [s.value for s in families["reintegra_scores"].samples if s.name.endswith("_total")]
-        assert sum(totals) == scored
+        samples = families["reintegra_scores"].samples
+        totals = {s.labels["band"]: s.value for s in samples if s.name.endswith("_total")}
+        assert totals == bands, "each score is counted under its own band"
         serving = [s for s in families["reintegra_model_version"].samples if s.value == 1]
         pids |= {s.labels["pid"] for s in serving}
         assert {s.labels["version"] for s in serving} == {registry.version}

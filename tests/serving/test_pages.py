@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -206,6 +207,27 @@ def test_date_filters_at_the_ends_of_the_calendar(server, scores):
         everything = client.get("/review/scores", params={"since": "0001-01-01", "until": "9999-12-31"})
     assert everything.status_code == 200
     assert all(score["id"] in everything.text for score in scores[-5:])
+
+
+def test_the_date_range_includes_both_of_its_days(server, scores):
+    day = datetime.fromisoformat(scores[-1]["created_at"]).date()
+    with server.page_client() as client:
+
+        def listed(since: date, until: date) -> bool:
+            page = client.get("/review/scores", params={"since": str(since), "until": str(until)})
+            return scores[-1]["id"] in page.text
+
+        assert listed(day, day), "a one-day range holds that day's scores"
+        assert not listed(day - timedelta(days=1), day - timedelta(days=1))
+        assert not listed(day + timedelta(days=1), day + timedelta(days=1))
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/review/\\evil.example"])
+def test_sign_in_never_redirects_to_another_site(server, target):
+    with httpx.Client(base_url=server.base_url) as client:
+        form = {"key": server.keys["reviewer"], "csrf": form_token(client), "next": target}
+        response = client.post("/review/sign-in", data=form)
+    assert response.status_code == 303 and response.headers["location"] == "/review/scores"
 
 
 def test_reviewer_reads_scores_and_explanations(page, server, scores):
