@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -44,10 +46,25 @@ def _check_readable(path: Path) -> None:
 def _read(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        # index_col=False: a row longer than the header must not turn its first cell into an index
+        # and shift every value one column left; pandas only warns, so the warning is an error.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            try:
+                return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+            except pd.errors.ParserWarning as exc:
+                raise ValueError(_longer_than_header(path)) from exc
     if suffix == ".parquet":
         return pd.read_parquet(path)
     return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
+
+
+def _longer_than_header(path: Path) -> str:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = csv.reader(handle)
+        width = len(next(rows))
+        line, row = next((n, r) for n, r in enumerate(rows, start=2) if len(r) > width)
+    return f"line {line} has {len(row)} fields but the header names {width} columns"
 
 
 def _not_utf8(path: Path) -> str:

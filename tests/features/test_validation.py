@@ -193,6 +193,8 @@ def test_a_header_only_file_has_no_records(tmp_path, synthetic_raw, spec):
         ("semi.csv", b"ID;Gender\n1;M\n", "semi.csv looks semicolon-separated .*CSV must be comma-separated"),
         ("tab.csv", b"ID\tGender\n1\tM\n", "tab.csv looks tab-separated"),
         ("bad.parquet", b"not parquet", "bad.parquet is not a readable Parquet file"),
+        ("wide.csv", b"ID,Gender\n1,M,extra\n2,F\n", "wide.csv .*line 2 has 3 fields but the header names 2"),
+        ("wider.csv", b"ID,Gender\n1,M\n2,F,extra\n", "wider.csv is not a valid CSV file: .*line 3, saw 3"),
     ],
 )
 def test_unreadable_files_are_named_with_what_to_do(tmp_path, name, content, message):
