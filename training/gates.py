@@ -59,7 +59,7 @@ def check_gates(report: dict, gates: Gates) -> list[GateResult]:
         results.append(
             GateResult(
                 "fpr_gap",
-                gap is not None and gap < gates.max_fpr_gap,
+                gap is not None and gap <= gates.max_fpr_gap,
                 f"{attribute} false-positive-rate gap {_gap_text(attribute, audit, gap)} at threshold "
                 f"{gates.operating_threshold}, at most {gates.max_fpr_gap:.4f} allowed",
             )

@@ -1,10 +1,13 @@
 """Model behaviour: exact explanations, no leakage, invariance to protected attributes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from models.bundle import sigmoid
+from features.spec import DatasetSpec
+from models.bundle import ScoringBundle, sigmoid
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +99,49 @@ def test_needs_carry_their_interventions_and_flags(bundle, spec, scored):
     assert [n["need"] for n in needs] == [n.name for n in spec.needs]
     for item in needs:
         assert item["interventions"] == spec.need(item["need"]).interventions
-        assert item["flagged"] == (item["probability"] >= 0.5)
+        assert item["flagged"] == (item["probability"] >= spec.need(item["need"]).flag_threshold)
+
+
+def _with_flag_thresholds(bundle: ScoringBundle, thresholds: dict[str, float]) -> ScoringBundle:
+    """The same fitted models under a spec whose needs are flagged at `thresholds`."""
+    data = bundle.spec.model_dump(by_alias=True, exclude_none=True)
+    for need in data["needs"]:
+        need["flag_threshold"] = thresholds[need["name"]]
+    return replace(bundle, spec=DatasetSpec.model_validate(data))
+
+
+def test_needs_are_flagged_at_their_own_threshold(bundle, records):
+    lowered = _with_flag_thresholds(bundle, dict.fromkeys(bundle.needs, 0.2))
+    decided_by_the_threshold = 0
+    for result in lowered.score_records(records):
+        for item in result["needs"]:
+            assert item["flagged"] == (item["probability"] >= 0.2)
+            decided_by_the_threshold += 0.2 <= item["probability"] < 0.5
+    assert decided_by_the_threshold > 0  # flagged here, not at the default 0.5
+
+
+def test_a_need_probability_equal_to_its_threshold_is_flagged(bundle, records, scored):
+    at = {item["need"]: item["probability"] for item in scored[0]["needs"]}
+    [result] = _with_flag_thresholds(bundle, at).score_records(records[:1])
+    for item in result["needs"]:
+        assert item["probability"] == at[item["need"]]
+        assert item["flagged"], item
+
+
+def _expected_band(probability: float) -> str:
+    """The built-in bands: low < 0.35 <= moderate < 0.55 <= high < 0.75 <= very_high."""
+    if probability < 0.35:
+        return "low"
+    if probability < 0.55:
+        return "moderate"
+    return "high" if probability < 0.75 else "very_high"
 
 
 def test_band_follows_the_cut_points(bundle, scored):
-    for result in scored:
-        assert result["risk"]["band"] == bundle.spec.risk_bands.band(result["risk"]["probability"])
+    assert bundle.spec.risk_bands.cut_points == [0.35, 0.55, 0.75]
+    bands = [result["risk"]["band"] for result in scored]
+    assert bands == [_expected_band(result["risk"]["probability"]) for result in scored]
+    assert set(bands) == {"low", "moderate", "high", "very_high"}
 
 
 def test_more_felony_arrests_raise_risk_on_average(bundle, records):

@@ -139,4 +139,5 @@ def test_an_unknown_incumbent_auc_is_named_as_such():
     assert "risk AUC unknown" not in incumbent.detail
     assert results["auc_vs_logistic"].passed
     unknown = {g.name: g for g in check_gates(_report(None, 0.6, 0.70, 0.01, None), GATES)}
-    assert unknown["auc_over_incumbent"].detail == "risk AUC unknown: the evaluation data hold only one outcome"
+    unknown_risk = "risk AUC unknown: the evaluation data hold only one outcome"
+    assert unknown["auc_over_incumbent"].detail == unknown_risk

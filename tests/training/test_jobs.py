@@ -11,7 +11,9 @@ from mlflow import MlflowClient
 
 from features.spec import load_spec
 from tests.training.conftest import cli
-from training.train import train
+from training.fit import outcome
+from training.promote import promote
+from training.train import TEST_SIZE, train
 
 EVALUATE_KEYS = {"n", "risk", "baselines", "needs", "macro_auc", "fairness", "nij_fair_accurate"}
 RISK_KEYS = {"auc", "brier", "log_loss", "ece", "calibration_slope", "calibration_intercept"}
@@ -37,6 +39,24 @@ def strict_spec(tmp_path_factory, spec) -> Path:
     path = tmp_path_factory.mktemp("spec") / "strict.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+@pytest.fixture(scope="module")
+def lenient_spec(tmp_path_factory, spec) -> Path:
+    """The built-in spec with gates every model passes."""
+    data = spec.model_dump(by_alias=True, exclude_none=True)
+    data["gates"].update(
+        min_auc_gain_over_incumbent=-1.0, max_auc_below_logistic=1.0, max_ece=1.0, max_fpr_gap=1.0
+    )
+    path = tmp_path_factory.mktemp("spec") / "lenient.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def lenient(store, data_file, lenient_spec):
+    # seed 2: a split that ignored the outcome would miss the file's base rate by 0.015 here
+    return train(load_spec(lenient_spec), data_file, name="lenient", seed=2)
 
 
 def _model_input(records: pd.DataFrame, spec) -> pd.DataFrame:
@@ -107,6 +127,13 @@ def test_pyfunc_refuses_invalid_records(trained, training_raw, spec):
         model.predict(_model_input(records, spec))
 
 
+def test_an_empty_batch_scores_to_nothing(trained, training_raw, spec):
+    """Batch scorers (Spark's pandas UDFs among them) may pass an empty batch."""
+    records = training_raw.iloc[:0][[*spec.inputs(), *spec.protected]]
+    model = mlflow.pyfunc.load_model(f"models:/reintegra/{trained.model_version}")
+    assert model.predict(_model_input(records, spec)) == []
+
+
 def test_evaluate_prints_every_key(trained, store, data_file):
     result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data_file), uri=store)
     assert result.returncode == 0, result.stderr
@@ -151,6 +178,32 @@ def test_promote_refuses_a_failing_version_and_says_by_how_much(store, data_file
     assert "alias.champion.set_at" in version.tags
     history = client.get_registered_model("strict").tags
     assert any(v == "champion: version - -> 1 (forced: pilot)" for v in history.values())
+
+
+def test_a_blank_reason_is_refused_like_a_missing_one(store):
+    with pytest.raises(ValueError, match="--reason"):
+        promote("never_registered", "1", force=True, reason="  ")
+
+
+def test_forcing_a_passing_version_records_no_forced_reason(lenient):
+    result = promote("lenient", lenient.model_version, force=True, reason="just in case")
+    assert all(g["passed"] for g in result["gates"])
+    assert result["forced"] is False
+    client = MlflowClient()
+    version = client.get_model_version("lenient", lenient.model_version)
+    assert "forced_promotion_reason" not in version.tags
+    assert "alias.champion.set_at" in version.tags
+    history = client.get_registered_model("lenient").tags
+    moved = f"champion: version - -> {lenient.model_version} (gates passed)"
+    assert moved in history.values()
+
+
+def test_the_test_part_is_a_stratified_quarter_of_the_file(lenient, training_typed, spec):
+    path = mlflow.artifacts.download_artifacts(run_id=lenient.run_id, artifact_path="evaluation.json")
+    evaluation = json.loads(Path(path).read_text())
+    y = outcome(training_typed, spec)
+    assert evaluation["n"] == lenient.bundle.metadata["n_test"] == round(TEST_SIZE * len(y)) == 1000
+    assert abs(evaluation["base_rate"] - y.mean()) <= 1 / evaluation["n"]
 
 
 def test_promote_moves_champion_when_gates_pass(trained, store):
