@@ -9,6 +9,7 @@ from sklearn.utils.estimator_checks import (
 )
 
 from features.encoder import RecordEncoder
+from features.spec import DatasetSpec
 from features.validation import validate_records
 
 
@@ -126,3 +127,23 @@ def test_derived_inputs_drop_out_with_their_sources(typed, spec):
     assert "Prior_Arrests_Total" not in names
     assert "Convictions_per_Arrest" not in names
     assert "Prior_Convictions_Total" in names
+
+
+def test_a_ratio_over_zero_is_missing_not_infinite(typed, spec):
+    layout = spec.model_dump(by_alias=True, exclude_none=True)
+    layout["derived"].append(
+        {
+            "name": "Felony_Convictions_per_Felony_Arrest",
+            "domain": "criminal_history",
+            "op": "ratio",
+            "of": ["Prior_Conviction_Episodes_Felony", "Prior_Arrest_Episodes_Felony"],
+            "offset": 0,
+        }
+    )
+    with_ratio = DatasetSpec.model_validate(layout)
+    encoder = RecordEncoder(with_ratio).fit(typed)
+    ratio = encoder.transform(typed)["Felony_Convictions_per_Felony_Arrest"]
+    no_arrests = (typed["Prior_Arrest_Episodes_Felony"] == "0").to_numpy()
+    assert no_arrests.any() and ratio[no_arrests].isna().all() and np.isfinite(ratio[~no_arrests]).all()
+    record = typed[no_arrests].iloc[0].to_dict()
+    assert np.isnan(encoder.encode_record(record)[-1])

@@ -1,8 +1,19 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from features.needs import need_labels
+from features.spec import load_spec
 from features.validation import validate_records
+
+EXAMPLE_SPEC = Path(__file__).resolve().parents[2] / "docs/examples/county_probation.yaml"
+
+
+@pytest.fixture(scope="module")
+def other_spec():
+    return load_spec(EXAMPLE_SPEC)
 
 
 def _typed(spec, **columns):
@@ -30,10 +41,10 @@ def test_employment_needs_low_employment_and_no_exemption(spec):
     labels = _labels(
         spec,
         "employment",
-        Percent_Days_Employed=["0.2", "0.8", "0.2", None, None],
-        Employment_Exempt=["No", "No", "Yes", "Yes", "No"],
+        Percent_Days_Employed=["0.2", "0.8", "0.2", None, None, "0.5"],
+        Employment_Exempt=["No", "No", "Yes", "Yes", "No", "No"],
     )
-    assert _same(labels, [1, 0, 0, 0, np.nan])
+    assert _same(labels, [1, 0, 0, 0, np.nan, 0]), "exactly half the days employed is not below half"
 
 
 def test_housing_counts_top_coded_levels(spec):
@@ -78,3 +89,14 @@ def test_prevalences_on_the_real_data(spec, real_data_path):
     typed, _ = validate_records(read_records(real_data_path), spec)
     prevalence = need_labels(typed, spec).mean()
     assert prevalence.min() > 0.2 and prevalence.max() < 0.8
+
+
+def test_an_ordinal_rule_may_name_a_level(other_spec):
+    """`missed_tests_6m >= "1"` compares positions in the declared order, not text."""
+    labels = _labels(
+        other_spec,
+        "substance_use",
+        missed_tests_6m=["0", "1", "2 or more", "0"],
+        positive_tests_6m=["0", "0", "0", None],
+    )
+    assert _same(labels, [0, 1, 1, np.nan])
