@@ -32,7 +32,7 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
         if name.startswith("baseline_")
     }
     if bundle.incumbent is not None:
-        baselines["incumbent"]["auc"] = _incumbent_auc(bundle, typed, y)
+        baselines["incumbent"].update(_incumbent_auc(bundle, typed, y))
     report = {
         "n": len(y),
         "base_rate": float(y.mean()),
@@ -55,11 +55,11 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
     return report
 
 
-def _incumbent_auc(bundle: ScoringBundle, typed: pd.DataFrame, y: np.ndarray) -> float | None:
-    """AUC of the incumbent's own score; rows where it is missing are left out."""
+def _incumbent_auc(bundle: ScoringBundle, typed: pd.DataFrame, y: np.ndarray) -> dict:
+    """AUC of the incumbent's own score on the rows that have one (auc_n of them)."""
     score = bundle.incumbent.score(typed)
     known = ~np.isnan(score)
-    return safe_auc(y[known], score[known])
+    return {"auc": safe_auc(y[known], score[known]), "auc_n": int(known.sum())}
 
 
 def _needs_report(scores: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec) -> dict:

@@ -29,6 +29,7 @@ def group_table(y: np.ndarray, p: np.ndarray, groups: pd.Series, threshold: floa
         table[group] = {
             "n": int(mask.sum()),
             "base_rate": float(y[mask].mean()),
+            "mean_predicted": float(p[mask].mean()),  # against base_rate: calibration in the large
             "auc": safe_auc(y[mask], p[mask]),
             "ece": expected_calibration_error(y[mask], p[mask]),
             "fpr": fpr,

@@ -36,14 +36,16 @@ def calibration_plot(y: np.ndarray, p: np.ndarray, path: Path) -> None:
 
 def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], aucs: dict[str, float], path: Path) -> None:
     """ROC curves of the model and its baselines on the same rows."""
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(5.5, 6.5))
     for name, score in scores.items():
         known = ~np.isnan(score)
         fpr, tpr, _ = roc_curve(y[known], score[known])
-        ax.plot(fpr, tpr, label=f"{name} (AUC {aucs[name]:.3f})")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+        coverage = "" if known.all() else f", {int(known.sum())} rows with a score"
+        ax.plot(fpr, tpr, label=f"{name} (AUC {aucs[name]:.3f}{coverage})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance (AUC 0.5)")
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC on the test part")
-    ax.legend(loc="lower right")
+    # Below the axes: long baseline names must not cover the curves.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize="small", frameon=False)
     _save(fig, path)
 
 
@@ -53,15 +55,23 @@ def shap_summary_plot(contributions: np.ndarray, X: pd.DataFrame, path: Path) ->
         contributions, X, show=False, max_display=15, plot_size=(8, 6), rng=np.random.default_rng(0)
     )
     fig = plt.gcf()
-    fig.suptitle("Risk contributions (calibrated log-odds)")
+    fig.suptitle(
+        f"Risk contributions (calibrated log-odds), the {min(15, X.shape[1])} largest of {X.shape[1]} "
+        "inputs\ncolour: the input's encoded value (order or category code); grey: missing",
+        fontsize="small",
+    )
     _save(fig, path)
 
 
 def domain_importance_plot(importance: pd.Series, path: Path) -> None:
-    """Mean absolute contribution summed per need domain."""
+    """Mean size of each domain's summed contribution, the sums every explanation reports."""
     fig, ax = plt.subplots(figsize=(6, 4))
     importance.sort_values().plot.barh(ax=ax, color="#3465a4")
-    ax.set(xlabel="mean |contribution| (log-odds)", title="Risk drivers by domain")
+    ax.set(
+        xlabel="mean |sum of the domain's contributions| (log-odds)",
+        ylabel="",
+        title="Risk drivers by domain",
+    )
     _save(fig, path)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from mlflow import MlflowClient
 from sklearn.model_selection import train_test_split
 
 from features.records import read_records
@@ -124,9 +125,13 @@ def _write_artifacts(
     X = bundle.encode(test_part)
     _, contributions = bundle.risk.explain(X)
     plots.shap_summary_plot(contributions, X, folder / "shap_summary.png")
-    domains = pd.Series(np.abs(contributions).mean(axis=0), index=X.columns).groupby(spec.domains()).sum()
+    # A domain's importance is the size of its summed contribution, as explanations report it.
+    by_domain = pd.DataFrame(contributions, columns=X.columns).T.groupby(spec.domains()).sum().T
+    domains = by_domain.abs().mean().sort_values(ascending=False)
     plots.domain_importance_plot(domains, folder / "domain_importance.png")
-    domains.rename("mean_abs_contribution").to_csv(folder / "domain_importance.csv")
+    domains.rename_axis("domain").rename("mean_abs_domain_contribution").to_csv(
+        folder / "domain_importance.csv"
+    )
     fairness_rows = [
         {"attribute": attribute, "group": group, **row}
         for attribute, table in evaluation["fairness"].items()
@@ -139,7 +144,6 @@ def _write_artifacts(
     (folder / "spec.yaml").write_text(
         yaml.safe_dump(spec.model_dump(by_alias=True, exclude_none=True), sort_keys=False)
     )
-    (folder / "model_card.md").write_text(model_card(bundle, evaluation, gates, data.name, name))
 
 
 def model_card(
@@ -148,7 +152,8 @@ def model_card(
     gates: list[GateResult],
     data_name: str,
     model_name: str,
-    version: str | None = None,
+    version: str,
+    run_id: str,
 ) -> str:
     """The model card in Markdown: use, misuse, data, inputs, metrics, fairness, limitations."""
     environment = Environment(
@@ -161,6 +166,7 @@ def model_card(
     return environment.get_template("model_card.md.j2").render(
         model_name=model_name,
         version=version,
+        run_id=run_id,
         spec=bundle.spec,
         report=evaluation,
         baseline_labels={key: baseline_label(key, bundle.spec) for key in evaluation["baselines"]},
@@ -217,7 +223,11 @@ def _log_and_register(
             registered_model_name=name,
         )
         version = str(info.registered_model_version)
-        mlflow.set_tags({"gates_passed": str(all(g.passed for g in gates)).lower()})
+        card = model_card(bundle, evaluation, gates, data.name, name, version, run.info.run_id)
+        mlflow.log_text(card, "model_card.md")  # written once the version it describes exists
+        passed = str(all(g.passed for g in gates)).lower()
+        mlflow.set_tags({"gates_passed": passed})
+        MlflowClient().set_model_version_tag(name, version, "gates_passed", passed)
     move_alias(name, CANDIDATE, version)
     return TrainResult(run.info.run_id, name, version, metrics, bundle)
 

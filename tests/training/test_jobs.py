@@ -111,6 +111,37 @@ def test_model_card_covers_use_misuse_fairness_and_limits(trained, tmp_path):
     assert "baseline: incumbent: Georgia supervision risk score (first)" in card
 
 
+def test_model_card_names_its_version_run_data_and_gate_verdict(trained, store, tmp_path):
+    """An auditor can tie the card to the exact version, run and file, and see whether it may serve."""
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=trained.run_id, dst_path=str(tmp_path)))
+    card = (folder / "model_card.md").read_text()
+    run = MlflowClient().get_run(trained.run_id)
+    gates = json.loads((folder / "gates.json").read_text())
+    failed = [g["name"] for g in gates if not g["passed"]]
+    assert card.startswith(f"# Model card: reintegra version {trained.model_version}\n")
+    assert f"MLflow run `{trained.run_id}`" in card
+    assert f"sha256 `{run.data.params['data_sha256']}`" in card
+    verdict = f"fails {len(failed)} of {len(gates)}" if failed else f"passes all {len(gates)}"
+    assert f"**Promotion gates: {verdict}" in card
+    version = MlflowClient().get_model_version("reintegra", trained.model_version)
+    assert version.tags["gates_passed"] == str(not failed).lower()
+    race = json.loads((folder / "evaluation.json").read_text())["fairness"]["Race"]["groups"]
+    higher = max(race, key=lambda group: race[group]["fpr"])
+    assert f"People of group {higher} who were not re-arrested are flagged" in card
+    for group, row in race.items():
+        assert f"| {group} | {row['n']} | {row['base_rate']:.3f} | {row['mean_predicted']:.3f} |" in card
+
+
+def test_domain_importance_is_the_size_of_each_domains_sum(trained, spec, training_raw, tmp_path):
+    """The same per-domain sums the explanations report, so the plot and a score agree."""
+    path = mlflow.artifacts.download_artifacts(
+        run_id=trained.run_id, artifact_path="domain_importance.csv", dst_path=str(tmp_path)
+    )
+    importance = pd.read_csv(path, index_col="domain")["mean_abs_domain_contribution"]
+    assert list(importance) == sorted(importance, reverse=True)
+    assert set(importance.index) == set(spec.domains()[name] for name in trained.bundle.inputs)
+
+
 def test_registered_model_scores_like_the_in_process_bundle(trained, training_raw, spec):
     records = training_raw.iloc[:40][[*spec.inputs(), *spec.protected]]
     model = mlflow.pyfunc.load_model(f"models:/reintegra/{trained.model_version}")
@@ -144,7 +175,7 @@ def test_evaluate_prints_every_key(trained, store, data_file):
     assert set(report["needs"]) == {n.name for n in load_spec("georgia_parole").needs}
     race = report["fairness"]["Race"]
     assert set(race["groups"]) == {"BLACK", "WHITE"}
-    assert {"n", "base_rate", "auc", "ece", "fpr", "fnr"} <= set(race["groups"]["BLACK"])
+    assert {"n", "base_rate", "mean_predicted", "auc", "ece", "fpr", "fnr"} <= set(race["groups"]["BLACK"])
     assert {"fpr_gap", "fnr_gap"} <= set(race)
     assert 0 < report["nij_fair_accurate"] < 1
     assert "is the file this model was trained on" in result.stderr
