@@ -326,7 +326,7 @@ def _table(lines: list[str]) -> str:
     body = [r for r in rows[1:] if not all(re.fullmatch(r":?-+:?", cell) for cell in r)]
     head = "".join(f'<th scope="col">{_inline(cell)}</th>' for cell in rows[0])
     cells = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table></div>'
 
 
 def _inline(text: str) -> str:
@@ -340,8 +340,9 @@ ARTIFACTS = {
     "calibration.png": "Calibration on the test part: mean predicted probability against the observed rate "
     "per bin; a calibrated model follows the diagonal.",
     "roc.png": "ROC curves on the test part for this model and its baselines, with their AUCs.",
-    "shap_summary.png": "SHAP summary: each input's risk contributions (log-odds) across the test part.",
-    "domain_importance.png": "Mean absolute risk contribution per domain on the test part.",
+    "shap_summary.png": "SHAP summary: the largest inputs' risk contributions (log-odds) across the test "
+    "part; colour is the input's encoded value, grey a missing one.",
+    "domain_importance.png": "Mean size of each domain's summed risk contribution on the test part.",
 }
 METRIC_LABELS = {
     "auc": "AUC",
@@ -368,11 +369,13 @@ def registered_versions(name: str, limit: int = 20) -> list[VersionRow]:
     """The newest registered versions of `name` with their aliases and headline test metrics."""
     client = MlflowClient()
     versions = sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: -int(v.version))[:limit]
+    # search_model_versions leaves aliases empty; the registered model holds them.
+    aliases = client.get_registered_model(name).aliases if versions else {}
     return [
         VersionRow(
             str(v.version),
             datetime.fromtimestamp(v.creation_timestamp / 1000, UTC),
-            sorted(v.aliases or []),
+            sorted(alias for alias, version in aliases.items() if str(version) == str(v.version)),
             v.run_id,
             {k: m for k, m in _run_metrics(v.run_id).items() if k in VERSION_METRICS},
             (v.tags or {}).get(registry.FORCED_REASON_TAG),

@@ -264,6 +264,10 @@ def scores_page(
     }
     query = {k: v for k, v in filters.items() if v}
     pages_count = max(1, -(-total // PAGE_SIZE))
+    if page > pages_count:  # an old link or a hand-edited URL: show the last page there is
+        return RedirectResponse(f"?{urlencode({**query, 'page': pages_count})}", status_code=303)
+    if first and last and first > last:
+        since_error = f"From ({since}) is after To ({until}): no day is in that range"
     return _render(
         request,
         "scores.html",
@@ -311,6 +315,7 @@ def score_page(
             "domains": pages.domain_chart(explanation["risk"]["by_domain"]),
             "flagged_needs": flagged_needs,
             "top_need_inputs": pages.TOP_NEED_INPUTS,
+            "top_inputs": pages.TOP_INPUTS,
             "identity": pages.identity_sentence(explanation["risk"], row.risk_probability),
             "identity_formula": explanation["identity"],
         },
@@ -382,7 +387,10 @@ def model_page(
             "forced_reason": listed.forced_reason if listed else serving.forced_reason,
             "restart_required": holder.restart_required,
             "versions": versions,
-            "alias_moves": alias_history(holder.name)[:ALIAS_MOVES_SHOWN],
+            "alias_moves": [
+                (datetime.fromisoformat(moved_at), entry)
+                for moved_at, entry in alias_history(holder.name)[:ALIAS_MOVES_SHOWN]
+            ],
             "metric_columns": columns,
             "metric_rows": metric_rows,
             "needs": evaluation.get("needs", {}),

@@ -111,3 +111,4 @@ def test_a_server_refusing_a_version_says_so_until_the_alias_returns(versions, r
         f"champion: version {first} -> {second} (forced: test)",
     ], "every move is kept, newest first, even when a version is promoted again"
     assert moves.group(1).index(newest[0]) < moves.group(1).index(newest[1]), "the model page lists them"
+    assert " UTC</time>" in moves.group(1)

@@ -222,6 +222,43 @@ def test_the_date_range_includes_both_of_its_days(server, scores):
         assert not listed(day + timedelta(days=1), day + timedelta(days=1))
 
 
+def test_a_page_past_the_last_goes_to_the_last(server, scores):
+    with server.page_client() as client:
+        listed = client.get("/review/scores", params={"band": scores[0]["risk"]["band"], "page": 99})
+        reversed_range = client.get("/review/scores", params={"since": "2026-02-02", "until": "2026-02-01"})
+    assert listed.status_code == 303
+    assert parse_qs(urlsplit(listed.headers["location"]).query) == {
+        "band": [scores[0]["risk"]["band"]],
+        "page": ["1"],
+    }
+    assert "From (2026-02-02) is after To (2026-02-01)" in reversed_range.text
+
+
+def test_pages_fit_a_phone_screen_whatever_the_ids(browser, registry, tmp_path, api_records):
+    """At 375 px nothing widens the page: long ids wrap, wide tables scroll inside their own box."""
+    long_id = "P" + "x" * 127
+    server = start_server(registry, tmp_path)
+    try:
+        with server.client("scorer") as scorer:
+            created = scorer.post("/v1/scores", json={"person_id": long_id, "record": api_records[3]}).json()
+        context = browser.new_context(base_url=server.base_url, viewport={"width": 375, "height": 800})
+        page = context.new_page()
+        sign_in(page, server.keys["reviewer"])
+        widths = {}
+        for path in [
+            "/review/scores",
+            f"/review/scores/{created['id']}",
+            f"/review/people/{long_id}",
+            f"/review/model/{registry.version}",
+        ]:
+            page.goto(path)
+            widths[path] = page.evaluate("() => document.documentElement.scrollWidth")
+        context.close()
+    finally:
+        server.stop()
+    assert all(width <= 375 for width in widths.values()), widths
+
+
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/review/\\evil.example"])
 def test_sign_in_never_redirects_to_another_site(server, target):
     with httpx.Client(base_url=server.base_url) as client:
@@ -254,6 +291,9 @@ def test_reviewer_reads_scores_and_explanations(page, server, scores):
         api = client.get(f"/v1/scores/{score['id']}").json()["explanation"]["risk"]
     check_waterfall(page, api)
     check_domains(page, api)
+    others = len(api["contributions"]) - TOP_INPUTS
+    described = f"adds the {TOP_INPUTS} largest contributions in turn (the other {others} grouped)"
+    assert described in page.content()
     identity = page.locator("#identity").inner_text()
     assert f"{api['log_odds']:.4f}" in identity and "add up to the score" in identity
     screenshot(page, "score")
@@ -264,6 +304,8 @@ def test_reviewer_reads_scores_and_explanations(page, server, scores):
     assert page.locator("#serving-state").inner_text() == "Serving"
     assert page.locator("table.fairness tbody tr").count() >= 2
     assert "baseline: incumbent: Georgia supervision risk score (first)" in page.content()
+    aliases = page.locator("#versions tr.current td").nth(1).inner_text()
+    assert "champion" in aliases.split(", "), "the serving version's row names its alias"
     assert "the FPR gap" in page.locator("p.gate").first.inner_text()
     plots = page.locator(".plots img")
     plots.last.scroll_into_view_if_needed()
