@@ -134,7 +134,9 @@ class _Step:
 def waterfall(explained: dict[str, Any], top: int = TOP_INPUTS) -> Chart:
     """Base value, then the `top` inputs by |contribution|, the rest grouped, ending at the log-odds."""
     contributions = explained["contributions"]
-    steps = [_Step(c["input"], c["contribution"], c["input"], _shown(c)) for c in contributions[:top]]
+    steps = [
+        _Step(c["input"], c["contribution"], c["input"], shown_value(c["value"])) for c in contributions[:top]
+    ]
     if rest := contributions[top:]:
         total = math.fsum(c["contribution"] for c in rest)
         steps.append(_Step(f"{len(rest)} other inputs", total, rest=len(rest)))
@@ -159,8 +161,8 @@ def domain_chart(by_domain: dict[str, float]) -> Chart:
     return axis.chart([axis.bar(_Step(domain, value), 0.0, row) for row, (domain, value) in enumerate(items)])
 
 
-def _shown(contribution: dict[str, Any]) -> str:
-    value = contribution["value"]
+def shown_value(value: Any) -> str:
+    """A recorded or derived value as every page shows it: 10 not 10.0, four significant digits."""
     if value is None:
         return "missing"
     if isinstance(value, float):

@@ -83,14 +83,18 @@ def evaluate(
         raise _fail(str(exc)) from exc
     except Exception as exc:  # MLflow raises its own exception types for unknown models
         raise _fail(f"cannot load model {model}: {exc}") from exc
-    if file_sha256(data) == bundle.metadata.get("data_sha256"):
+    digest = file_sha256(data)
+    training_file = digest == bundle.metadata.get("data_sha256")
+    if training_file:
         typer.echo(
             f"warning: {data} is the file this model was trained on; these numbers include the "
             f"{bundle.metadata.get('n_train')} rows it was fitted on and are optimistic. The held-out "
             "numbers are in the training run's evaluation.json (and GET /v1/model).",
             err=True,
         )
-    _print_json({"model": model, **evaluate_bundle(bundle, typed)})
+    # Saved output must still say whether it includes the rows the model was fitted on.
+    source = {"data_sha256": digest, "includes_training_rows": training_file}
+    _print_json({"model": model, **source, **evaluate_bundle(bundle, typed)})
 
 
 @app.command(name="promote")

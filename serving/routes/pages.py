@@ -45,6 +45,7 @@ templates.env.filters["signed"] = lambda v, digits=3: f"{v:+.{digits}f}".replace
 templates.env.filters["num"] = lambda v, digits=3: "n/a" if v is None else f"{v:.{digits}f}"
 templates.env.filters["when"] = lambda v: v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 templates.env.filters["exact"] = repr
+templates.env.filters["shown"] = pages.shown_value
 templates.env.filters["iso"] = lambda v: v.astimezone(UTC).isoformat()
 # One path segment: a "/" in an id is encoded, so a browser cannot resolve "a/../b" to another person.
 templates.env.filters["segment"] = lambda v: quote(v, safe="")
@@ -314,6 +315,10 @@ def score_page(
             "waterfall": pages.waterfall(explanation["risk"]),
             "domains": pages.domain_chart(explanation["risk"]["by_domain"]),
             "flagged_needs": flagged_needs,
+            # Thresholds are the served spec's: only known for scores of the served model.
+            "thresholds": {n.name: n.flag_threshold for n in holder.current.bundle.spec.needs}
+            if row.model_name == holder.name
+            else {},
             "top_need_inputs": pages.TOP_NEED_INPUTS,
             "top_inputs": pages.TOP_INPUTS,
             "identity": pages.identity_sentence(explanation["risk"], row.risk_probability),

@@ -183,20 +183,25 @@ def test_a_person_link_stays_on_that_person_whatever_their_id_holds(registry, tm
     assert other["id"] not in person.text, "another person's scores are not shown"
 
 
-def test_a_flagged_need_shows_the_base_value_it_starts_from(server, scores):
+def test_a_flagged_need_shows_the_base_value_it_starts_from(server, scores, spec):
     """A need can be flagged by its base value alone; its largest contributions may all be negative."""
     flagged = [(s, n["need"]) for s in scores for n in s["needs"] if n["flagged"]]
     assert flagged, "the fixture's scores flag at least one need"
     score, need = flagged[0]
     explained = score["explanation"]["needs"][need]
-    with server.page_client() as client:
+    with server.page_client() as client, server.client("reviewer") as reviewer:
         text = html.unescape(client.get(f"/review/scores/{score['id']}").text)
+        record = reviewer.get(f"/v1/scores/{score['id']}").json()["record"]
     shown = re.search(rf'<p class="need-sum" data-need="{need}">(.*?)</p>', text, re.S).group(1)
 
     def number(css_class: str) -> float:
         value = re.search(rf'class="{css_class}">([^<]+)<', shown).group(1)
         return float(value.replace("\u2212", "-"))
 
+    threshold = next(n for n in spec.needs if n.name == need).flag_threshold
+    assert f"(at {threshold:.2f} or above)" in text, "the page says where a need is flagged"
+    risk_score = record["Supervision_Risk_Score_First"]  # a float in the record: 6.0 is shown as 6
+    assert f'<th scope="row">Supervision_Risk_Score_First</th><td>{risk_score:g}</td>' in text
     assert number("base") == pytest.approx(explained["base_value"], abs=1e-4)
     assert number("log-odds") == pytest.approx(explained["log_odds"], abs=1e-4)
     assert number("total") == pytest.approx(explained["log_odds"] - explained["base_value"], abs=1e-4)

@@ -13,7 +13,7 @@ from features.spec import load_spec
 from tests.training.conftest import cli
 from training.fit import outcome
 from training.promote import promote
-from training.train import TEST_SIZE, train
+from training.train import TEST_SIZE, file_sha256, train
 
 EVALUATE_KEYS = {"n", "risk", "baselines", "needs", "macro_auc", "fairness", "nij_fair_accurate"}
 RISK_KEYS = {"auc", "brier", "log_loss", "ece", "calibration_slope", "calibration_intercept"}
@@ -179,6 +179,8 @@ def test_evaluate_prints_every_key(trained, store, data_file):
     assert {"fpr_gap", "fnr_gap"} <= set(race)
     assert 0 < report["nij_fair_accurate"] < 1
     assert "is the file this model was trained on" in result.stderr
+    assert report["includes_training_rows"] is True
+    assert report["data_sha256"] == file_sha256(data_file)
 
 
 def test_evaluate_warns_only_on_the_training_file(trained, store, data_file, tmp_path):
@@ -187,6 +189,7 @@ def test_evaluate_warns_only_on_the_training_file(trained, store, data_file, tmp
     result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(other), uri=store)
     assert result.returncode == 0, result.stderr
     assert "trained on" not in result.stderr
+    assert json.loads(result.stdout)["includes_training_rows"] is False
 
 
 def test_promote_refuses_a_failing_version_and_says_by_how_much(store, data_file, strict_spec):
