@@ -279,7 +279,7 @@ def scores_page(
             "page": page,
             "pages": pages_count,
             "filters": filters,
-            "errors": [e for e in (since_error, until_error) if e],
+            "errors": {field: e for field, e in (("since", since_error), ("until", until_error)) if e},
             "bands": holder.current.bundle.spec.risk_bands.labels,
             "versions": audit.model_versions(holder.name),
             "previous": f"?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,

@@ -237,6 +237,9 @@ def test_a_page_past_the_last_goes_to_the_last(server, scores):
         "page": ["1"],
     }
     assert "From (2026-02-02) is after To (2026-02-01)" in reversed_range.text
+    invalid = 'value="2026-02-02" aria-invalid="true" aria-describedby="since-error"'
+    assert f'id="since" name="since" type="date" {invalid}' in reversed_range.text
+    assert '<p class="error" id="since-error" role="alert">' in reversed_range.text
 
 
 def test_pages_fit_a_phone_screen_whatever_the_ids(browser, registry, tmp_path, api_records):
