@@ -50,9 +50,9 @@ class ServingModel:
 class ModelHolder:
     """Holds the serving model; a reload loads beside the old one and swaps one reference.
 
-    `on_swap(name, version, previous_version)` runs after every swap, and `on_waiting(name, version)`
-    whenever the version the alias points at but this process cannot serve changes (None: none);
-    the metrics use both.
+    `on_swap(name, version, previous_version)` runs after every swap, and
+    `on_waiting(name, version, previous_version)` whenever the version the alias points at but this
+    process cannot serve changes (None: none); the metrics use both.
     """
 
     def __init__(
@@ -60,7 +60,7 @@ class ModelHolder:
         name: str,
         alias: str,
         on_swap: Callable[[str, str, str | None], None],
-        on_waiting: Callable[[str, str | None], None],
+        on_waiting: Callable[[str, str | None, str | None], None],
     ):
         self.name, self.alias = name, alias
         self._on_swap, self._on_waiting = on_swap, on_waiting
@@ -119,8 +119,8 @@ class ModelHolder:
 
     def _wait_for(self, version: str | None) -> None:
         if version != self._waiting:
-            self._waiting = version
-            self._on_waiting(self.name, version)
+            previous, self._waiting = self._waiting, version
+            self._on_waiting(self.name, version, previous)
 
     def start_polling(self, seconds: float) -> None:
         """Check the alias every `seconds` in a daemon thread; a failed check keeps the old model."""

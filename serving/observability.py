@@ -50,35 +50,27 @@ class Metrics:
             registry=self.registry,
         )
         self.scores = Counter("reintegra_scores_total", "Scores returned", ["band"], registry=self.registry)
-        self.model_version = Gauge(
-            "reintegra_model_version",
-            "Version each worker serves (1 = serving, 0 = served before)",
-            ["name", "version"],
-            registry=self.registry,
-            multiprocess_mode="liveall",
+        self.model_version = self._per_version(
+            "reintegra_model_version", "Version each worker serves (1 = serving, 0 = served before)"
         )
-        self.restart_required = Gauge(
+        self.restart_required = self._per_version(
             "reintegra_model_restart_required",
             "1 while the alias points at a version a worker refused to swap in (it accepts other records)",
-            ["name", "version"],
-            registry=self.registry,
-            multiprocess_mode="liveall",
         )
-        self._waiting: str | None = None
+
+    def _per_version(self, metric: str, documentation: str) -> Gauge:
+        """A gauge per model version whose 1 moves between versions, kept per live worker."""
+        return Gauge(
+            metric, documentation, ["name", "version"], registry=self.registry, multiprocess_mode="liveall"
+        )
 
     def serving(self, name: str, version: str, previous: str | None) -> None:
-        """Marks a model swap; the old version stays as 0, since other workers' values are files."""
-        if previous is not None and previous != version:
-            self.model_version.labels(name, previous).set(0)
-        self.model_version.labels(name, version).set(1)
+        """Marks a model swap."""
+        _move_one(self.model_version, name, previous, version)
 
-    def waiting(self, name: str, version: str | None) -> None:
+    def waiting(self, name: str, version: str | None, previous: str | None) -> None:
         """Marks the version the alias points at but this worker cannot serve (None: caught up)."""
-        if self._waiting is not None:
-            self.restart_required.labels(name, self._waiting).set(0)
-        if version is not None:
-            self.restart_required.labels(name, version).set(1)
-        self._waiting = version
+        _move_one(self.restart_required, name, previous, version)
 
     def exposition(self) -> bytes:
         """The text a scrape returns: this worker's values, or every live worker's together."""
@@ -93,6 +85,15 @@ class Metrics:
         """Drops this worker's live gauges from the shared folder."""
         if MULTIPROCESS_DIR in os.environ:
             multiprocess.mark_process_dead(os.getpid())
+
+
+def _move_one(gauge: Gauge, name: str, old: str | None, new: str | None) -> None:
+    """Moves the gauge's 1 from version `old` to `new`; the old one stays as 0, since other
+    workers' values are files and a removed label would leave theirs behind."""
+    if old is not None and old != new:
+        gauge.labels(name, old).set(0)
+    if new is not None:
+        gauge.labels(name, new).set(1)
 
 
 @contextlib.contextmanager

@@ -55,11 +55,11 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     assert len(refusals) == 1, "said once when refused, not again on every poll"
     assert holder.current.version == first
     assert holder.restart_required[0] == second and refusal in holder.restart_required[1]
-    assert waiting == [(NAME, second)], "announced once, not on every poll"
+    assert waiting == [(NAME, second, None)], "announced once, not on every poll"
 
     promote(NAME, first, force=True, reason="back to the serving version")
     holder.reload()
-    assert holder.restart_required is None and waiting == [(NAME, second), (NAME, None)]
+    assert holder.restart_required is None and waiting == [(NAME, second, None), (NAME, None, second)]
 
 
 def test_the_serving_model_carries_its_forced_promotion_reason(versions):
