@@ -20,6 +20,7 @@ FALSE_WORDS = ("no", "false", "0")
 # Text of a whole-number float ("3.0"): pandas writes counts so whenever a column has gaps.
 WHOLE_NUMBER = r"^(-?\d+)\.0+$"
 DERIVABLE_KINDS = ("numeric", "ordinal", "boolean")  # kinds whose values are quantities
+QUOTE_HINT = 'YAML reads unquoted Yes/No/On/Off as booleans and 1 as a number: quote them, as in "Yes"'
 
 
 class SpecError(ValueError):
@@ -302,7 +303,7 @@ class DatasetSpec(_Strict):
         if column.kind == "categorical" and column.values and str(value) not in column.values:
             raise ValueError(
                 f"need {need}: {value!r} is not a value of {column.name}; allowed: {column.allowed()} "
-                "(quote values in YAML: an unquoted Yes reads as true)"
+                f"({QUOTE_HINT})"
             )
         if column.kind == "numeric" and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ValueError(f"need {need}: numeric column {column.name} compares to a number, not {value!r}")
@@ -415,9 +416,6 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     )
                 first[key.tag, key.value] = line
         return super().construct_mapping(node, deep)
-
-
-QUOTE_HINT = 'YAML reads unquoted Yes/No/On/Off as booleans and 1 as a number: quote them, as in "Yes"'
 
 
 def _describe(error: ErrorDetails, data: dict) -> str:

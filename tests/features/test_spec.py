@@ -218,7 +218,7 @@ def test_derived_inputs_take_quantities_known_at_release():
     [
         ("{column: race, op: '==', value: A}", "need job is defined by protected attribute race"),
         ("{column: housing, op: '==', value: 3}", r"3 is not a value of housing; allowed: one of '1', '2'"),
-        ("{column: housing, op: '==', value: Yes}", r"True is not a value of housing.*quote values"),
+        ("{column: housing, op: '==', value: Yes}", r"True is not a value of housing.*unquoted Yes/No"),
         ("{column: age, op: '<', value: half}", "numeric column age compares to a number, not 'half'"),
         ("{column: school, op: '>=', value: 3}", r"3 is not a level of school.*2 = 'all'"),
         ("{column: school, op: '>=', value: most}", "'most' is not a level of school"),
