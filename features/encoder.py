@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -13,13 +12,12 @@ from sklearn.utils.validation import check_is_fitted
 from features.spec import (
     FALSE_WORDS,
     TRUE_WORDS,
-    WHOLE_NUMBER,
     ColumnSpec,
     DatasetSpec,
     DerivedSpec,
     parse_spec,
 )
-from features.validation import as_level
+from features.validation import as_level, level_key
 
 
 class RecordEncoder(TransformerMixin, BaseEstimator):
@@ -85,7 +83,7 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
             elif lookup is None:
                 values[column.name] = float(value)
             else:
-                values[column.name] = _encoded_level(str(value).strip().lower(), lookup)
+                values[column.name] = lookup.get(level_key(value, lookup), np.nan)
         for derived in self.derived_:
             values[derived.name] = _derive(derived, values)
         return np.fromiter(values.values(), dtype="float64", count=len(values))
@@ -126,11 +124,6 @@ def _derive(derived: DerivedSpec, values: Mapping) -> np.ndarray | float:
     for value in rest:
         result = result * value if derived.op == "product" else result + value
     return result + derived.offset
-
-
-def _encoded_level(key: str, lookup: dict[str, float]) -> float:
-    """Like validation, a whole-number float ("3.0") reads as its integer unless it is a level."""
-    return lookup[key] if key in lookup else lookup.get(re.sub(WHOLE_NUMBER, r"\1", key), np.nan)
 
 
 def _lookup(column: ColumnSpec, values: pd.Series) -> dict[str, float] | None:

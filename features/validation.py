@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -177,3 +178,11 @@ def _canonical(text: pd.Series, levels: list[str]) -> pd.Series:
 def as_level(text: pd.Series, levels: Collection[str]) -> pd.Series:
     """A whole-number float ("3.0") reads as its integer ("3") unless it is itself a level."""
     return text.where(text.isin(levels), text.str.replace(WHOLE_NUMBER, r"\1", regex=True))
+
+
+def level_key(value: object, keys: Collection[str]) -> str:
+    """One value as `as_level` reads a file's cell, for lower-case `keys`: the fast path for one record."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
+        value = int(value)
+    key = str(value).strip().lower()
+    return key if key in keys else re.sub(WHOLE_NUMBER, r"\1", key)

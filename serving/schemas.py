@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from features.spec import ColumnSpec, DatasetSpec
+from features.validation import level_key
 
 
 def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
@@ -59,14 +60,14 @@ def _field_type(column: ColumnSpec) -> Any:
 
 
 def _level(levels: list[str]) -> Any:
-    """One of `levels`, matched as data files are: ignoring case and surrounding spaces, and a
-    whole number (3 or 3.0) as its text; stored in the declared spelling."""
+    """One of `levels`, matched as data files are (case, surrounding spaces, 3 / 3.0 / "3.0" as
+    "3"); stored in the declared spelling."""
     declared = {level.lower(): level for level in levels}
 
     def spelled_as_declared(value: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
-            value = str(int(value))
-        return declared.get(value.strip().lower(), value) if isinstance(value, str) else value
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return declared.get(level_key(value, declared), value)
+        return value
 
     return Annotated[Literal[tuple(levels)], BeforeValidator(spelled_as_declared)]
 

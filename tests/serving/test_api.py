@@ -276,9 +276,19 @@ def test_audit_record_is_retrievable_and_searchable(server, api_records):
 
 
 def test_levels_are_matched_as_in_data_files(server, api_records):
-    """Case and surrounding spaces are ignored and 3 means "3", as in a validated file."""
-    record = {**api_records[5], "Prison_Years": " more than 3 YEARS ", "Prior_Arrest_Episodes_Violent": 2}
-    canonical = {**api_records[5], "Prison_Years": "More than 3 years", "Prior_Arrest_Episodes_Violent": "2"}
+    """Case and surrounding spaces are ignored and 2, 2.0 and "2.0" mean "2", as in a validated file."""
+    record = {
+        **api_records[5],
+        "Prison_Years": " more than 3 YEARS ",
+        "Prior_Arrest_Episodes_Violent": 2,
+        "Dependents": "1.0",
+    }
+    canonical = {
+        **api_records[5],
+        "Prison_Years": "More than 3 years",
+        "Prior_Arrest_Episodes_Violent": "2",
+        "Dependents": "1",
+    }
     with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
         loose = scorer.post("/v1/scores", json={"record": record})
         exact = scorer.post("/v1/scores", json={"record": canonical})
