@@ -12,10 +12,12 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.exceptions import HTTPException
 
 from models.registry import alias_history
 from serving import pages
@@ -23,6 +25,7 @@ from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
 from serving.keys import ApiKey
 from serving.model_store import evaluation_of
+from serving.problems import field_errors
 from serving.settings import Settings
 
 log = logging.getLogger("reintegra.pages")
@@ -87,6 +90,28 @@ def install_pages(app: FastAPI) -> None:
     async def sign_in_first(_: Request, exc: SignInRequired) -> Response:
         return RedirectResponse(f"{PREFIX}/sign-in?{urlencode({'next': exc.next_url})}", status_code=303)
 
+    problem_handlers = {
+        kind: app.exception_handlers[kind] for kind in (RequestValidationError, HTTPException)
+    }
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_address(request: Request, exc: RequestValidationError) -> Response:
+        """A hand-edited page address gets a page saying what to change, not a JSON problem."""
+        if not _is_page(request):
+            return await problem_handlers[RequestValidationError](request, exc)
+        errors = field_errors(list(exc.errors()))
+        return _render(request, "bad_address.html", {"reviewer": None, "errors": errors}, 422)
+
+    @app.exception_handler(HTTPException)
+    async def page_error(request: Request, exc: HTTPException) -> Response:
+        if not _is_page(request) or exc.status_code != 404:
+            return await problem_handlers[HTTPException](request, exc)
+        return _not_found(request, None, f"There is no page at {request.url.path}.")
+
+
+def _is_page(request: Request) -> bool:
+    return request.url.path == PREFIX or request.url.path.startswith(f"{PREFIX}/")
+
 
 def _read_session(request: Request, settings: Settings) -> Session | None:
     raw = request.cookies.get(COOKIE)
@@ -140,7 +165,7 @@ def _safe_next(target: str | None) -> str:
     return f"{PREFIX}/scores"
 
 
-def _not_found(request: Request, reviewer: Reviewer, what: str) -> Response:
+def _not_found(request: Request, reviewer: Reviewer | None, what: str) -> Response:
     return _render(request, "not_found.html", {"reviewer": reviewer, "what": what}, 404)
 
 

@@ -242,6 +242,20 @@ def test_a_page_past_the_last_goes_to_the_last(server, scores):
     assert '<p class="error" id="since-error" role="alert">' in reversed_range.text
 
 
+def test_a_bad_page_address_gets_a_page_not_a_json_problem(server, scores):
+    with server.page_client() as client, server.client("reviewer") as reviewer:
+        bad_page = client.get("/review/scores", params={"page": "abc"})
+        no_page = client.get("/review/nowhere")
+        api_query = reviewer.get("/v1/scores", params={"limit": "abc"})
+        api_path = reviewer.get("/v1/nowhere")
+    assert bad_page.status_code == 422 and bad_page.headers["content-type"].startswith("text/html")
+    assert "<code>page</code> = <code>abc</code>: Input should be a valid integer" in bad_page.text
+    assert "frame-ancestors 'none'" in bad_page.headers["content-security-policy"]
+    assert no_page.status_code == 404 and "There is no page at /review/nowhere." in no_page.text
+    assert api_query.headers["content-type"] == api_path.headers["content-type"] == "application/problem+json"
+    assert api_query.status_code == 422 and api_path.status_code == 404
+
+
 def test_pages_fit_a_phone_screen_whatever_the_ids(browser, registry, tmp_path, api_records):
     """At 375 px nothing widens the page: long ids wrap, wide tables scroll inside their own box."""
     long_id = "P" + "x" * 127
