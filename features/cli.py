@@ -11,7 +11,7 @@ import pandas as pd
 import typer
 
 from features.needs import need_labels
-from features.records import read_records, write_records
+from features.records import check_writable, read_records, write_records
 from features.spec import DatasetSpec, SpecError, load_spec
 from features.synth import generate_georgia_cohort
 from features.synth_generic import generate_cohort
@@ -45,7 +45,8 @@ def validate(
         bool, typer.Option(help="Keep the valid rows and write the rejected ones to a side file.")
     ] = False,
     rejected: Annotated[
-        Path | None, typer.Option(help="Side file for rejected rows (default: DATA.rejected.csv).")
+        Path | None,
+        typer.Option(help="Side file for rejected rows, as --valid-out (default: DATA.rejected.csv)."),
     ] = None,
     valid_out: Annotated[
         Path | None,
@@ -60,6 +61,9 @@ def validate(
     if valid_out is not None and valid_out.resolve() == data.resolve():
         raise _fail("--valid-out must name a new file, not the data file itself")
     try:
+        for out in (valid_out, rejected):
+            if out is not None:
+                check_writable(out)
         raw = read_records(data)
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from exc
@@ -104,7 +108,7 @@ def _write_rejected(raw: pd.DataFrame, report: ValidationReport, side: Path) -> 
     out = raw.iloc[[r - 1 for r in rows]].copy()
     out.insert(0, "_reasons", ["; ".join(report.invalid_rows[r]) for r in rows])
     out.insert(0, "_row", rows)
-    out.to_csv(side, index=False)
+    write_records(out, side)
 
 
 def summarise(typed: pd.DataFrame, spec: DatasetSpec, report: ValidationReport, labelled: bool) -> dict:

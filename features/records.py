@@ -121,12 +121,17 @@ def _check_separator(frame: pd.DataFrame, path: Path) -> None:
             )
 
 
+def check_writable(path: Path) -> Path:
+    """Refuse a file name whose format read_records could not read back, before any work is done."""
+    if path.suffix.lower() not in READERS:
+        raise ValueError(f"cannot write {path.name}: supported formats are {', '.join(READERS)}")
+    return path
+
+
 def write_records(frame: pd.DataFrame, path: str | Path) -> None:
     """Write records in the format the file name asks for, one that read_records reads back."""
-    path = Path(path)
+    path = check_writable(Path(path))
     suffix = path.suffix.lower()
-    if suffix not in READERS:
-        raise ValueError(f"cannot write {path.name}: supported formats are {', '.join(READERS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         frame.to_csv(path, index=False)

@@ -82,6 +82,21 @@ def test_valid_out_never_overwrites_the_data(synthetic_csv):
     assert synthetic_csv.read_bytes() == before
 
 
+@pytest.mark.parametrize("option", ["--valid-out", "--rejected"])
+def test_an_output_format_that_cannot_be_read_back_is_refused_before_anything_is_written(
+    tmp_path, synthetic_raw, option
+):
+    broken = synthetic_raw.copy()
+    broken.loc[broken.index[2], "Gender"] = "?"
+    path = tmp_path / "broken.csv"
+    broken.to_csv(path, index=False)
+    args = ("validate", "--spec", "georgia_parole", "--data", str(path), "--drop-invalid")
+    result = _features(*args, option, str(tmp_path / "out.xlsx"))
+    assert result.returncode == 2
+    assert "cannot write out.xlsx: supported formats are .csv, .parquet, .json, .jsonl" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv"]
+
+
 def test_a_header_only_file_is_refused(tmp_path, synthetic_raw):
     path = tmp_path / "header.csv"
     synthetic_raw.head(0).to_csv(path, index=False)
