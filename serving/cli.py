@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy import make_url
+from sqlalchemy.exc import OperationalError
 
 from models.registry import configure_tracking
 from serving.database import make_engine, migrate
@@ -42,6 +44,7 @@ def serve(
     except ModelUnavailable as exc:  # say it once here, not in a traceback from every worker
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
+    _migrate_stores(settings)
     workers = workers or settings.workers
     if workers > 1 and not settings.session_secret:
         # One secret per server, so that a page session signed by one worker is read by the others.
@@ -56,6 +59,18 @@ def serve(
             log_level="info",
             access_log=False,
         )
+
+
+def _migrate_stores(settings: Settings) -> None:
+    """Once, before the workers start: a store that does not answer is one line and exit 2, not a
+    traceback from every worker that uvicorn restarts forever."""
+    for url in dict.fromkeys((settings.audit_url, settings.keys_url)):
+        try:
+            migrate(make_engine(url))
+        except OperationalError as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
+            typer.echo(f"cannot open the store at {shown}: {str(exc.orig).strip().splitlines()[0]}", err=True)
+            raise typer.Exit(2) from exc
 
 
 def _settings() -> Settings:

@@ -8,11 +8,22 @@ from pathlib import Path
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+
+# How long a request waits for the store before it answers 503 (problems.py), on either backend.
+LOCK_WAIT_SECONDS = 10
+POSTGRES_LIMITS = {
+    "connect_timeout": 5,
+    "options": f"-c lock_timeout={LOCK_WAIT_SECONDS}s -c statement_timeout={2 * LOCK_WAIT_SECONDS}s",
+}
+# Serialises migrations of several servers starting at once on one PostgreSQL database.
+MIGRATION_LOCK = 7_318_204_561
 
 
 def make_engine(url: str) -> Engine:
-    """An engine whose SQLite connections use WAL and wait for locks instead of failing.
+    """An engine that waits for a busy store at most about LOCK_WAIT_SECONDS instead of failing at
+    once or hanging: SQLite connections use WAL and a busy timeout, PostgreSQL ones lock and
+    statement timeouts, and a request waits as long for a pooled connection.
 
     JSON columns go through orjson: every score writes a ~35 kB explanation before its 201.
     Statement parameters stay out of error messages: they hold people's records.
@@ -22,9 +33,11 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(
         url,
         pool_pre_ping=True,
+        pool_timeout=LOCK_WAIT_SECONDS,
         hide_parameters=True,
         json_serializer=_json_text,
         json_deserializer=orjson.loads,
+        connect_args=POSTGRES_LIMITS if url.startswith("postgresql") else {},
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -36,7 +49,7 @@ def _sqlite_pragmas(connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode: a commit survives the process being killed (not a power cut).
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
     cursor.close()
 
 
@@ -45,10 +58,12 @@ def _json_text(value: object) -> str:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (idempotent)."""
+    """Bring the database to the newest schema (idempotent, and safe for servers starting at once)."""
     folder = resources.files("serving") / "migrations"
     config = Config()
     config.set_main_option("script_location", str(folder))
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

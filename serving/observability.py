@@ -76,6 +76,7 @@ class Metrics:
         """The text a scrape returns: this worker's values, or every live worker's together."""
         if MULTIPROCESS_DIR not in os.environ:
             return generate_latest(self.registry)
+        _forget_dead_workers(os.environ[MULTIPROCESS_DIR])
         combined = CollectorRegistry()
         multiprocess.MultiProcessCollector(combined)
         return generate_latest(combined)
@@ -85,6 +86,19 @@ class Metrics:
         """Drops this worker's live gauges from the shared folder."""
         if MULTIPROCESS_DIR in os.environ:
             multiprocess.mark_process_dead(os.getpid())
+
+
+def _forget_dead_workers(folder: str) -> None:
+    """A worker killed outright never runs worker_stopped: drop its live gauges once it is gone,
+    or a scrape would still show it serving beside the worker uvicorn started in its place."""
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, folder)
+        except PermissionError:  # alive, under another user
+            continue
 
 
 def _move_one(gauge: Gauge, name: str, old: str | None, new: str | None) -> None:
@@ -193,7 +207,9 @@ class RequestIdFilter(logging.Filter):
 def configure_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s pid=%(process)d [%(request_id)s] %(message)s")
+    )
     root = logging.getLogger("reintegra")
     root.handlers[:] = [handler]
     root.setLevel(level)

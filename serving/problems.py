@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.model_store import ModelUnavailable, SchemaChanged
@@ -77,12 +78,15 @@ def install(app: FastAPI) -> None:
     async def needs_restart(request: Request, exc: SchemaChanged) -> JSONResponse:
         return problem(409, "Conflict", f"{exc}; the loaded version keeps serving", request)
 
-    @app.exception_handler(OperationalError)
-    async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """The store refused, timed out, or every pooled connection stayed busy past its wait."""
         log.error("audit or key store unavailable: %s", exc)
         detail = "the audit store did not answer in time; nothing was recorded, try again"
         headers = {"Retry-After": str(STORE_RETRY_SECONDS)}
         return problem(503, "Audit store unavailable", detail, request, headers)
+
+    app.add_exception_handler(OperationalError, store_unavailable)
+    app.add_exception_handler(PoolTimeout, store_unavailable)
 
     @app.exception_handler(ModelUnavailable)
     async def no_model(request: Request, exc: ModelUnavailable) -> JSONResponse:

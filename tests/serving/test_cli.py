@@ -63,3 +63,24 @@ def test_a_bad_setting_is_named_in_one_line_without_a_traceback(tmp_path):
         "REINTEGRA_PORT='notaport': Input should be a valid integer, unable to parse string as an integer",
         "REINTEGRA_WORKERS='0': Input should be greater than or equal to 1",
     ]
+
+
+def test_a_store_that_does_not_answer_stops_the_server_in_one_line(registry, tmp_path):
+    """Not a traceback from every worker that uvicorn would restart forever."""
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": registry.uri,
+        "REINTEGRA_AUDIT_URL": "postgresql+psycopg://reviewer:secret@127.0.0.1:1/audit",
+        "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/keys.db",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "--port", "1", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("cannot open the store at postgresql+psycopg://reviewer:***@127.0.0.1:1/audit: ")
+    assert "secret" not in result.stderr

@@ -1,10 +1,13 @@
 """The audit trail and key store on a real PostgreSQL, shared by several uvicorn workers."""
 
 import os
+import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 
 from serving.audit import AuditStore, ScoreFilter, new_score_id, utc_now
 from serving.database import make_engine, migrate
@@ -87,3 +90,49 @@ def test_two_workers_share_one_audit_store(registry, tmp_path, postgres_url, api
         server.stop()
     assert page["total"] == 20
     assert {item["id"] for item in page["items"]} == set(created)
+
+
+@pytest.fixture
+def fresh_database(postgres_url) -> Iterator[str]:
+    """An empty database of its own on the same server, dropped afterwards."""
+    name = f"reintegra_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def test_servers_starting_at_once_migrate_a_new_database_once(fresh_database):
+    engines = [make_engine(fresh_database) for _ in range(4)]
+    with ThreadPoolExecutor(len(engines)) as pool:
+        list(pool.map(migrate, engines))  # raises if any migration collided with another
+    with engines[0].connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    for engine in engines:
+        engine.dispose()
+
+
+def test_a_locked_audit_table_answers_503_in_bounded_time(registry, tmp_path, fresh_database, api_records):
+    """The store's lock wait (10 s), not an unbounded hang or a pool timeout's 500."""
+    server = start_server(registry, tmp_path, database=fresh_database)
+    locker = make_engine(fresh_database).connect()
+    try:
+        transaction = locker.begin()
+        locker.execute(text("LOCK TABLE scores IN ACCESS EXCLUSIVE MODE"))
+        with server.client("scorer") as client:
+            started = time.monotonic()
+            response = client.post("/v1/scores", json={"record": api_records[0]}, timeout=60)
+            waited = time.monotonic() - started
+        transaction.rollback()
+        with server.client("scorer") as client:
+            after = client.post("/v1/scores", json={"record": api_records[0]})
+    finally:
+        locker.close()
+        server.stop()
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "5"
+    assert waited < 30
+    assert after.status_code == 201
