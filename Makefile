@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SPEC ?= georgia_parole
 SYNTH_ROWS ?= 20000
 SYNTH_SEED ?= 42
-SYNTH := data/synthetic_georgia_parole.csv
+SYNTH := data/synthetic_$(notdir $(basename $(SPEC))).csv
 
 .PHONY: install run test lint synth validate train bootstrap bench bench-train mlflow-ui serve dev-setup clean
 
@@ -65,5 +65,5 @@ lint: install
 # Removes what the next run rebuilds; keeps the audit trail and keys (data/reintegra.db,
 # data/dev-keys.env) and the registered models (mlflow/): delete those by hand to start over.
 clean:
-	rm -rf $(VENV) $(SYNTH) data/example-request.json test-output
+	rm -rf $(VENV) data/synthetic_*.csv data/example-request.json test-output
 	@echo "kept data/reintegra.db, data/dev-keys.env and mlflow/ (audit trail, keys, models)"

@@ -75,18 +75,22 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
     def encode_record(self, record: Mapping[str, object]) -> np.ndarray:
         """One record as a row of inputs, without pandas: the fast path for scoring one person."""
         check_is_fitted(self, "columns_")
-        values: dict[str, float] = {}
-        for column in self.columns_:
-            value, lookup = record.get(column.name), self.lookups_[column.name]
-            if value is None or pd.isna(value):
-                values[column.name] = np.nan
-            elif lookup is None:
-                values[column.name] = float(value)
-            else:
-                values[column.name] = lookup.get(level_key(value, lookup), np.nan)
+        values = {
+            column.name: self.encode_value(column.name, record.get(column.name)) for column in self.columns_
+        }
         for derived in self.derived_:
             values[derived.name] = _derive(derived, values)
         return np.fromiter(values.values(), dtype="float64", count=len(values))
+
+    def encode_value(self, column: str, value: object) -> float:
+        """One column's value as an input: what encode_record does per column, and how a need
+        rule's target is compared with the record's value."""
+        lookup = self.lookups_[column]
+        if value is None or pd.isna(value):
+            return np.nan
+        if lookup is None:
+            return float(value)
+        return lookup.get(level_key(value, lookup), np.nan)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "columns_")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -55,3 +58,53 @@ def _condition_truth(typed: pd.DataFrame, condition: Condition, column: ColumnSp
     truth = np.asarray(_OPERATORS[condition.op](left, target), dtype="float64")
     truth[missing] = np.nan
     return truth
+
+
+@dataclass(frozen=True)
+class ObservedRule:
+    """A need whose sources are all known at release: the record itself says whether it holds, so
+    a score reports that beside the model's probability instead of contradicting the record."""
+
+    combinator: str
+    conditions: list[tuple[int, Callable[[float, float], bool], float]]  # input position, op, target
+
+    def holds(self, inputs: np.ndarray) -> bool | None:
+        """The rule on one record's encoded inputs, with need_label's Kleene logic (None: unknown)."""
+        truths = [
+            None if math.isnan(inputs[i]) else bool(compare(inputs[i], target))
+            for i, compare, target in self.conditions
+        ]
+        decided = [t for t in truths if t is not None]
+        if self.combinator == "all":
+            return False if not all(decided) else (True if len(decided) == len(truths) else None)
+        return True if any(decided) else (False if len(decided) == len(truths) else None)
+
+
+def observed_rules(
+    spec: DatasetSpec, inputs: Sequence[str], encode_value: Callable[[str, object], float]
+) -> dict[str, ObservedRule]:
+    """The rules of the needs whose every source is an input known at release, on encoded inputs."""
+    rules = {}
+    for need in spec.needs:
+        columns = [spec.column(c.column) for c in need.conditions]
+        if any(c.known != "release" or c.name not in inputs for c in columns):
+            continue
+        rules[need.name] = ObservedRule(
+            need.combinator,
+            [
+                (
+                    list(inputs).index(column.name),
+                    _OPERATORS[condition.op],
+                    _target(condition, column, encode_value),
+                )
+                for condition, column in zip(need.conditions, columns, strict=True)
+            ],
+        )
+    return rules
+
+
+def _target(condition: Condition, column: ColumnSpec, encode_value: Callable[[str, object], float]) -> float:
+    """A rule's value on the inputs' scale: a number, an ordinal position, or the value's code."""
+    if column.kind == "numeric" or (column.kind == "ordinal" and not isinstance(condition.value, str)):
+        return float(condition.value)
+    return encode_value(column.name, condition.value)

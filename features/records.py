@@ -51,20 +51,32 @@ def _read(path: Path) -> pd.DataFrame:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             try:
-                return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
-            except pd.errors.ParserWarning as exc:
-                raise ValueError(_longer_than_header(path)) from exc
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+            except pd.errors.ParserWarning:
+                frame = None
+        _check_csv_shape(path)
+        return frame
     if suffix == ".parquet":
         return pd.read_parquet(path)
     return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
 
 
-def _longer_than_header(path: Path) -> str:
+def _check_csv_shape(path: Path) -> None:
+    """pandas renames a repeated header (x, x.1), pads a short row with missing values and warns
+    on a long one: each would be read wrong, so each is an error naming where."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         rows = csv.reader(handle)
-        width = len(next(rows))
-        line, row = next((n, r) for n, r in enumerate(rows, start=2) if len(r) > width)
-    return f"line {line} has {len(row)} fields but the header names {width} columns"
+        header = next(rows)
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise ValueError(
+                f"{path}: the header names {', '.join(map(repr, repeated))} more than once; keep one"
+            )
+        for row in rows:
+            if any(cell.strip() for cell in row) and len(row) != len(header):
+                raise ValueError(
+                    f"line {rows.line_num} has {len(row)} fields but the header names {len(header)} columns"
+                )
 
 
 def _not_utf8(path: Path) -> str:

@@ -184,6 +184,7 @@ class Gates(_Strict):
     max_auc_below_logistic: float = 0.005
     max_ece: float = 0.03
     max_fpr_gap: float = 0.05
+    min_group_size: int = Field(default=30, ge=1)
 
 
 class DatasetSpec(_Strict):
@@ -227,6 +228,11 @@ class DatasetSpec(_Strict):
         for name in self.protected:
             if name not in names:
                 raise ValueError(f"protected attribute {name} is not a declared column")
+            if self.column(name).kind == "numeric":
+                raise ValueError(
+                    f"protected attribute {name} is numeric: each distinct value would be a group of its "
+                    "own; declare it as categorical or ordinal with the groups to audit (age bands, say)"
+                )
         attribute = self.gates.fairness_attribute
         if attribute is not None and attribute not in self.protected:
             raise ValueError(f"gates.fairness_attribute {attribute} is not a protected attribute")
@@ -293,7 +299,10 @@ class DatasetSpec(_Strict):
         column = self.column(condition.column)
         value = condition.value
         if column.name in self.protected:
-            raise ValueError(f"need {need} is defined by protected attribute {column.name}; needs may not be")
+            raise ValueError(
+                f"need {need} is defined by protected attribute {column.name}; a need may not be defined by "
+                "a protected attribute"
+            )
         if column.kind in ("boolean", "categorical") and condition.op not in ("==", "!="):
             raise ValueError(f"need {need}: {column.kind} column {column.name} allows == or != only")
         if column.kind == "boolean":
@@ -310,11 +319,12 @@ class DatasetSpec(_Strict):
         levels = column.order or []
         if column.kind == "ordinal" and (
             (isinstance(value, str) and value not in levels)
-            or (not isinstance(value, str) and not 0 <= value < len(levels))
+            or (not isinstance(value, str) and not (_is_position(value) and 0 <= value < len(levels)))
         ):
             raise ValueError(
                 f"need {need}: {value!r} is not a level of {column.name}; "
                 f"use a level or its position (0 = {levels[0]!r} to {len(levels) - 1} = {levels[-1]!r})"
+                + (f" ({QUOTE_HINT})" if isinstance(value, bool) else "")
             )
 
     def column(self, name: str) -> ColumnSpec:
@@ -441,3 +451,8 @@ def _location(loc: tuple[int | str, ...], data: object) -> str:
             data = data.get(step) if isinstance(data, dict) else None
             parts.append(str(step))
     return ".".join(parts)
+
+
+def _is_position(value: object) -> bool:
+    """A level's position: a whole number, not a YAML yes/no (a bool) or a fraction."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and float(value).is_integer()

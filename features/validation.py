@@ -98,6 +98,7 @@ def validate_records(
         report.add(Problem(f"missing required column {name}"))
     known = {spec.id, spec.outcome.column, *(c.name for c in spec.columns)}
     report.unknown_columns = [str(c) for c in raw.columns if c not in known]
+    _check_near_headers([str(c) for c in raw.columns], known, report)
 
     rows = pd.RangeIndex(1, len(raw) + 1)
     typed = pd.DataFrame(index=raw.index)
@@ -186,3 +187,15 @@ def level_key(value: object, keys: Collection[str]) -> str:
         value = int(value)
     key = str(value).strip().lower()
     return key if key in keys else re.sub(WHOLE_NUMBER, r"\1", key)
+
+
+def _check_near_headers(headers: list[str], known: set[str], report: ValidationReport) -> None:
+    """A header that differs from a spec column only in case or spaces is a misspelling, not an
+    extra column: ignoring it would leave that column missing in every row."""
+    by_key = {name.strip().lower(): name for name in known}
+    for header in headers:
+        meant = by_key.get(header.strip().lower())
+        if meant is not None and meant != header and meant not in headers:
+            report.add(
+                Problem(f"column header {header!r} should be {meant!r}: headers must match the spec exactly")
+            )

@@ -10,7 +10,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from features.encoder import RecordEncoder
-from features.spec import DatasetSpec
+from features.needs import observed_rules
+from features.spec import DatasetSpec, NeedSpec
 from models.baselines import IncumbentBaseline
 from models.calibrated import CalibratedBooster
 
@@ -49,10 +50,13 @@ class ScoringBundle:
             )
             for need, model in self.needs.items()
         }
+        self._observed = observed_rules(self.spec, names, self.encoder.encode_value)
 
     def __setstate__(self, state: dict) -> None:
-        """Recompute the lookup caches on load, so a bundle pickled by an older release still scores."""
+        """Recompute the lookup caches on load, so a bundle pickled by an older release still scores;
+        the spec is validated again, so that keys added since take their defaults."""
         self.__dict__.update(state)
+        self.spec = DatasetSpec.model_validate(self.spec.model_dump(by_alias=True, exclude_none=True))
         self.__post_init__()
 
     def encode(self, records: pd.DataFrame) -> pd.DataFrame:
@@ -93,12 +97,7 @@ class ScoringBundle:
                         "horizon_years": self.spec.outcome.horizon_years,
                     },
                     "needs": [
-                        {
-                            "need": need.name,
-                            "probability": explained[need.name]["probability"],
-                            "flagged": explained[need.name]["probability"] >= need.flag_threshold,
-                            "interventions": list(need.interventions),
-                        }
+                        self._need(need, explained[need.name]["probability"], X[i])
                         for need in self.spec.needs
                     ],
                     "explanation": {
@@ -109,6 +108,18 @@ class ScoringBundle:
                 }
             )
         return results
+
+    def _need(self, need: NeedSpec, probability: float, inputs: np.ndarray) -> dict:
+        """A need as predicted, unless the record itself shows it: then `observed` decides the flag."""
+        rule = self._observed.get(need.name)
+        observed = rule.holds(inputs) if rule is not None else None
+        return {
+            "need": need.name,
+            "probability": probability,
+            "observed": observed,
+            "flagged": observed if observed is not None else probability >= need.flag_threshold,
+            "interventions": list(need.interventions),
+        }
 
 
 @dataclass(frozen=True)

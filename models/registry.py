@@ -10,6 +10,7 @@ import mlflow
 from mlflow import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
+DEFAULT_MODEL_NAME = "reintegra"
 # Model-version tag holding why a version that failed a gate was promoted anyway.
 FORCED_REASON_TAG = "forced_promotion_reason"
 # Registered-model tags, one per alias move: "alias_history.<UTC time>.<alias>" = what moved.

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from models.bundle import ScoringBundle
 from models.pyfunc import load_bundle
-from models.registry import FORCED_REASON_TAG, run_artifact
+from models.registry import DEFAULT_MODEL_NAME, FORCED_REASON_TAG, run_artifact
 from serving.schemas import record_model
 
 log = logging.getLogger("reintegra.model")
@@ -168,9 +168,13 @@ def alias_version(name: str, alias: str) -> str:
     try:
         return str(MlflowClient().get_model_version_by_alias(name, alias).version)
     except mlflow.exceptions.MlflowException as exc:
+        how = (
+            "make run does both on the synthetic cohort"
+            if name == DEFAULT_MODEL_NAME
+            else f"python -m training train --name {name} ..., then python -m training promote --name {name}"
+        )
         raise ModelUnavailable(
-            f"no model at models:/{name}@{alias}; train and promote one first (make run does both "
-            "on the synthetic cohort)"
+            f"no model at models:/{name}@{alias}; train and promote one first ({how})"
         ) from exc
 
 

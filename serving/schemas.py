@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from features.spec import ColumnSpec, DatasetSpec
+from features.spec import FALSE_WORDS, TRUE_WORDS, ColumnSpec, DatasetSpec
 from features.validation import level_key
 
 
@@ -42,7 +42,10 @@ def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
     return create_model(
         "Record",
         __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
-        __validators__={"has_an_input": model_validator(mode="after")(has_an_input)},
+        __validators__={
+            "blank_is_missing": model_validator(mode="before")(_blank_is_missing),
+            "has_an_input": model_validator(mode="after")(has_an_input),
+        },
         **fields,
     )
 
@@ -53,10 +56,38 @@ def _field_type(column: ColumnSpec) -> Any:
     if column.kind == "categorical" and column.values:
         return _level(column.values)
     if column.kind == "boolean":
-        return bool
+        return Annotated[bool, BeforeValidator(_yes_or_no)]
     if column.kind == "numeric":
-        return Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False)]
+        return Annotated[
+            float,
+            BeforeValidator(_not_a_truth_value),
+            Field(ge=column.min, le=column.max, allow_inf_nan=False),
+        ]
     return Annotated[str, Field(max_length=200, pattern=PRINTABLE)]
+
+
+def _yes_or_no(value: Any) -> Any:
+    """The words a data file may use (Yes/No, true/false, 1/0, any case) and JSON's true/false."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower() if isinstance(value, str | int) else None
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    words = "/".join(f'"{w}"' for w in TRUE_WORDS + FALSE_WORDS if not w.isdigit())
+    raise ValueError(f"{value!r} is not yes or no; allowed: true, false, 1, 0 or {words} in any case")
+
+
+def _not_a_truth_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a number is expected, not true or false")
+    return value
+
+
+def _blank_is_missing(record: Any) -> Any:
+    """An empty or blank value is missing, as an empty cell is in a data file."""
+    if isinstance(record, dict):
+        return {k: None if isinstance(v, str) and not v.strip() else v for k, v in record.items()}
+    return record
 
 
 def _level(levels: list[str]) -> Any:
@@ -112,8 +143,16 @@ class Risk(BaseModel):
 
 class Need(BaseModel):
     need: str
-    probability: float
-    flagged: bool
+    probability: float = Field(description="The need model's probability, from the other inputs")
+    observed: bool | None = Field(
+        default=None,
+        description="Whether the record itself shows the need, for a need defined only by release-time "
+        "inputs (Georgia: treatment, education); null when it cannot (its sources are missing or known "
+        "only later). When not null it decides `flagged`.",
+    )
+    flagged: bool = Field(
+        description="`observed` when known, otherwise probability >= the need's flag threshold"
+    )
     interventions: list[str]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.registry import DEFAULT_MODEL_NAME
+
 DEFAULT_DATABASE = "sqlite:///data/reintegra.db"
 
 
@@ -14,7 +16,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
-    model_name: str = "reintegra"
+    model_name: str = DEFAULT_MODEL_NAME
     model_alias: str = "champion"
     audit_url: str = DEFAULT_DATABASE
     keys_url: str = DEFAULT_DATABASE

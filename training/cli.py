@@ -14,6 +14,7 @@ from rich.console import Console
 from features.records import read_records
 from features.spec import SpecError, load_spec
 from features.validation import RecordsInvalid, validate_records
+from models.registry import DEFAULT_MODEL_NAME
 from training.evaluate import evaluate_bundle
 from training.promote import PromotionRefused, promote
 from training.train import file_sha256
@@ -50,7 +51,7 @@ def _terminal_step(console: Console, text: str):
 def train(
     spec: Annotated[str, typer.Option(help="Built-in spec name or path to a spec YAML file.")],
     data: Annotated[Path, typer.Option(help="Labelled records: CSV, Parquet, JSON or JSON Lines.")],
-    name: Annotated[str, typer.Option(help="Registered model name.")] = "reintegra",
+    name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
     seed: Annotated[int, typer.Option(help="Seed for the split, the folds and the trees.")] = 0,
 ) -> None:
     """Validate, fit risk and needs models, evaluate on a held-out part, log and register."""
@@ -117,7 +118,7 @@ def promote_version(
 def bootstrap(
     spec: Annotated[str, typer.Option(help="Built-in spec name or path to a spec YAML file.")],
     data: Annotated[Path, typer.Option(help="Labelled records to train on.")],
-    name: Annotated[str, typer.Option(help="Registered model name.")] = "reintegra",
+    name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
 ) -> None:
     """Development set-up: train and promote a first champion, only when there is none yet.
 

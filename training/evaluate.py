@@ -10,6 +10,7 @@ from features.spec import DatasetSpec
 from models.bundle import ScoringBundle
 from training.fairness import group_table, nij_fair_accurate
 from training.fit import outcome
+from training.intervals import bootstrap_intervals
 from training.metrics import probability_metrics, safe_auc
 
 
@@ -32,7 +33,7 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
         if name.startswith("baseline_")
     }
     if bundle.incumbent is not None:
-        baselines["incumbent"].update(_incumbent_auc(bundle, typed, y))
+        baselines["incumbent"].update(_incumbent_auc(bundle, typed, y, risk))
     report = {
         "n": len(y),
         "base_rate": float(y.mean()),
@@ -40,11 +41,21 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
         "baselines": baselines,
         **_needs_report(scores, typed, spec),
         "fairness": {
-            attribute: group_table(y, risk, typed[attribute], spec.gates.operating_threshold)
+            attribute: group_table(
+                y, risk, typed[attribute], spec.gates.operating_threshold, spec.gates.min_group_size
+            )
             for attribute in spec.protected
             if attribute in typed
         },
         "nij_fair_accurate": None,
+        "intervals": bootstrap_intervals(
+            y,
+            risk,
+            scores["baseline_logistic"].to_numpy(),
+            typed.get(spec.gates.fairness_attribute) if spec.gates.fairness_attribute else None,
+            spec.gates.operating_threshold,
+            spec.gates.min_group_size,
+        ),
     }
     for attribute in spec.protected:
         if attribute in typed:
@@ -55,11 +66,16 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
     return report
 
 
-def _incumbent_auc(bundle: ScoringBundle, typed: pd.DataFrame, y: np.ndarray) -> dict:
-    """AUC of the incumbent's own score on the rows that have one (auc_n of them)."""
+def _incumbent_auc(bundle: ScoringBundle, typed: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict:
+    """AUC of the incumbent's own score on the rows that have one (auc_n of them), and this model's
+    on the same rows (model_auc): the gate compares the two on the same people."""
     score = bundle.incumbent.score(typed)
     known = ~np.isnan(score)
-    return {"auc": safe_auc(y[known], score[known]), "auc_n": int(known.sum())}
+    return {
+        "auc": safe_auc(y[known], score[known]),
+        "auc_n": int(known.sum()),
+        "model_auc": safe_auc(y[known], risk[known]),
+    }
 
 
 def _needs_report(scores: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec) -> dict:

@@ -25,11 +25,11 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BIN
 def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float | None, float | None]:
     """Logistic recalibration of the outcome on logit(p): slope 1 and intercept 0 are perfect.
 
-    None for both when only one outcome is present: there is nothing to regress."""
-    if len(np.unique(np.asarray(y))) < 2:
-        return None, None
+    None for both when only one outcome or one probability is present: there is nothing to regress."""
     p = np.clip(np.asarray(p, dtype=float), EPSILON, 1 - EPSILON)
     logit = np.log(p / (1 - p)).reshape(-1, 1)
+    if len(np.unique(np.asarray(y))) < 2 or np.ptp(logit) == 0:
+        return None, None
     fit = LogisticRegression(C=1e6, max_iter=1000).fit(logit, np.asarray(y, dtype=int))
     return float(fit.coef_[0, 0]), float(fit.intercept_[0])
 
@@ -49,8 +49,18 @@ def error_rates(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float |
     return fpr, fnr
 
 
+def check_probabilities(p: np.ndarray) -> None:
+    """Refuse what no metric here can score honestly: a missing probability would fall in no ECE
+    bin and count as not flagged."""
+    p = np.asarray(p, dtype=float)
+    bad = ~((p >= 0) & (p <= 1))
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} probabilities are missing or outside [0, 1], e.g. {p[bad][0]}")
+
+
 def probability_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
     """The risk metrics reported for every evaluation."""
+    check_probabilities(p)
     slope, intercept = calibration_slope_intercept(y, p)
     return {
         "auc": safe_auc(y, p),

@@ -28,14 +28,16 @@ from features.validation import RecordsInvalid, validate_records
 from models.baselines import baseline_label
 from models.bundle import ScoringBundle
 from models.pyfunc import BUNDLE_ARTIFACT, release_signature
-from models.registry import configure_tracking, registered_spec
+from models.registry import DEFAULT_MODEL_NAME, configure_tracking, registered_spec
 from training import plots
 from training.evaluate import evaluation_report
 from training.fit import fit_bundle, outcome
 from training.gates import GateResult, check_gates
+from training.intervals import METRICS as INTERVAL_METRICS
 from training.tracking import CANDIDATE, experiment_id, move_alias
 
 TEST_SIZE = 0.25
+MIN_PER_OUTCOME = 20
 PINNED_PACKAGES = ("lightgbm", "mlflow", "numpy", "pandas", "scikit-learn", "shap")
 
 
@@ -62,7 +64,7 @@ Step = Callable[[str], object]
 def train(
     spec: DatasetSpec,
     data: Path,
-    name: str = "reintegra",
+    name: str = DEFAULT_MODEL_NAME,
     seed: int = 0,
     step: Step = lambda _: nullcontext(),
 ) -> TrainResult:
@@ -79,6 +81,12 @@ def train(
             f"layout, so register spec {spec.name} under another name (--name, or MODEL_NAME for make)"
         )
     y = outcome(typed, spec)
+    counts = np.bincount(y.astype(int), minlength=2)
+    if counts.min() < MIN_PER_OUTCOME:
+        raise ValueError(
+            f"{spec.outcome.column} is 1 in {counts[1]} rows and 0 in {counts[0]}; training needs at least "
+            f"{MIN_PER_OUTCOME} of each, to hold some of both out for the test part and the folds"
+        )
     train_rows, test_rows = train_test_split(
         np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=seed
     )
@@ -242,6 +250,10 @@ def flat_metrics(evaluation: dict) -> dict[str, float]:
     for attribute, table in evaluation["fairness"].items():
         metrics.update({f"test_{attribute}_{gap}": table[gap] for gap in ("fpr_gap", "fnr_gap", "ece_gap")})
     metrics["test_nij_fair_accurate"] = evaluation["nij_fair_accurate"]
+    for name in INTERVAL_METRICS:
+        bounds = evaluation["intervals"][name]
+        if bounds is not None:
+            metrics.update({f"test_interval_{name}_low": bounds[0], f"test_interval_{name}_high": bounds[1]})
     return {k: float(v) for k, v in metrics.items() if v is not None}
 
 

@@ -322,8 +322,15 @@ def score_page(
         return _not_found(request, reviewer, f"No score with id {score_id}.")
     explanation = row.result["explanation"]
     # A flag can come from the base value alone, so it is shown beside the largest contributions.
+    spec = holder.current.bundle.spec
+    described = {n.name: n.description for n in spec.needs} if row.model_name == holder.name else {}
     flagged_needs = {
-        need["need"]: {**explanation["needs"][need["need"]], "probability": need["probability"]}
+        need["need"]: {
+            **explanation["needs"][need["need"]],
+            "probability": need["probability"],
+            "observed": need.get("observed"),
+            "description": described.get(need["need"], ""),
+        }
         for need in row.result["needs"]
         if need["flagged"] and need["need"] in explanation["needs"]
     }
@@ -341,7 +348,7 @@ def score_page(
             "domains": pages.domain_chart(explanation["risk"]["by_domain"]),
             "flagged_needs": flagged_needs,
             # Thresholds are the served spec's: only known for scores of the served model.
-            "thresholds": {n.name: n.flag_threshold for n in holder.current.bundle.spec.needs}
+            "thresholds": {n.name: n.flag_threshold for n in spec.needs}
             if row.model_name == holder.name
             else {},
             "top_need_inputs": pages.TOP_NEED_INPUTS,
@@ -424,6 +431,7 @@ def model_page(
             "metric_columns": columns,
             "metric_rows": metric_rows,
             "needs": evaluation.get("needs", {}),
+            "intervals": evaluation.get("intervals"),
             "macro_auc": evaluation.get("macro_auc"),
             "artifacts": pages.ARTIFACTS,
             "fairness": {

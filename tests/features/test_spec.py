@@ -184,6 +184,7 @@ protected: [race]
     ("old", "new", "message"),
     [
         ("protected: [race]", "protected: [race, race]", "protected lists race twice"),
+        ("protected: [race]", "protected: [race, age]", "protected attribute age is numeric: each distinct"),
         (
             "\nprotected:",
             "\nincumbent: {column: housing}\nprotected:",
@@ -216,12 +217,20 @@ def test_derived_inputs_take_quantities_known_at_release():
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        ("{column: race, op: '==', value: A}", "need job is defined by protected attribute race"),
+        (
+            "{column: race, op: '==', value: A}",
+            "need job is defined by protected attribute race; a need may not be defined by a protected",
+        ),
         ("{column: housing, op: '==', value: 3}", r"3 is not a value of housing; allowed: one of '1', '2'"),
         ("{column: housing, op: '==', value: Yes}", r"True is not a value of housing.*unquoted Yes/No"),
         ("{column: age, op: '<', value: half}", "numeric column age compares to a number, not 'half'"),
         ("{column: school, op: '>=', value: 3}", r"3 is not a level of school.*2 = 'all'"),
         ("{column: school, op: '>=', value: most}", "'most' is not a level of school"),
+        ("{column: school, op: '==', value: Yes}", r"True is not a level of school.*unquoted Yes/No"),
+        (
+            "{column: school, op: '>=', value: 1.5}",
+            r"1.5 is not a level of school; use a level or its position",
+        ),
     ],
 )
 def test_need_rules_are_checked_against_their_column(rule: str, message: str):

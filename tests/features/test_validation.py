@@ -196,6 +196,16 @@ def test_a_header_only_file_has_no_records(tmp_path, synthetic_raw, spec):
         ("bad.parquet", b"not parquet", "bad.parquet is not a readable Parquet file"),
         ("wide.csv", b"ID,Gender\n1,M,extra\n2,F\n", "wide.csv .*line 2 has 3 fields but the header names 2"),
         ("wider.csv", b"ID,Gender\n1,M\n2,F,extra\n", "wider.csv is not a valid CSV file: .*line 3, saw 3"),
+        (
+            "short.csv",
+            b"ID,Gender,Age\n1,M,30\n\n2,F\n",
+            "short.csv .*line 4 has 2 fields but the header names 3",
+        ),
+        (
+            "twice.csv",
+            b"ID,NEET,NEET\n1,Y,N\n",
+            "twice.csv .*the header names 'NEET' more than once; keep one",
+        ),
     ],
 )
 def test_unreadable_files_are_named_with_what_to_do(tmp_path, name, content, message):
@@ -203,3 +213,21 @@ def test_unreadable_files_are_named_with_what_to_do(tmp_path, name, content, mes
     path.write_bytes(content)
     with pytest.raises(ValueError, match=message):
         read_records(path)
+
+
+def test_a_header_that_differs_only_in_case_or_spaces_is_named(synthetic_raw, spec):
+    """Cells match ignoring case; headers must not silently fail to: the column would be all missing."""
+    raw = synthetic_raw.head(20).rename(
+        columns={"Prison_Years": "prison_years", "Gang_Affiliated": " Gang_Affiliated"}
+    )
+    _, report = validate_records(raw, spec)
+    lines = report.lines()
+    assert (
+        "column header 'prison_years' should be 'Prison_Years': headers must match the spec exactly" in lines
+    )
+    assert (
+        "column header ' Gang_Affiliated' should be 'Gang_Affiliated': headers must match the spec exactly"
+        in lines
+    )
+    both = synthetic_raw.head(20).assign(prison_years="x")
+    assert validate_records(both, spec)[1].ok, "an extra column beside the exact one is only ignored"

@@ -1,11 +1,13 @@
 """Model behaviour: exact explanations, no leakage, invariance to protected attributes."""
 
+import pickle
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from features.needs import need_labels
 from features.spec import DatasetSpec
 from models.bundle import ScoringBundle, sigmoid
 
@@ -99,7 +101,37 @@ def test_needs_carry_their_interventions_and_flags(bundle, spec, scored):
     assert [n["need"] for n in needs] == [n.name for n in spec.needs]
     for item in needs:
         assert item["interventions"] == spec.need(item["need"]).interventions
-        assert item["flagged"] == (item["probability"] >= spec.need(item["need"]).flag_threshold)
+        if item["observed"] is None:
+            assert item["flagged"] == (item["probability"] >= spec.need(item["need"]).flag_threshold)
+        else:
+            assert item["flagged"] == item["observed"]
+
+
+def test_a_need_the_record_shows_is_observed_as_its_rule_labels_it(
+    bundle, spec, training_raw, training_typed
+):
+    """Georgia's treatment and education needs are parole conditions set at release: the record says
+    whether they hold, exactly as the training labels do; needs known only later are never observed."""
+    rows = training_raw.iloc[3000:3400].copy()
+    rows.iloc[::7, rows.columns.get_loc("Condition_MH_SA")] = None
+    labels = need_labels(
+        training_typed.loc[rows.index].assign(
+            Condition_MH_SA=rows["Condition_MH_SA"].map(
+                {"Yes": True, "No": False, "TRUE": True, "FALSE": False, True: True, False: False}
+            )
+        ),
+        spec,
+    )
+    results = bundle.score_records(rows.to_dict("records"))
+    for (_, label), result in zip(labels.iterrows(), results, strict=True):
+        observed = {item["need"]: item["observed"] for item in result["needs"]}
+        assert {need for need, value in observed.items() if value is not None} <= {"treatment", "education"}
+        for need in ("treatment", "education"):
+            expected = None if np.isnan(label[need]) else bool(label[need])
+            assert observed[need] == expected
+    shown = [r for r in results if r["needs"][3]["observed"] and r["needs"][3]["probability"] < 0.5]
+    assert shown and all(r["needs"][3]["flagged"] for r in shown)  # the record outranks the model
+    assert any(r["needs"][3]["observed"] is None for r in results)
 
 
 def _with_flag_thresholds(bundle: ScoringBundle, thresholds: dict[str, float]) -> ScoringBundle:
@@ -114,7 +146,7 @@ def test_needs_are_flagged_at_their_own_threshold(bundle, records):
     lowered = _with_flag_thresholds(bundle, dict.fromkeys(bundle.needs, 0.2))
     decided_by_the_threshold = 0
     for result in lowered.score_records(records):
-        for item in result["needs"]:
+        for item in (i for i in result["needs"] if i["observed"] is None):
             assert item["flagged"] == (item["probability"] >= 0.2)
             decided_by_the_threshold += 0.2 <= item["probability"] < 0.5
     assert decided_by_the_threshold > 0  # flagged here, not at the default 0.5
@@ -125,7 +157,7 @@ def test_a_need_probability_equal_to_its_threshold_is_flagged(bundle, records, s
     [result] = _with_flag_thresholds(bundle, at).score_records(records[:1])
     for item in result["needs"]:
         assert item["probability"] == at[item["need"]]
-        assert item["flagged"], item
+        assert item["flagged"] == (True if item["observed"] is None else item["observed"]), item
 
 
 def _expected_band(probability: float) -> str:
@@ -155,3 +187,12 @@ def test_more_felony_arrests_raise_risk_on_average(bundle, records):
 def test_batch_and_single_scores_agree(bundle, records, scored):
     frame = bundle.predict_frame(pd.DataFrame(records))
     np.testing.assert_allclose(frame["risk"], [r["risk"]["probability"] for r in scored], atol=1e-12)
+
+
+def test_a_bundle_pickled_before_a_spec_key_existed_loads_with_its_default(bundle, records):
+    """Registered versions outlive releases: a key added to the spec since must not break them."""
+    old = replace(bundle, spec=bundle.spec.model_copy(deep=True))
+    del old.spec.gates.__dict__["min_group_size"]  # as an older release pickled it
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.spec.gates.min_group_size == 30
+    assert loaded.score_records(records[:3]) == bundle.score_records(records[:3])

@@ -3,6 +3,9 @@
 import http.client
 import json
 import math
+import os
+import signal
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -132,6 +135,8 @@ def test_invalid_record_gets_422_listing_every_bad_field(server, api_records):
         "Gender": "X",
         "Shoe_Size": 44,
         "Supervision_Risk_Score_First": 99,
+        "Gang_Affiliated": "Y",
+        "Prior_Arrest_Episodes_DVCharges": "on",
     }
     with server.client("scorer") as client:
         response = client.post("/v1/scores", json={"record": record})
@@ -143,7 +148,18 @@ def test_invalid_record_gets_422_listing_every_bad_field(server, api_records):
         "record.Gender",
         "record.Shoe_Size",
         "record.Supervision_Risk_Score_First",
+        "record.Gang_Affiliated",
+        "record.Prior_Arrest_Episodes_DVCharges",
     }
+    assert errors["record.Gang_Affiliated"]["message"].startswith(
+        "'Y' is not yes or no; allowed: true, false"
+    )
+    with server.client("scorer") as client:
+        flag = client.post(
+            "/v1/scores", json={"record": {**api_records[0], "Supervision_Risk_Score_First": True}}
+        )
+    [error] = flag.json()["errors"]
+    assert error["message"] == "a number is expected, not true or false"
     assert "'M' or 'F'" in errors["record.Gender"]["message"]
     assert errors["record.Prison_Years"]["value"] == "forever"
     assert "unknown field" in errors["record.Shoe_Size"]["message"]
@@ -276,19 +292,24 @@ def test_audit_record_is_retrievable_and_searchable(server, api_records):
 
 
 def test_levels_are_matched_as_in_data_files(server, api_records):
-    """Case and surrounding spaces are ignored and 2, 2.0 and "2.0" mean "2", as in a validated file."""
+    """Case and surrounding spaces are ignored, 2, 2.0 and "2.0" mean "2", "yes" is true and a blank
+    value is missing, as in a validated file."""
     record = {
         **api_records[5],
         "Prison_Years": " more than 3 YEARS ",
         "Prior_Arrest_Episodes_Violent": 2,
         "Dependents": "1.0",
+        "Gang_Affiliated": " YES",
+        "Supervision_Risk_Score_First": " ",
     }
     canonical = {
         **api_records[5],
         "Prison_Years": "More than 3 years",
         "Prior_Arrest_Episodes_Violent": "2",
         "Dependents": "1",
+        "Gang_Affiliated": True,
     }
+    del canonical["Supervision_Risk_Score_First"]  # missing: not stored
     with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
         loose = scorer.post("/v1/scores", json={"record": record})
         exact = scorer.post("/v1/scores", json={"record": canonical})
@@ -466,6 +487,35 @@ def test_metrics_add_up_across_workers(registry, tmp_path, api_records):
         pids |= {s.labels["pid"] for s in serving}
         assert {s.labels["version"] for s in serving} == {registry.version}
     assert len(pids) == 2
+
+
+def test_a_worker_killed_outright_no_longer_shows_as_serving(registry, tmp_path):
+    """uvicorn replaces a SIGKILLed worker; the scrape shows the new one serving, not the dead one."""
+    server = start_server(registry, tmp_path, workers=2)
+    reviewer = {"Authorization": f"Bearer {server.keys['reviewer']}", "Connection": "close"}
+
+    def serving_pids() -> set[str]:
+        text = httpx.get(f"{server.base_url}/metrics", headers=reviewer).text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        return {s.labels["pid"] for s in families["reintegra_model_version"].samples if s.value == 1}
+
+    try:
+        deadline = time.monotonic() + 60
+        while len(before := serving_pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        victim = min(before)
+        os.kill(int(victim), signal.SIGKILL)
+        while time.monotonic() < deadline:
+            after = serving_pids()
+            if len(after - before) == 1:
+                break
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    assert len(before) == 2
+    assert len(after - before) == 1, "uvicorn started a worker in the dead one's place"
+    assert victim not in after
+    assert len(after) == 2
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(server):

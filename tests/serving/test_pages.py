@@ -207,6 +207,18 @@ def test_a_flagged_need_shows_the_base_value_it_starts_from(server, scores, spec
     assert number("total") == pytest.approx(explained["log_odds"] - explained["base_value"], abs=1e-4)
 
 
+def test_a_need_the_record_shows_says_so(server, scores, spec):
+    observed = [(s, n["need"]) for s in scores for n in s["needs"] if n["observed"]]
+    assert observed, "the fixture's scores include a parole condition"
+    score, need = observed[0]
+    with server.page_client() as client:
+        text = html.unescape(client.get(f"/review/scores/{score['id']}").text)
+    row = re.search(rf'<th scope="row">{need}</th>.*?</tr>', text, re.S).group(0)
+    assert '<td>yes <span class="observed">(the record shows it)</span></td>' in row
+    explained = re.search(rf'<p class="observed-need" data-need="{need}">(.*?)</p>', text, re.S).group(1)
+    assert f"The record shows it: {spec.need(need).description.rstrip('.')}." in explained
+
+
 def test_date_filters_at_the_ends_of_the_calendar(server, scores):
     with server.page_client() as client:
         everything = client.get("/review/scores", params={"since": "0001-01-01", "until": "9999-12-31"})
@@ -414,6 +426,10 @@ def test_an_earlier_version_shows_its_own_run_and_metrics(page, server, registry
     assert second_version.run_id in page.locator("main").inner_text()
     auc_row = page.locator("#metrics tbody tr", has=page.get_by_role("rowheader", name="AUC", exact=True))
     assert auc_row.locator("td").first.inner_text() == f"{second_version.metrics['test_risk_auc']:.4f}"
+    low, high = (second_version.metrics[f"test_interval_auc_{end}"] for end in ("low", "high"))
+    assert f"AUC {low:.4f} to {high:.4f}" in page.locator("#intervals").inner_text()
+    gap_low = second_version.metrics["test_interval_fpr_gap_low"]
+    assert f"95% bootstrap interval: {gap_low:.4f} to" in page.locator(".gate-interval").inner_text()
     page.get_by_role("link", name="its page").click()
     assert page.locator("#model-version").inner_text() == registry.version
     assert page.locator("#serving-state").inner_text() == "Serving"

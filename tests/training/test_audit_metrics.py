@@ -32,13 +32,34 @@ def test_a_missing_group_cell_belongs_to_no_group():
     y = np.array([0, 0, 1, 0, 0, 1, 0])
     p = np.array([0.6, 0.2, 0.7, 0.6, 0.6, 0.9, 0.1])
     race = pd.Series(["BLACK", "BLACK", "BLACK", "WHITE", "WHITE", "WHITE", None], dtype="str")
-    table = group_table(y, p, race, 0.5)
+    table = group_table(y, p, race, 0.5, min_group_size=1)
     assert set(table["groups"]) == {"BLACK", "WHITE"}
+    assert table["n_missing"] == 1
     assert table["groups"]["BLACK"]["fpr"] == pytest.approx(0.5)
     assert table["groups"]["WHITE"]["fpr"] == pytest.approx(1.0)
     assert table["fpr_gap"] == pytest.approx(0.5)
     brier = float(np.mean((p - y) ** 2))
     assert nij_fair_accurate(y, p, race) == pytest.approx((1 - brier) * (1 - 0.5))
+
+
+def test_a_group_too_small_for_a_rate_stays_in_the_table_but_out_of_that_gap():
+    y = np.array([0] * 40 + [1] * 40 + [0] * 40 + [1] * 40 + [0, 1] * 5)
+    p = np.array([0.6] * 10 + [0.2] * 30 + [0.7] * 40 + [0.6] * 20 + [0.2] * 20 + [0.7] * 40 + [0.9] * 10)
+    race = pd.Series(["BLACK"] * 80 + ["WHITE"] * 80 + ["OTHER"] * 10, dtype="str")
+    table = group_table(y, p, race, 0.5, min_group_size=30)
+    assert table["groups"]["OTHER"]["fpr"] == 1.0 and table["groups"]["OTHER"]["n_negative"] == 5
+    assert table["fpr_gap"] == pytest.approx(0.5 - 0.25)  # BLACK 0.25, WHITE 0.5; OTHER's 1.0 left out
+    assert table["left_out"] == {"fpr": ["OTHER"], "fnr": ["OTHER"], "ece": ["OTHER"]}
+    assert group_table(y, p, race, 0.5, min_group_size=5)["fpr_gap"] == pytest.approx(0.75)
+    gates = Gates(fairness_attribute="Race", min_group_size=50)
+    small = group_table(y, p, race, 0.5, min_group_size=50)
+    gate = {g.name: g for g in check_gates(_report(0.73, 0.6, 0.72, 0.01, small), gates)}["fpr_gap"]
+    assert not gate.passed
+    assert (
+        "needs two groups with at least 50 non-recidivists; groups present: BLACK, OTHER, WHITE"
+        in gate.detail
+    )
+    assert "with that many: none" in gate.detail
 
 
 def test_nij_score_takes_the_size_of_the_fpr_gap_whichever_group_is_higher():
@@ -54,7 +75,7 @@ def test_gaps_span_the_highest_and_lowest_of_three_groups():
     y = np.array([0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1])
     p = np.array([0.6, 0.2, 0.7, 0.6, 0.6, 0.9, 0.6, 0.2, 0.2, 0.2, 0.1])
     race = pd.Series(["ASIAN"] * 3 + ["BLACK"] * 3 + ["WHITE"] * 5, dtype="str")
-    table = group_table(y, p, race, 0.5)
+    table = group_table(y, p, race, 0.5, min_group_size=1)
     fprs = {group: row["fpr"] for group, row in table["groups"].items()}
     assert fprs == pytest.approx({"ASIAN": 0.5, "BLACK": 1.0, "WHITE": 0.25})
     # the largest gap is between the middle group (by name) and the last, not the first and last
@@ -75,6 +96,21 @@ def test_one_outcome_only_leaves_the_rank_metrics_unknown():
     assert metrics["auc"] is None
     assert metrics["calibration_slope"] is None and metrics["calibration_intercept"] is None
     assert metrics["ece"] == pytest.approx(0.5)
+
+
+def test_one_probability_for_everyone_has_no_calibration_slope():
+    metrics = probability_metrics(np.array([0, 1] * 10), np.full(20, 0.4))
+    assert metrics["calibration_slope"] is None and metrics["calibration_intercept"] is None
+    assert metrics["brier"] == pytest.approx(0.5 * 0.16 + 0.5 * 0.36)
+
+
+@pytest.mark.parametrize("bad", [np.nan, -0.1, 1.5])
+def test_a_missing_or_impossible_probability_is_refused(bad):
+    y, p = np.array([0, 1, 0, 1]), np.array([0.2, 0.8, bad, 0.6])
+    with pytest.raises(ValueError, match="1 probabilities are missing or outside \\[0, 1\\]"):
+        probability_metrics(y, p)
+    with pytest.raises(ValueError, match="outside"):
+        group_table(y, p, pd.Series(["A", "A", "B", "B"]), 0.5, min_group_size=1)
 
 
 def _report(auc, incumbent, logistic, ece, groups):
@@ -120,6 +156,24 @@ AT_LIMITS = Gates(
 )
 
 
+def test_gates_give_the_bootstrap_interval_of_what_they_check():
+    audit = {"groups": {"BLACK": {"fpr": 0.52}, "WHITE": {"fpr": 0.43}}, "fpr_gap": 0.09}
+    report = _report(0.73, 0.60, 0.74, 0.04, audit) | {
+        "intervals": {
+            "level": 0.95,
+            "auc_minus_logistic": [-0.021, 0.002],
+            "ece": [0.031, 0.052],
+            "fpr_gap": [0.06, 0.12],
+        }
+    }
+    results = {g.name: g for g in check_gates(report, GATES)}
+    assert (
+        "0.0100 below it (95% bootstrap interval -0.0210 to +0.0020), at most"
+        in results["auc_vs_logistic"].detail
+    )
+    assert "gap 0.0900 (95% bootstrap interval 0.0600 to 0.1200) at threshold" in results["fpr_gap"].detail
+
+
 def test_each_gate_at_its_exact_limit():
     """Numbers exact in binary: a gain equal to the minimum fails, a value equal to a maximum passes."""
     audit = {"groups": {"BLACK": {"fpr": 0.5}, "WHITE": {"fpr": 0.25}}, "fpr_gap": 0.25}
@@ -129,6 +183,30 @@ def test_each_gate_at_its_exact_limit():
     assert results["auc_vs_logistic"].passed
     assert results["calibration"].passed
     assert results["fpr_gap"].passed
+
+
+def test_limits_hold_for_numbers_computed_from_counts():
+    """0.735 - 0.730 and 11/20 - 10/20 come out a hair above 0.005 and 0.05 in floating point."""
+    gap = 11 / 20 - 10 / 20
+    audit = {"groups": {"BLACK": {"fpr": 11 / 20}, "WHITE": {"fpr": 10 / 20}}, "fpr_gap": gap}
+    results = {g.name: g for g in check_gates(_report(0.730, 0.6, 0.735, 0.01, audit), GATES)}
+    assert 0.735 - 0.730 > 0.005 and gap > 0.05
+    assert results["auc_vs_logistic"].passed and results["fpr_gap"].passed
+    over = {"groups": {"BLACK": {"fpr": 0.5501}, "WHITE": {"fpr": 0.5}}, "fpr_gap": 0.0501}
+    assert not {g.name: g for g in check_gates(_report(0.7299, 0.6, 0.735, 0.01, over), GATES)}[
+        "fpr_gap"
+    ].passed
+
+
+def test_the_incumbent_gate_compares_both_scores_on_the_same_rows():
+    """The incumbent scores only some people; beating it on everyone else is not beating it."""
+    report = _report(0.73, 0.60, 0.72, 0.01, None)
+    report["baselines"]["incumbent"] |= {"auc_n": 900, "model_auc": 0.58}
+    incumbent = {g.name: g for g in check_gates(report, GATES)}["auc_over_incumbent"]
+    assert not incumbent.passed
+    assert "risk AUC 0.5800 vs incumbent 0.6000 on the 900 rows with an incumbent score: gain -0.0200" in (
+        incumbent.detail
+    )
 
 
 def test_an_unknown_incumbent_auc_is_named_as_such():

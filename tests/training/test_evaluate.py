@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from features.spec import DatasetSpec
 from training.evaluate import evaluate_bundle
@@ -25,3 +26,16 @@ def test_fairness_is_audited_at_the_operating_threshold(bundle, training_typed):
         negatives = (rows["Race"] == group).to_numpy() & (y == 0)
         assert row["fpr"] == pytest.approx(np.mean(risk[negatives] >= 0.3))
         assert row["fpr"] > np.mean(risk[negatives] >= 0.5)  # the threshold made a difference
+
+
+def test_the_incumbent_and_this_model_are_compared_on_the_rows_the_incumbent_scores(bundle, training_typed):
+    rows = training_typed.iloc[3000:].copy()
+    rows.iloc[::3, rows.columns.get_loc(bundle.spec.incumbent.column)] = None
+    report = evaluate_bundle(bundle, rows)
+    known = rows[bundle.spec.incumbent.column].notna().to_numpy()
+    y = outcome(rows, bundle.spec)
+    risk = bundle.predict_frame(rows)["risk"].to_numpy()
+    incumbent = report["baselines"]["incumbent"]
+    assert incumbent["auc_n"] == known.sum() < len(rows)
+    assert incumbent["model_auc"] == pytest.approx(roc_auc_score(y[known], risk[known]))
+    assert incumbent["model_auc"] != pytest.approx(report["risk"]["auc"], abs=1e-6)

@@ -13,9 +13,9 @@ from features.spec import load_spec
 from tests.training.conftest import cli
 from training.fit import outcome
 from training.promote import promote
-from training.train import TEST_SIZE, file_sha256, train
+from training.train import TEST_SIZE, file_sha256, model_card, train
 
-EVALUATE_KEYS = {"n", "risk", "baselines", "needs", "macro_auc", "fairness", "nij_fair_accurate"}
+EVALUATE_KEYS = {"n", "risk", "baselines", "needs", "macro_auc", "fairness", "nij_fair_accurate", "intervals"}
 RISK_KEYS = {"auc", "brier", "log_loss", "ece", "calibration_slope", "calibration_intercept"}
 
 
@@ -130,6 +130,14 @@ def test_model_card_names_its_version_run_data_and_gate_verdict(trained, store, 
     assert f"People of group {higher} who were not re-arrested are flagged" in card
     for group, row in race.items():
         assert f"| {group} | {row['n']} | {row['base_rate']:.3f} | {row['mean_predicted']:.3f} |" in card
+    intervals = json.loads((folder / "evaluation.json").read_text())["intervals"]
+    assert "95% bootstrap\nintervals over 200 resamples of the test part" in card
+    assert f"AUC {intervals['auc'][0]:.4f} to {intervals['auc'][1]:.4f};" in card
+    high, low = intervals["fpr_gap_groups"]
+    assert (
+        f"FPR of {high} minus FPR of {low}, 95% bootstrap interval:\n{intervals['fpr_gap'][0]:.4f} to" in card
+    )
+    assert run.data.metrics["test_interval_auc_low"] == pytest.approx(intervals["auc"][0])
 
 
 def test_domain_importance_is_the_size_of_each_domains_sum(trained, spec, training_raw, tmp_path):
@@ -265,6 +273,21 @@ def test_bad_training_data_stops_and_registers_nothing(store, tmp_path, training
     assert MlflowClient().search_registered_models(filter_string="name='broken'") == []
 
 
+def test_too_few_of_one_outcome_stops_before_any_fitting(store, tmp_path, training_raw):
+    outcome = training_raw["Recidivism_Within_3years"]
+    few = pd.concat([training_raw[outcome == "No"].head(300), training_raw[outcome == "Yes"].head(3)])
+    path = tmp_path / "few.csv"
+    few.to_csv(path, index=False)
+    result = cli("train", "--spec", "georgia_parole", "--data", str(path), "--name", "few", uri=store)
+    assert result.returncode == 2
+    assert (
+        "Recidivism_Within_3years is 1 in 3 rows and 0 in 300; training needs at least 20 of each"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert MlflowClient().search_registered_models(filter_string="name='few'") == []
+
+
 def test_a_model_name_keeps_one_spec(trained, store, data_file, spec, tmp_path):
     other = spec.model_dump(by_alias=True, exclude_none=True) | {"name": "another_layout"}
     path = tmp_path / "another.yaml"
@@ -284,3 +307,17 @@ def test_train_cli_prints_one_json_object(store, data_file):
     assert set(summary) == {"run_id", "model_name", "model_version", "metrics"}
     assert summary["model_name"] == "cli" and summary["model_version"] == "1"
     assert pd.notna(summary["metrics"]["test_risk_auc"])
+
+
+def test_the_card_names_the_rows_and_groups_the_audit_leaves_out(trained, tmp_path):
+    path = mlflow.artifacts.download_artifacts(
+        run_id=trained.run_id, artifact_path="evaluation.json", dst_path=str(tmp_path)
+    )
+    evaluation = json.loads(Path(path).read_text())
+    evaluation["fairness"]["Race"] |= {"n_missing": 7, "left_out": {"fpr": ["OTHER"], "ece": ["OTHER"]}}
+    card = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
+    assert f"7 of the {evaluation['n']} test rows have no Race value: they are in no group" in card
+    assert (
+        "Gaps compare groups with at least 30 people in the rate's denominator; left out:\n"
+        "OTHER (FPR); OTHER (ECE)." in card
+    )
