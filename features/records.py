@@ -52,8 +52,9 @@ def _read(path: Path) -> pd.DataFrame:
             warnings.simplefilter("error", pd.errors.ParserWarning)
             try:
                 frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
-            except pd.errors.ParserWarning:
-                frame = None
+            except pd.errors.ParserWarning as exc:
+                _check_csv_shape(path)  # names the long row
+                raise ValueError(str(exc)) from exc
         _check_csv_shape(path)
         return frame
     if suffix == ".parquet":
@@ -69,9 +70,7 @@ def _check_csv_shape(path: Path) -> None:
         header = next(rows)
         repeated = sorted({name for name in header if header.count(name) > 1})
         if repeated:
-            raise ValueError(
-                f"{path}: the header names {', '.join(map(repr, repeated))} more than once; keep one"
-            )
+            raise ValueError(f"the header names {', '.join(map(repr, repeated))} more than once; keep one")
         for row in rows:
             if any(cell.strip() for cell in row) and len(row) != len(header):
                 raise ValueError(

@@ -319,7 +319,7 @@ class DatasetSpec(_Strict):
         levels = column.order or []
         if column.kind == "ordinal" and (
             (isinstance(value, str) and value not in levels)
-            or (not isinstance(value, str) and not (_is_position(value) and 0 <= value < len(levels)))
+            or (not isinstance(value, str) and not (is_whole_number(value) and 0 <= value < len(levels)))
         ):
             raise ValueError(
                 f"need {need}: {value!r} is not a level of {column.name}; "
@@ -453,6 +453,6 @@ def _location(loc: tuple[int | str, ...], data: object) -> str:
     return ".".join(parts)
 
 
-def _is_position(value: object) -> bool:
-    """A level's position: a whole number, not a YAML yes/no (a bool) or a fraction."""
+def is_whole_number(value: object) -> bool:
+    """3 or 3.0, not a bool (YAML's yes/no) or a fraction: a level's position, or a level's text."""
     return not isinstance(value, bool) and isinstance(value, int | float) and float(value).is_integer()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.spec import FALSE_WORDS, TRUE_WORDS, WHOLE_NUMBER, ColumnSpec, DatasetSpec
+from features.spec import FALSE_WORDS, TRUE_WORDS, WHOLE_NUMBER, ColumnSpec, DatasetSpec, is_whole_number
 
 MAX_PROBLEMS = 100
 
@@ -183,7 +183,7 @@ def as_level(text: pd.Series, levels: Collection[str]) -> pd.Series:
 
 def level_key(value: object, keys: Collection[str]) -> str:
     """One value as `as_level` reads a file's cell, for lower-case `keys`: the fast path for one record."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
+    if is_whole_number(value):
         value = int(value)
     key = str(value).strip().lower()
     return key if key in keys else re.sub(WHOLE_NUMBER, r"\1", key)

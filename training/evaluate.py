@@ -8,7 +8,7 @@ import pandas as pd
 from features.needs import need_labels
 from features.spec import DatasetSpec
 from models.bundle import ScoringBundle
-from training.fairness import group_table, nij_fair_accurate
+from training.fairness import fpr_extremes, group_table, nij_fair_accurate
 from training.fit import outcome
 from training.intervals import bootstrap_intervals
 from training.metrics import probability_metrics, safe_auc
@@ -34,27 +34,29 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
     }
     if bundle.incumbent is not None:
         baselines["incumbent"].update(_incumbent_auc(bundle, typed, y, risk))
+    fairness = {
+        attribute: group_table(
+            y, risk, typed[attribute], spec.gates.operating_threshold, spec.gates.min_group_size
+        )
+        for attribute in spec.protected
+        if attribute in typed
+    }
+    gated = spec.gates.fairness_attribute if spec.gates.fairness_attribute in fairness else None
     report = {
         "n": len(y),
         "base_rate": float(y.mean()),
         "risk": probability_metrics(y, risk),
         "baselines": baselines,
         **_needs_report(scores, typed, spec),
-        "fairness": {
-            attribute: group_table(
-                y, risk, typed[attribute], spec.gates.operating_threshold, spec.gates.min_group_size
-            )
-            for attribute in spec.protected
-            if attribute in typed
-        },
+        "fairness": fairness,
         "nij_fair_accurate": None,
         "intervals": bootstrap_intervals(
             y,
             risk,
             scores["baseline_logistic"].to_numpy(),
-            typed.get(spec.gates.fairness_attribute) if spec.gates.fairness_attribute else None,
+            typed[gated] if gated else None,
             spec.gates.operating_threshold,
-            spec.gates.min_group_size,
+            fpr_extremes(fairness[gated]) if gated else None,
         ),
     }
     for attribute in spec.protected:

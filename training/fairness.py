@@ -61,6 +61,15 @@ def group_table(
 GAP_DENOMINATORS = {"fpr": "n_negative", "fnr": "n_positive", "ece": "n"}
 
 
+def fpr_extremes(table: dict) -> tuple[str, str] | None:
+    """The groups with the highest and the lowest FPR among those the FPR gap spans."""
+    left_out = table.get("left_out", {}).get("fpr", [])
+    rates = {
+        g: row["fpr"] for g, row in table["groups"].items() if row["fpr"] is not None and g not in left_out
+    }
+    return (max(rates, key=rates.__getitem__), min(rates, key=rates.__getitem__)) if len(rates) >= 2 else None
+
+
 def _gap(table: dict[str, dict], key: str, left_out: list[str]) -> float | None:
     values = [row[key] for group, row in table.items() if row[key] is not None and group not in left_out]
     return float(max(values) - min(values)) if len(values) >= 2 else None

@@ -108,11 +108,8 @@ def _gap_text(attribute: str, audit: dict | None, gap: float | None) -> str:
         return f"unknown ({attribute} is absent from the evaluation data)"
     present = ", ".join(audit["groups"]) or "none"
     least = audit.get("min_group_size", 1)
-    large = [
-        g
-        for g, row in audit["groups"].items()
-        if row["fpr"] is not None and row.get("n_negative", 1) >= least
-    ]
+    small = audit.get("left_out", {}).get("fpr", [])
+    large = [g for g, row in audit["groups"].items() if row["fpr"] is not None and g not in small]
     return (
         f"unknown (it needs two groups with at least {least} non-recidivists; groups present: {present}; "
         f"with that many: {', '.join(large) or 'none'})"

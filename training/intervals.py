@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.fairness import MISSING, group_labels
+from training.fairness import group_labels
 
 RESAMPLES = 200
 LEVEL = 0.95
@@ -22,11 +22,12 @@ class _Ranked:
     """One score's distinct values, so that a weighted AUC is a cumulative sum over them."""
 
     def __init__(self, score: np.ndarray):
-        self.values, self.position = np.unique(score, return_inverse=True)
+        values, self.position = np.unique(score, return_inverse=True)
+        self.distinct = len(values)
 
     def auc(self, y: np.ndarray, weight: np.ndarray) -> float | None:
         """AUC of the rows repeated `weight` times (ties count one half, as in roc_auc_score)."""
-        k = len(self.values)
+        k = self.distinct
         positives = np.bincount(self.position, weights=weight * y, minlength=k)
         negatives = np.bincount(self.position, weights=weight * (1 - y), minlength=k)
         pairs = positives.sum() * negatives.sum()
@@ -42,19 +43,22 @@ def bootstrap_intervals(
     logistic: np.ndarray,
     groups: pd.Series | None,
     threshold: float,
-    min_group_size: int,
+    gap_groups: tuple[str, str] | None,
 ) -> dict:
     """Percentile intervals of AUC, Brier, AUC minus the logistic baseline's and the FPR gap; each
     resample scores every metric on the same rows, so differences are paired.
 
-    The gap's interval is of the signed difference between the two groups the test part puts
-    highest and lowest (fpr_gap_groups): an interval reaching below 0 means the order itself is
-    uncertain. (Resampling max - min instead would never go below 0 and sits above a small gap; for
-    the same reason there is no ECE interval: resampling noise reads as miscalibration.)"""
+    The gap's interval is of the signed difference between `gap_groups`, the groups the fairness
+    table puts highest and lowest (fairness.fpr_extremes): an interval reaching below 0 means the
+    order itself is uncertain. (Resampling max - min instead would never go below 0 and sits above
+    a small gap; for the same reason there is no ECE interval: resampling noise reads as
+    miscalibration.)"""
     y, risk = np.asarray(y, dtype=float), np.asarray(risk, dtype=float)
     model, baseline = _Ranked(risk), _Ranked(np.asarray(logistic, dtype=float))
     flagged = risk >= threshold
-    pair = _highest_and_lowest(y, flagged, groups, min_group_size)
+    negatives = (
+        [] if groups is None or gap_groups is None else _negatives(y, group_labels(groups), gap_groups)
+    )
     rng = np.random.default_rng(SEED)
     draws: dict[str, list[float]] = {name: [] for name in METRICS}
     for _ in range(RESAMPLES):
@@ -64,8 +68,8 @@ def bootstrap_intervals(
             draws["auc"].append(auc)
             draws["auc_minus_logistic"].append(auc - logistic_auc)
         draws["brier"].append(float(np.sum(weight * (risk - y) ** 2) / weight.sum()))
-        if pair:
-            high, low = (_weighted_rate(rows, flagged, weight) for rows in pair.values())
+        if negatives:
+            high, low = (_weighted_rate(rows, flagged, weight) for rows in negatives)
             if high is not None and low is not None:
                 draws["fpr_gap"].append(high - low)
     tail = (1 - LEVEL) / 2 * 100
@@ -76,24 +80,13 @@ def bootstrap_intervals(
             name: [float(v) for v in np.percentile(values, [tail, 100 - tail])] if values else None
             for name, values in draws.items()
         },
-        "fpr_gap_groups": list(pair) or None,
+        "fpr_gap_groups": list(gap_groups) if negatives else None,
     }
 
 
-def _highest_and_lowest(
-    y: np.ndarray, flagged: np.ndarray, groups: pd.Series | None, min_group_size: int
-) -> dict[str, np.ndarray]:
-    """The non-recidivists' rows of the groups with the highest and lowest FPR, among the groups
-    that enter the gap (see group_table); empty when fewer than two do."""
-    if groups is None:
-        return {}
-    labels = group_labels(groups)
-    negatives = {g: np.flatnonzero((labels == g) & (y == 0)) for g in np.unique(labels[labels != MISSING])}
-    rates = {g: flagged[rows].mean() for g, rows in negatives.items() if len(rows) >= max(min_group_size, 1)}
-    if len(rates) < 2:
-        return {}
-    ordered = sorted(rates, key=rates.__getitem__)
-    return {ordered[-1]: negatives[ordered[-1]], ordered[0]: negatives[ordered[0]]}
+def _negatives(y: np.ndarray, labels: np.ndarray, gap_groups: tuple[str, str]) -> list[np.ndarray]:
+    """Each group's non-recidivists: the rows its false-positive rate is taken over."""
+    return [np.flatnonzero((labels == group) & (y == 0)) for group in gap_groups]
 
 
 def _weighted_rate(rows: np.ndarray, flagged: np.ndarray, weight: np.ndarray) -> float | None:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from training.fairness import group_table
+from training.fairness import fpr_extremes, group_table
 from training.intervals import LEVEL, RESAMPLES, SEED, bootstrap_intervals
 
 
@@ -23,8 +23,8 @@ def _cohort(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 def test_intervals_equal_a_plain_bootstrap_of_the_same_resamples():
     """The gap's interval is of the signed difference between the groups highest and lowest here."""
     y, risk, logistic, race = _cohort(600)
-    intervals = bootstrap_intervals(y, risk, logistic, race, 0.5, 30)
     table = group_table(y, risk, race, 0.5, 30)
+    intervals = bootstrap_intervals(y, risk, logistic, race, 0.5, fpr_extremes(table))
     assert table["left_out"]["fpr"] == ["OTHER"]  # 30 people, about 15 of them non-recidivists
     fprs = {g: row["fpr"] for g, row in table["groups"].items() if g != "OTHER"}
     high, low = max(fprs, key=fprs.get), min(fprs, key=fprs.get)
@@ -54,7 +54,9 @@ def test_intervals_hold_the_estimate_and_narrow_with_more_people():
     small, large = _cohort(500), _cohort(8000)
     widths = []
     for y, risk, logistic, race in (small, large):
-        intervals = bootstrap_intervals(y, risk, logistic, race, 0.5, 30)
+        intervals = bootstrap_intervals(
+            y, risk, logistic, race, 0.5, fpr_extremes(group_table(y, risk, race, 0.5, 30))
+        )
         low, high = intervals["auc"]
         assert low < roc_auc_score(y, risk) < high
         gap_low, gap_high = intervals["fpr_gap"]
@@ -65,14 +67,26 @@ def test_intervals_hold_the_estimate_and_narrow_with_more_people():
 
 def test_a_paired_difference_is_narrower_than_either_auc():
     y, risk, logistic, race = _cohort(2000)
-    intervals = bootstrap_intervals(y, risk, logistic, race, 0.5, 30)
+    intervals = bootstrap_intervals(
+        y, risk, logistic, race, 0.5, fpr_extremes(group_table(y, risk, race, 0.5, 30))
+    )
     difference = intervals["auc_minus_logistic"][1] - intervals["auc_minus_logistic"][0]
     assert difference < (intervals["auc"][1] - intervals["auc"][0]) / 2
 
 
 def test_without_groups_or_with_one_group_there_is_no_gap_interval():
     y, risk, logistic, _ = _cohort(300)
-    assert bootstrap_intervals(y, risk, logistic, None, 0.5, 30)["fpr_gap"] is None
+    assert bootstrap_intervals(y, risk, logistic, None, 0.5, None)["fpr_gap"] is None
     one_group = pd.Series(["WHITE"] * len(y), dtype="str")
-    assert bootstrap_intervals(y, risk, logistic, one_group, 0.5, 30)["fpr_gap"] is None
-    assert bootstrap_intervals(y, risk, logistic, one_group, 0.5, 30)["auc"] is not None
+    assert (
+        bootstrap_intervals(
+            y, risk, logistic, one_group, 0.5, fpr_extremes(group_table(y, risk, one_group, 0.5, 30))
+        )["fpr_gap"]
+        is None
+    )
+    assert (
+        bootstrap_intervals(
+            y, risk, logistic, one_group, 0.5, fpr_extremes(group_table(y, risk, one_group, 0.5, 30))
+        )["auc"]
+        is not None
+    )
