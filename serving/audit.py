@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import sessionmaker
 
-from serving.tables import ScoreRow
+from serving.tables import IdempotentRequestRow, ScoreRow
 
 
 @dataclass(frozen=True)
@@ -34,17 +34,32 @@ class AuditStore:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
-    def record(self, rows: list[ScoreRow]) -> None:
-        """Commit the rows in one transaction; returns only once they are durable.
+    def record(self, rows: list[ScoreRow], claim: IdempotentRequestRow | None = None) -> None:
+        """Commit the rows, and the idempotency claim they answer, in one transaction; returns only
+        once they are durable. A claim already taken raises IntegrityError and records nothing.
 
-        A Core insert, not the ORM unit of work: this runs on every score, before the 201.
+        Core inserts, not the ORM unit of work: this runs on every score, before the 201.
         """
-        if not rows:
+        if not rows and claim is None:
             return
-        table = ScoreRow.__table__
-        values = [{column.name: getattr(row, column.name) for column in table.columns} for row in rows]
         with self.engine.begin() as connection:
-            connection.execute(insert(table), values)
+            if claim is not None:
+                connection.execute(insert(IdempotentRequestRow.__table__), _values(claim))
+            if rows:
+                connection.execute(insert(ScoreRow.__table__), [_values(row) for row in rows])
+
+    def claim(self, key_id: str, idempotency_key: str) -> IdempotentRequestRow | None:
+        """The request an API key first sent with this Idempotency-Key, if any."""
+        with self._sessions() as session:
+            return session.get(IdempotentRequestRow, (key_id, idempotency_key))
+
+    def get_many(self, score_ids: list[str]) -> dict[str, ScoreRow]:
+        """Scores by id, in one query (a replayed batch holds up to REINTEGRA_MAX_BATCH)."""
+        if not score_ids:
+            return {}
+        with self._sessions() as session:
+            rows = session.scalars(select(ScoreRow).where(ScoreRow.id.in_(score_ids))).all()
+        return {row.id: row for row in rows}
 
     def get(self, score_id: str) -> ScoreRow | None:
         if not _storable(score_id):
@@ -93,6 +108,10 @@ class AuditStore:
             return True
         except Exception:  # any driver error means not writable; readiness reports it
             return False
+
+
+def _values(row: ScoreRow | IdempotentRequestRow) -> dict:
+    return {column.name: getattr(row, column.name) for column in row.__table__.columns}
 
 
 def _storable(text: str) -> bool:

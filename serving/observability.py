@@ -50,6 +50,11 @@ class Metrics:
             registry=self.registry,
         )
         self.scores = Counter("reintegra_scores_total", "Scores returned", ["band"], registry=self.registry)
+        self.replays = Counter(
+            "reintegra_idempotent_replays_total",
+            "Requests answered with an earlier answer to the same Idempotency-Key (nothing scored)",
+            registry=self.registry,
+        )
         self.model_version = self._per_version(
             "reintegra_model_version", "Version each worker serves (1 = serving, 0 = served before)"
         )

@@ -39,9 +39,9 @@ def score_requests(
     ]
 
 
-def score_json(row: ScoreRow) -> bytes:
-    """The 201 body, serialised once: the audit row already holds exactly these values."""
-    return orjson.dumps(score_public(row), option=orjson.OPT_UTC_Z)
+def response_json(body: Any) -> bytes:
+    """A body holding scores, serialised once: the audit rows already hold exactly these values."""
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
 
 
 def score_public(row: ScoreRow, with_record: bool = False) -> dict[str, Any]:

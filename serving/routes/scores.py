@@ -8,9 +8,19 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey
+from serving.idempotency import (
+    REPLAYED_HEADER,
+    REPLAYED_RESPONSE_HEADER,
+    Answer,
+    IdempotencyKey,
+    answer_once,
+    fingerprint,
+    score_ref,
+)
+from serving.observability import Metrics
 from serving.problems import PROBLEM_JSON, field_errors
 from serving.schemas import PRINTABLE, BatchPublic, Problem, ScorePage, ScorePublic, ScoreSummary
-from serving.scoring import score_json, score_public, score_requests
+from serving.scoring import response_json, score_public, score_requests
 
 MAX_OFFSET = 1_000_000_000
 
@@ -51,7 +61,13 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             json_schema_extra={"examples": [[example]]},
         )
 
-    @router.post("/scores", status_code=201, response_model=ScorePublic, summary="Score one record")
+    @router.post(
+        "/scores",
+        status_code=201,
+        response_model=ScorePublic,
+        summary="Score one record",
+        responses={201: {"headers": REPLAYED_RESPONSE_HEADER}},
+    )
     def create_score(
         body: score_request,  # type: ignore[valid-type]
         request: Request,
@@ -59,14 +75,25 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         holder: HolderDep,
         audit: AuditDep,
         metrics: MetricsDep,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response:
         """Risk, needs with interventions and exact explanations; committed to the audit trail first."""
-        rows = score_requests(holder.current, [body], request.state.request_id, key.id)
-        audit.record(rows)
-        metrics.scores.labels(rows[0].risk_band).inc()
-        return Response(score_json(rows[0]), status_code=201, media_type="application/json")
 
-    @router.post("/scores:batch", response_model=BatchPublic, summary=f"Score up to {max_batch} records")
+        def score() -> tuple[dict, list]:
+            rows = score_requests(holder.current, [body], request.state.request_id, key.id)
+            return score_ref(rows[0]), rows
+
+        answer = answer_once(
+            audit, key.id, idempotency_key, fingerprint("scores", body.model_dump(mode="json")), score
+        )
+        return _respond(answer, 201, metrics)
+
+    @router.post(
+        "/scores:batch",
+        response_model=BatchPublic,
+        summary=f"Score up to {max_batch} records",
+        responses={200: {"headers": REPLAYED_RESPONSE_HEADER}},
+    )
     def create_scores_batch(
         body: BatchScoreRequest,
         request: Request,
@@ -74,25 +101,31 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         holder: HolderDep,
         audit: AuditDep,
         metrics: MetricsDep,
-    ) -> dict[str, Any]:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
         """Each item scored or refused on its own; all scores come from one model version."""
-        valid, items = [], []
-        for index, raw in enumerate(body.items):
-            try:
-                valid.append((index, score_request.model_validate(raw)))
-            except ValidationError as exc:
-                items.append({"index": index, "status": 422, "errors": field_errors(exc.errors())})
-        rows = (
-            score_requests(holder.current, [v for _, v in valid], request.state.request_id, key.id)
-            if valid
-            else []
+
+        def score() -> tuple[dict, list]:
+            valid, items = [], []
+            for index, raw in enumerate(body.items):
+                try:
+                    valid.append((index, score_request.model_validate(raw)))
+                except ValidationError as exc:
+                    items.append({"index": index, "status": 422, "errors": field_errors(exc.errors())})
+            rows = (
+                score_requests(holder.current, [v for _, v in valid], request.state.request_id, key.id)
+                if valid
+                else []
+            )
+            for (index, _), row in zip(valid, rows, strict=True):
+                items.append({"index": index, "status": 201, "score": score_ref(row)})
+            items.sort(key=lambda item: item["index"])
+            return {"scored": len(rows), "failed": len(body.items) - len(rows), "items": items}, rows
+
+        answer = answer_once(
+            audit, key.id, idempotency_key, fingerprint("scores:batch", body.model_dump(mode="json")), score
         )
-        audit.record(rows)
-        for (index, _), row in zip(valid, rows, strict=True):
-            metrics.scores.labels(row.risk_band).inc()
-            items.append({"index": index, "status": 201, "score": score_public(row)})
-        items.sort(key=lambda item: item["index"])
-        return {"scored": len(rows), "failed": len(body.items) - len(rows), "items": items}
+        return _respond(answer, 200, metrics)
 
     @router.get("/scores/{score_id}", response_model=ScorePublic, summary="Read one score")
     def read_score(score_id: str, key: ReviewerKey, audit: AuditDep) -> dict[str, Any]:
@@ -141,3 +174,14 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     return router
+
+
+def _respond(answer: Answer, status: int, metrics: Metrics) -> Response:
+    """The answer serialised once; a replay says so and counts no new scores."""
+    for row in answer.recorded:
+        metrics.scores.labels(row.risk_band).inc()
+    if answer.replayed:
+        metrics.replays.inc()
+    headers = {REPLAYED_HEADER: "true"} if answer.replayed else None
+    body = response_json(answer.body)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)

@@ -14,6 +14,7 @@ from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from serving.tables import ScoreRow
 from tests.serving.conftest import start_server
+from tests.serving.test_idempotency import claim_twice
 
 POSTGRES_URL = os.environ.get(
     "REINTEGRA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -59,6 +60,10 @@ def test_audit_store_round_trip_and_search(postgres_url):
     rows, total = store.search(ScoreFilter(person_id=person), limit=10, offset=0)
     assert total == 1 and rows[0].id == row.id
     assert store.writable()
+
+
+def test_a_taken_idempotency_claim_records_nothing(postgres_url):
+    claim_twice(AuditStore(make_engine(postgres_url)))
 
 
 def test_text_with_nul_finds_nothing_instead_of_failing(postgres_url):

@@ -1,0 +1,205 @@
+"""Retries with an Idempotency-Key replay the first answer: one score per request, however often sent."""
+
+import signal
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.exc import IntegrityError
+
+from serving.audit import AuditStore, ScoreFilter, new_score_id, utc_now
+from serving.database import make_engine, migrate
+from serving.idempotency import answer_once, score_ref
+from serving.keys import KeyStore
+from serving.tables import IdempotentRequestRow, ScoreRow
+from tests.serving.conftest import start_server
+
+
+def _stored(server, person_id: str) -> int:
+    return AuditStore(make_engine(server.database)).search(ScoreFilter(person_id=person_id), 10, 0)[1]
+
+
+def _replays(server) -> float:
+    with server.client("reviewer") as client:
+        text = client.get("/metrics").text
+    family = next(f for f in text_string_to_metric_families(text) if f.name == "reintegra_idempotent_replays")
+    return family.samples[0].value
+
+
+def test_a_retry_gets_the_first_score_and_records_nothing(server, api_records):
+    person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
+    body = {"person_id": person, "record": api_records[0]}
+    replays = _replays(server)
+    with server.client("scorer") as client:
+        first = client.post("/v1/scores", json=body, headers={"Idempotency-Key": key})
+        again = client.post("/v1/scores", json=body, headers={"Idempotency-Key": key})
+        fresh = client.post("/v1/scores", json=body)
+    assert first.status_code == again.status_code == 201
+    assert "idempotent-replayed" not in first.headers and again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    assert again.headers["x-request-id"] != first.json()["request_id"]
+    assert fresh.json()["id"] != first.json()["id"]
+    assert _stored(server, person) == 2
+    assert _replays(server) == replays + 1
+
+
+def test_the_same_key_with_another_request_is_refused(server, api_records):
+    person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
+    with server.client("scorer") as client:
+        client.headers["Idempotency-Key"] = key
+        first = client.post("/v1/scores", json={"person_id": person, "record": api_records[0]})
+        other = client.post("/v1/scores", json={"person_id": person, "record": api_records[1]})
+        as_batch = client.post(
+            "/v1/scores:batch", json={"items": [{"person_id": person, "record": api_records[0]}]}
+        )
+    assert first.status_code == 201
+    for refused in (other, as_batch):
+        assert refused.status_code == 422, refused.text
+        (error,) = refused.json()["errors"]
+        assert error["field"] == "header.Idempotency-Key" and error["value"] == key
+        assert "different request" in error["message"] and "new Idempotency-Key" in error["message"]
+    assert _stored(server, person) == 1
+
+
+def test_keys_belong_to_the_api_key_that_sent_them(server, api_records):
+    other_scorer = KeyStore(make_engine(server.database)).create("scorer", "second system")[1]
+    person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
+    body = {"person_id": person, "record": api_records[2]}
+    with server.client("scorer") as client:
+        first = client.post("/v1/scores", json=body, headers={"Idempotency-Key": key})
+    headers = {"Authorization": f"Bearer {other_scorer}", "Idempotency-Key": key}
+    second = httpx.post(f"{server.base_url}/v1/scores", json=body, headers=headers, timeout=30)
+    assert second.status_code == 201 and "idempotent-replayed" not in second.headers
+    assert second.json()["id"] != first.json()["id"]
+    assert _stored(server, person) == 2
+
+
+def test_concurrent_retries_record_one_score(server, api_records):
+    person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
+    body = {"person_id": person, "record": api_records[3]}
+
+    def send(_: int) -> httpx.Response:
+        with server.client("scorer") as client:
+            return client.post("/v1/scores", json=body, headers={"Idempotency-Key": key})
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(send, range(8)))
+    assert [r.status_code for r in responses] == [201] * 8
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 7
+    assert _stored(server, person) == 1
+
+
+def test_a_batch_retry_replays_every_item_in_place(server, api_records):
+    person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
+    items = [
+        {"person_id": person, "record": api_records[4]},
+        {"person_id": person, "record": {"no such input": 1}},
+        {"person_id": person, "record": api_records[5]},
+    ]
+    with server.client("scorer") as client:
+        first = client.post("/v1/scores:batch", json={"items": items}, headers={"Idempotency-Key": key})
+        again = client.post("/v1/scores:batch", json={"items": items}, headers={"Idempotency-Key": key})
+    assert first.status_code == again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true" and again.content == first.content
+    assert [item["status"] for item in again.json()["items"]] == [201, 422, 201]
+    assert again.json()["items"][0]["score"]["risk"] == first.json()["items"][0]["score"]["risk"]
+    assert _stored(server, person) == 2
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, "tab\there"])
+def test_an_unusable_key_is_refused(server, api_records, key):
+    with server.client("scorer") as client:
+        response = client.post(
+            "/v1/scores", json={"record": api_records[0]}, headers={"Idempotency-Key": key}
+        )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["header.Idempotency-Key"]
+
+
+def test_a_retry_after_the_server_was_killed_gets_the_score_it_lost(registry, tmp_path, api_records):
+    """The case the header exists for: the 201 was lost with the process, and the client sends again."""
+    server = start_server(registry, tmp_path)
+    person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
+    body = {"person_id": person, "record": api_records[6]}
+    try:
+        with server.client("scorer") as client:
+            first = client.post("/v1/scores", json=body, headers={"Idempotency-Key": key})
+            server.process.send_signal(signal.SIGKILL)
+    finally:
+        server.stop(signal.SIGKILL)
+    restarted = start_server(registry, tmp_path, database=server.database)
+    try:
+        scorer = {"Authorization": f"Bearer {server.keys['scorer']}", "Idempotency-Key": key}
+        again = httpx.post(f"{restarted.base_url}/v1/scores", json=body, headers=scorer, timeout=30)
+    finally:
+        restarted.stop()
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert _stored(server, person) == 1
+
+
+def _row(person_id: str) -> ScoreRow:
+    return ScoreRow(
+        id=new_score_id(),
+        created_at=utc_now(),
+        request_id="r",
+        key_id="k",
+        person_id=person_id,
+        assessment_id=None,
+        model_name="reintegra",
+        model_version="1",
+        run_id="run",
+        risk_probability=0.4,
+        risk_band="moderate",
+        record={},
+        result={},
+    )
+
+
+def claim_twice(store: AuditStore) -> None:
+    """A claim already taken refuses the second transaction whole: its scores are not recorded."""
+    person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
+    first = _row(person)
+
+    def claim(row: ScoreRow) -> IdempotentRequestRow:
+        response = {"score_id": row.id}
+        return IdempotentRequestRow(
+            key_id="k", idempotency_key=key, request_hash="h", created_at=utc_now(), response=response
+        )
+
+    store.record([first], claim(first))
+    second = _row(person)
+    with pytest.raises(IntegrityError):
+        store.record([second], claim(second))
+    assert store.get(second.id) is None
+    assert store.claim("k", key).response == {"score_id": first.id}
+    assert list(store.get_many([first.id, second.id])) == [first.id]
+
+
+def test_a_taken_claim_records_nothing_on_sqlite(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/audit.db")
+    migrate(engine)
+    claim_twice(AuditStore(engine))
+
+
+def test_two_requests_racing_on_one_key_answer_with_the_first_committed_score(tmp_path):
+    """Both pass the look-up before either commits (a barrier makes sure); the loser's score is
+    rolled back and it replays the winner's."""
+    engine = make_engine(f"sqlite:///{tmp_path}/audit.db")
+    migrate(engine)
+    store, person, both_scored = AuditStore(engine), f"P-{uuid.uuid4()}", threading.Barrier(2)
+
+    def score() -> tuple[dict, list[ScoreRow]]:
+        row = _row(person)
+        both_scored.wait(timeout=10)
+        return score_ref(row), [row]
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: answer_once(store, "k", "retry-1", "h", score), range(2)))
+    assert sorted(a.replayed for a in answers) == [False, True]
+    assert answers[0].body == answers[1].body
+    assert store.search(ScoreFilter(person_id=person), 10, 0)[1] == 1
