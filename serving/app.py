@@ -34,9 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging()
     configure_tracking()
-    audit_engine = make_engine(settings.audit_url)
+    pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+    audit_engine = make_engine(settings.audit_url, **pool)
     migrate(audit_engine)
-    keys_engine = audit_engine if settings.keys_url == settings.audit_url else make_engine(settings.keys_url)
+    keys_engine = (
+        audit_engine if settings.keys_url == settings.audit_url else make_engine(settings.keys_url, **pool)
+    )
     if keys_engine is not audit_engine:
         migrate(keys_engine)
     metrics = Metrics()

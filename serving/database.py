@@ -20,7 +20,7 @@ POSTGRES_LIMITS = {
 MIGRATION_LOCK = 7_318_204_561
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 5, max_overflow: int = 10) -> Engine:
     """An engine that waits for a busy store at most about LOCK_WAIT_SECONDS instead of failing at
     once or hanging: SQLite connections use WAL and a busy timeout, PostgreSQL ones lock and
     statement timeouts, and a request waits as long for a pooled connection.
@@ -33,6 +33,8 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(
         url,
         pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_timeout=LOCK_WAIT_SECONDS,
         hide_parameters=True,
         json_serializer=_json_text,

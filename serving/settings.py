@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     audit_url: str = DEFAULT_DATABASE
     keys_url: str = DEFAULT_DATABASE
     poll_seconds: float = Field(default=30.0, ge=0, description="0 turns alias polling off")
+    db_pool_size: int = Field(default=5, ge=1, description="connections each worker keeps per store")
+    db_max_overflow: int = Field(default=10, ge=0, description="extra connections a worker opens when busy")
     max_batch: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest request body")
     session_secret: str = Field(default="", description="signs reviewer page sessions")
