@@ -67,10 +67,10 @@ def _field_type(column: ColumnSpec) -> Any:
 
 
 def _yes_or_no(value: Any) -> Any:
-    """The words a data file may use (Yes/No, true/false, 1/0, any case) and JSON's true/false."""
+    """The words a data file may use (Yes/No, true/false, 1/0, 1.0/0.0, any case) and JSON's true/false."""
     if isinstance(value, bool):
         return value
-    word = str(value).strip().lower() if isinstance(value, str | int) else None
+    word = level_key(value, TRUE_WORDS + FALSE_WORDS) if isinstance(value, str | int | float) else None
     if word in TRUE_WORDS or word in FALSE_WORDS:
         return word in TRUE_WORDS
     words = "/".join(f'"{w}"' for w in TRUE_WORDS + FALSE_WORDS if not w.isdigit())

@@ -137,6 +137,7 @@ def test_invalid_record_gets_422_listing_every_bad_field(server, api_records):
         "Supervision_Risk_Score_First": 99,
         "Gang_Affiliated": "Y",
         "Prior_Arrest_Episodes_DVCharges": "on",
+        "Prior_Arrest_Episodes_GunCharges": 0.5,
     }
     with server.client("scorer") as client:
         response = client.post("/v1/scores", json={"record": record})
@@ -150,6 +151,7 @@ def test_invalid_record_gets_422_listing_every_bad_field(server, api_records):
         "record.Supervision_Risk_Score_First",
         "record.Gang_Affiliated",
         "record.Prior_Arrest_Episodes_DVCharges",
+        "record.Prior_Arrest_Episodes_GunCharges",
     }
     assert errors["record.Gang_Affiliated"]["message"].startswith(
         "'Y' is not yes or no; allowed: true, false"
@@ -292,14 +294,16 @@ def test_audit_record_is_retrievable_and_searchable(server, api_records):
 
 
 def test_levels_are_matched_as_in_data_files(server, api_records):
-    """Case and surrounding spaces are ignored, 2, 2.0 and "2.0" mean "2", "yes" is true and a blank
-    value is missing, as in a validated file."""
+    """Case and surrounding spaces are ignored, 2, 2.0 and "2.0" mean "2", "yes" and "1.0" are true,
+    0.0 is false and a blank value is missing, as in a validated file."""
     record = {
         **api_records[5],
         "Prison_Years": " more than 3 YEARS ",
         "Prior_Arrest_Episodes_Violent": 2,
         "Dependents": "1.0",
         "Gang_Affiliated": " YES",
+        "Prior_Arrest_Episodes_DVCharges": "1.0",
+        "Prior_Arrest_Episodes_GunCharges": 0.0,
         "Supervision_Risk_Score_First": " ",
     }
     canonical = {
@@ -308,6 +312,8 @@ def test_levels_are_matched_as_in_data_files(server, api_records):
         "Prior_Arrest_Episodes_Violent": "2",
         "Dependents": "1",
         "Gang_Affiliated": True,
+        "Prior_Arrest_Episodes_DVCharges": True,
+        "Prior_Arrest_Episodes_GunCharges": False,
     }
     del canonical["Supervision_Risk_Score_First"]  # missing: not stored
     with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
