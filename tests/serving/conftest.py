@@ -17,8 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving.audit import new_score_id, utc_now
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
+from serving.tables import ScoreRow
 
 STARTUP_SECONDS = 90
 
@@ -177,3 +179,22 @@ def api_records(training_raw, spec) -> list[dict]:
             )
         records.append(record)
     return records
+
+
+def score_row(person_id: str, **values) -> ScoreRow:
+    """An audit row as the server writes it, for tests of the store itself."""
+    defaults = {
+        "id": new_score_id(),
+        "created_at": utc_now(),
+        "request_id": "r",
+        "key_id": "k",
+        "assessment_id": None,
+        "model_name": "reintegra",
+        "model_version": "1",
+        "run_id": "run",
+        "risk_probability": 0.4,
+        "risk_band": "moderate",
+        "record": {},
+        "result": {},
+    }
+    return ScoreRow(person_id=person_id, **{**defaults, **values})

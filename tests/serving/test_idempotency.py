@@ -10,12 +10,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.exc import IntegrityError
 
-from serving.audit import AuditStore, ScoreFilter, new_score_id, utc_now
+from serving.audit import AuditStore, ScoreFilter, utc_now
 from serving.database import make_engine, migrate
 from serving.idempotency import answer_once, score_ref
 from serving.keys import KeyStore
 from serving.tables import IdempotentRequestRow, ScoreRow
-from tests.serving.conftest import start_server
+from tests.serving.conftest import score_row, start_server
 
 
 def _stored(server, person_id: str) -> int:
@@ -142,28 +142,10 @@ def test_a_retry_after_the_server_was_killed_gets_the_score_it_lost(registry, tm
     assert _stored(server, person) == 1
 
 
-def _row(person_id: str) -> ScoreRow:
-    return ScoreRow(
-        id=new_score_id(),
-        created_at=utc_now(),
-        request_id="r",
-        key_id="k",
-        person_id=person_id,
-        assessment_id=None,
-        model_name="reintegra",
-        model_version="1",
-        run_id="run",
-        risk_probability=0.4,
-        risk_band="moderate",
-        record={},
-        result={},
-    )
-
-
 def claim_twice(store: AuditStore) -> None:
     """A claim already taken refuses the second transaction whole: its scores are not recorded."""
     person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
-    first = _row(person)
+    first = score_row(person)
 
     def claim(row: ScoreRow) -> IdempotentRequestRow:
         response = {"score_id": row.id}
@@ -172,7 +154,7 @@ def claim_twice(store: AuditStore) -> None:
         )
 
     store.record([first], claim(first))
-    second = _row(person)
+    second = score_row(person)
     with pytest.raises(IntegrityError):
         store.record([second], claim(second))
     assert store.get(second.id) is None
@@ -194,7 +176,7 @@ def test_two_requests_racing_on_one_key_answer_with_the_first_committed_score(tm
     store, person, both_scored = AuditStore(engine), f"P-{uuid.uuid4()}", threading.Barrier(2)
 
     def score() -> tuple[dict, list[ScoreRow]]:
-        row = _row(person)
+        row = score_row(person)
         both_scored.wait(timeout=10)
         return score_ref(row), [row]
 

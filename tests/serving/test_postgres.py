@@ -9,11 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from serving.audit import AuditStore, ScoreFilter, new_score_id, utc_now
+from serving.audit import AuditStore, ScoreFilter
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
-from serving.tables import ScoreRow
-from tests.serving.conftest import start_server
+from tests.serving.conftest import score_row, start_server
 from tests.serving.test_idempotency import claim_twice
 
 POSTGRES_URL = os.environ.get(
@@ -40,21 +39,7 @@ def postgres_url() -> str:
 def test_audit_store_round_trip_and_search(postgres_url):
     store = AuditStore(make_engine(postgres_url))
     person = f"pg-{uuid.uuid4()}"
-    row = ScoreRow(
-        id=new_score_id(),
-        created_at=utc_now(),
-        request_id="r",
-        key_id="k",
-        person_id=person,
-        assessment_id=None,
-        model_name="reintegra",
-        model_version="7",
-        run_id="run",
-        risk_probability=0.4,
-        risk_band="moderate",
-        record={"Gender": "M"},
-        result={"risk": {"band": "moderate"}},
-    )
+    row = score_row(person, model_version="7", record={"Gender": "M"}, result={"risk": {"band": "moderate"}})
     store.record([row])
     assert store.get(row.id).record == {"Gender": "M"}
     rows, total = store.search(ScoreFilter(person_id=person), limit=10, offset=0)
