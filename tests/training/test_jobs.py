@@ -314,8 +314,13 @@ def test_the_card_names_the_rows_and_groups_the_audit_leaves_out(trained, tmp_pa
         run_id=trained.run_id, artifact_path="evaluation.json", dst_path=str(tmp_path)
     )
     evaluation = json.loads(Path(path).read_text())
-    evaluation["fairness"]["Race"] |= {"n_missing": 7, "left_out": {"fpr": ["OTHER"], "ece": ["OTHER"]}}
+    race = evaluation["fairness"]["Race"]
+    race |= {"n_missing": 7, "left_out": {"fpr": ["OTHER"], "ece": ["OTHER"]}}
+    race["groups"]["OTHER"] = race["groups"]["WHITE"] | {"n": 12, "fpr": 0.99}
     card = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
+    most, least = sorted(("BLACK", "WHITE"), key=lambda group: race["groups"][group]["fpr"], reverse=True)
+    assert f"People of group {most} who were not re-arrested are flagged" in card
+    assert f"than those of group {least}:" in card
     assert f"7 of the {evaluation['n']} test rows have no Race value: they are in no group" in card
     assert (
         "Gaps compare groups with at least 30 people in the rate's denominator; left out:\n"
