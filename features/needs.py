@@ -45,14 +45,16 @@ def _condition_truth(typed: pd.DataFrame, condition: Condition, column: ColumnSp
     values = typed[column.name]
     missing = values.isna().to_numpy()
     target = condition.value
-    if column.kind == "categorical":
-        left, target = values.fillna("").to_numpy(dtype=object), str(target)
+    if column.kind == "categorical":  # free text has no declared spelling: compared ignoring case
+        left = values.fillna("").astype("str").str.casefold().to_numpy(dtype=object)
+        target = (column.level(target) or str(target)).strip().casefold()
     elif column.kind == "boolean":
         left = values.fillna(False).to_numpy(dtype="float64")
         target = float(str(target).strip().lower() in TRUE_WORDS)
     elif column.kind == "ordinal":
         left = values.cat.codes.to_numpy().astype("float64")
-        target = float((column.order or []).index(target) if isinstance(target, str) else target)
+        position = (column.order or []).index(column.level(target)) if isinstance(target, str) else target
+        target = float(position)
     else:
         left, target = values.fillna(0.0).to_numpy(dtype="float64"), float(target)
     truth = np.asarray(_OPERATORS[condition.op](left, target), dtype="float64")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -25,6 +25,14 @@ QUOTE_HINT = 'YAML reads unquoted Yes/No/On/Off as booleans and 1 as a number: q
 
 class SpecError(ValueError):
     """A spec that cannot be loaded or contradicts itself."""
+
+
+class SpecProblems(ValueError):
+    """Every cross-reference problem of a spec, raised together so each can be reported on its own line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
 
 
 class _Strict(BaseModel):
@@ -61,6 +69,14 @@ class ColumnSpec(_Strict):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"column {self.name}: min {self.min:g} is above max {self.max:g}")
         return self
+
+    def level(self, value: object) -> str | None:
+        """The declared value or level that `value` names, ignoring case and surrounding spaces
+        (a whole number 1 or 1.0 names "1"), as data files are read; None when it names none."""
+        if is_whole_number(value):
+            value = int(value)  # type: ignore[call-overload]
+        key = str(value).strip().casefold()
+        return next((level for level in self.order or self.values or [] if level.casefold() == key), None)
 
     def allowed(self) -> str:
         """Human-readable description of the values this column accepts."""
@@ -204,128 +220,138 @@ class DatasetSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_references(self) -> DatasetSpec:
-        self._check_columns()
-        self._check_incumbent()
-        self._check_derived()
-        self._check_needs()
+        """Every cross-reference problem at once, so a spec is fixed in one pass, not one error a run."""
+        problems = [
+            *self._check_columns(),
+            *self._check_incumbent(),
+            *self._check_derived(),
+            *self._check_needs(),
+        ]
+        if problems:
+            raise SpecProblems(problems)
         return self
 
-    def _check_columns(self) -> None:
+    def _check_columns(self) -> Iterator[str]:
         names = [c.name for c in self.columns]
         duplicated = _repeated(names)
         if duplicated:
-            raise ValueError(f"columns listed twice: {', '.join(duplicated)}")
+            yield f"columns listed twice: {', '.join(duplicated)}"
         if self.outcome.column == self.id:
-            raise ValueError(
-                f"outcome.column {self.id} is also the id; the outcome needs a column of its own"
-            )
-        for special in (self.id, self.outcome.column):
+            yield f"outcome.column {self.id} is also the id; the outcome needs a column of its own"
+        for special in dict.fromkeys((self.id, self.outcome.column)):
             if special in names:
-                raise ValueError(f"{special} is the id or outcome; do not list it under columns")
+                yield f"{special} is the id or outcome; do not list it under columns"
         repeated = _repeated(self.protected)
         if repeated:
-            raise ValueError(f"protected lists {', '.join(repeated)} twice; list each attribute once")
-        for name in self.protected:
+            yield f"protected lists {', '.join(repeated)} twice; list each attribute once"
+        for name in dict.fromkeys(self.protected):
             if name not in names:
-                raise ValueError(f"protected attribute {name} is not a declared column")
-            if self.column(name).kind == "numeric":
-                raise ValueError(
+                yield f"protected attribute {name} is not a declared column"
+            elif self.column(name).kind == "numeric":
+                yield (
                     f"protected attribute {name} is numeric: each distinct value would be a group of its "
                     "own; declare it as categorical or ordinal with the groups to audit (age bands, say)"
                 )
         attribute = self.gates.fairness_attribute
         if attribute is not None and attribute not in self.protected:
-            raise ValueError(f"gates.fairness_attribute {attribute} is not a protected attribute")
+            yield f"gates.fairness_attribute {attribute} is not a protected attribute"
 
-    def _check_incumbent(self) -> None:
+    def _check_incumbent(self) -> Iterator[str]:
         if self.incumbent is None:
             return
         column, kind = self.incumbent.column, self._kind(self.incumbent.column)
         if kind is None:
-            raise ValueError(
+            yield (
                 f"incumbent.column {column} is not a declared column; it must be a numeric or ordinal column"
             )
-        if kind not in ("numeric", "ordinal"):
-            raise ValueError(f"incumbent.column {column} is {kind}; it must be a numeric or ordinal column")
+        elif kind not in ("numeric", "ordinal"):
+            yield f"incumbent.column {column} is {kind}; it must be a numeric or ordinal column"
 
-    def _check_derived(self) -> None:
+    def _check_derived(self) -> Iterator[str]:
         taken = {self.id, self.outcome.column, *(c.name for c in self.columns)}
         earlier: set[str] = set()
         for derived in self.derived:
             if derived.name in taken | earlier:
-                raise ValueError(
+                yield (
                     f"derived {derived.name}: that name is already the id, the outcome, a column or an "
                     "earlier derived input; give it a new name"
                 )
-            for source in [s for s in derived.of if s not in earlier]:
-                self._check_derived_source(derived.name, source)
+            for source in dict.fromkeys(s for s in derived.of if s not in earlier):
+                problem = self._derived_source_problem(derived.name, source)
+                if problem:
+                    yield problem
             earlier.add(derived.name)
 
-    def _check_derived_source(self, derived: str, source: str) -> None:
+    def _derived_source_problem(self, derived: str, source: str) -> str | None:
         """A source must be a quantity known at release: derived inputs are release-time inputs."""
         if source in self.protected:
-            raise ValueError(f"derived {derived} uses protected attribute {source}; those are never inputs")
+            return f"derived {derived} uses protected attribute {source}; those are never inputs"
         kind = self._kind(source)
         if kind is None:
-            raise ValueError(
+            return (
                 f"derived {derived} uses unknown input {source}; 'of' lists declared columns or "
                 "earlier derived inputs"
             )
         if kind not in DERIVABLE_KINDS:
-            raise ValueError(
+            return (
                 f"derived {derived} uses {kind} column {source}, whose codes have no order; "
                 f"derived inputs take {', '.join(DERIVABLE_KINDS)} columns"
             )
         if self.column(source).known != "release":
-            raise ValueError(
+            return (
                 f"derived {derived} uses {source}, which is known only during supervision; derived "
                 "inputs are model inputs at release, so their columns must be known at release"
             )
+        return None
 
-    def _check_needs(self) -> None:
+    def _check_needs(self) -> Iterator[str]:
         repeated = _repeated([n.name for n in self.needs])
         if repeated:
-            raise ValueError(f"needs listed twice: {', '.join(repeated)}")
+            yield f"needs listed twice: {', '.join(repeated)}"
         for need in self.needs:
             for condition in need.conditions:
-                self._check_condition(need.name, condition)
+                problem = self._condition_problem(need.name, condition)
+                if problem:
+                    yield problem
 
     def _kind(self, name: str) -> str | None:
         return next((c.kind for c in self.columns if c.name == name), None)
 
-    def _check_condition(self, need: str, condition: Condition) -> None:
+    def _condition_problem(self, need: str, condition: Condition) -> str | None:
+        """The first thing wrong with one condition of a need, if anything."""
         if condition.column not in [c.name for c in self.columns]:
-            raise ValueError(f"need {need} refers to unknown column {condition.column}")
+            return f"need {need} refers to unknown column {condition.column}"
         column = self.column(condition.column)
         value = condition.value
         if column.name in self.protected:
-            raise ValueError(
+            return (
                 f"need {need} is defined by protected attribute {column.name}; a need may not be defined by "
                 "a protected attribute"
             )
         if column.kind in ("boolean", "categorical") and condition.op not in ("==", "!="):
-            raise ValueError(f"need {need}: {column.kind} column {column.name} allows == or != only")
+            return f"need {need}: {column.kind} column {column.name} allows == or != only"
         if column.kind == "boolean":
             word = str(value).strip().lower()
             if word not in TRUE_WORDS + FALSE_WORDS:
-                raise ValueError(f"need {need}: {column.name} compares to Yes or No, not {word!r}")
-        if column.kind == "categorical" and column.values and str(value) not in column.values:
-            raise ValueError(
-                f"need {need}: {value!r} is not a value of {column.name}; allowed: {column.allowed()} "
-                f"({QUOTE_HINT})"
+                return f"need {need}: {column.name} compares to Yes or No, not {word!r}"
+        if column.kind == "categorical" and column.values and column.level(value) is None:
+            return (
+                f"need {need}: {value!r} is not a value of {column.name}; allowed: {column.allowed()}, "
+                f"in any case ({QUOTE_HINT})"
             )
         if column.kind == "numeric" and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ValueError(f"need {need}: numeric column {column.name} compares to a number, not {value!r}")
+            return f"need {need}: numeric column {column.name} compares to a number, not {value!r}"
         levels = column.order or []
         if column.kind == "ordinal" and (
-            (isinstance(value, str) and value not in levels)
+            (isinstance(value, str) and column.level(value) is None)
             or (not isinstance(value, str) and not (is_whole_number(value) and 0 <= value < len(levels)))
         ):
-            raise ValueError(
+            return (
                 f"need {need}: {value!r} is not a level of {column.name}; "
                 f"use a level or its position (0 = {levels[0]!r} to {len(levels) - 1} = {levels[-1]!r})"
                 + (f" ({QUOTE_HINT})" if isinstance(value, bool) else "")
             )
+        return None
 
     def column(self, name: str) -> ColumnSpec:
         for column in self.columns:
@@ -403,7 +429,7 @@ def parse_spec(text: str, source: str = "<spec>") -> DatasetSpec:
     try:
         return DatasetSpec.model_validate(data)
     except ValidationError as exc:
-        lines = [f"  {_describe(err, data)}" for err in exc.errors()]
+        lines = [f"  {line}" for err in exc.errors() for line in _describe(err, data)]
         raise SpecError(f"{source}: invalid spec\n" + "\n".join(lines)) from exc
 
 
@@ -428,15 +454,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _describe(error: ErrorDetails, data: dict) -> str:
-    """One validation error for people: where, by item name, and what is wrong, without pydantic noise."""
+def _describe(error: ErrorDetails, data: dict) -> list[str]:
+    """One validation error for people: where, by item name, and what is wrong, without pydantic noise;
+    a spec's cross-reference problems, one line each."""
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, SpecProblems):
+        return cause.problems
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key; docs/spec-format.md lists the keys allowed here"
     elif error["type"] == "string_type" and isinstance(error["input"], bool | int | float):
         message += f", got {error['input']!r} ({QUOTE_HINT})"
     where = _location(error["loc"], data)
-    return f"{where}: {message}" if where else message
+    return [f"{where}: {message}" if where else message]
 
 
 def _location(loc: tuple[int | str, ...], data: object) -> str:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from features.needs import need_labels
-from features.spec import load_spec
+from features.spec import load_spec, parse_spec
 from features.validation import validate_records
 
 EXAMPLE_SPEC = Path(__file__).resolve().parents[2] / "docs/examples/county_probation.yaml"
@@ -100,3 +100,26 @@ def test_an_ordinal_rule_may_name_a_level(other_spec):
         positive_tests_6m=["0", "0", "0", None],
     )
     assert _same(labels, [0, 1, 1, np.nan])
+
+
+def test_need_values_match_the_data_ignoring_case(other_spec):
+    text = EXAMPLE_SPEC.read_text(encoding="utf-8").replace("value: unemployed", "value: ' Unemployed'")
+    spec = parse_spec(text)
+    labels = _labels(spec, "employment", employment_status=["unemployed", "EMPLOYED", None])
+    assert _same(labels, [1, 0, np.nan])
+
+
+def test_free_text_need_values_match_ignoring_case():
+    spec = parse_spec(
+        """
+name: tiny
+id: pid
+outcome: {column: rearrested, horizon_years: 2}
+risk_bands: {cut_points: [0.5], labels: [low, high]}
+columns:
+  - {name: employer, kind: categorical, domain: school_work}
+needs:
+  - {name: job, all: [{column: employer, op: '==', value: none}], interventions: [employment program]}
+"""
+    )
+    assert _same(_labels(spec, "job", employer=["None", "Acme", "NONE "]), [1, 0, 1])

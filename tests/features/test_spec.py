@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from features.spec import (
+    QUOTE_HINT,
     ColumnSpec,
     Condition,
     DatasetSpec,
@@ -312,3 +313,33 @@ def test_every_spec_key_is_documented_with_its_default(model):
         assert (required == "yes") is field.is_required(), key
         if isinstance(field.default, bool | int | float | str) and field.default != "":
             assert default == f"`{yaml.safe_dump(field.default).splitlines()[0]}`", key
+
+
+def test_every_cross_reference_problem_is_reported_at_once():
+    text = (
+        RICH.replace("protected: [race]", "protected: [race, ethnicity]")
+        + "incumbent: {column: lsi}\n"
+        + "derived:\n  - {name: x, domain: d, op: sum, of: [age, wage]}\n"
+        + "needs:\n  - {name: job, all: [{column: salary, op: '<', value: 1}], interventions: [x]}\n"
+        + "  - {name: home, all: [{column: housing, op: '==', value: castle}], interventions: [x]}\n"
+    )
+    with pytest.raises(SpecError) as error:
+        parse_spec(text)
+    assert str(error.value).splitlines() == [
+        "<spec>: invalid spec",
+        "  protected attribute ethnicity is not a declared column",
+        "  incumbent.column lsi is not a declared column; it must be a numeric or ordinal column",
+        "  derived x uses unknown input wage; 'of' lists declared columns or earlier derived inputs",
+        "  need job refers to unknown column salary",
+        "  need home: 'castle' is not a value of housing; allowed: one of '1', '2', 'own', in any case "
+        f"({QUOTE_HINT})",
+    ]
+
+
+def test_need_values_match_declared_values_and_levels_ignoring_case():
+    spec = parse_spec(
+        RICH
+        + "needs:\n  - {name: home, all: [{column: housing, op: '==', value: ' OWN '}], interventions: [x]}\n"
+        + "  - {name: study, all: [{column: school, op: '>=', value: Some}], interventions: [x]}\n"
+    )
+    assert [c.value for n in spec.needs for c in n.conditions] == [" OWN ", "Some"]
