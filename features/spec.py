@@ -404,6 +404,11 @@ def builtin_specs() -> list[str]:
 def load_spec(name_or_path: str | Path) -> DatasetSpec:
     """Load a spec by built-in name (e.g. ``georgia_parole``) or from a YAML file."""
     path = Path(name_or_path)
+    if path.is_dir():
+        raise SpecError(
+            f"spec {path} is a folder; give a built-in spec name ({', '.join(builtin_specs())}) "
+            "or the path of a spec YAML file (.yaml or .yml)"
+        )
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise SpecError(f"spec file {path} does not exist")

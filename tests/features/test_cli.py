@@ -137,6 +137,18 @@ def test_unknown_spec_exits_2():
     assert "unknown spec 'atlantis'" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["validate", "synth"])
+def test_a_spec_folder_is_named_as_a_folder(command, tmp_path):
+    out = str(tmp_path / "o.csv")
+    extra = ("--data", "x.csv") if command == "validate" else ("--rows", "5", "--out", out)
+    result = _features(command, "--spec", str(tmp_path), *extra)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"spec {tmp_path} is a folder; give a built-in spec name (georgia_parole) or the path of a "
+        "spec YAML file (.yaml or .yml)"
+    )
+
+
 def test_synth_is_byte_identical_for_a_seed_and_validates(tmp_path):
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     for out in (first, second):
