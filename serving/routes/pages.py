@@ -26,6 +26,7 @@ from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
 from serving.keys import ApiKey
 from serving.model_store import evaluation_of
 from serving.problems import field_errors
+from serving.routes.scores import band_error
 from serving.settings import Settings
 
 log = logging.getLogger("reintegra.pages")
@@ -272,6 +273,9 @@ def scores_page(
     """Newest first, filtered; the date range is inclusive and in UTC."""
     first, since_error = _day(since)
     last, until_error = _day(until)
+    band_problem = band_error(band, holder.current.bundle.spec.risk_bands.labels) if band else None
+    if band_problem:  # a hand-edited address: said, and the band left out, rather than an empty list
+        band_problem, band = f"{band_problem}; showing every band", ""
     where = ScoreFilter(
         model_name=holder.name,
         person_id=person_id.strip() or None,
@@ -304,7 +308,11 @@ def scores_page(
             "page": page,
             "pages": pages_count,
             "filters": filters,
-            "errors": {field: e for field, e in (("since", since_error), ("until", until_error)) if e},
+            "errors": {
+                field: e
+                for field, e in (("band", band_problem), ("since", since_error), ("until", until_error))
+                if e
+            },
             "bands": holder.current.bundle.spec.risk_bands.labels,
             "versions": audit.model_versions(holder.name),
             "previous": f"?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from serving.audit import ScoreFilter
@@ -156,6 +157,11 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> dict[str, Any]:
+        if band is not None and model_name in (None, holder.name):
+            error = band_error(band, holder.current.bundle.spec.risk_bands.labels)
+            if error:
+                loc = ("query", "band")
+                raise RequestValidationError([{"type": "enum", "loc": loc, "msg": error, "input": band}])
         where = ScoreFilter(model_name or holder.name, person_id, since, until, band, model_version)
         rows, total = audit.search(where, limit, offset)
         items = [
@@ -174,6 +180,14 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     return router
+
+
+def band_error(band: str, bands: list[str]) -> str | None:
+    """Why `band` matches no score of the serving model (None when it is one of its bands): an
+    unknown band would otherwise look like a band with no scores."""
+    if band in bands:
+        return None
+    return f"{band!r} is not a risk band of the serving model; allowed: {', '.join(bands)}"
 
 
 def _respond(answer: Answer, status: int, metrics: Metrics) -> Response:

@@ -293,6 +293,22 @@ def test_audit_record_is_retrievable_and_searchable(server, api_records):
     assert {e["field"] for e in bad_query.json()["errors"]} == {"query.limit", "query.since"}
 
 
+def test_an_unknown_band_is_refused_with_the_serving_models_bands(server):
+    with server.client("reviewer") as reviewer:
+        unknown = reviewer.get("/v1/scores", params={"band": "unknown"})
+        other_model = reviewer.get("/v1/scores", params={"band": "unknown", "model_name": "another"})
+    assert_problem(unknown, 422, "/v1/scores")
+    assert unknown.json()["errors"] == [
+        {
+            "field": "query.band",
+            "message": "'unknown' is not a risk band of the serving model; allowed: low, moderate, high, "
+            "very_high",
+            "value": "unknown",
+        }
+    ]
+    assert other_model.status_code == 200, "another model's bands are not known to this server"
+
+
 def test_levels_are_matched_as_in_data_files(server, api_records):
     """Case and surrounding spaces are ignored, 2, 2.0 and "2.0" mean "2", "yes" and "1.0" are true,
     0.0 is false and a blank value is missing, as in a validated file."""

@@ -254,6 +254,18 @@ def test_a_page_past_the_last_goes_to_the_last(server, scores):
     assert '<p class="error" id="since-error" role="alert">' in reversed_range.text
 
 
+def test_an_unknown_band_is_said_and_every_band_shown(server, scores):
+    with server.page_client() as client:
+        page = client.get("/review/scores", params={"band": "unknown"})
+    assert page.status_code == 200
+    assert (
+        '<p class="error" id="band-error" role="alert">&#39;unknown&#39; is not a risk band of the serving '
+        "model; allowed: low, moderate, high, very_high; showing every band</p>"
+    ) in page.text
+    assert '<select id="band" name="band" aria-invalid="true" aria-describedby="band-error">' in page.text
+    assert all(score["id"] in page.text for score in scores[-5:])
+
+
 def test_a_bad_page_address_gets_a_page_not_a_json_problem(server, scores):
     with server.page_client() as client, server.client("reviewer") as reviewer:
         bad_page = client.get("/review/scores", params={"page": "abc"})
