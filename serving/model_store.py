@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from models.bundle import ScoringBundle
 from models.pyfunc import load_bundle
 from models.registry import DEFAULT_MODEL_NAME, FORCED_REASON_TAG, run_artifact
-from serving.schemas import record_model
+from serving.schemas import record_changes, record_model
 
 log = logging.getLogger("reintegra.model")
 RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md")
@@ -26,7 +26,13 @@ class ModelUnavailable(RuntimeError):
 
 
 class SchemaChanged(ModelUnavailable):
-    """The alias points at a version that accepts different records; it needs a restart."""
+    """The alias points at a version that accepts different records; it needs a restart.
+
+    `changes` names each record field added, removed or changed, so callers know what breaks."""
+
+    def __init__(self, message: str, changes: list[str]):
+        super().__init__(message)
+        self.changes = changes
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class ModelHolder:
         self.name, self.alias = name, alias
         self._on_swap, self._on_waiting = on_swap, on_waiting
         self._current: ServingModel | None = None
-        self._refused: dict[str, str] = {}  # version -> why it cannot be served without a restart
+        self._refused: dict[str, tuple[str, list[str]]] = {}  # version -> (why, record changes)
         self._waiting: str | None = None
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
@@ -85,7 +91,7 @@ class ModelHolder:
     @property
     def restart_required(self) -> tuple[str, str] | None:
         """(version, why) when the alias has moved to a version this process refused to swap in."""
-        return (self._waiting, self._refused[self._waiting]) if self._waiting else None
+        return (self._waiting, self._refused[self._waiting][0]) if self._waiting else None
 
     def reload(self) -> tuple[str | None, str]:
         """Load the version the alias points at, if it is new; returns (previous, current).
@@ -100,16 +106,18 @@ class ModelHolder:
                 return previous.version, version
             if version in self._refused:
                 self._wait_for(version)
-                raise SchemaChanged(self._refused[version])
+                raise SchemaChanged(*self._refused[version])
             loaded = self._load(version)
-            if previous is not None and _record_schema(loaded) != _record_schema(previous):
-                self._refused[version] = (
-                    f"version {version} accepts different records than version {previous.version}; "
-                    "restart the server to serve it"
+            changes = record_changes(_record_schema(previous), _record_schema(loaded)) if previous else []
+            if previous is not None and changes:
+                why = (
+                    f"version {version} accepts different records than version {previous.version} "
+                    f"({'; '.join(changes)}); restart the server to serve it"
                 )
-                log.error("%s; still serving version %s", self._refused[version], previous.version)
+                self._refused[version] = (why, changes)
+                log.error("%s; still serving version %s", why, previous.version)
                 self._wait_for(version)
-                raise SchemaChanged(self._refused[version])
+                raise SchemaChanged(why, changes)
             self._current = loaded
             self._wait_for(None)
             log.info("serving %s version %s", self.name, version)

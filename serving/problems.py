@@ -76,7 +76,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SchemaChanged)
     async def needs_restart(request: Request, exc: SchemaChanged) -> JSONResponse:
-        return problem(409, "Conflict", f"{exc}; the loaded version keeps serving", request)
+        detail = f"{exc}; the loaded version keeps serving"
+        return problem(409, "Conflict", detail, request, record_changes=exc.changes)
 
     async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
         """The store refused, timed out, or every pooled connection stayed busy past its wait."""

@@ -277,3 +277,46 @@ def example_record(spec: DatasetSpec) -> dict[str, Any]:
             low, high = column.min or 0.0, column.max if column.max is not None else (column.min or 0.0) + 1
             example[name] = round((low + high) / 2, 2)
     return example
+
+
+def record_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What a caller sending `old`-shaped records meets under `new` (both record JSON schemas): the
+    fields added, removed or changed, each with how."""
+    before, after = old.get("properties", {}), new.get("properties", {})
+    changes = [f"added field {name}" for name in after if name not in before]
+    changes += [f"removed field {name}" for name in before if name not in after]
+    for name in [n for n in before if n in after and before[n] != after[n]]:
+        changes.append(f"changed field {name} ({'; '.join(_field_changes(before[name], after[name]))})")
+    if not changes and old != new:
+        changes.append("the record as a whole changed (its own rules, not one field)")
+    return changes
+
+
+def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """How one field's schema changed, in a caller's words: type, levels, range, text, meaning."""
+    was, now = _accepted(old), _accepted(new)
+    if was.get("type") != now.get("type"):
+        return [f"type {was.get('type')} is now {now.get('type')}"]
+    how = []
+    levels, new_levels = was.get("enum", []), now.get("enum", [])
+    if added := [level for level in new_levels if level not in levels]:
+        how.append("levels added: " + ", ".join(map(repr, added)))
+    if removed := [level for level in levels if level not in new_levels]:
+        how.append("levels removed: " + ", ".join(map(repr, removed)))
+    if levels != new_levels and not added and not removed:
+        how.append("levels reordered")
+    for key, word in (("ge", "minimum"), ("le", "maximum"), ("maxLength", "longest text")):
+        if was.get(key) != now.get(key):
+            how.append(f"{word} {_bound(was.get(key))} is now {_bound(now.get(key))}")
+    if old.get("description") != new.get("description"):
+        how.append(f"description {old.get('description')!r} is now {new.get('description')!r}")
+    return how or ["its schema changed"]
+
+
+def _accepted(field: dict[str, Any]) -> dict[str, Any]:
+    """The non-null branch of an optional field's schema."""
+    return next((s for s in field.get("anyOf", [field]) if s.get("type") != "null"), {})
+
+
+def _bound(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)

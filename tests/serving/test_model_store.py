@@ -43,10 +43,14 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     holder.reload()
     assert holder.restart_required is None
     promote(NAME, second, force=True, reason="test")
-    refusal = f"version {second} accepts different records than version {first}"
+    refusal = (
+        f"version {second} accepts different records than version {first} (changed field "
+        "Supervision_Risk_Score_First (maximum 10 is now 12)); restart the server to serve it"
+    )
     with caplog.at_level(logging.ERROR, logger="reintegra.model"):
-        with pytest.raises(SchemaChanged, match=refusal):
+        with pytest.raises(SchemaChanged, match=re.escape(refusal)) as refused:
             holder.reload()
+        assert refused.value.changes == ["changed field Supervision_Risk_Score_First (maximum 10 is now 12)"]
         assert holder.current.version == first and swaps == [(NAME, first, None)]
         holder.start_polling(0.05)
         time.sleep(0.6)
@@ -84,6 +88,10 @@ def test_a_server_refusing_a_version_says_so_until_the_alias_returns(versions, r
         assert reload.status_code == 409
         assert reload.headers["content-type"] == "application/problem+json"
         assert f"version {second} accepts different records" in reload.json()["detail"]
+        assert "changed field Supervision_Risk_Score_First (maximum 10 is now 12)" in reload.json()["detail"]
+        assert reload.json()["record_changes"] == [
+            "changed field Supervision_Risk_Score_First (maximum 10 is now 12)"
+        ]
         model = reviewer.get("/v1/model").json()
         assert model["version"] == first
         assert model["restart_required"]["version"] == second
