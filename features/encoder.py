@@ -19,6 +19,9 @@ from features.spec import (
 )
 from features.validation import as_level, level_key
 
+# How an unseen value of a free-text input is read: the same NaN as a value left out.
+UNSEEN_READS_AS = "missing, as if the record had left it out"
+
 
 class RecordEncoder(TransformerMixin, BaseEstimator):
     """Encode validated records as floats: ordinals by level position, booleans 0/1,
@@ -96,6 +99,12 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "columns_")
         names = [c.name for c in self.columns_] + [d.name for d in self.derived_]
         return np.asarray(names, dtype=object)
+
+    @property
+    def free_text_features_(self) -> list[str]:
+        """Categorical inputs without declared values, whose categories are learned in training:
+        a value training never saw is read as missing (UNSEEN_READS_AS)."""
+        return [c.name for c in self.columns_ if c.kind == "categorical" and not c.values]
 
     @property
     def categorical_features_(self) -> list[str]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from features.encoder import RecordEncoder
+from features.encoder import UNSEEN_READS_AS, RecordEncoder
 from features.needs import observed_rules
 from features.spec import DatasetSpec, NeedSpec
 from models.baselines import IncumbentBaseline
@@ -51,6 +51,7 @@ class ScoringBundle:
             for need, model in self.needs.items()
         }
         self._observed = observed_rules(self.spec, names, self.encoder.encode_value)
+        self._free_text = [(names.index(name), name) for name in self.encoder.free_text_features_]
 
     def __setstate__(self, state: dict) -> None:
         """Recompute the lookup caches on load, so a bundle pickled by an older release still scores;
@@ -84,30 +85,40 @@ class ScoringBundle:
         results = []
         for i, record in enumerate(records):
             shown = [_shown_value(record, name, value) for name, value in zip(self.inputs, X[i], strict=True)]
+            unseen = self._unseen(record, X[i])
             explained = {
-                output: self._layouts[output].explain(shown, base[i], phi[i])
+                output: self._layouts[output].explain(shown, base[i], phi[i], unseen)
                 for output, (base, phi) in parts.items()
             }
             risk = explained.pop("risk")
-            results.append(
-                {
-                    "risk": {
-                        "probability": risk["probability"],
-                        "band": self.spec.risk_bands.band(risk["probability"]),
-                        "horizon_years": self.spec.outcome.horizon_years,
-                    },
-                    "needs": [
-                        self._need(need, explained[need.name]["probability"], X[i])
-                        for need in self.spec.needs
-                    ],
-                    "explanation": {
-                        "identity": IDENTITY,
-                        "risk": _public(risk),
-                        "needs": {name: _public(e) for name, e in explained.items()},
-                    },
-                }
-            )
+            result = {
+                "risk": {
+                    "probability": risk["probability"],
+                    "band": self.spec.risk_bands.band(risk["probability"]),
+                    "horizon_years": self.spec.outcome.horizon_years,
+                },
+                "needs": [
+                    self._need(need, explained[need.name]["probability"], X[i]) for need in self.spec.needs
+                ],
+                "explanation": {
+                    "identity": IDENTITY,
+                    "risk": _public(risk),
+                    "needs": {name: _public(e) for name, e in explained.items()},
+                },
+            }
+            if unseen:  # only then: a score with nothing unseen keeps its size
+                result["warnings"] = [
+                    f"Input {name} has value {shown[j]!r}, not seen in training: "
+                    f"it counts as {UNSEEN_READS_AS}"
+                    for j, name in self._free_text
+                    if j in unseen
+                ]
+            results.append(result)
         return results
+
+    def _unseen(self, record: Mapping[str, object], inputs: np.ndarray) -> set[int]:
+        """Positions of free-text inputs whose given value training never saw (encoded as missing)."""
+        return {j for j, name in self._free_text if np.isnan(inputs[j]) and _given(record.get(name))}
 
     def _need(self, need: NeedSpec, probability: float, inputs: np.ndarray) -> dict:
         """A need as predicted, unless the record itself shows it: then `observed` decides the flag."""
@@ -139,8 +150,9 @@ class _Layout:
         codes = np.array([domain_names.index(d) for d in in_order], dtype=int)
         return cls(names, columns, in_order, codes, domain_names)
 
-    def explain(self, shown: list[object], base: float, phi: np.ndarray) -> dict:
-        """Contributions largest first, sums per domain, and the log-odds they add up to."""
+    def explain(self, shown: list[object], base: float, phi: np.ndarray, unseen: set[int]) -> dict:
+        """Contributions largest first, sums per domain, and the log-odds they add up to; an input
+        whose value training never saw is marked `unseen` (the key is absent otherwise)."""
         log_odds = float(base + phi.sum())
         by_domain = np.bincount(self.domain_codes, weights=phi, minlength=len(self.domain_names))
         return {
@@ -153,6 +165,7 @@ class _Layout:
                     "value": shown[self.columns[j]],
                     "domain": self.domains[j],
                     "contribution": float(phi[j]),
+                    **({"unseen": True} if self.columns[j] in unseen else {}),
                 }
                 for j in np.argsort(-np.abs(phi), kind="stable")
             ],
@@ -171,6 +184,10 @@ def _shown_value(record: Mapping[str, object], name: str, encoded: float) -> obj
             return None
         return value.item() if isinstance(value, np.generic) else value
     return None if np.isnan(encoded) else float(encoded)
+
+
+def _given(value: object) -> bool:
+    return value is not None and not pd.isna(value) and bool(str(value).strip())
 
 
 def _public(explanation: dict) -> dict:

@@ -27,6 +27,7 @@ ROW = 26
 AXIS = 28
 TOP_INPUTS = 8
 TOP_NEED_INPUTS = 5
+UNSEEN = " (not seen in training: read as missing)"  # after a free-text value the model never saw
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,13 @@ def waterfall(explained: dict[str, Any], top: int = TOP_INPUTS) -> Chart:
     """Base value, then the `top` inputs by |contribution|, the rest grouped, ending at the log-odds."""
     contributions = explained["contributions"]
     steps = [
-        _Step(c["input"], c["contribution"], c["input"], shown_value(c["value"])) for c in contributions[:top]
+        _Step(
+            c["input"],
+            c["contribution"],
+            c["input"],
+            shown_value(c["value"]) + (UNSEEN if c.get("unseen") else ""),
+        )
+        for c in contributions[:top]
     ]
     if rest := contributions[top:]:
         total = math.fsum(c["contribution"] for c in rest)

@@ -161,6 +161,11 @@ class Contribution(BaseModel):
     value: str | float | bool | None
     domain: str
     contribution: float
+    unseen: bool = Field(
+        default=False,
+        description="Present (and true) only for a free-text input whose value training never saw: "
+        "the model read it as missing. Absent otherwise.",
+    )
 
 
 class Explained(BaseModel):
@@ -186,6 +191,11 @@ class ScorePublic(BaseModel):
     risk: Risk
     needs: list[Need]
     explanation: Explanation
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Present only when something about the record weakens the score, in plain words "
+        "(a free-text input with a value training never saw, read as missing). Absent otherwise.",
+    )
     record: dict[str, Any] | None = None
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: the built-in spec, the real NIJ file when present, synthetic cohorts."""
+"""Shared fixtures: the built-in spec, the real NIJ file when present, synthetic cohorts, and a small
+spec with a free-text input."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.spec import DatasetSpec, load_spec
+from features.spec import DatasetSpec, load_spec, parse_spec
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/nij/georgia_parole_2013_2015.csv"
 
@@ -62,3 +63,32 @@ def bundle(training_typed, spec):
     from training.fit import fit_bundle
 
     return fit_bundle(training_typed.iloc[:3000], spec, seed=5)
+
+
+FREE_TEXT_SPEC = """
+name: free_text
+id: pid
+outcome: {column: rearrested, horizon_years: 2}
+risk_bands: {cut_points: [0.3, 0.6], labels: [low, medium, high]}
+needs:
+  - {name: job, all: [{column: employed, op: "==", value: "No"}], interventions: [employment program]}
+columns:
+  - {name: age, kind: numeric, domain: demographics, min: 16, max: 100}
+  - {name: employed, kind: boolean, domain: school_work}
+  - {name: offence, kind: categorical, domain: criminal_history, values: [violent, property, other]}
+  - {name: employer, kind: categorical, domain: school_work, description: free text}
+"""
+
+
+@pytest.fixture(scope="session")
+def free_text_spec() -> DatasetSpec:
+    """One categorical input without declared values: its categories are learned in training."""
+    return parse_spec(FREE_TEXT_SPEC, source="free_text")
+
+
+@pytest.fixture(scope="session")
+def free_text_raw(free_text_spec) -> pd.DataFrame:
+    """Labelled rows for the free-text spec, as text cells; `employer` holds value_0 and value_1 only."""
+    from features.synth_generic import generate_cohort
+
+    return generate_cohort(free_text_spec, 1500, seed=3)

@@ -360,6 +360,8 @@ def score_page(
             if row.model_name == holder.name
             else {},
             "top_need_inputs": pages.TOP_NEED_INPUTS,
+            "unseen": pages.UNSEEN,
+            "warnings": row.result.get("warnings", []),
             "top_inputs": pages.TOP_INPUTS,
             "identity": pages.identity_sentence(explanation["risk"], row.risk_probability),
             "identity_formula": explanation["identity"],

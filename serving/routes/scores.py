@@ -128,7 +128,12 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         )
         return _respond(answer, 200, metrics)
 
-    @router.get("/scores/{score_id}", response_model=ScorePublic, summary="Read one score")
+    @router.get(
+        "/scores/{score_id}",
+        response_model=ScorePublic,
+        response_model_exclude_unset=True,  # as returned: no `warnings` or `unseen` it did not have
+        summary="Read one score",
+    )
     def read_score(score_id: str, key: ReviewerKey, audit: AuditDep) -> dict[str, Any]:
         """The score exactly as returned, with the input record, for audit."""
         row = audit.get(score_id)

@@ -196,3 +196,31 @@ def test_a_bundle_pickled_before_a_spec_key_existed_loads_with_its_default(bundl
     loaded = pickle.loads(pickle.dumps(old))
     assert loaded.spec.gates.min_group_size == 30
     assert loaded.score_records(records[:3]) == bundle.score_records(records[:3])
+
+
+@pytest.fixture(scope="module")
+def free_text_bundle(free_text_spec, free_text_raw):
+    from features.validation import validate_records
+    from training.fit import fit_bundle
+
+    typed, report = validate_records(free_text_raw, free_text_spec)
+    assert report.ok, report.lines()
+    return fit_bundle(typed, free_text_spec, seed=1)
+
+
+def test_an_unseen_free_text_value_is_said_not_silently_missing(free_text_bundle):
+    seen = {"age": 30.0, "employed": True, "offence": "violent", "employer": "value_1"}
+    unseen, left_out = {**seen, "employer": "Acme Ltd"}, {k: v for k, v in seen.items() if k != "employer"}
+    [plain, flagged, missing] = free_text_bundle.score_records([seen, unseen, left_out])
+    assert flagged["warnings"] == [
+        "Input employer has value 'Acme Ltd', not seen in training: it counts as missing, as if the record "
+        "had left it out"
+    ]
+    for explained in [flagged["explanation"]["risk"], *flagged["explanation"]["needs"].values()]:
+        marked = {c["input"]: c["unseen"] for c in explained["contributions"] if "unseen" in c}
+        assert marked == {"employer": True}
+    assert flagged["risk"] == missing["risk"], "it is read exactly as a value left out"
+    for result in (plain, missing):
+        assert "warnings" not in result
+        contributions = [c for e in result["explanation"]["needs"].values() for c in e["contributions"]]
+        assert all("unseen" not in c for c in result["explanation"]["risk"]["contributions"] + contributions)

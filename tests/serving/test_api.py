@@ -1,5 +1,6 @@
 """The scoring API against a real uvicorn server on loopback."""
 
+import html
 import http.client
 import json
 import math
@@ -579,3 +580,41 @@ def test_a_full_batch_fits_within_the_body_limit(server, api_records):
     with server.client("scorer") as client:
         response = client.post("/v1/scores:batch", json={"items": items})
     assert response.status_code == 200 and response.json()["scored"] == 1000
+
+
+def test_an_unseen_free_text_value_is_said_in_the_score_and_on_its_page(
+    registry, free_text_spec, free_text_raw, tmp_path
+):
+    from training.promote import promote
+    from training.train import train
+
+    data = tmp_path / "free_text.csv"
+    free_text_raw.to_csv(data, index=False)
+    version = train(free_text_spec, data, name="free-text", seed=1).model_version
+    promote("free-text", version, force=True, reason="test")
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": "free-text"})
+    record = {"age": 30, "employed": True, "offence": "violent", "employer": "value_1"}
+    try:
+        with server.client("scorer") as scorer:
+            seen = scorer.post("/v1/scores", json={"record": record})
+            unseen = scorer.post("/v1/scores", json={"record": {**record, "employer": "Acme <Ltd>"}})
+        with server.client("reviewer") as reviewer, server.page_client() as pages:
+            stored = {r.json()["id"]: reviewer.get(f"/v1/scores/{r.json()['id']}") for r in (seen, unseen)}
+            page = pages.get(f"/review/scores/{unseen.json()['id']}").text
+            plain_page = pages.get(f"/review/scores/{seen.json()['id']}").text
+    finally:
+        server.stop()
+    warning = (
+        "Input employer has value 'Acme <Ltd>', not seen in training: it counts as missing, as if the "
+        "record had left it out"
+    )
+    assert unseen.json()["warnings"] == [warning]
+    marked = [c for c in unseen.json()["explanation"]["risk"]["contributions"] if "unseen" in c]
+    assert [(c["input"], c["unseen"]) for c in marked] == [("employer", True)]
+    assert "warnings" not in seen.json() and '"unseen"' not in seen.text
+    for created in (seen, unseen):
+        read = stored[created.json()["id"]].json()
+        assert {k: v for k, v in read.items() if k != "record"} == created.json(), "read back as returned"
+    assert '<section id="warnings"' in page and f"<li>{warning}</li>" in html.unescape(page)
+    assert "<td>Acme &lt;Ltd&gt; (not seen in training: read as missing)</td>" in page, "escaped"
+    assert '<section id="warnings"' not in plain_page and "not seen in training" not in plain_page
