@@ -330,7 +330,7 @@ def test_the_card_names_the_rows_and_groups_the_audit_leaves_out(trained, tmp_pa
 
 @pytest.mark.parametrize("command", ["train", "bootstrap"])
 def test_a_spec_folder_is_refused_in_words(command, store, tmp_path):
-    result = cli(command, "--spec", str(tmp_path), "--data", "x.csv", uri=store)
+    result = cli(command, "--spec", str(tmp_path), "--data", "x.csv", "--name", "no-champion-yet", uri=store)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"spec {tmp_path} is a folder; give a built-in spec name (georgia_parole) or the path" in (
