@@ -36,7 +36,12 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
         baselines["incumbent"].update(_incumbent_auc(bundle, typed, y, risk))
     fairness = {
         attribute: group_table(
-            y, risk, typed[attribute], spec.gates.operating_threshold, spec.gates.min_group_size
+            y,
+            risk,
+            typed[attribute],
+            spec.gates.operating_threshold,
+            spec.gates.min_group_size,
+            spec.risk_bands,
         )
         for attribute in spec.protected
         if attribute in typed

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss
 
+from features.spec import RiskBands
 from training.metrics import check_probabilities, error_rates, expected_calibration_error, safe_auc
 
 NIJ_GROUPS = ("BLACK", "WHITE")
@@ -19,9 +20,15 @@ def group_labels(groups: pd.Series) -> np.ndarray:
 
 
 def group_table(
-    y: np.ndarray, p: np.ndarray, groups: pd.Series, threshold: float, min_group_size: int
+    y: np.ndarray,
+    p: np.ndarray,
+    groups: pd.Series,
+    threshold: float,
+    min_group_size: int,
+    bands: RiskBands,
 ) -> dict:
-    """n, base rate, AUC, ECE, FPR and FNR per group, and the largest gaps between groups.
+    """n, base rate, AUC, ECE, FPR and FNR per group, the largest gaps between groups, and the
+    observed rate per group within each risk band (calibration within groups).
 
     A group enters a gap only with at least `min_group_size` people in that rate's denominator
     (non-recidivists for FPR, recidivists for FNR, everyone for ECE): one person's rate is 0 or 1,
@@ -45,9 +52,10 @@ def group_table(
             "fnr": fnr,
         }
     left_out = {
-        rate: sorted(g for g, row in table.items() if row[rate] is not None and row[size] < min_group_size)
+        rate: _too_small({g: row[size] for g, row in table.items() if row[rate] is not None}, min_group_size)
         for rate, size in GAP_DENOMINATORS.items()
     }
+    by_band = _band_cells(y, p, labels, sorted(table), bands, min_group_size)
     return {
         "threshold": threshold,
         "groups": table,
@@ -55,6 +63,8 @@ def group_table(
         "min_group_size": min_group_size,
         "left_out": {rate: groups for rate, groups in left_out.items() if groups},
         "n_missing": int((labels == MISSING).sum()),  # rows in no group: audited nowhere
+        "bands": by_band,
+        **_band_rate_gap(by_band, left_out["ece"]),  # a band's rate, like ECE, is over everyone in it
     }
 
 
@@ -63,16 +73,64 @@ GAP_DENOMINATORS = {"fpr": "n_negative", "fnr": "n_positive", "ece": "n"}
 
 def fpr_extremes(table: dict) -> tuple[str, str] | None:
     """The groups with the highest and the lowest FPR among those the FPR gap spans."""
-    left_out = table.get("left_out", {}).get("fpr", [])
-    rates = {
-        g: row["fpr"] for g, row in table["groups"].items() if row["fpr"] is not None and g not in left_out
-    }
-    return (max(rates, key=rates.__getitem__), min(rates, key=rates.__getitem__)) if len(rates) >= 2 else None
+    rates = {g: row["fpr"] for g, row in table["groups"].items()}
+    return _extremes(rates, table.get("left_out", {}).get("fpr", []))
+
+
+def _too_small(sizes: dict[str, int], min_group_size: int) -> list[str]:
+    """Groups with too few people to compare: one person's rate is 0 or 1."""
+    return sorted(g for g, n in sizes.items() if n < min_group_size)
+
+
+def _extremes(rates: dict[str, float | None], left_out: list[str]) -> tuple[str, str] | None:
+    """The groups with the highest and the lowest known rate, left-out groups aside; two groups even
+    when the rates tie."""
+    known = {g: rate for g, rate in rates.items() if rate is not None and g not in left_out}
+    if len(known) < 2:
+        return None
+    high = max(known, key=known.__getitem__)
+    return high, min((g for g in known if g != high), key=known.__getitem__)
 
 
 def _gap(table: dict[str, dict], key: str, left_out: list[str]) -> float | None:
-    values = [row[key] for group, row in table.items() if row[key] is not None and group not in left_out]
-    return float(max(values) - min(values)) if len(values) >= 2 else None
+    rates = {g: row[key] for g, row in table.items()}
+    ends = _extremes(rates, left_out)
+    return float(rates[ends[0]] - rates[ends[1]]) if ends else None
+
+
+def _band_cells(
+    y: np.ndarray, p: np.ndarray, labels: np.ndarray, groups: list[str], bands: RiskBands, min_group_size: int
+) -> dict[str, dict[str, dict]]:
+    """n, mean predicted and observed rate per band and group; a cell under `min_group_size` has no
+    observed rate, so a handful of people is never read as evidence. An empty cell has no mean."""
+    band_of = np.array([bands.band(probability) for probability in p], dtype=object)
+    cells: dict[str, dict[str, dict]] = {}
+    for band in bands.labels:
+        masks = {group: (labels == group) & (band_of == band) for group in groups}
+        small = _too_small({group: int(mask.sum()) for group, mask in masks.items()}, min_group_size)
+        cells[band] = {
+            group: {
+                "n": int(mask.sum()),
+                "mean_predicted": float(p[mask].mean()) if mask.any() else None,
+                "observed_rate": None if group in small else float(y[mask].mean()),
+            }
+            for group, mask in masks.items()
+        }
+    return cells
+
+
+def _band_rate_gap(cells: dict[str, dict[str, dict]], left_out: list[str]) -> dict:
+    """The largest difference in observed rate between two groups given the same band, over all bands."""
+    widest: dict = {"band_rate_gap": None, "band_rate_gap_band": None, "band_rate_gap_groups": None}
+    for band, by_group in cells.items():
+        rates = {group: cell["observed_rate"] for group, cell in by_group.items()}
+        ends = _extremes(rates, left_out)
+        if ends is None:
+            continue
+        gap = float(rates[ends[0]] - rates[ends[1]])
+        if widest["band_rate_gap"] is None or gap > widest["band_rate_gap"]:
+            widest = {"band_rate_gap": gap, "band_rate_gap_band": band, "band_rate_gap_groups": list(ends)}
+    return widest
 
 
 def nij_fair_accurate(y: np.ndarray, p: np.ndarray, race: pd.Series) -> float | None:

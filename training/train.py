@@ -142,7 +142,7 @@ def _write_artifacts(
         folder / "domain_importance.csv"
     )
     fairness_rows = [
-        {"attribute": attribute, "group": group, **row}
+        {"attribute": attribute, "group": group, **row, **_band_columns(table["bands"], group)}
         for attribute, table in evaluation["fairness"].items()
         for group, row in table["groups"].items()
     ]
@@ -250,13 +250,22 @@ def flat_metrics(evaluation: dict) -> dict[str, float]:
     metrics.update({f"test_need_{n}_auc": v["auc"] for n, v in evaluation["needs"].items()})
     metrics["test_needs_macro_auc"] = evaluation["macro_auc"]
     for attribute, table in evaluation["fairness"].items():
-        metrics.update({f"test_{attribute}_{gap}": table[gap] for gap in ("fpr_gap", "fnr_gap", "ece_gap")})
+        gaps = ("fpr_gap", "fnr_gap", "ece_gap", "band_rate_gap")
+        metrics.update({f"test_{attribute}_{gap}": table[gap] for gap in gaps})
     metrics["test_nij_fair_accurate"] = evaluation["nij_fair_accurate"]
     for name in INTERVAL_METRICS:
         bounds = evaluation["intervals"][name]
         if bounds is not None:
             metrics.update({f"test_interval_{name}_low": bounds[0], f"test_interval_{name}_high": bounds[1]})
     return {k: float(v) for k, v in metrics.items() if v is not None}
+
+
+def _band_columns(bands: dict[str, dict[str, dict]], group: str) -> dict:
+    """A group's band cells as columns of its CSV row (band_low_n, band_low_observed_rate, ...), so a
+    spreadsheet keeps one row per group."""
+    return {
+        f"band_{band}_{key}": value for band, cells in bands.items() for key, value in cells[group].items()
+    }
 
 
 def file_sha256(path: Path) -> str:

@@ -349,6 +349,20 @@ def test_reviewer_reads_scores_and_explanations(page, server, scores):
     assert page.locator("#model-version").inner_text() == score["model"]["version"]
     assert page.locator("#serving-state").inner_text() == "Serving"
     assert page.locator("table.fairness tbody tr").count() >= 2
+    with server.client("reviewer") as client:
+        race = client.get("/v1/model").json()["fairness"]["Race"]
+    cells = page.locator("#bands-Race tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
+    )
+    assert cells == [
+        [band, group, str(c["n"]), _three(c["mean_predicted"]), _three(c["observed_rate"])]
+        for band, by_group in race["bands"].items()
+        for group, c in by_group.items()
+    ]
+    assert len(cells) == 8  # four bands of the built-in spec by two groups
+    band_gap = page.locator("#band-gap-Race").inner_text()
+    assert f"The largest within-band gap is in band {race['band_rate_gap_band']}:" in band_gap
+    assert f"(gap {race['band_rate_gap']:.4f})" in band_gap
     assert "baseline: incumbent: Georgia supervision risk score (first)" in page.content()
     aliases = page.locator("#versions tr.current td").nth(1).inner_text()
     assert "champion" in aliases.split(", "), "the serving version's row names its alias"
@@ -573,6 +587,42 @@ def test_the_model_page_marks_a_gap_above_the_gate():
     )
     assert 'class="num over-gate" data-gap="fpr"' in html
     assert "Race: the FPR gap 0.0800 is <strong>above</strong> the gate 0.05." in " ".join(html.split())
+
+
+def _three(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def test_the_model_page_shows_a_small_band_cell_as_na_and_says_when_no_band_has_a_gap():
+    from features.spec import Gates
+    from serving.pages import fairness_gaps
+    from serving.routes.pages import templates
+
+    table = {
+        "threshold": 0.5,
+        "groups": {},
+        "min_group_size": 30,
+        "bands": {
+            "low": {
+                "BLACK": {"n": 31, "mean_predicted": 0.21, "observed_rate": 0.25},
+                "WHITE": {"n": 4, "mean_predicted": 0.2, "observed_rate": None},
+            },
+            "high": {"BLACK": {"n": 0, "mean_predicted": None, "observed_rate": None}},
+        },
+        "band_rate_gap": None,
+    }
+    html = templates.get_template("model.html").render(
+        name="reintegra",
+        version="2",
+        serving_version="2",
+        gates=Gates(),
+        artifacts={},
+        fairness={"Race": (table, fairness_gaps(table, gated=False, max_fpr_gap=0.05))},
+    )
+    text = " ".join(html.split())
+    assert '<td class="num">4</td> <td class="num">0.200</td><td class="num">n/a</td>' in text
+    assert '<td class="num">0</td> <td class="num">n/a</td><td class="num">n/a</td>' in text
+    assert "No band holds two groups with at least 30 people each, so there is no within-band gap." in text
 
 
 def test_a_session_holds_on_every_worker(registry, tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.spec import Gates
+from features.spec import Gates, RiskBands
 from training.fairness import group_table, nij_fair_accurate
 from training.gates import check_gates
 from training.metrics import (
@@ -13,6 +13,8 @@ from training.metrics import (
     expected_calibration_error,
     probability_metrics,
 )
+
+BANDS = RiskBands(cut_points=[0.35, 0.55], labels=["low", "moderate", "high"])
 
 
 def test_ece_weights_each_bin_by_its_share():
@@ -32,7 +34,7 @@ def test_a_missing_group_cell_belongs_to_no_group():
     y = np.array([0, 0, 1, 0, 0, 1, 0])
     p = np.array([0.6, 0.2, 0.7, 0.6, 0.6, 0.9, 0.1])
     race = pd.Series(["BLACK", "BLACK", "BLACK", "WHITE", "WHITE", "WHITE", None], dtype="str")
-    table = group_table(y, p, race, 0.5, min_group_size=1)
+    table = group_table(y, p, race, 0.5, min_group_size=1, bands=BANDS)
     assert set(table["groups"]) == {"BLACK", "WHITE"}
     assert table["n_missing"] == 1
     assert table["groups"]["BLACK"]["fpr"] == pytest.approx(0.5)
@@ -46,13 +48,13 @@ def test_a_group_too_small_for_a_rate_stays_in_the_table_but_out_of_that_gap():
     y = np.array([0] * 40 + [1] * 40 + [0] * 40 + [1] * 40 + [0, 1] * 5)
     p = np.array([0.6] * 10 + [0.2] * 30 + [0.7] * 40 + [0.6] * 20 + [0.2] * 20 + [0.7] * 40 + [0.9] * 10)
     race = pd.Series(["BLACK"] * 80 + ["WHITE"] * 80 + ["OTHER"] * 10, dtype="str")
-    table = group_table(y, p, race, 0.5, min_group_size=30)
+    table = group_table(y, p, race, 0.5, min_group_size=30, bands=BANDS)
     assert table["groups"]["OTHER"]["fpr"] == 1.0 and table["groups"]["OTHER"]["n_negative"] == 5
     assert table["fpr_gap"] == pytest.approx(0.5 - 0.25)  # BLACK 0.25, WHITE 0.5; OTHER's 1.0 left out
     assert table["left_out"] == {"fpr": ["OTHER"], "fnr": ["OTHER"], "ece": ["OTHER"]}
-    assert group_table(y, p, race, 0.5, min_group_size=5)["fpr_gap"] == pytest.approx(0.75)
+    assert group_table(y, p, race, 0.5, min_group_size=5, bands=BANDS)["fpr_gap"] == pytest.approx(0.75)
     gates = Gates(fairness_attribute="Race", min_group_size=50)
-    small = group_table(y, p, race, 0.5, min_group_size=50)
+    small = group_table(y, p, race, 0.5, min_group_size=50, bands=BANDS)
     gate = {g.name: g for g in check_gates(_report(0.73, 0.6, 0.72, 0.01, small), gates)}["fpr_gap"]
     assert not gate.passed
     assert (
@@ -75,11 +77,71 @@ def test_gaps_span_the_highest_and_lowest_of_three_groups():
     y = np.array([0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1])
     p = np.array([0.6, 0.2, 0.7, 0.6, 0.6, 0.9, 0.6, 0.2, 0.2, 0.2, 0.1])
     race = pd.Series(["ASIAN"] * 3 + ["BLACK"] * 3 + ["WHITE"] * 5, dtype="str")
-    table = group_table(y, p, race, 0.5, min_group_size=1)
+    table = group_table(y, p, race, 0.5, min_group_size=1, bands=BANDS)
     fprs = {group: row["fpr"] for group, row in table["groups"].items()}
     assert fprs == pytest.approx({"ASIAN": 0.5, "BLACK": 1.0, "WHITE": 0.25})
     # the largest gap is between the middle group (by name) and the last, not the first and last
     assert table["fpr_gap"] == pytest.approx(0.75)
+
+
+def _banded_cohort() -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """Groups A and B in every band, C once in "high"; a cut point belongs to the band above it."""
+    rows = [
+        *[("A", 0.1, 0), ("A", 0.2, 0), ("A", 0.3, 1), ("B", 0.2, 0), ("B", 0.3, 1)],  # low
+        *[("A", 0.4, 0), ("A", 0.5, 0), ("A", 0.45, 0), ("A", 0.4, 1), ("B", 0.35, 1), ("B", 0.45, 1)],
+        *[("A", 0.9, 1), ("A", 0.55, 1), ("B", 0.6, 1), ("B", 0.7, 0), ("C", 0.8, 0)],  # high
+        (None, 0.1, 1),  # in no group
+    ]
+    groups, p, y = zip(*rows, strict=True)
+    return np.array(y), np.array(p), pd.Series(groups, dtype="str")
+
+
+def test_each_band_shows_per_group_n_mean_predicted_and_observed_rate():
+    y, p, groups = _banded_cohort()
+    bands = group_table(y, p, groups, 0.5, min_group_size=2, bands=BANDS)["bands"]
+    assert list(bands) == ["low", "moderate", "high"]  # the bundle's order, not alphabetical
+    assert bands["low"] == {
+        "A": {"n": 3, "mean_predicted": pytest.approx(0.2), "observed_rate": pytest.approx(1 / 3)},
+        "B": {"n": 2, "mean_predicted": pytest.approx(0.25), "observed_rate": pytest.approx(0.5)},
+        "C": {"n": 0, "mean_predicted": None, "observed_rate": None},
+    }
+    assert bands["moderate"]["A"] == {"n": 4, "mean_predicted": pytest.approx(0.4375), "observed_rate": 0.25}
+    assert bands["moderate"]["B"] == {"n": 2, "mean_predicted": pytest.approx(0.4), "observed_rate": 1.0}
+    assert bands["high"]["B"] == {"n": 2, "mean_predicted": pytest.approx(0.65), "observed_rate": 0.5}
+    # one person in the band: below min_group_size, so no observed rate to be read as evidence
+    assert bands["high"]["C"] == {"n": 1, "mean_predicted": pytest.approx(0.8), "observed_rate": None}
+
+
+def test_the_band_rate_gap_is_the_widest_within_one_band_between_rated_groups():
+    y, p, groups = _banded_cohort()
+    table = group_table(y, p, groups, 0.5, min_group_size=2, bands=BANDS)
+    # low: B 0.5 - A 1/3; moderate: B 1.0 - A 0.25; high: A 1.0 - B 0.5, C's 0.0 unrated
+    assert table["band_rate_gap"] == pytest.approx(0.75)
+    assert table["band_rate_gap_band"] == "moderate"
+    assert table["band_rate_gap_groups"] == ["B", "A"]
+    rated_alone = group_table(y, p, groups, 0.5, min_group_size=1, bands=BANDS)
+    assert rated_alone["bands"]["high"]["C"]["observed_rate"] == 0.0
+    assert rated_alone["band_rate_gap"] == pytest.approx(1.0)
+    assert (rated_alone["band_rate_gap_band"], rated_alone["band_rate_gap_groups"]) == ("high", ["A", "C"])
+
+
+def test_no_band_with_two_rated_groups_leaves_the_band_gap_null():
+    y, p, groups = _banded_cohort()
+    table = group_table(y, p, groups, 0.5, min_group_size=5, bands=BANDS)
+    observed = [cell["observed_rate"] for cells in table["bands"].values() for cell in cells.values()]
+    assert observed == [None] * 9  # three bands by three groups, none with five people in a band
+    assert table["bands"]["moderate"]["A"]["n"] == 4
+    assert table["band_rate_gap"] is None
+    assert table["band_rate_gap_band"] is None and table["band_rate_gap_groups"] is None
+
+
+def test_a_band_where_two_groups_tie_names_both_of_them():
+    y, p = np.array([1, 0, 1, 0]), np.array([0.1, 0.2, 0.2, 0.3])
+    table = group_table(
+        y, p, pd.Series(["A", "A", "B", "B"], dtype="str"), 0.5, min_group_size=2, bands=BANDS
+    )
+    assert table["band_rate_gap"] == 0.0
+    assert (table["band_rate_gap_band"], table["band_rate_gap_groups"]) == ("low", ["A", "B"])
 
 
 def test_calibration_slope_regresses_the_outcome_on_the_logit_of_p():
@@ -110,7 +172,7 @@ def test_a_missing_or_impossible_probability_is_refused(bad):
     with pytest.raises(ValueError, match="1 probabilities are missing or outside \\[0, 1\\]"):
         probability_metrics(y, p)
     with pytest.raises(ValueError, match="outside"):
-        group_table(y, p, pd.Series(["A", "A", "B", "B"]), 0.5, min_group_size=1)
+        group_table(y, p, pd.Series(["A", "A", "B", "B"]), 0.5, min_group_size=1, bands=BANDS)
 
 
 def _report(auc, incumbent, logistic, ece, groups):

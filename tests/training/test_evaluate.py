@@ -39,3 +39,23 @@ def test_the_incumbent_and_this_model_are_compared_on_the_rows_the_incumbent_sco
     assert incumbent["auc_n"] == known.sum() < len(rows)
     assert incumbent["model_auc"] == pytest.approx(roc_auc_score(y[known], risk[known]))
     assert incumbent["model_auc"] != pytest.approx(report["risk"]["auc"], abs=1e-6)
+
+
+def test_bands_are_audited_on_the_specs_risk_bands(bundle, training_typed):
+    """Band cells use the cut points a served score's band comes from, each band counted once."""
+    data = bundle.spec.model_dump(by_alias=True, exclude_none=True)
+    data["risk_bands"] = {"cut_points": [0.6], "labels": ["under", "over"]}
+    two_bands = replace(bundle, spec=DatasetSpec.model_validate(data))
+    rows = training_typed.iloc[3000:]
+    race = evaluate_bundle(two_bands, rows)["fairness"]["Race"]
+    assert list(race["bands"]) == ["under", "over"]
+    y = outcome(rows, bundle.spec)
+    risk = bundle.predict_frame(rows)["risk"].to_numpy()
+    for group, row in race["groups"].items():
+        over = (rows["Race"] == group).to_numpy() & (risk >= 0.6)
+        cell = race["bands"]["over"][group]
+        assert cell["n"] == over.sum() and cell["n"] + race["bands"]["under"][group]["n"] == row["n"]
+        assert cell["mean_predicted"] == pytest.approx(risk[over].mean())
+        assert cell["observed_rate"] == pytest.approx(y[over].mean())
+    rates = {g: race["bands"][race["band_rate_gap_band"]][g]["observed_rate"] for g in race["groups"]}
+    assert race["band_rate_gap"] == pytest.approx(max(rates.values()) - min(rates.values()))

@@ -5,8 +5,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from features.spec import RiskBands
 from training.fairness import fpr_extremes, group_table
 from training.intervals import LEVEL, RESAMPLES, SEED, bootstrap_intervals
+
+BANDS = RiskBands(cut_points=[0.35, 0.55, 0.75], labels=["low", "moderate", "high", "very_high"])
 
 
 def _cohort(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Series]:
@@ -23,7 +26,7 @@ def _cohort(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 def test_intervals_equal_a_plain_bootstrap_of_the_same_resamples():
     """The gap's interval is of the signed difference between the groups highest and lowest here."""
     y, risk, logistic, race = _cohort(600)
-    table = group_table(y, risk, race, 0.5, 30)
+    table = group_table(y, risk, race, 0.5, 30, BANDS)
     intervals = bootstrap_intervals(y, risk, logistic, race, 0.5, fpr_extremes(table))
     assert table["left_out"]["fpr"] == ["OTHER"]  # 30 people, about 15 of them non-recidivists
     fprs = {g: row["fpr"] for g, row in table["groups"].items() if g != "OTHER"}
@@ -41,7 +44,7 @@ def test_intervals_equal_a_plain_bootstrap_of_the_same_resamples():
         plain["auc"].append(auc)
         plain["auc_minus_logistic"].append(auc - roc_auc_score(y[rows], logistic[rows]))
         plain["brier"].append(np.mean((risk[rows] - y[rows]) ** 2))
-        rates = group_table(y[rows], risk[rows], race.iloc[rows], 0.5, 30)["groups"]
+        rates = group_table(y[rows], risk[rows], race.iloc[rows], 0.5, 30, BANDS)["groups"]
         plain["fpr_gap"].append(rates[high]["fpr"] - rates[low]["fpr"])
     assert intervals["fpr_gap_groups"] == [high, low]
     tail = (1 - LEVEL) / 2 * 100
@@ -55,12 +58,12 @@ def test_intervals_hold_the_estimate_and_narrow_with_more_people():
     widths = []
     for y, risk, logistic, race in (small, large):
         intervals = bootstrap_intervals(
-            y, risk, logistic, race, 0.5, fpr_extremes(group_table(y, risk, race, 0.5, 30))
+            y, risk, logistic, race, 0.5, fpr_extremes(group_table(y, risk, race, 0.5, 30, BANDS))
         )
         low, high = intervals["auc"]
         assert low < roc_auc_score(y, risk) < high
         gap_low, gap_high = intervals["fpr_gap"]
-        assert gap_low <= group_table(y, risk, race, 0.5, 30)["fpr_gap"] <= gap_high
+        assert gap_low <= group_table(y, risk, race, 0.5, 30, BANDS)["fpr_gap"] <= gap_high
         widths.append(high - low)
     assert widths[1] < widths[0] / 2.5  # 16 times the rows: about a quarter of the width
 
@@ -68,7 +71,7 @@ def test_intervals_hold_the_estimate_and_narrow_with_more_people():
 def test_a_paired_difference_is_narrower_than_either_auc():
     y, risk, logistic, race = _cohort(2000)
     intervals = bootstrap_intervals(
-        y, risk, logistic, race, 0.5, fpr_extremes(group_table(y, risk, race, 0.5, 30))
+        y, risk, logistic, race, 0.5, fpr_extremes(group_table(y, risk, race, 0.5, 30, BANDS))
     )
     difference = intervals["auc_minus_logistic"][1] - intervals["auc_minus_logistic"][0]
     assert difference < (intervals["auc"][1] - intervals["auc"][0]) / 2
@@ -80,13 +83,13 @@ def test_without_groups_or_with_one_group_there_is_no_gap_interval():
     one_group = pd.Series(["WHITE"] * len(y), dtype="str")
     assert (
         bootstrap_intervals(
-            y, risk, logistic, one_group, 0.5, fpr_extremes(group_table(y, risk, one_group, 0.5, 30))
+            y, risk, logistic, one_group, 0.5, fpr_extremes(group_table(y, risk, one_group, 0.5, 30, BANDS))
         )["fpr_gap"]
         is None
     )
     assert (
         bootstrap_intervals(
-            y, risk, logistic, one_group, 0.5, fpr_extremes(group_table(y, risk, one_group, 0.5, 30))
+            y, risk, logistic, one_group, 0.5, fpr_extremes(group_table(y, risk, one_group, 0.5, 30, BANDS))
         )["auc"]
         is not None
     )

@@ -140,6 +140,50 @@ def test_model_card_names_its_version_run_data_and_gate_verdict(trained, store, 
     assert run.data.metrics["test_interval_auc_low"] == pytest.approx(intervals["auc"][0])
 
 
+def test_the_within_band_audit_reaches_the_csv_the_metrics_and_the_card(trained, spec, tmp_path):
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=trained.run_id, dst_path=str(tmp_path)))
+    race = json.loads((folder / "evaluation.json").read_text())["fairness"]["Race"]
+    assert race["band_rate_gap"] is not None, "the synthetic test part rates both groups in some band"
+    card = (folder / "model_card.md").read_text()
+    csv = pd.read_csv(folder / "fairness.csv").set_index("group")
+    assert list(csv.index) == ["BLACK", "WHITE"]  # still one row per group
+    for band in spec.risk_bands.labels:
+        for group, cell in race["bands"][band].items():
+            predicted, observed = (_three(cell[key]) for key in ("mean_predicted", "observed_rate"))
+            assert f"| {band} | {group} | {cell['n']} | {predicted} | {observed} |" in card
+            assert csv.loc[group, f"band_{band}_n"] == cell["n"]
+            rate = float("nan") if cell["observed_rate"] is None else cell["observed_rate"]
+            assert csv.loc[group, f"band_{band}_observed_rate"] == pytest.approx(rate, nan_ok=True)
+    widest = race["band_rate_gap_band"]
+    high, low = race["band_rate_gap_groups"]
+    assert (
+        f"The largest within-band gap is in band {widest}: group {high} shows the outcome at\n"
+        f"{_three(race['bands'][widest][high]['observed_rate'])} against "
+        f"{_three(race['bands'][widest][low]['observed_rate'])} for group {low} "
+        f"(gap {race['band_rate_gap']:.4f})." in card
+    )
+    metrics = MlflowClient().get_run(trained.run_id).data.metrics
+    assert metrics["test_Race_band_rate_gap"] == pytest.approx(race["band_rate_gap"])
+
+
+def _three(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def test_the_card_shows_a_small_band_cell_as_na_and_says_when_no_band_has_a_gap(trained, tmp_path):
+    path = mlflow.artifacts.download_artifacts(
+        run_id=trained.run_id, artifact_path="evaluation.json", dst_path=str(tmp_path)
+    )
+    evaluation = json.loads(Path(path).read_text())
+    race = evaluation["fairness"]["Race"]
+    race |= {"band_rate_gap": None, "band_rate_gap_band": None, "band_rate_gap_groups": None}
+    race["bands"]["low"]["WHITE"] = {"n": 4, "mean_predicted": 0.2, "observed_rate": None}
+    card = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
+    assert "| low | WHITE | 4 | 0.200 | n/a |" in card
+    assert "No band holds two groups with at least 30 people each, so there is no within-band gap." in card
+    assert "The largest within-band gap" not in card
+
+
 def test_domain_importance_is_the_size_of_each_domains_sum(trained, spec, training_raw, tmp_path):
     """The same per-domain sums the explanations report, so the plot and a score agree."""
     path = mlflow.artifacts.download_artifacts(
@@ -184,7 +228,9 @@ def test_evaluate_prints_every_key(trained, store, data_file):
     race = report["fairness"]["Race"]
     assert set(race["groups"]) == {"BLACK", "WHITE"}
     assert {"n", "base_rate", "mean_predicted", "auc", "ece", "fpr", "fnr"} <= set(race["groups"]["BLACK"])
-    assert {"fpr_gap", "fnr_gap"} <= set(race)
+    assert {"fpr_gap", "fnr_gap", "band_rate_gap", "band_rate_gap_band", "band_rate_gap_groups"} <= set(race)
+    assert list(race["bands"]) == load_spec("georgia_parole").risk_bands.labels
+    assert set(race["bands"]["low"]["WHITE"]) == {"n", "mean_predicted", "observed_rate"}
     assert 0 < report["nij_fair_accurate"] < 1
     assert "is the file this model was trained on" in result.stderr
     assert report["includes_training_rows"] is True
