@@ -8,7 +8,7 @@ import pandas as pd
 from features.needs import need_labels
 from features.spec import DatasetSpec
 from models.bundle import ScoringBundle
-from training.fairness import fpr_extremes, group_table, nij_fair_accurate
+from training.fairness import band_gap_rows, fpr_extremes, group_table, nij_fair_accurate
 from training.fit import outcome
 from training.intervals import bootstrap_intervals
 from training.metrics import probability_metrics, safe_auc
@@ -62,6 +62,7 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
             typed[gated] if gated else None,
             spec.gates.operating_threshold,
             fpr_extremes(fairness[gated]) if gated else None,
+            band_gap_rows(fairness[gated], typed[gated], risk, spec.risk_bands) if gated else None,
         ),
     }
     for attribute in spec.protected:

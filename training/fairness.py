@@ -103,7 +103,7 @@ def _band_cells(
 ) -> dict[str, dict[str, dict]]:
     """n, mean predicted and observed rate per band and group; a cell under `min_group_size` has no
     observed rate, so a handful of people is never read as evidence. An empty cell has no mean."""
-    band_of = np.array([bands.band(probability) for probability in p], dtype=object)
+    band_of = _band_of(p, bands)
     cells: dict[str, dict[str, dict]] = {}
     for band in bands.labels:
         masks = {group: (labels == group) & (band_of == band) for group in groups}
@@ -117,6 +117,24 @@ def _band_cells(
             for group, mask in masks.items()
         }
     return cells
+
+
+def band_gap_rows(
+    table: dict, groups: pd.Series, p: np.ndarray, bands: RiskBands
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows of the two cells the band rate gap compares, higher group first, so the gap's
+    bootstrap interval resamples exactly those people."""
+    if table["band_rate_gap"] is None:
+        return None
+    labels, band_of = group_labels(groups), _band_of(p, bands)
+    in_band = band_of == table["band_rate_gap_band"]
+    high, low = (np.flatnonzero(in_band & (labels == group)) for group in table["band_rate_gap_groups"])
+    return high, low
+
+
+def _band_of(p: np.ndarray, bands: RiskBands) -> np.ndarray:
+    """Each person's band by RiskBands.band, the rule a served score's band comes from."""
+    return np.array([bands.band(probability) for probability in p], dtype=object)
 
 
 def _band_rate_gap(cells: dict[str, dict[str, dict]], left_out: list[str]) -> dict:

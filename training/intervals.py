@@ -15,7 +15,7 @@ from training.fairness import group_labels
 RESAMPLES = 200
 LEVEL = 0.95
 SEED = 0  # the same resamples for every version, so that their intervals compare
-METRICS = ("auc", "brier", "auc_minus_logistic", "fpr_gap")
+METRICS = ("auc", "brier", "auc_minus_logistic", "fpr_gap", "band_rate_gap")
 
 
 class _Ranked:
@@ -44,18 +44,20 @@ def bootstrap_intervals(
     groups: pd.Series | None,
     threshold: float,
     gap_groups: tuple[str, str] | None,
+    band_cells: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
-    """Percentile intervals of AUC, Brier, AUC minus the logistic baseline's and the FPR gap; each
-    resample scores every metric on the same rows, so differences are paired.
+    """Percentile intervals of AUC, Brier, AUC minus the logistic baseline's, the FPR gap and the
+    band rate gap; each resample scores every metric on the same rows, so differences are paired.
 
     The gap's interval is of the signed difference between `gap_groups`, the groups the fairness
     table puts highest and lowest (fairness.fpr_extremes): an interval reaching below 0 means the
     order itself is uncertain. (Resampling max - min instead would never go below 0 and sits above
     a small gap; for the same reason there is no ECE interval: resampling noise reads as
-    miscalibration.)"""
+    miscalibration.) The band rate gap's interval is likewise of the signed difference between the
+    observed rates of `band_cells`, the rows of the two cells that fairness.band_gap_rows names."""
     y, risk = np.asarray(y, dtype=float), np.asarray(risk, dtype=float)
     model, baseline = _Ranked(risk), _Ranked(np.asarray(logistic, dtype=float))
-    flagged = risk >= threshold
+    flagged, outcome = risk >= threshold, y == 1
     negatives = (
         [] if groups is None or gap_groups is None else _negatives(y, group_labels(groups), gap_groups)
     )
@@ -72,6 +74,10 @@ def bootstrap_intervals(
             high, low = (_weighted_rate(rows, flagged, weight) for rows in negatives)
             if high is not None and low is not None:
                 draws["fpr_gap"].append(high - low)
+        if band_cells:
+            high, low = (_weighted_rate(rows, outcome, weight) for rows in band_cells)
+            if high is not None and low is not None:
+                draws["band_rate_gap"].append(high - low)
     tail = (1 - LEVEL) / 2 * 100
     return {
         "level": LEVEL,
@@ -89,6 +95,6 @@ def _negatives(y: np.ndarray, labels: np.ndarray, gap_groups: tuple[str, str]) -
     return [np.flatnonzero((labels == group) & (y == 0)) for group in gap_groups]
 
 
-def _weighted_rate(rows: np.ndarray, flagged: np.ndarray, weight: np.ndarray) -> float | None:
+def _weighted_rate(rows: np.ndarray, hit: np.ndarray, weight: np.ndarray) -> float | None:
     total = weight[rows].sum()
-    return float(weight[rows][flagged[rows]].sum() / total) if total else None
+    return float(weight[rows][hit[rows]].sum() / total) if total else None

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from features.spec import RiskBands
-from training.fairness import fpr_extremes, group_table
+from training.fairness import band_gap_rows, fpr_extremes, group_table
 from training.intervals import LEVEL, RESAMPLES, SEED, bootstrap_intervals
 
 BANDS = RiskBands(cut_points=[0.35, 0.55, 0.75], labels=["low", "moderate", "high", "very_high"])
@@ -24,10 +24,11 @@ def _cohort(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def test_intervals_equal_a_plain_bootstrap_of_the_same_resamples():
-    """The gap's interval is of the signed difference between the groups highest and lowest here."""
+    """Each gap's interval is of the signed difference between the groups highest and lowest here."""
     y, risk, logistic, race = _cohort(600)
     table = group_table(y, risk, race, 0.5, 30, BANDS)
-    intervals = bootstrap_intervals(y, risk, logistic, race, 0.5, fpr_extremes(table))
+    cells = band_gap_rows(table, race, risk, BANDS)
+    intervals = bootstrap_intervals(y, risk, logistic, race, 0.5, fpr_extremes(table), cells)
     assert table["left_out"]["fpr"] == ["OTHER"]  # 30 people, about 15 of them non-recidivists
     fprs = {g: row["fpr"] for g, row in table["groups"].items() if g != "OTHER"}
     high, low = max(fprs, key=fprs.get), min(fprs, key=fprs.get)
@@ -37,15 +38,20 @@ def test_intervals_equal_a_plain_bootstrap_of_the_same_resamples():
         "brier": [],
         "auc_minus_logistic": [],
         "fpr_gap": [],
+        "band_rate_gap": [],
     }
+    band, (band_high, band_low) = table["band_rate_gap_band"], table["band_rate_gap_groups"]
     for _ in range(RESAMPLES):
         rows = rng.integers(0, len(y), len(y))
         auc = roc_auc_score(y[rows], risk[rows])
         plain["auc"].append(auc)
         plain["auc_minus_logistic"].append(auc - roc_auc_score(y[rows], logistic[rows]))
         plain["brier"].append(np.mean((risk[rows] - y[rows]) ** 2))
-        rates = group_table(y[rows], risk[rows], race.iloc[rows], 0.5, 30, BANDS)["groups"]
+        resampled = group_table(y[rows], risk[rows], race.iloc[rows], 0.5, 1, BANDS)
+        rates = resampled["groups"]
         plain["fpr_gap"].append(rates[high]["fpr"] - rates[low]["fpr"])
+        observed = {group: cell["observed_rate"] for group, cell in resampled["bands"][band].items()}
+        plain["band_rate_gap"].append(observed[band_high] - observed[band_low])
     assert intervals["fpr_gap_groups"] == [high, low]
     tail = (1 - LEVEL) / 2 * 100
     for name, values in plain.items():
@@ -79,7 +85,8 @@ def test_a_paired_difference_is_narrower_than_either_auc():
 
 def test_without_groups_or_with_one_group_there_is_no_gap_interval():
     y, risk, logistic, _ = _cohort(300)
-    assert bootstrap_intervals(y, risk, logistic, None, 0.5, None)["fpr_gap"] is None
+    without_groups = bootstrap_intervals(y, risk, logistic, None, 0.5, None)
+    assert without_groups["fpr_gap"] is None and without_groups["band_rate_gap"] is None
     one_group = pd.Series(["WHITE"] * len(y), dtype="str")
     assert (
         bootstrap_intervals(

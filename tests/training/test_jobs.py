@@ -162,8 +162,12 @@ def test_the_within_band_audit_reaches_the_csv_the_metrics_and_the_card(trained,
         f"{_three(race['bands'][widest][low]['observed_rate'])} for group {low} "
         f"(gap {race['band_rate_gap']:.4f})." in card
     )
+    interval = json.loads((folder / "evaluation.json").read_text())["intervals"]["band_rate_gap"]
+    assert interval[0] <= race["band_rate_gap"] <= interval[1]
+    assert f"95% bootstrap interval of that difference: {interval[0]:.4f} to {interval[1]:.4f};" in card
     metrics = MlflowClient().get_run(trained.run_id).data.metrics
     assert metrics["test_Race_band_rate_gap"] == pytest.approx(race["band_rate_gap"])
+    assert metrics["test_interval_band_rate_gap_high"] == pytest.approx(interval[1])
 
 
 def _three(value: float | None) -> str:
