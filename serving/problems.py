@@ -54,8 +54,11 @@ def field_errors(errors: list[dict]) -> list[dict]:
 
 
 def _echo(value: Any) -> str | int | float | bool | None:
-    """The rejected value as JSON can carry it: NaN, infinities and lone surrogates become text."""
+    """The rejected value as any JSON writer can carry it: NaN, infinities, integers beyond 64 bits
+    (orjson writes batch answers and the audit store) and lone surrogates become text."""
     if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         return str(value)
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -1,5 +1,6 @@
 """Retries with an Idempotency-Key replay the first answer: one score per request, however often sent."""
 
+import json
 import signal
 import threading
 import uuid
@@ -185,3 +186,28 @@ def test_two_requests_racing_on_one_key_answer_with_the_first_committed_score(tm
     assert sorted(a.replayed for a in answers) == [False, True]
     assert answers[0].body == answers[1].body
     assert store.search(ScoreFilter(person_id=person), 10, 0)[1] == 1
+
+
+def test_a_batch_item_with_a_lone_surrogate_or_a_huge_integer_is_refused_in_place(server, api_records):
+    """A lone surrogate (in a field name too) and an integer beyond 64 bits are valid JSON: such an
+    item is a 422 in its place, not a 500 after the valid items were recorded."""
+    person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
+    valid = json.dumps({"person_id": person, "record": api_records[7]})
+    body = f'{{"items": [{valid}, {{"assessment_id": {2**70}, "record": {{"Gender": "M"}}}}, ' + (
+        '{"person_id": "\\ud800", "record": {"\\udc00x": 1}}]}'
+    )
+    headers = {"Content-Type": "application/json"}
+    with server.client("scorer") as client:
+        plain = client.post("/v1/scores:batch", content=body, headers=headers)
+        first = client.post("/v1/scores:batch", content=body, headers={**headers, "Idempotency-Key": key})
+        again = client.post("/v1/scores:batch", content=body, headers={**headers, "Idempotency-Key": key})
+    assert plain.status_code == first.status_code == again.status_code == 200, plain.text
+    assert again.headers["idempotent-replayed"] == "true" and again.content == first.content
+    items = first.json()["items"]
+    assert [item["status"] for item in items] == [201, 422, 422]
+    assert {"field": "assessment_id", "message": "Input should be a valid string", "value": str(2**70)} in (
+        items[1]["errors"]
+    )
+    assert [e["field"] for e in items[2]["errors"]] == ["person_id", "record"]
+    assert items[2]["errors"][0]["value"] == "\\ud800"
+    assert _stored(server, person) == 2
