@@ -57,11 +57,11 @@ def _field_type(column: ColumnSpec) -> Any:
         return _level(column.values)
     if column.kind == "boolean":
         return Annotated[bool, BeforeValidator(_yes_or_no)]
-    if column.kind == "numeric":
+    if column.kind == "numeric":  # the range first, so the schema says it as minimum and maximum
         return Annotated[
             float,
-            BeforeValidator(_not_a_truth_value),
             Field(ge=column.min, le=column.max, allow_inf_nan=False),
+            BeforeValidator(_not_a_truth_value),
         ]
     return Annotated[str, Field(max_length=200, pattern=PRINTABLE)]
 
@@ -308,19 +308,30 @@ def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if was.get("type") != now.get("type"):
         return [f"type {was.get('type')} is now {now.get('type')}"]
     how = []
-    levels, new_levels = was.get("enum", []), now.get("enum", [])
-    if added := [level for level in new_levels if level not in levels]:
+    levels, new_levels = _levels(was), _levels(now)
+    if bool(levels) != bool(new_levels):  # free text is not "every level removed"
+        how.append(f"{_text_allowed(levels)} is now {_text_allowed(new_levels)}")
+    elif added := [level for level in new_levels if level not in levels]:
         how.append("levels added: " + ", ".join(map(repr, added)))
-    if removed := [level for level in levels if level not in new_levels]:
+    if levels and new_levels and (removed := [level for level in levels if level not in new_levels]):
         how.append("levels removed: " + ", ".join(map(repr, removed)))
-    if levels != new_levels and not added and not removed:
+    if levels != new_levels and sorted(levels) == sorted(new_levels):
         how.append("levels reordered")
-    for key, word in (("ge", "minimum"), ("le", "maximum"), ("maxLength", "longest text")):
+    for key, word in (("minimum", "minimum"), ("maximum", "maximum"), ("maxLength", "longest text")):
         if was.get(key) != now.get(key):
             how.append(f"{word} {_bound(was.get(key))} is now {_bound(now.get(key))}")
     if old.get("description") != new.get("description"):
         how.append(f"description {old.get('description')!r} is now {new.get('description')!r}")
     return how or ["its schema changed"]
+
+
+def _levels(accepted: dict[str, Any]) -> list[Any]:
+    """The values a field allows (pydantic writes a single level as `const`); [] for free text."""
+    return accepted.get("enum") or ([accepted["const"]] if "const" in accepted else [])
+
+
+def _text_allowed(levels: list[Any]) -> str:
+    return "levels " + ", ".join(map(repr, levels)) if levels else "any text"
 
 
 def _accepted(field: dict[str, Any]) -> dict[str, Any]:

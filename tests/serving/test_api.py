@@ -450,6 +450,8 @@ def test_openapi_documents_the_generated_record(server):
     assert "Prison_Years" in record["properties"] and "Race" in record["properties"]
     assert record["additionalProperties"] is False
     assert record["examples"]
+    score = record["properties"]["Supervision_Risk_Score_First"]["anyOf"][0]
+    assert score == {"type": "number", "minimum": 1, "maximum": 10}, "JSON Schema's words, not ge/le"
     assert {
         "/v1/scores",
         "/v1/scores:batch",

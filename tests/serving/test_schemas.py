@@ -41,3 +41,21 @@ def test_record_changes_name_every_field_added_removed_or_changed(spec):
         "changed field Supervision_Risk_Score_First (maximum 10 is now 12)",
         "changed field Supervision_Level_First (levels removed: 'Specialized')",
     ]
+
+
+def test_a_single_level_and_free_text_are_told_apart_from_levels_removed(spec):
+    """Pydantic writes a field with one level as `const`, and free text has no levels at all: neither
+    means that every level is refused now."""
+
+    def edit(data: dict) -> None:
+        _column(data, "Gender")["values"] = ["M"]
+        _column(data, "Supervision_Level_First").pop("values")
+
+    changes = record_changes(_schema(spec), _schema(_changed(spec, edit)))
+    assert changes == [
+        "changed field Gender (levels removed: 'F')",
+        "changed field Supervision_Level_First (levels 'Standard', 'High', 'Specialized' is now any text; "
+        "longest text none is now 200)",
+    ]
+    back = record_changes(_schema(_changed(spec, edit)), _schema(spec))
+    assert back[0] == "changed field Gender (levels added: 'F')"
