@@ -84,9 +84,9 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             rows = score_requests(holder.current, [body], request.state.request_id, key.id)
             return score_ref(rows[0]), rows
 
-        answer = answer_once(
-            audit, key.id, idempotency_key, fingerprint("scores", body.model_dump(mode="json")), score
-        )
+        # Fields left out, not null: a version accepting one more field must not make a retry another request.
+        request_hash = fingerprint("scores", body.model_dump(mode="json", exclude_none=True))
+        answer = answer_once(audit, key.id, idempotency_key, request_hash, score)
         return _respond(answer, 201, metrics)
 
     @router.post(

@@ -211,3 +211,48 @@ def test_a_batch_item_with_a_lone_surrogate_or_a_huge_integer_is_refused_in_plac
     assert [e["field"] for e in items[2]["errors"]] == ["person_id", "record"]
     assert items[2]["errors"][0]["value"] == "\\ud800"
     assert _stored(server, person) == 2
+
+
+def test_a_retry_after_a_restart_onto_a_version_with_another_field_replays(
+    registry, free_text_spec, tmp_path
+):
+    """The lost 201 of a server that restarts onto a version accepting one more (optional) field: the
+    same body is the same request, so the retry replays instead of being refused as another."""
+    from features.spec import parse_spec
+    from features.synth_generic import generate_cohort
+    from tests.conftest import FREE_TEXT_SPEC
+    from training.promote import promote
+    from training.train import train
+
+    name = "retry-restart"
+    wider = parse_spec(
+        FREE_TEXT_SPEC + "  - {name: housed, kind: boolean, domain: school_work}\n", source="free_text"
+    )
+    versions = []
+    for spec in (free_text_spec, wider):
+        data = tmp_path / f"cohort-{len(versions)}.csv"
+        generate_cohort(spec, 1500, seed=3).to_csv(data, index=False)
+        versions.append(train(spec, data, name=name, seed=1).model_version)
+    promote(name, versions[0], force=True, reason="test")
+    env = {"REINTEGRA_MODEL_NAME": name}
+    body = {"person_id": f"P-{uuid.uuid4()}", "record": {"age": 30, "employed": True, "employer": "value_1"}}
+    key = str(uuid.uuid4())
+    server = start_server(registry, tmp_path, extra_env=env)
+    try:
+        with server.client("scorer") as client:
+            first = client.post("/v1/scores", json=body, headers={"Idempotency-Key": key})
+    finally:
+        server.stop()
+    promote(name, versions[1], force=True, reason="test")
+    restarted = start_server(registry, tmp_path, database=server.database, extra_env=env)
+    try:
+        scorer = {"Authorization": f"Bearer {server.keys['scorer']}", "Idempotency-Key": key}
+        again = httpx.post(f"{restarted.base_url}/v1/scores", json=body, headers=scorer, timeout=30)
+        with restarted.client("reviewer") as reviewer:
+            serving = reviewer.get("/v1/model").json()["version"]
+    finally:
+        restarted.stop()
+    assert first.status_code == 201 and serving == versions[1]
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true" and again.content == first.content
+    assert _stored(server, body["person_id"]) == 1
