@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss
@@ -149,6 +151,15 @@ def _band_rate_gap(cells: dict[str, dict[str, dict]], left_out: list[str]) -> di
         if widest["band_rate_gap"] is None or gap > widest["band_rate_gap"]:
             widest = {"band_rate_gap": gap, "band_rate_gap_band": band, "band_rate_gap_groups": list(ends)}
     return widest
+
+
+def band_gap_choices(table: dict) -> int:
+    """How many within-band differences between two rated groups the band rate gap is the widest
+    of: picked from several on the same rows, it overstates its band's difference."""
+    rated = (
+        sum(cell["observed_rate"] is not None for cell in cells.values()) for cells in table["bands"].values()
+    )
+    return sum(math.comb(n, 2) for n in rated)
 
 
 def nij_fair_accurate(y: np.ndarray, p: np.ndarray, race: pd.Series) -> float | None:

@@ -1,6 +1,7 @@
 """The training jobs against a real MLflow store (SQLite in a temporary folder)."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -9,7 +10,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from features.spec import load_spec
+from features.spec import DatasetSpec, load_spec
 from tests.training.conftest import cli
 from training.fit import outcome
 from training.promote import promote
@@ -127,7 +128,7 @@ def test_model_card_names_its_version_run_data_and_gate_verdict(trained, store, 
     assert version.tags["gates_passed"] == str(not failed).lower()
     race = json.loads((folder / "evaluation.json").read_text())["fairness"]["Race"]["groups"]
     higher = max(race, key=lambda group: race[group]["fpr"])
-    assert f"People of group {higher} who were not re-arrested are flagged" in card
+    assert f"People of group {higher} who did not have the outcome are flagged" in card
     for group, row in race.items():
         assert f"| {group} | {row['n']} | {row['base_rate']:.3f} | {row['mean_predicted']:.3f} |" in card
     intervals = json.loads((folder / "evaluation.json").read_text())["intervals"]
@@ -186,6 +187,50 @@ def test_the_card_shows_a_small_band_cell_as_na_and_says_when_no_band_has_a_gap(
     assert "| low | WHITE | 4 | 0.200 | n/a |" in card
     assert "No band holds two groups with at least 30 people each, so there is no within-band gap." in card
     assert "The largest within-band gap" not in card
+
+
+def _evaluation(trained, tmp_path) -> dict:
+    path = mlflow.artifacts.download_artifacts(
+        run_id=trained.run_id, artifact_path="evaluation.json", dst_path=str(tmp_path)
+    )
+    return json.loads(Path(path).read_text())
+
+
+def test_the_card_says_the_widest_band_gap_was_picked_from_several(trained, tmp_path):
+    """The gap and its interval are the largest of several differences on one test part: the card
+    says from how many, so a reviewer does not read a chosen maximum as a planned comparison."""
+    evaluation = _evaluation(trained, tmp_path)
+    race = evaluation["fairness"]["Race"]
+    rated = [sum(c["observed_rate"] is not None for c in cells.values()) for cells in race["bands"].values()]
+    assert sum(n == 2 for n in rated) >= 2, "the synthetic test part rates both groups in several bands"
+    card = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
+    assert (
+        f"It is the widest of {sum(n == 2 for n in rated)} within-band differences between two groups on this"
+        "\nsame test part, so it tends to overstate that band's difference, and so does its interval." in card
+    )
+    only = next(band for band, n in zip(race["bands"], rated, strict=True) if n == 2)
+    for band, cells in race["bands"].items():
+        if band != only:
+            cells["WHITE"]["observed_rate"] = None
+    race |= {"band_rate_gap_band": only, "band_rate_gap_groups": ["BLACK", "WHITE"]}
+    single = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
+    assert f"The largest within-band gap is in band {only}" in single
+    assert "It is the widest of" not in single
+
+
+def test_the_card_speaks_of_the_specs_outcome_not_of_an_arrest(trained, tmp_path):
+    """Another layout's outcome may be a conviction: the card's sentences must hold for it too."""
+    data = trained.bundle.spec.model_dump(by_alias=True, exclude_none=True)
+    data["outcome"]["description"] = "New conviction within 3 years of the start of supervision."
+    bundle = replace(trained.bundle, spec=DatasetSpec.model_validate(data))
+    bundle.metadata = trained.bundle.metadata
+    card = model_card(
+        bundle, _evaluation(trained, tmp_path), [], "cohort.csv", "reintegra", "1", trained.run_id
+    )
+    prose = [line for line in card.splitlines() if not line.startswith("|")]  # tables list input names
+    assert [line for line in prose if "arrest" in line.lower()] == []
+    assert "the outcome (New conviction within 3 years of the start of supervision) is a record" in card
+    assert "who did not have the outcome are flagged" in card
 
 
 def test_domain_importance_is_the_size_of_each_domains_sum(trained, spec, training_raw, tmp_path):
@@ -369,7 +414,7 @@ def test_the_card_names_the_rows_and_groups_the_audit_leaves_out(trained, tmp_pa
     race["groups"]["OTHER"] = race["groups"]["WHITE"] | {"n": 12, "fpr": 0.99}
     card = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
     most, least = sorted(("BLACK", "WHITE"), key=lambda group: race["groups"][group]["fpr"], reverse=True)
-    assert f"People of group {most} who were not re-arrested are flagged" in card
+    assert f"People of group {most} who did not have the outcome are flagged" in card
     assert f"than those of group {least}:" in card
     assert f"7 of the {evaluation['n']} test rows have no Race value: they are in no group" in card
     assert (
