@@ -140,26 +140,21 @@ def _band_of(p: np.ndarray, bands: RiskBands) -> np.ndarray:
 
 
 def _band_rate_gap(cells: dict[str, dict[str, dict]], left_out: list[str]) -> dict:
-    """The largest difference in observed rate between two groups given the same band, over all bands."""
+    """The largest difference in observed rate between two groups given the same band, over all
+    bands, and how many such differences it is the widest of: picked from several on the same
+    rows, it overstates its band's difference."""
     widest: dict = {"band_rate_gap": None, "band_rate_gap_band": None, "band_rate_gap_groups": None}
+    choices = 0
     for band, by_group in cells.items():
         rates = {group: cell["observed_rate"] for group, cell in by_group.items()}
+        choices += math.comb(sum(r is not None and g not in left_out for g, r in rates.items()), 2)
         ends = _extremes(rates, left_out)
         if ends is None:
             continue
         gap = float(rates[ends[0]] - rates[ends[1]])
         if widest["band_rate_gap"] is None or gap > widest["band_rate_gap"]:
             widest = {"band_rate_gap": gap, "band_rate_gap_band": band, "band_rate_gap_groups": list(ends)}
-    return widest
-
-
-def band_gap_choices(table: dict) -> int:
-    """How many within-band differences between two rated groups the band rate gap is the widest
-    of: picked from several on the same rows, it overstates its band's difference."""
-    rated = (
-        sum(cell["observed_rate"] is not None for cell in cells.values()) for cells in table["bands"].values()
-    )
-    return sum(math.comb(n, 2) for n in rated)
+    return {**widest, "band_rate_gap_choices": choices}
 
 
 def nij_fair_accurate(y: np.ndarray, p: np.ndarray, race: pd.Series) -> float | None:

@@ -31,7 +31,7 @@ from models.pyfunc import BUNDLE_ARTIFACT, release_signature
 from models.registry import DEFAULT_MODEL_NAME, configure_tracking, registered_spec
 from training import plots
 from training.evaluate import evaluation_report
-from training.fairness import band_gap_choices, fpr_extremes
+from training.fairness import fpr_extremes
 from training.fit import fit_bundle, outcome
 from training.gates import GateResult, check_gates
 from training.intervals import METRICS as INTERVAL_METRICS
@@ -179,9 +179,6 @@ def model_card(
         spec=bundle.spec,
         report=evaluation,
         fpr_extremes={attribute: fpr_extremes(table) for attribute, table in evaluation["fairness"].items()},
-        band_gap_choices={
-            attribute: band_gap_choices(table) for attribute, table in evaluation["fairness"].items()
-        },
         baseline_labels={key: baseline_label(key, bundle.spec) for key in evaluation["baselines"]},
         gates=gates,
         inputs=bundle.inputs,

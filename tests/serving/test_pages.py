@@ -363,6 +363,7 @@ def test_reviewer_reads_scores_and_explanations(page, server, scores):
     band_gap = page.locator("#band-gap-Race").inner_text()
     assert f"The largest within-band gap is in band {race['band_rate_gap_band']}:" in band_gap
     assert f"(gap {race['band_rate_gap']:.4f})" in band_gap
+    assert f"It is the widest of {race['band_rate_gap_choices']} within-band differences" in band_gap
     with server.client("reviewer") as client:
         run = client.get("/v1/model").json()["metrics"]["run"]
     low, high = run["test_interval_band_rate_gap_low"], run["test_interval_band_rate_gap_high"]

@@ -119,7 +119,9 @@ def test_the_band_rate_gap_is_the_widest_within_one_band_between_rated_groups():
     assert table["band_rate_gap"] == pytest.approx(0.75)
     assert table["band_rate_gap_band"] == "moderate"
     assert table["band_rate_gap_groups"] == ["B", "A"]
+    assert table["band_rate_gap_choices"] == 3  # A against B in each of three bands
     rated_alone = group_table(y, p, groups, 0.5, min_group_size=1, bands=BANDS)
+    assert rated_alone["band_rate_gap_choices"] == 5  # and C against A and B in "high"
     assert rated_alone["bands"]["high"]["C"]["observed_rate"] == 0.0
     assert rated_alone["band_rate_gap"] == pytest.approx(1.0)
     assert (rated_alone["band_rate_gap_band"], rated_alone["band_rate_gap_groups"]) == ("high", ["A", "C"])
@@ -133,6 +135,7 @@ def test_no_band_with_two_rated_groups_leaves_the_band_gap_null():
     assert table["bands"]["moderate"]["A"]["n"] == 4
     assert table["band_rate_gap"] is None
     assert table["band_rate_gap_band"] is None and table["band_rate_gap_groups"] is None
+    assert table["band_rate_gap_choices"] == 0
 
 
 def test_a_band_where_two_groups_tie_names_both_of_them():

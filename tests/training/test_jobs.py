@@ -203,6 +203,7 @@ def test_the_card_says_the_widest_band_gap_was_picked_from_several(trained, tmp_
     race = evaluation["fairness"]["Race"]
     rated = [sum(c["observed_rate"] is not None for c in cells.values()) for cells in race["bands"].values()]
     assert sum(n == 2 for n in rated) >= 2, "the synthetic test part rates both groups in several bands"
+    assert race["band_rate_gap_choices"] == sum(n == 2 for n in rated)
     card = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
     assert (
         f"It is the widest of {sum(n == 2 for n in rated)} within-band differences between two groups on this"
@@ -213,6 +214,7 @@ def test_the_card_says_the_widest_band_gap_was_picked_from_several(trained, tmp_
         if band != only:
             cells["WHITE"]["observed_rate"] = None
     race |= {"band_rate_gap_band": only, "band_rate_gap_groups": ["BLACK", "WHITE"]}
+    race["band_rate_gap_choices"] = 1
     single = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
     assert f"The largest within-band gap is in band {only}" in single
     assert "It is the widest of" not in single
