@@ -14,11 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 
 from serving.audit import AuditStore, utc_now
-from serving.schemas import PRINTABLE
 from serving.scoring import score_public
 from serving.tables import IdempotentRequestRow, ScoreRow
 
 HEADER = "Idempotency-Key"
+# Printable ASCII, as the IETF Idempotency-Key draft's keys are: HTTP carries other text as Latin-1
+# bytes, so a key in UTF-8 would be stored, measured and echoed garbled.
+VISIBLE_ASCII = r"^[\x20-\x7e]*$"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _SCORE = "score_id"
 
@@ -28,10 +30,10 @@ IdempotencyKey = Annotated[
         alias=HEADER,
         min_length=1,
         max_length=255,
-        pattern=PRINTABLE,
-        description="Any unique text per request (a UUID, say). Sent again with the same body by the "
-        "same API key, the first answer comes back (with Idempotent-Replayed: true) and nothing is "
-        "scored or recorded again; sent with a different body, 422.",
+        pattern=VISIBLE_ASCII,
+        description="Any unique printable ASCII text per request (a UUID, say). Sent again with the "
+        "same body by the same API key, the first answer comes back (with Idempotent-Replayed: true) "
+        "and nothing is scored or recorded again; sent with a different body, 422.",
     ),
 ]
 
@@ -80,8 +82,11 @@ def answer_once(
     earlier = audit.claim(key_id, idempotency_key) if idempotency_key else None
     if earlier is None:
         outline, rows = answer()
+        # A key is taken only by an answer that scored someone: a batch refused item by item
+        # recorded nothing, so its corrected version may be sent under the same key.
+        claim = _claim(key_id, idempotency_key, request_hash, outline) if rows else None
         try:
-            audit.record(rows, _claim(key_id, idempotency_key, request_hash, outline))
+            audit.record(rows, claim)
             return Answer(_filled(outline, {row.id: row for row in rows}), rows, replayed=False)
         except IntegrityError:
             earlier = audit.claim(key_id, idempotency_key) if idempotency_key else None

@@ -43,8 +43,10 @@ def field_errors(errors: list[dict]) -> list[dict]:
     for error in errors:
         location = [str(p) for p in error.get("loc", ()) if p != "body"]
         message = error.get("msg", "invalid")
-        if error.get("type") == "extra_forbidden":
+        if error.get("type") == "extra_forbidden" and "record" in location[:-1]:
             message = "unknown field; the record accepts only the model's release-time inputs"
+        elif error.get("type") == "extra_forbidden":
+            message = "unknown field; the request body's fields are in the API schema (GET /docs)"
         elif error.get("type") == "value_error":  # our own validators' words, without pydantic's prefix
             message = str(error.get("ctx", {}).get("error", message))
         out.append(

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey
@@ -53,6 +53,8 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
     router = APIRouter(prefix="/v1", tags=["scores"], responses=PROBLEMS)
 
     class BatchScoreRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
         items: list[dict[str, Any]] = Field(
             min_length=1,
             max_length=max_batch,

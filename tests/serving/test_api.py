@@ -166,7 +166,21 @@ def test_invalid_record_gets_422_listing_every_bad_field(server, api_records):
     assert "'M' or 'F'" in errors["record.Gender"]["message"]
     assert errors["record.Prison_Years"]["value"] == "forever"
     assert "unknown field" in errors["record.Shoe_Size"]["message"]
+    assert "release-time inputs" in errors["record.Shoe_Size"]["message"]
     assert "less than or equal to 10" in errors["record.Supervision_Risk_Score_First"]["message"]
+
+
+def test_an_unknown_body_field_is_refused_as_such_not_as_a_record_input(server, api_records):
+    with server.client("scorer") as client:
+        one = client.post("/v1/scores", json={"record": api_records[0], "nickname": "x"})
+        batch = client.post("/v1/scores:batch", json={"items": [{"record": api_records[0]}], "itemz": 1})
+    for response, field in ((one, "nickname"), (batch, "itemz")):
+        assert response.status_code == 422, response.text
+        [error] = response.json()["errors"]
+        assert error["field"] == field
+        assert error["message"] == (
+            "unknown field; the request body's fields are in the API schema (GET /docs)"
+        )
 
 
 @pytest.mark.parametrize("record", [{}, {"Race": "WHITE"}, {"Gender": None}])

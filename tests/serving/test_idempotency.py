@@ -111,7 +111,24 @@ def test_a_batch_retry_replays_every_item_in_place(server, api_records):
     assert _stored(server, person) == 2
 
 
-@pytest.mark.parametrize("key", ["", "k" * 256, "tab\there"])
+def test_a_batch_that_scored_no_one_leaves_its_key_free(server, api_records):
+    """Nothing was recorded, so nothing can be scored twice: the corrected batch may reuse the key."""
+    person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
+    refused = [{"person_id": person, "record": {"no such input": 1}}]
+    corrected = [{"person_id": person, "record": api_records[7]}]
+    with server.client("scorer") as client:
+        client.headers["Idempotency-Key"] = key
+        first = client.post("/v1/scores:batch", json={"items": refused})
+        second = client.post("/v1/scores:batch", json={"items": corrected})
+        again = client.post("/v1/scores:batch", json={"items": corrected})
+    assert first.status_code == 200 and first.json()["failed"] == 1
+    assert second.status_code == 200 and "idempotent-replayed" not in second.headers
+    assert [item["status"] for item in second.json()["items"]] == [201]
+    assert again.headers["idempotent-replayed"] == "true" and again.content == second.content
+    assert _stored(server, person) == 1
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, "tab\there", "clé".encode()])
 def test_an_unusable_key_is_refused(server, api_records, key):
     with server.client("scorer") as client:
         response = client.post(
