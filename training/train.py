@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -247,17 +248,23 @@ def flat_metrics(evaluation: dict) -> dict[str, float]:
     metrics = {f"test_risk_{k}": v for k, v in evaluation["risk"].items()}
     for baseline, values in evaluation["baselines"].items():
         metrics.update({f"test_{baseline}_{k}": v for k, v in values.items()})
-    metrics.update({f"test_need_{n}_auc": v["auc"] for n, v in evaluation["needs"].items()})
+    metrics.update({f"test_need_{_metric_part(n)}_auc": v["auc"] for n, v in evaluation["needs"].items()})
     metrics["test_needs_macro_auc"] = evaluation["macro_auc"]
     for attribute, table in evaluation["fairness"].items():
         gaps = ("fpr_gap", "fnr_gap", "ece_gap", "band_rate_gap")
-        metrics.update({f"test_{attribute}_{gap}": table[gap] for gap in gaps})
+        metrics.update({f"test_{_metric_part(attribute)}_{gap}": table[gap] for gap in gaps})
     metrics["test_nij_fair_accurate"] = evaluation["nij_fair_accurate"]
     for name in INTERVAL_METRICS:
         bounds = evaluation["intervals"][name]
         if bounds is not None:
             metrics.update({f"test_interval_{name}_low": bounds[0], f"test_interval_{name}_high": bounds[1]})
     return {k: float(v) for k, v in metrics.items() if v is not None}
+
+
+def _metric_part(name: str) -> str:
+    """A spec's column or need name as MLflow accepts it in a metric name (letters, digits, _ - . and
+    spaces): a header such as "Race (self-reported)" would otherwise stop training at logging."""
+    return re.sub(r"[^\w.\- ]", "_", name)
 
 
 def _band_columns(bands: dict[str, dict[str, dict]], group: str) -> dict:

@@ -14,7 +14,7 @@ from features.spec import DatasetSpec, load_spec
 from tests.training.conftest import cli
 from training.fit import outcome
 from training.promote import promote
-from training.train import TEST_SIZE, file_sha256, model_card, train
+from training.train import TEST_SIZE, file_sha256, flat_metrics, model_card, train
 
 EVALUATE_KEYS = {"n", "risk", "baselines", "needs", "macro_auc", "fairness", "nij_fair_accurate", "intervals"}
 RISK_KEYS = {"auc", "brier", "log_loss", "ece", "calibration_slope", "calibration_intercept"}
@@ -218,6 +218,21 @@ def test_the_card_says_the_widest_band_gap_was_picked_from_several(trained, tmp_
     single = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
     assert f"The largest within-band gap is in band {only}" in single
     assert "It is the widest of" not in single
+
+
+def test_metric_names_hold_whatever_a_column_or_need_is_called(trained, tmp_path):
+    """MLflow refuses parentheses and most punctuation in metric names; a spec's names are headers."""
+    evaluation = _evaluation(trained, tmp_path)
+    evaluation["fairness"]["Race (self-reported)"] = evaluation["fairness"].pop("Race")
+    evaluation["needs"]["housing/shelter"] = evaluation["needs"].pop(next(iter(evaluation["needs"])))
+    metrics = flat_metrics(evaluation)
+    assert (
+        metrics["test_Race _self-reported__fpr_gap"]
+        == evaluation["fairness"]["Race (self-reported)"]["fpr_gap"]
+    )
+    assert "test_need_housing_shelter_auc" in metrics
+    with mlflow.start_run():
+        mlflow.log_metrics(metrics)
 
 
 def test_the_card_speaks_of_the_specs_outcome_not_of_an_arrest(trained, tmp_path):
