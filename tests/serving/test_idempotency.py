@@ -187,11 +187,15 @@ def test_a_taken_claim_records_nothing_on_sqlite(tmp_path):
 
 
 def test_two_requests_racing_on_one_key_answer_with_the_first_committed_score(tmp_path):
-    """Both pass the look-up before either commits (a barrier makes sure); the loser's score is
-    rolled back and it replays the winner's."""
     engine = make_engine(f"sqlite:///{tmp_path}/audit.db")
     migrate(engine)
-    store, person, both_scored = AuditStore(engine), f"P-{uuid.uuid4()}", threading.Barrier(2)
+    race_on_one_key(AuditStore(engine))
+
+
+def race_on_one_key(store: AuditStore) -> None:
+    """Both pass the look-up before either commits (a barrier makes sure); the loser's score is
+    rolled back and it replays the winner's."""
+    person, key, both_scored = f"P-{uuid.uuid4()}", str(uuid.uuid4()), threading.Barrier(2)
 
     def score() -> tuple[dict, list[ScoreRow]]:
         row = score_row(person)
@@ -199,7 +203,7 @@ def test_two_requests_racing_on_one_key_answer_with_the_first_committed_score(tm
         return score_ref(row), [row]
 
     with ThreadPoolExecutor(2) as pool:
-        answers = list(pool.map(lambda _: answer_once(store, "k", "retry-1", "h", score), range(2)))
+        answers = list(pool.map(lambda _: answer_once(store, "k", key, "h", score), range(2)))
     assert sorted(a.replayed for a in answers) == [False, True]
     assert answers[0].body == answers[1].body
     assert store.search(ScoreFilter(person_id=person), 10, 0)[1] == 1

@@ -13,7 +13,7 @@ from serving.audit import AuditStore, ScoreFilter
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from tests.serving.conftest import score_row, start_server
-from tests.serving.test_idempotency import claim_twice
+from tests.serving.test_idempotency import claim_twice, race_on_one_key
 
 POSTGRES_URL = os.environ.get(
     "REINTEGRA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -49,6 +49,10 @@ def test_audit_store_round_trip_and_search(postgres_url):
 
 def test_a_taken_idempotency_claim_records_nothing(postgres_url):
     claim_twice(AuditStore(make_engine(postgres_url)))
+
+
+def test_two_requests_racing_on_one_idempotency_key(postgres_url):
+    race_on_one_key(AuditStore(make_engine(postgres_url)))
 
 
 def test_text_with_nul_finds_nothing_instead_of_failing(postgres_url):
