@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -17,6 +17,7 @@ from serving.model_store import ModelUnavailable, SchemaChanged
 
 PROBLEM_JSON = "application/problem+json"
 STORE_RETRY_SECONDS = 5
+MISSING_SCHEMA_SQLSTATES = {"42P01", "42703"}  # PostgreSQL's undefined_table and undefined_column
 log = logging.getLogger("reintegra.errors")
 
 
@@ -87,12 +88,21 @@ def install(app: FastAPI) -> None:
     async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
         """The store refused, timed out, or every pooled connection stayed busy past its wait."""
         log.error("audit or key store unavailable: %s", exc)
-        detail = "the audit store did not answer in time; nothing was recorded, try again"
+        detail = "the audit store is unavailable; nothing was recorded, try again"
         headers = {"Retry-After": str(STORE_RETRY_SECONDS)}
         return problem(503, "Audit store unavailable", detail, request, headers)
 
     app.add_exception_handler(OperationalError, store_unavailable)
     app.add_exception_handler(PoolTimeout, store_unavailable)
+
+    @app.exception_handler(ProgrammingError)
+    async def store_schema_gone(request: Request, exc: ProgrammingError) -> JSONResponse:
+        """A table or column this server migrated was renamed or dropped under it: on PostgreSQL that
+        is a ProgrammingError (SQLite calls it an OperationalError), and readiness already says 503.
+        Any other programming error is a bug and stays a 500."""
+        if getattr(exc.orig, "sqlstate", None) not in MISSING_SCHEMA_SQLSTATES:
+            raise exc
+        return await store_unavailable(request, exc)
 
     @app.exception_handler(ModelUnavailable)
     async def no_model(request: Request, exc: ModelUnavailable) -> JSONResponse:

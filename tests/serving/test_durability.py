@@ -37,8 +37,11 @@ def test_a_score_survives_sigkill_right_after_its_201(registry, tmp_path, api_re
 def test_a_write_the_audit_store_refuses_is_a_503_and_keeps_the_record_out_of_the_log(
     registry, tmp_path, api_records
 ):
+    refuse_a_write(start_server(registry, tmp_path), tmp_path, api_records)
+
+
+def refuse_a_write(server, tmp_path, api_records: list[dict]) -> None:
     """No 201 without a stored record; the failure says retry, and the log holds no personal data."""
-    server = start_server(registry, tmp_path)
     engine = make_engine(server.database)
     body = {"person_id": "P-secret-7731", "record": api_records[8]}
     try:

@@ -13,6 +13,7 @@ from serving.audit import AuditStore, ScoreFilter
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from tests.serving.conftest import score_row, start_server
+from tests.serving.test_durability import refuse_a_write
 from tests.serving.test_idempotency import claim_twice, race_on_one_key
 
 POSTGRES_URL = os.environ.get(
@@ -107,6 +108,10 @@ def test_servers_starting_at_once_migrate_a_new_database_once(fresh_database):
         assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
     for engine in engines:
         engine.dispose()
+
+
+def test_a_renamed_audit_table_is_a_503_as_readiness_says(registry, tmp_path, fresh_database, api_records):
+    refuse_a_write(start_server(registry, tmp_path, database=fresh_database), tmp_path, api_records)
 
 
 def test_a_locked_audit_table_answers_503_in_bounded_time(registry, tmp_path, fresh_database, api_records):
