@@ -129,12 +129,16 @@ def bootstrap(
     from training.tracking import CHAMPION, champion_version
 
     configure_tracking()
+    try:
+        loaded = load_spec(spec)  # first, so a bad spec is said even when there is nothing to do
+    except SpecError as exc:
+        raise _fail(f"bootstrap stopped:\n{exc}") from exc
     existing = champion_version(name)
     if existing is not None:
         typer.echo(f"{name}@{CHAMPION} is version {existing}; nothing to do", err=True)
         return
     try:
-        result = run_training(load_spec(spec), data, name)
+        result = run_training(loaded, data, name)
         try:
             outcome = promote(name, result.model_version)
         except PromotionRefused as refused:

@@ -448,3 +448,19 @@ def test_a_spec_folder_is_refused_in_words(command, store, tmp_path):
     assert f"spec {tmp_path} is a folder; give a built-in spec name (georgia_parole) or the path" in (
         result.stderr
     )
+
+
+def test_bootstrap_reads_its_spec_even_when_a_champion_exists(trained, store, tmp_path):
+    """`make run` calls bootstrap every time: a bad --spec must be said then, not only on a new store."""
+    client = MlflowClient()
+    client.create_registered_model("has-champion")
+    version = client.create_model_version("has-champion", f"runs:/{trained.run_id}/model", trained.run_id)
+    client.set_registered_model_alias("has-champion", "champion", version.version)
+    missing = tmp_path / "missing.yaml"
+    result = cli("bootstrap", "--spec", str(missing), "--data", "x.csv", "--name", "has-champion", uri=store)
+    assert result.returncode == 2, result.stderr
+    assert f"spec file {missing} does not exist" in result.stderr
+    fine = cli(
+        "bootstrap", "--spec", "georgia_parole", "--data", "x.csv", "--name", "has-champion", uri=store
+    )
+    assert fine.returncode == 0 and "has-champion@champion is version 1; nothing to do" in fine.stderr
