@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import ColumnElement, Engine, select
+from sqlalchemy import ColumnElement, Engine, delete, select
 from sqlalchemy.orm import sessionmaker
 
-from serving.tables import ApiKeyRow
+from serving.tables import ApiKeyRow, EndedSessionRow
 
 Role = Literal["scorer", "reviewer", "admin"]
 ROLES: tuple[Role, ...] = ("scorer", "reviewer", "admin")
@@ -75,6 +75,17 @@ class KeyStore:
     def list(self) -> list[ApiKey]:
         with self._sessions() as session:
             return [_public(r) for r in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))]
+
+    def end_session(self, token: str, forget_before: datetime) -> None:
+        """Mark a page session ended; ended sessions older than any live cookie are forgotten."""
+        with self._sessions.begin() as session:
+            session.execute(delete(EndedSessionRow).where(EndedSessionRow.ended_at < forget_before))
+            session.merge(EndedSessionRow(token_hash=hash_key(token), ended_at=datetime.now(UTC)))
+
+    def session_ended(self, token: str) -> bool:
+        """True when the page session with this token was signed out (its cookie may still be valid)."""
+        with self._sessions() as session:
+            return session.get(EndedSessionRow, hash_key(token)) is not None
 
     def revoke(self, key_id: str) -> ApiKey:
         with self._sessions.begin() as session:

@@ -76,3 +76,13 @@ class IdempotentRequestRow(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     response: Mapped[dict] = mapped_column(JSON)
+
+
+class EndedSessionRow(Base):
+    """A reviewer page session ended by signing out, by the hash of its token; kept as long as a
+    session cookie can live, so a copy of the cookie signed before then opens nothing."""
+
+    __tablename__ = "ended_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -23,7 +23,7 @@ from models.registry import alias_history
 from serving import pages
 from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
-from serving.keys import ApiKey
+from serving.keys import ApiKey, KeyStore
 from serving.model_store import evaluation_of
 from serving.problems import field_errors
 from serving.routes.scores import band_error
@@ -114,6 +114,14 @@ def _is_page(request: Request) -> bool:
     return request.url.path == PREFIX or request.url.path.startswith(f"{PREFIX}/")
 
 
+def _signed_in_session(request: Request, keys: KeyStore, settings: Settings) -> Session | None:
+    """The session of a signed-in key, unless it was signed out (a copied cookie stays signed)."""
+    session = _read_session(request, settings)
+    if session is None or session.key_id is None or keys.session_ended(session.csrf):
+        return None
+    return session
+
+
 def _read_session(request: Request, settings: Settings) -> Session | None:
     raw = request.cookies.get(COOKIE)
     if not raw:
@@ -142,10 +150,11 @@ def _set_session(response: Response, request: Request, settings: Settings, sessi
 def signed_in(request: Request, keys: KeysDep, settings: SettingsDep) -> Reviewer:
     """The session's active reviewer or admin key; otherwise off to sign in, and back afterwards.
 
-    The key is looked up on every request, so revoking it ends its sessions at once.
+    The key is looked up on every request, so revoking it ends its sessions at once; so does
+    signing out end that one session, wherever its cookie was copied.
     """
-    session = _read_session(request, settings)
-    key = keys.active(session.key_id) if session and session.key_id else None
+    session = _signed_in_session(request, keys, settings)
+    key = keys.active(session.key_id) if session else None
     if session is None or key is None or key.role not in PAGE_ROLES:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target)
@@ -180,9 +189,9 @@ def home() -> RedirectResponse:
 def sign_in_form(
     request: Request, keys: KeysDep, settings: SettingsDep, next: str | None = None, signed_out: bool = False
 ) -> Response:
-    session = _read_session(request, settings)
-    if session and session.key_id and keys.active(session.key_id):
+    if (signed_in := _signed_in_session(request, keys, settings)) and keys.active(signed_in.key_id):
         return RedirectResponse(_safe_next(next), status_code=303)
+    session = _read_session(request, settings)
     return _sign_in_page(request, settings, session, next, "You have signed out." if signed_out else None)
 
 
@@ -229,15 +238,18 @@ def sign_in(
 
 @router.post("/sign-out")
 def sign_out(
-    request: Request, settings: SettingsDep, csrf: Annotated[str, Form(max_length=100)] = ""
+    request: Request, keys: KeysDep, settings: SettingsDep, csrf: Annotated[str, Form(max_length=100)] = ""
 ) -> Response:
-    """Ends the session of this browser; without a session cookie (a cross-site form) it changes nothing."""
+    """Ends the session on the server as well as in this browser, so a copy of its cookie opens
+    nothing; without a session cookie (a cross-site form) it changes nothing."""
     session = _read_session(request, settings)
     if session is None:
         return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
     if not _same_token(session.csrf, csrf):
         message = "The sign-out form expired; reload the page and try again."
         return Response(message, 403, headers=SECURITY_HEADERS, media_type="text/plain")
+    if session.key_id is not None:
+        keys.end_session(session.csrf, datetime.now(UTC) - timedelta(hours=settings.session_hours))
     response = RedirectResponse(f"{PREFIX}/sign-in?signed_out=true", status_code=303)
     response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="lax")
     return response

@@ -163,6 +163,18 @@ def test_sign_out_needs_the_session_and_its_token(server):
         assert client.get("/review/scores").status_code == 303
 
 
+def test_a_signed_out_session_opens_nothing_even_from_a_copied_cookie(server):
+    """Signing out ends the session on the server: its cookie, copied before, is still signed and
+    unexpired, yet is sent to sign in; a new sign-in of the same key is not affected."""
+    with server.page_client() as client, server.page_client() as other_browser:
+        copied = client.cookies["reintegra_review"]
+        client.post("/review/sign-out", data={"csrf": form_token(client, "/review/scores")})
+        with httpx.Client(base_url=server.base_url, cookies={"reintegra_review": copied}) as thief:
+            assert thief.get("/review/scores").status_code == 303
+            assert thief.get("/review/sign-in").status_code == 200, "the sign-in form, not a redirect"
+        assert other_browser.get("/review/scores").status_code == 200
+
+
 def test_a_person_link_stays_on_that_person_whatever_their_id_holds(registry, tmp_path, api_records):
     """A "/.." inside an id must not let a browser resolve the link to another person's history."""
     tricky = "P-slash/../P-other"

@@ -15,6 +15,7 @@ from serving.keys import KeyStore
 from tests.serving.conftest import score_row, start_server
 from tests.serving.test_durability import refuse_a_write
 from tests.serving.test_idempotency import claim_twice, race_on_one_key
+from tests.serving.test_keys import ended_sessions_are_remembered_then_forgotten
 
 POSTGRES_URL = os.environ.get(
     "REINTEGRA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -68,6 +69,7 @@ def test_keys_on_postgres(postgres_url):
     assert keys.verify(secret).id == key.id
     keys.revoke(key.id)
     assert keys.verify(secret) is None
+    ended_sessions_are_remembered_then_forgotten(keys)
 
 
 def test_two_workers_share_one_audit_store(registry, tmp_path, postgres_url, api_records):
