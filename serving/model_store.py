@@ -109,7 +109,7 @@ class ModelHolder:
                 raise SchemaChanged(*self._refused[version])
             loaded = self._load(version)
             changes = record_changes(_record_schema(previous), _record_schema(loaded)) if previous else []
-            if previous is not None and changes:
+            if changes:
                 why = (
                     f"version {version} accepts different records than version {previous.version} "
                     f"({'; '.join(changes)}); restart the server to serve it"

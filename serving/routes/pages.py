@@ -114,12 +114,12 @@ def _is_page(request: Request) -> bool:
     return request.url.path == PREFIX or request.url.path.startswith(f"{PREFIX}/")
 
 
-def _signed_in_session(request: Request, keys: KeyStore, settings: Settings) -> Session | None:
-    """The session of a signed-in key, unless it was signed out (a copied cookie stays signed)."""
-    session = _read_session(request, settings)
+def _signed_in_key(session: Session | None, keys: KeyStore) -> ApiKey | None:
+    """The active key a session was signed in with, unless the session was signed out (a copied
+    cookie stays signed) or the key revoked."""
     if session is None or session.key_id is None or keys.session_ended(session.csrf):
         return None
-    return session
+    return keys.active(session.key_id)
 
 
 def _read_session(request: Request, settings: Settings) -> Session | None:
@@ -153,8 +153,8 @@ def signed_in(request: Request, keys: KeysDep, settings: SettingsDep) -> Reviewe
     The key is looked up on every request, so revoking it ends its sessions at once; so does
     signing out end that one session, wherever its cookie was copied.
     """
-    session = _signed_in_session(request, keys, settings)
-    key = keys.active(session.key_id) if session else None
+    session = _read_session(request, settings)
+    key = _signed_in_key(session, keys)
     if session is None or key is None or key.role not in PAGE_ROLES:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target)
@@ -189,9 +189,9 @@ def home() -> RedirectResponse:
 def sign_in_form(
     request: Request, keys: KeysDep, settings: SettingsDep, next: str | None = None, signed_out: bool = False
 ) -> Response:
-    if (signed_in := _signed_in_session(request, keys, settings)) and keys.active(signed_in.key_id):
-        return RedirectResponse(_safe_next(next), status_code=303)
     session = _read_session(request, settings)
+    if _signed_in_key(session, keys):
+        return RedirectResponse(_safe_next(next), status_code=303)
     return _sign_in_page(request, settings, session, next, "You have signed out." if signed_out else None)
 
 
