@@ -15,6 +15,8 @@ from features.spec import DatasetSpec, NeedSpec
 from models.baselines import IncumbentBaseline
 from models.calibrated import CalibratedBooster
 
+# How many unseen values of one input a report lists by name (the counts cover them all).
+UNSEEN_SHOWN = 10
 IDENTITY = "base_value + sum(contributions) = log_odds = logit(probability), to within 1e-6"
 
 
@@ -75,6 +77,23 @@ class ScoringBundle:
         if self.incumbent is not None:
             out["baseline_incumbent"] = self.incumbent.predict_proba(records)[:, 1]
         return out
+
+    def unseen_values(self, records: pd.DataFrame) -> dict[str, dict]:
+        """Per free-text input, the given values training never saw and how many records hold each:
+        they are scored as missing, which a report over many records must say, as a score does."""
+        encoded = self.encode(records)
+        found = {}
+        for name in self.encoder.free_text_features_:
+            given = records[name].astype("str").str.strip()
+            new = given[records[name].notna() & (given != "") & encoded[name].isna()]
+            if len(new):
+                counts = new.value_counts(sort=False).sort_index().sort_values(ascending=False, kind="stable")
+                found[name] = {
+                    "rows": len(new),
+                    "distinct": len(counts),
+                    "most_common": {str(v): int(n) for v, n in counts.head(UNSEEN_SHOWN).items()},
+                }
+        return found
 
     def score_records(self, records: Sequence[Mapping[str, object]]) -> list[dict]:
         """Risk, needs with interventions, and exact explanations for each (valid) record."""

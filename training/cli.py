@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from features.encoder import UNSEEN_READS_AS
 from features.records import read_records
 from features.spec import SpecError, load_spec
 from features.validation import RecordsInvalid, validate_records
@@ -95,7 +96,15 @@ def evaluate(
         )
     # Saved output must still say whether it includes the rows the model was fitted on.
     source = {"data_sha256": digest, "includes_training_rows": training_file}
-    _print_json({"model": model, **source, **evaluate_bundle(bundle, typed)})
+    report = evaluate_bundle(bundle, typed)
+    for name, unseen in report["unseen_values"].items():
+        typer.echo(
+            f"warning: {unseen['rows']} rows give {name} a value this model never saw in training "
+            f"({unseen['distinct']} distinct, most common {next(iter(unseen['most_common']))!r}); "
+            f"each counts as {UNSEEN_READS_AS}. See unseen_values in the JSON.",
+            err=True,
+        )
+    _print_json({"model": model, **source, **report})
 
 
 @app.command(name="promote")

@@ -55,6 +55,7 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
         **_needs_report(scores, typed, spec),
         "fairness": fairness,
         "nij_fair_accurate": None,
+        "unseen_values": bundle.unseen_values(typed),
         "intervals": bootstrap_intervals(
             y,
             risk,

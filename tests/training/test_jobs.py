@@ -16,7 +16,17 @@ from training.fit import outcome
 from training.promote import promote
 from training.train import TEST_SIZE, file_sha256, flat_metrics, model_card, train
 
-EVALUATE_KEYS = {"n", "risk", "baselines", "needs", "macro_auc", "fairness", "nij_fair_accurate", "intervals"}
+EVALUATE_KEYS = {
+    "n",
+    "risk",
+    "baselines",
+    "needs",
+    "macro_auc",
+    "fairness",
+    "nij_fair_accurate",
+    "intervals",
+    "unseen_values",
+}
 RISK_KEYS = {"auc", "brier", "log_loss", "ece", "calibration_slope", "calibration_intercept"}
 
 
@@ -301,6 +311,28 @@ def test_evaluate_prints_every_key(trained, store, data_file):
     assert "is the file this model was trained on" in result.stderr
     assert report["includes_training_rows"] is True
     assert report["data_sha256"] == file_sha256(data_file)
+    assert report["unseen_values"] == {} and "never saw" not in result.stderr
+
+
+def test_evaluate_counts_free_text_values_training_never_saw(store, free_text_spec, free_text_raw, tmp_path):
+    """They are scored as missing: the report names them, with counts, instead of scoring them silently."""
+    trained_on = tmp_path / "trained_on.csv"
+    free_text_raw.to_csv(trained_on, index=False)
+    train(free_text_spec, trained_on, name="free_text", seed=1)
+    renamed = free_text_raw.copy()
+    renamed.loc[:4, "employer"] = "Acme Ltd"
+    renamed.loc[5:6, "employer"] = " Beta "
+    renamed.loc[7, "employer"] = None
+    evaluated = tmp_path / "evaluated.csv"
+    renamed.to_csv(evaluated, index=False)
+    result = cli("evaluate", "--model", "models:/free_text@candidate", "--data", str(evaluated), uri=store)
+    assert result.returncode == 0, result.stderr
+    unseen = json.loads(result.stdout)["unseen_values"]
+    assert unseen == {"employer": {"rows": 7, "distinct": 2, "most_common": {"Acme Ltd": 5, "Beta": 2}}}
+    assert (
+        "warning: 7 rows give employer a value this model never saw in training (2 distinct, most common "
+        "'Acme Ltd'); each counts as missing, as if the record had left it out." in result.stderr
+    )
 
 
 def test_evaluate_warns_only_on_the_training_file(trained, store, data_file, tmp_path):
