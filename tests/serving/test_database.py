@@ -1,9 +1,15 @@
-"""Connection pools sized from the settings, so an operator can budget PostgreSQL's connections."""
+"""Connection pools sized from the settings, so an operator can budget PostgreSQL's connections;
+migrations that servers starting at once on a new SQLite store run together."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from serving.app import create_app
+from serving.database import make_engine, migrate
 from serving.settings import Settings
 
 
@@ -15,3 +21,26 @@ def test_pool_settings_bound_the_connections_a_worker_opens(registry, tmp_path, 
     assert audit.pool.size() == 1
     with audit.connect(), pytest.raises(PoolTimeout):
         audit.connect()
+
+
+def test_servers_starting_at_once_migrate_a_new_sqlite_store_once(tmp_path):
+    """Four migrations released together on each of five new files: none fails, one schema results."""
+    for attempt in range(5):
+        engines = [make_engine(f"sqlite:///{tmp_path}/audit-{attempt}.db") for _ in range(4)]
+        migrate_at_once(engines)  # raises if any migration collided with another
+        with engines[0].connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+        for engine in engines:
+            engine.dispose()
+
+
+def migrate_at_once(engines: list[Engine]) -> None:
+    """Migrate every engine from its own thread, all released by one barrier."""
+    start = threading.Barrier(len(engines))
+
+    def migrate_when_released(engine: Engine) -> None:
+        start.wait()
+        migrate(engine)
+
+    with ThreadPoolExecutor(len(engines)) as pool:
+        list(pool.map(migrate_when_released, engines))
