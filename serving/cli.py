@@ -13,7 +13,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 from sqlalchemy import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from models.registry import configure_tracking
 from serving.database import make_engine, migrate
@@ -31,7 +31,7 @@ app.add_typer(keys_app, name="keys")
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default 8000).")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="uvicorn worker processes.")] = None,
 ) -> None:
     """Serve the API under uvicorn (the default command)."""
@@ -80,8 +80,19 @@ def _settings() -> Settings:
     except ValidationError as exc:
         for error in exc.errors():
             variable = f"REINTEGRA_{'_'.join(str(p) for p in error['loc']).upper()}"
-            typer.echo(f"{variable}={error['input']!r}: {error['msg']}", err=True)
+            value = _without_password(error["input"]) if variable.endswith("_URL") else error["input"]
+            message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+            typer.echo(f"{variable}={value!r}: {message}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _without_password(url: str) -> str:
+    """A store URL as it may be printed; text that is no URL has no password to hide."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
 
 
 def _store() -> KeyStore:

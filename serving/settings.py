@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from models.registry import DEFAULT_MODEL_NAME
 
 DEFAULT_DATABASE = "sqlite:///data/reintegra.db"
+STORE_URLS = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
+STORE_DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+
+
+def _store_url(url: str) -> str:
+    """Refuse at start-up a store the server could not open, or one that would not keep the trail
+    (in-memory SQLite): otherwise the first connection fails with a traceback from every worker."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"not a database URL; {STORE_URLS}") from exc
+    if (parsed.get_backend_name(), parsed.get_driver_name()) not in STORE_DRIVERS:
+        raise ValueError(f"{parsed.drivername} is not supported; {STORE_URLS}")
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ValueError(f"an in-memory database would lose the audit trail; {STORE_URLS}")
+    return url
+
+
+StoreUrl = Annotated[str, AfterValidator(_store_url)]
 
 
 class Settings(BaseSettings):
@@ -18,15 +41,15 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     model_name: str = DEFAULT_MODEL_NAME
     model_alias: str = "champion"
-    audit_url: str = DEFAULT_DATABASE
-    keys_url: str = DEFAULT_DATABASE
-    poll_seconds: float = Field(default=30.0, ge=0, description="0 turns alias polling off")
+    audit_url: StoreUrl = DEFAULT_DATABASE
+    keys_url: StoreUrl = DEFAULT_DATABASE
+    poll_seconds: float = Field(default=30.0, ge=0, le=86_400, description="0 turns alias polling off")
     db_pool_size: int = Field(default=5, ge=1, description="connections each worker keeps per store")
     db_max_overflow: int = Field(default=10, ge=0, description="extra connections a worker opens when busy")
     max_batch: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest request body")
     session_secret: str = Field(default="", description="signs reviewer page sessions")
-    session_hours: float = Field(default=8.0, gt=0)
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 366)
 
     @property
     def model_uri(self) -> str:

@@ -84,3 +84,39 @@ def test_a_store_that_does_not_answer_stops_the_server_in_one_line(registry, tmp
     [line] = result.stderr.splitlines()
     assert line.startswith("cannot open the store at postgresql+psycopg://reviewer:***@127.0.0.1:1/audit: ")
     assert "secret" not in result.stderr
+
+
+def test_store_urls_and_intervals_the_server_cannot_use_are_named_in_one_line(registry, tmp_path):
+    """Caught with the other settings, before any store is opened; a URL's password is never shown."""
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": registry.uri,
+        "REINTEGRA_AUDIT_URL": "audit.db",
+        "REINTEGRA_KEYS_URL": "mysql://ops:hunter2@db.example/keys",
+        "REINTEGRA_POLL_SECONDS": "inf",
+        "REINTEGRA_SESSION_HOURS": "inf",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "--port", "1"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert [line.split("=", 1)[0] for line in lines] == [
+        "REINTEGRA_AUDIT_URL",
+        "REINTEGRA_KEYS_URL",
+        "REINTEGRA_POLL_SECONDS",
+        "REINTEGRA_SESSION_HOURS",
+    ]
+    assert "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db" in lines[0]
+    assert lines[1].startswith("REINTEGRA_KEYS_URL='mysql://ops:***@db.example/keys': ")
+    assert "hunter2" not in result.stderr
+
+
+def test_a_port_option_out_of_range_is_refused(tmp_path):
+    """Not bound modulo 65536 (70000 would listen on 4464 while the log says 70000)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/empty-mlflow.db"}
+    command = [sys.executable, "-m", "serving", "--port", "70000"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    assert "--port" in result.stderr and "65535" in result.stderr
+    assert "no model" not in result.stderr
