@@ -6,10 +6,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text, update
 from sqlalchemy.orm import sessionmaker
 
-from serving.tables import IdempotentRequestRow, ScoreRow
+from serving.tables import IdempotentRequestRow, ReadinessRow, ScoreRow
 
 
 @dataclass(frozen=True)
@@ -99,13 +99,13 @@ class AuditStore:
             return sorted(session.scalars(query).all(), key=_numeric)
 
     def writable(self) -> bool:
-        """True when a write transaction can be opened right now."""
+        """True when a write commits right now. An empty write or a rollback would pass on a full
+        disk (nothing reaches it), so one small row is rewritten and committed."""
         try:
-            with self.engine.connect() as connection:
-                transaction = connection.begin()
-                connection.execute(text("UPDATE scores SET id = id WHERE 1 = 0"))
-                transaction.rollback()
-            return True
+            with self.engine.begin() as connection:
+                connection.execute(text("UPDATE scores SET id = id WHERE 1 = 0"))  # the table is still there
+                probe = update(ReadinessRow).where(ReadinessRow.id == 1).values(checked_at=utc_now())
+                return connection.execute(probe).rowcount == 1
         except Exception:  # any driver error means not writable; readiness reports it
             return False
 

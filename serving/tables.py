@@ -86,3 +86,12 @@ class EndedSessionRow(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     ended_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ReadinessRow(Base):
+    """The one row /readyz rewrites and commits: a store that cannot take that write cannot take a score."""
+
+    __tablename__ = "readiness"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

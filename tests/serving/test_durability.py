@@ -1,11 +1,15 @@
 """Nothing returned is lost, reloads swap versions cleanly, online equals offline, keys apply live."""
 
+import contextlib
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from models.pyfunc import load_bundle
@@ -177,3 +181,38 @@ def test_alias_polling_picks_up_a_new_champion(registry, second_version, tmp_pat
     gauge = 'reintegra_model_version{{name="reintegra",version="{}"}} {}'
     assert gauge.format(registry.version, "1.0") in metrics
     assert gauge.format(second_version.model_version, "0.0") in metrics
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Iterator[Path]:
+    """A real 1 MiB file system (tmpfs), for a store whose disk fills up; needs the right to mount."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+def test_readiness_fails_while_the_audit_disk_is_full(registry, tmp_path, small_disk, api_records):
+    """Ready means a score can be committed: not while every score gets a 503; again once there is room."""
+    server = start_server(registry, tmp_path, database=f"sqlite:///{small_disk}/audit.db")
+    filler = small_disk / "filler"
+    try:
+        with server.client("scorer") as scorer, server.client() as anonymous:
+            with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:  # until ENOSPC
+                while True:
+                    out.write(b"\0" * 4096)
+            refused = scorer.post("/v1/scores", json={"record": api_records[0]})
+            full = anonymous.get("/readyz")
+            filler.unlink()
+            ready = anonymous.get("/readyz")
+            accepted = scorer.post("/v1/scores", json={"record": api_records[0]})
+    finally:
+        server.stop()
+    assert refused.status_code == 503
+    assert full.status_code == 503 and full.json()["checks"]["audit_writable"] is False
+    assert ready.status_code == 200 and accepted.status_code == 201
