@@ -17,6 +17,7 @@ from serving.tables import ApiKeyRow, EndedSessionRow
 Role = Literal["scorer", "reviewer", "admin"]
 ROLES: tuple[Role, ...] = ("scorer", "reviewer", "admin")
 KEY_PREFIX = "rk_"
+NAME_LENGTH: int = ApiKeyRow.__table__.c.name.type.length
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class KeyStore:
         """A new key of `role`; the key itself is returned here and never again."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        if len(name) > NAME_LENGTH or not name.isprintable():
+            # A newline or an escape sequence could forge a line of `keys list`.
+            raise ValueError(
+                f"a key name is one line of at most {NAME_LENGTH} printable characters: {name!r}"
+            )
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKeyRow(
             id=str(uuid.uuid4()),

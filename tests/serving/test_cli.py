@@ -120,3 +120,26 @@ def test_a_port_option_out_of_range_is_refused(tmp_path):
     assert result.returncode == 2
     assert "--port" in result.stderr and "65535" in result.stderr
     assert "no model" not in result.stderr
+
+
+def test_key_names_that_would_forge_list_lines_or_not_fit_are_refused(tmp_path):
+    refuse_odd_key_names(f"sqlite:///{tmp_path}/keys.db")
+
+
+def refuse_odd_key_names(database: str) -> None:
+    """A name is one printable line that fits its column: a newline or an escape sequence in it could
+    forge a line of `keys list`, and a longer name is refused by PostgreSQL with a traceback."""
+    env = {**os.environ, "REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
+
+    def keys(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "serving", "keys", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+    before = keys("list").stdout.splitlines()
+    for name in ("ci\n0000  admin     active  forged", "ci\x1b[2K", "n" * 129):
+        result = keys("create", "--role", "scorer", "--name", name)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("a key name is one line of at most 128 printable characters")
+        assert "Traceback" not in result.stderr
+    assert keys("list").stdout.splitlines() == before
+    assert keys("create", "--role", "scorer", "--name", "Case system (Élodie's) " + "n" * 100).returncode == 0

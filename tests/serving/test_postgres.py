@@ -13,6 +13,7 @@ from serving.audit import AuditStore, ScoreFilter
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from tests.serving.conftest import score_row, start_server
+from tests.serving.test_cli import refuse_odd_key_names
 from tests.serving.test_durability import refuse_a_write
 from tests.serving.test_idempotency import claim_twice, race_on_one_key
 from tests.serving.test_keys import ended_sessions_are_remembered_then_forgotten
@@ -137,3 +138,7 @@ def test_a_locked_audit_table_answers_503_in_bounded_time(registry, tmp_path, fr
     assert response.headers["retry-after"] == "5"
     assert waited < 30
     assert after.status_code == 201
+
+
+def test_odd_key_names_on_postgres(postgres_url):
+    refuse_odd_key_names(postgres_url)
