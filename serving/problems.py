@@ -87,7 +87,9 @@ def install(app: FastAPI) -> None:
 
     async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
         """The store refused, timed out, or every pooled connection stayed busy past its wait."""
-        log.error("audit or key store unavailable: %s", exc)
+        # The first line only: the rest is the SQL statement and a link, lines without the request id.
+        reason = str(exc).splitlines()[0]
+        log.error("audit or key store unavailable (%s %s): %s", request.method, request.url.path, reason)
         detail = "the audit store is unavailable; nothing was recorded, try again"
         headers = {"Retry-After": str(STORE_RETRY_SECONDS)}
         return problem(503, "Audit store unavailable", detail, request, headers)

@@ -1,6 +1,7 @@
 """Nothing returned is lost, reloads swap versions cleanly, online equals offline, keys apply live."""
 
 import contextlib
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from models.pyfunc import load_bundle
 from serving.audit import AuditStore, ScoreFilter
 from serving.database import make_engine
 from tests.serving.conftest import start_server
+
+UVICORN_LINE = re.compile(r"(INFO|WARNING|ERROR): ")
+OUR_LINE = re.compile(r"\d{4}-\d\d-\d\d [\d:,]+ [A-Z]+ reintegra[.\w]* pid=\d+ \[[\w.:-]+\] ")
 
 
 def test_a_score_survives_sigkill_right_after_its_201(registry, tmp_path, api_records):
@@ -63,7 +67,13 @@ def refuse_a_write(server, tmp_path, api_records: list[dict]) -> None:
     assert refused.json()["request_id"] == refused.headers["x-request-id"]
     assert accepted.status_code == 201
     log = (tmp_path / "server.log").read_text()
-    assert f"[{refused.json()['request_id']}] audit or key store unavailable" in log
+    assert f"[{refused.json()['request_id']}] audit or key store unavailable (POST /v1/scores): " in log
+    untagged = [
+        line for line in log.splitlines() if not UVICORN_LINE.match(line) and not OUR_LINE.match(line)
+    ]
+    assert untagged == [], (
+        "the error is one line with its request id, not SQL and links on lines of their own"
+    )
     assert "P-secret-7731" not in log and "Prison_Years" not in log
     _, stored = AuditStore(engine).search(ScoreFilter(person_id="P-secret-7731"), 10, 0)
     assert stored == 1, "only the accepted score is in the audit trail"
