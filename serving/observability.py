@@ -27,6 +27,9 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# Methods labelled by name; any other one uvicorn parses (WebDAV's, PURGE, ...) is "other", so a
+# client cannot add a series per method.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -182,10 +185,9 @@ class RequestContextMiddleware:
                 await problem(500, "Internal error", detail, Request(scope))(scope, receive, send_with_id)
         finally:
             route = _route_label(scope)
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route, scope["method"], str(status)).observe(
-                time.perf_counter() - started
-            )
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.requests.labels(route, method, str(status)).inc()
+            self.metrics.latency.labels(route, method, str(status)).observe(time.perf_counter() - started)
             request_id_var.reset(token)
 
 

@@ -634,3 +634,14 @@ def test_an_unseen_free_text_value_is_said_in_the_score_and_on_its_page(
     assert '<section id="warnings"' in page and f"<li>{warning}</li>" in html.unescape(page)
     assert "<td>Acme &lt;Ltd&gt; (not seen in training: read as missing)</td>" in page, "escaped"
     assert '<section id="warnings"' not in plain_page and "not seen in training" not in plain_page
+
+
+def test_unusual_methods_share_one_metrics_label(server):
+    """Any method uvicorn parses (WebDAV's and others) is counted as "other": no series per method."""
+    with server.client() as client:
+        for method in ("PROPFIND", "MKCOL", "PURGE", "SEARCH"):
+            assert client.request(method, "/healthz").status_code == 405
+    with server.client("reviewer") as reviewer:
+        text = reviewer.get("/metrics").text
+    assert 'reintegra_requests_total{method="other",route="/healthz",status="405"} 4.0' in text
+    assert "PROPFIND" not in text and "MKCOL" not in text
