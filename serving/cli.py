@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -49,7 +48,7 @@ def serve(
     if workers > 1 and not settings.session_secret:
         # One secret per server, so that a page session signed by one worker is read by the others.
         os.environ["REINTEGRA_SESSION_SECRET"] = secrets.token_urlsafe(32)
-    with shared_metrics_folder() if workers > 1 else contextlib.nullcontext():
+    with shared_metrics_folder(workers):
         uvicorn.run(
             "serving.app:create_app",
             factory=True,

@@ -119,16 +119,20 @@ def _move_one(gauge: Gauge, name: str, old: str | None, new: str | None) -> None
 
 
 @contextlib.contextmanager
-def shared_metrics_folder() -> Iterator[None]:
+def shared_metrics_folder(workers: int) -> Iterator[None]:
     """Gives the workers of one server an empty folder for their metrics, for as long as it runs.
 
-    Honours a `PROMETHEUS_MULTIPROC_DIR` already set (emptied first, as prometheus_client asks);
-    otherwise uses a temporary folder removed afterwards.
+    Honours a `PROMETHEUS_MULTIPROC_DIR` already set, emptied first as prometheus_client asks (with
+    one worker too, or a restart would add the previous run's counts); otherwise, for several
+    workers, uses a temporary folder removed afterwards.
     """
     given = os.environ.get(MULTIPROCESS_DIR)
     if given:
         for stale in Path(given).glob("*.db"):
             stale.unlink()
+        yield
+        return
+    if workers == 1:
         yield
         return
     with tempfile.TemporaryDirectory(prefix="reintegra-metrics-") as folder:

@@ -636,6 +636,28 @@ def test_an_unseen_free_text_value_is_said_in_the_score_and_on_its_page(
     assert '<section id="warnings"' not in plain_page and "not seen in training" not in plain_page
 
 
+def test_metrics_keep_their_counts_to_this_server_when_an_operator_sets_the_folder(
+    registry, tmp_path, api_records
+):
+    """A `PROMETHEUS_MULTIPROC_DIR` set for a one-worker server starts empty: a restart does not add the
+    previous run's counts to the new one's."""
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    counts = []
+    for scored in (2, 1):
+        server = start_server(registry, tmp_path, extra_env={"PROMETHEUS_MULTIPROC_DIR": str(folder)})
+        try:
+            with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
+                for record in api_records[:scored]:
+                    assert scorer.post("/v1/scores", json={"record": record}).status_code == 201
+                text = reviewer.get("/metrics").text
+        finally:
+            server.stop()
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        counts.append(sum(s.value for s in families["reintegra_scores"].samples if s.name.endswith("_total")))
+    assert counts == [2, 1]
+
+
 def test_unusual_methods_share_one_metrics_label(server):
     """Any method uvicorn parses (WebDAV's and others) is counted as "other": no series per method."""
     with server.client() as client:
