@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 import uvicorn
 from pydantic import ValidationError
-from sqlalchemy import make_url
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from models.registry import configure_tracking
@@ -61,15 +61,24 @@ def serve(
 
 
 def _migrate_stores(settings: Settings) -> None:
-    """Once, before the workers start: a store that does not answer is one line and exit 2, not a
-    traceback from every worker that uvicorn restarts forever."""
+    """Once, before the workers start, so a store that cannot be opened stops the server in one line,
+    not in a traceback from every worker that uvicorn restarts forever."""
     for url in dict.fromkeys((settings.audit_url, settings.keys_url)):
-        try:
-            migrate(make_engine(url))
-        except OperationalError as exc:
-            shown = make_url(url).render_as_string(hide_password=True)
-            typer.echo(f"cannot open the store at {shown}: {str(exc.orig).strip().splitlines()[0]}", err=True)
-            raise typer.Exit(2) from exc
+        _open_store(url).dispose()
+
+
+def _open_store(url: str) -> Engine:
+    """The migrated store at `url`, or one line and exit 2 when it does not answer or its SQLite
+    folder cannot be made."""
+    try:
+        engine = make_engine(url)
+        migrate(engine)
+    except (OperationalError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        shown = make_url(url).render_as_string(hide_password=True)
+        typer.echo(f"cannot open the store at {shown}: {reason}", err=True)
+        raise typer.Exit(2) from exc
+    return engine
 
 
 def _settings() -> Settings:
@@ -95,9 +104,7 @@ def _without_password(url: str) -> str:
 
 
 def _store() -> KeyStore:
-    engine = make_engine(_settings().keys_url)
-    migrate(engine)
-    return KeyStore(engine)
+    return KeyStore(_open_store(_settings().keys_url))
 
 
 @keys_app.command("create")

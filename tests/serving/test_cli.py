@@ -143,3 +143,19 @@ def refuse_odd_key_names(database: str) -> None:
         assert "Traceback" not in result.stderr
     assert keys("list").stdout.splitlines() == before
     assert keys("create", "--role", "scorer", "--name", "Case system (Élodie's) " + "n" * 100).returncode == 0
+
+
+def test_keys_commands_say_in_one_line_when_the_store_cannot_be_opened(tmp_path):
+    """As the server does: a store that does not answer, or a folder that cannot be made, is exit 2."""
+    (tmp_path / "a-file").write_text("")
+    for url, reason in (
+        ("postgresql+psycopg://ops:secret@127.0.0.1:1/keys", "connection"),
+        (f"sqlite:///{tmp_path}/a-file/keys.db", "File exists"),
+    ):
+        env = {**os.environ, "REINTEGRA_KEYS_URL": url, "REINTEGRA_AUDIT_URL": url}
+        command = [sys.executable, "-m", "serving", "keys", "list"]
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 2
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"cannot open the store at {url.replace(':secret@', ':***@')}: ")
+        assert reason in line and "secret" not in line
