@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
 READERS = (".csv", ".parquet", ".json", ".jsonl")
 SEPARATORS = {";": "semicolon", "\t": "tab"}
+LARGEST_CELL = 2**31 - 1  # the csv module's own default is 128 KiB, which pandas does not impose
 
 
 def read_records(path: str | Path) -> pd.DataFrame:
@@ -65,7 +68,7 @@ def _read(path: Path) -> pd.DataFrame:
 def _check_csv_shape(path: Path) -> None:
     """pandas renames a repeated header (x, x.1), pads a short row with missing values and warns
     on a long one: each would be read wrong, so each is an error naming where."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle, _cells_of_any_size():
         rows = csv.reader(handle)
         header = next(rows)
         repeated = sorted({name for name in header if header.count(name) > 1})
@@ -76,6 +79,16 @@ def _check_csv_shape(path: Path) -> None:
                 raise ValueError(
                     f"line {rows.line_num} has {len(row)} fields but the header names {len(header)} columns"
                 )
+
+
+@contextmanager
+def _cells_of_any_size() -> Iterator[None]:
+    """Lift the csv module's process-wide cell limit while checking: a long cell pandas read is fine."""
+    limit = csv.field_size_limit(LARGEST_CELL)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _not_utf8(path: Path) -> str:
