@@ -15,7 +15,7 @@ from features.records import check_writable, read_records, write_records
 from features.spec import DatasetSpec, SpecError, load_spec
 from features.synth import generate_georgia_cohort
 from features.synth_generic import generate_cohort
-from features.validation import ValidationReport, validate_records
+from features.validation import ValidationReport, record_rows, validate_records
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False
@@ -89,7 +89,7 @@ def _kept_rows(
     side = rejected or data.with_name(data.name + ".rejected.csv")
     _write_rejected(raw, report, side)
     typer.echo(f"rejected {len(report.invalid_rows)} row(s), written to {side}", err=True)
-    keep = [row - 1 for row in range(1, len(raw) + 1) if row not in report.invalid_rows]
+    keep = [i for i, row in enumerate(record_rows(raw)) if row not in report.invalid_rows]
     if not keep:
         raise _fail(f"{data}: no valid row left; nothing was kept")
     return keep
@@ -105,7 +105,7 @@ def _write_valid(valid: pd.DataFrame, out: Path) -> None:
 
 def _write_rejected(raw: pd.DataFrame, report: ValidationReport, side: Path) -> None:
     rows = sorted(report.invalid_rows)
-    out = raw.iloc[[r - 1 for r in rows]].copy()
+    out = raw.iloc[record_rows(raw).get_indexer(rows)].copy()
     out.insert(0, "_reasons", ["; ".join(report.invalid_rows[r]) for r in rows])
     out.insert(0, "_row", rows)
     write_records(out, side)

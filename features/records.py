@@ -13,6 +13,8 @@ import pandas as pd
 
 READERS = (".csv", ".parquet", ".json", ".jsonl")
 SEPARATORS = {";": "semicolon", "\t": "tab"}
+# The index of read_records' frame: each record's row as the user sees the file, for messages.
+FILE_ROW = "file_row"
 LARGEST_CELL = 2**31 - 1  # the csv module's own default is 128 KiB, which pandas does not impose
 
 
@@ -25,6 +27,7 @@ def read_records(path: str | Path) -> pd.DataFrame:
     _check_readable(path)
     try:
         frame = _read(path)
+        frame.index = pd.Index(_file_rows(path, len(frame)), name=FILE_ROW)
     except UnicodeDecodeError as exc:
         raise ValueError(_not_utf8(path)) from exc
     except pd.errors.EmptyDataError as exc:
@@ -56,29 +59,58 @@ def _read(path: Path) -> pd.DataFrame:
             try:
                 frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
             except pd.errors.ParserWarning as exc:
-                _check_csv_shape(path)  # names the long row
+                _csv_rows(path)  # names the long row
                 raise ValueError(str(exc)) from exc
-        _check_csv_shape(path)
         return frame
     if suffix == ".parquet":
         return pd.read_parquet(path)
     return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
 
 
-def _check_csv_shape(path: Path) -> None:
-    """pandas renames a repeated header (x, x.1), pads a short row with missing values and warns
-    on a long one: each would be read wrong, so each is an error naming where."""
-    with path.open(newline="", encoding="utf-8-sig") as handle, _cells_of_any_size():
-        rows = csv.reader(handle)
-        header = next(rows)
-        repeated = sorted({name for name in header if header.count(name) > 1})
-        if repeated:
-            raise ValueError(f"the header names {', '.join(map(repr, repeated))} more than once; keep one")
+def _csv_rows(path: Path) -> list[int]:
+    """The line each record starts on, after checking the shape: pandas renames a repeated header
+    (x, x.1), pads a short row with missing values and warns on a long one, so each is an error.
+
+    Blank lines hold no record (pandas skips them), but they count, as in an editor or a spreadsheet.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        lines = handle.readlines()
+    header: list[str] | None = None
+    starts: list[int] = []
+    with _cells_of_any_size():
+        rows, end = csv.reader(lines), 0
         for row in rows:
-            if any(cell.strip() for cell in row) and len(row) != len(header):
+            start, end = end + 1, rows.line_num
+            if start == end and not lines[start - 1].strip(" \t\r\n"):
+                continue
+            if header is None:
+                header = row
+                _check_header(header)
+            elif any(cell.strip() for cell in row) and len(row) != len(header):
                 raise ValueError(
-                    f"line {rows.line_num} has {len(row)} fields but the header names {len(header)} columns"
+                    f"line {start} has {len(row)} fields but the header names {len(header)} columns"
                 )
+            else:
+                starts.append(start)
+    return starts
+
+
+def _check_header(header: list[str]) -> None:
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ValueError(f"the header names {', '.join(map(repr, repeated))} more than once; keep one")
+
+
+def _file_rows(path: Path, n_records: int) -> list[int]:
+    """Where each record is, as the user sees the file: its line in a CSV (the header is line 1, as
+    a spreadsheet numbers rows) or a JSON Lines file; its position, from 1, in JSON and Parquet."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_rows(path)
+    if suffix == ".jsonl":
+        lines = path.read_text(encoding="utf-8").split("\n")
+        return [number for number, line in enumerate(lines, start=1) if line.strip()]
+    return list(range(1, n_records + 1))
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.records import FILE_ROW
 from features.spec import FALSE_WORDS, TRUE_WORDS, WHOLE_NUMBER, ColumnSpec, DatasetSpec, is_whole_number
 
 MAX_PROBLEMS = 100
@@ -16,7 +17,7 @@ MAX_PROBLEMS = 100
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with the data; `row` is the 1-based data row (header excluded)."""
+    """One thing wrong with the data; `row` is where the record is, as `record_rows` numbers it."""
 
     message: str
     row: int | None = None
@@ -100,7 +101,7 @@ def validate_records(
     report.unknown_columns = [str(c) for c in raw.columns if c not in known]
     _check_near_headers([str(c) for c in raw.columns], known, report)
 
-    rows = pd.RangeIndex(1, len(raw) + 1)
+    rows = record_rows(raw)
     typed = pd.DataFrame(index=raw.index)
     if spec.id in raw.columns:
         typed[spec.id] = raw[spec.id]
@@ -117,6 +118,12 @@ def validate_records(
             report.add(Problem("outcome is missing; it must be Yes or No", row, outcome.name))
         typed[spec.outcome.column] = parsed
     return typed, report
+
+
+def record_rows(raw: pd.DataFrame) -> pd.Index:
+    """Each record's row as the user sees the file read_records read (its index), else its position
+    from 1: what problems name, so a row number can be found in an editor or a spreadsheet."""
+    return raw.index if raw.index.name == FILE_ROW else pd.RangeIndex(1, len(raw) + 1)
 
 
 def _expected_columns(spec: DatasetSpec, labelled: bool) -> list[str]:

@@ -40,7 +40,7 @@ def test_validate_exits_2_naming_every_problem(tmp_path, synthetic_raw):
     assert result.returncode == 2
     assert result.stdout == ""
     assert "missing required column Gender" in result.stderr
-    assert "row 7, column Prison_Years: 'forever' is not allowed" in result.stderr
+    assert "row 8, column Prison_Years: 'forever' is not allowed" in result.stderr
 
 
 def test_drop_invalid_keeps_valid_rows_and_writes_the_rejected(tmp_path, synthetic_raw):
@@ -66,7 +66,7 @@ def test_drop_invalid_keeps_valid_rows_and_writes_the_rejected(tmp_path, synthet
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"] == len(broken) - 2
     rejected = pd.read_csv(side, dtype=str)
-    assert rejected["_row"].tolist() == ["3", "10"]
+    assert rejected["_row"].tolist() == ["4", "11"]  # lines of the file: the header is line 1
     assert rejected["_reasons"].str.contains("column Gender: '\\?' is not allowed").all()
     assert f"wrote {len(broken) - 2} valid row(s) to {valid}" in result.stderr
     clean = _features("validate", "--spec", "georgia_parole", "--data", str(valid))
@@ -208,4 +208,4 @@ def test_real_file_with_two_problems_exits_2(tmp_path, real_data_path):
     result = _features("validate", "--spec", "georgia_parole", "--data", str(path))
     assert result.returncode == 2
     assert "missing required column Gender" in result.stderr
-    assert "row 7, column Prison_Years: 'forever' is not allowed" in result.stderr
+    assert "row 8, column Prison_Years: 'forever' is not allowed" in result.stderr

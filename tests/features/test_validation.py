@@ -1,3 +1,5 @@
+import json
+
 import pandas as pd
 import pytest
 
@@ -119,7 +121,10 @@ def test_parquet_and_csv_read_alike(tmp_path, synthetic_raw, spec):
     synthetic_raw.to_csv(csv, index=False)
     synthetic_raw.to_parquet(parquet)
     from_csv, from_parquet = read_records(csv), read_records(parquet)
-    pd.testing.assert_frame_equal(from_csv, from_parquet, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        from_csv.reset_index(drop=True), from_parquet.reset_index(drop=True), check_dtype=False
+    )
+    assert (from_csv.index[0], from_parquet.index[0]) == (2, 1), "a CSV's line; a Parquet record's position"
 
 
 def test_typed_parquet_values_are_understood(synthetic_raw, spec):
@@ -241,3 +246,35 @@ def test_a_cell_longer_than_the_csv_modules_limit_is_read(tmp_path, free_text_ra
     raw = read_records(path)
     assert raw["employer"].tolist() == [long] * 3
     assert validate_records(raw, free_text_spec)[1].ok
+
+
+HEADER = "pid,age,employed,offence,employer,rearrested"
+GOOD, BAD = "1,30,Yes,other,a,No", "2,31,No,piracy,b,Yes"
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (f"{HEADER}\n{GOOD}\n{BAD}\n", 3),
+        (f"{HEADER}\n\n{GOOD}\n  \n{BAD}\n", 5),
+        (f"\r\n{HEADER}\r\n{GOOD}\r\n{BAD}\r\n", 4),
+        (f'{HEADER}\n1,30,Yes,other,"a,\nb",No\n{BAD}\n', 4),
+    ],
+    ids=["plain", "blank lines", "CRLF after a blank first line", "a quoted cell over two lines"],
+)
+def test_a_csv_problem_names_the_line_an_editor_shows(tmp_path, free_text_spec, content, line):
+    """Blank lines count and the header is line 1, so 'row N' is line N in an editor and row N in a
+    spreadsheet (which shows a quoted two-line cell in one row, one above the editor's line)."""
+    path = tmp_path / "records.csv"
+    path.write_bytes(content.encode())
+    _, report = validate_records(read_records(path), free_text_spec)
+    assert [str(p).split(":")[0] for p in report.problems] == [f"row {line}, column offence"]
+    assert list(report.invalid_rows) == [line]
+
+
+def test_a_jsonl_problem_names_its_line(tmp_path, free_text_spec):
+    records = [dict(zip(HEADER.split(","), row.split(","), strict=True)) for row in (GOOD, BAD)]
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(records[0]) + "\n\n" + json.dumps(records[1]) + "\n")
+    _, report = validate_records(read_records(path), free_text_spec)
+    assert list(report.invalid_rows) == [3]

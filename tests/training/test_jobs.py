@@ -413,7 +413,7 @@ def test_bad_training_data_stops_and_registers_nothing(store, tmp_path, training
     assert result.returncode == 2
     assert "nothing was registered" in result.stderr
     assert "missing required column Gender" in result.stderr
-    assert "row 7, column Prison_Years: 'forever' is not allowed" in result.stderr
+    assert "row 8, column Prison_Years: 'forever' is not allowed" in result.stderr
     assert MlflowClient().search_registered_models(filter_string="name='broken'") == []
 
 
