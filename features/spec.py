@@ -86,10 +86,12 @@ class ColumnSpec(_Strict):
             return "one of " + ", ".join(repr(v) for v in self.values)
         if self.kind == "boolean":
             return "Yes/No, True/False or 1/0 (any case)"
-        if self.kind == "numeric":
-            low = "-inf" if self.min is None else f"{self.min:g}"
-            high = "inf" if self.max is None else f"{self.max:g}"
-            return f"a number in [{low}, {high}]"
+        if self.kind == "numeric":  # never "[0, inf]": infinite values are refused
+            if self.min is not None and self.max is not None:
+                return f"a number in [{self.min:g}, {self.max:g}]"
+            if self.min is not None:
+                return f"a finite number >= {self.min:g}"
+            return "a finite number" if self.max is None else f"a finite number <= {self.max:g}"
         return "any text"
 
 

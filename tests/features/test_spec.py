@@ -343,3 +343,17 @@ def test_need_values_match_declared_values_and_levels_ignoring_case():
         + "  - {name: study, all: [{column: school, op: '>=', value: Some}], interventions: [x]}\n"
     )
     assert [c.value for n in spec.needs for c in n.conditions] == [" OWN ", "Some"]
+
+
+@pytest.mark.parametrize(
+    ("bounds", "allowed"),
+    [
+        ({"min": 16, "max": 100}, "a number in [16, 100]"),
+        ({"min": 0}, "a finite number >= 0"),
+        ({"max": 1.5}, "a finite number <= 1.5"),
+        ({}, "a finite number"),
+    ],
+)
+def test_a_numeric_columns_allowed_values_never_name_infinity(bounds, allowed):
+    """Infinite values are refused, so a message saying 'in [0, inf]' would contradict itself."""
+    assert ColumnSpec(name="x", kind="numeric", domain="d", **bounds).allowed() == allowed

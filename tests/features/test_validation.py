@@ -37,7 +37,8 @@ def test_synthetic_cohort_is_valid(synthetic_raw, spec):
         ("Prior_Arrest_Episodes_Felony", "1.5", "'10 or more'"),
         ("Gang_Affiliated", "2.0", "Yes/No, True/False or 1/0"),
         ("Recidivism_Within_3years", "Sometimes", "Yes/No"),
-        ("Avg_Days_per_DrugTest", "inf", r"a number in \[0, inf\]"),
+        ("Avg_Days_per_DrugTest", "inf", "allowed: a finite number >= 0$"),
+        ("Avg_Days_per_DrugTest", "1e309", "allowed: a finite number >= 0$"),
     ],
 )
 def test_bad_value_names_row_column_value_and_allowed(synthetic_raw, spec, column, value, allowed):
