@@ -13,6 +13,7 @@ from features.records import FILE_ROW
 from features.spec import FALSE_WORDS, TRUE_WORDS, WHOLE_NUMBER, ColumnSpec, DatasetSpec, is_whole_number
 
 MAX_PROBLEMS = 100
+SHOWN_CHARACTERS = 60
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def _check_ids(ids: pd.Series, rows: pd.RangeIndex, report: ValidationReport) ->
         report.add(Problem("id is missing", row, str(ids.name)))
     duplicated = np.asarray(ids.duplicated(keep="first") & ids.notna())
     for row, value in zip(rows[duplicated], ids[duplicated], strict=True):
-        report.add(Problem(f"id {value!r} appears more than once", row, str(ids.name), value))
+        report.add(Problem(f"id {_shown(value)} appears more than once", row, str(ids.name), value))
 
 
 def _parse_checked(
@@ -147,8 +148,17 @@ def _parse_checked(
     parsed = parse_column(raw, column)
     bad = np.asarray(raw.notna() & parsed.isna())
     for row, value in zip(rows[bad], raw[bad], strict=True):
-        report.add(Problem(f"{value!r} is not allowed; allowed: {column.allowed()}", row, column.name, value))
+        report.add(
+            Problem(f"{_shown(value)} is not allowed; allowed: {column.allowed()}", row, column.name, value)
+        )
     return parsed
+
+
+def _shown(value: str) -> str:
+    """A value as a message quotes it, cut short so one long cell cannot flood the report."""
+    if len(value) <= SHOWN_CHARACTERS:
+        return repr(value)
+    return f"{value[:SHOWN_CHARACTERS] + '...'!r} ({len(value)} characters)"
 
 
 def parse_column(raw: pd.Series, column: ColumnSpec) -> pd.Series:

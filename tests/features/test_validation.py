@@ -279,3 +279,13 @@ def test_a_jsonl_problem_names_its_line(tmp_path, free_text_spec):
     path.write_text(json.dumps(records[0]) + "\n\n" + json.dumps(records[1]) + "\n")
     _, report = validate_records(read_records(path), free_text_spec)
     assert list(report.invalid_rows) == [3]
+
+
+def test_a_long_bad_value_is_shortened_in_its_message(synthetic_raw, spec):
+    """A cell that swallowed a paragraph (or a whole row, after a stray quote) must not flood the report."""
+    long = "x" * 10_000
+    _, report = validate_records(_broken(synthetic_raw, 3, "Gender", long), spec)
+    (problem,) = report.problems
+    assert problem.value == long
+    assert str(problem).startswith(f"row 3, column Gender: '{'x' * 60}...' (10000 characters) is not allowed")
+    assert len(str(problem)) < 200
