@@ -58,8 +58,11 @@ def _read(path: Path) -> pd.DataFrame:
             warnings.simplefilter("error", pd.errors.ParserWarning)
             try:
                 frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
-            except pd.errors.ParserWarning as exc:
-                _csv_rows(path)  # names the long row
+            except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
+                # pandas counts lines without blank ones or those inside quoted cells: name the line here
+                if "EOF inside string" in str(exc):
+                    raise ValueError(_unclosed_quote(path)) from exc
+                _csv_rows(path)
                 raise ValueError(str(exc)) from exc
         return frame
     if suffix == ".parquet":
@@ -69,30 +72,34 @@ def _read(path: Path) -> pd.DataFrame:
 
 def _csv_rows(path: Path) -> list[int]:
     """The line each record starts on, after checking the shape: pandas renames a repeated header
-    (x, x.1), pads a short row with missing values and warns on a long one, so each is an error.
+    (x, x.1), pads a short row with missing values and warns on a long one, so each is an error."""
+    (_, header), *records = _csv_records(path)
+    _check_header(header)
+    for start, row in records:
+        if any(cell.strip() for cell in row) and len(row) != len(header):
+            raise ValueError(f"line {start} has {len(row)} fields but the header names {len(header)} columns")
+    return [start for start, _ in records]
 
-    Blank lines hold no record (pandas skips them), but they count, as in an editor or a spreadsheet.
-    """
+
+def _csv_records(path: Path) -> list[tuple[int, list[str]]]:
+    """Each record, header first, with the line it starts on: blank lines hold no record (pandas
+    skips them) but count, as in an editor or a spreadsheet."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         lines = handle.readlines()
-    header: list[str] | None = None
-    starts: list[int] = []
+    records = []
     with _cells_of_any_size():
         rows, end = csv.reader(lines), 0
         for row in rows:
             start, end = end + 1, rows.line_num
-            if start == end and not lines[start - 1].strip(" \t\r\n"):
-                continue
-            if header is None:
-                header = row
-                _check_header(header)
-            elif any(cell.strip() for cell in row) and len(row) != len(header):
-                raise ValueError(
-                    f"line {start} has {len(row)} fields but the header names {len(header)} columns"
-                )
-            else:
-                starts.append(start)
-    return starts
+            if start < end or lines[start - 1].strip(" \t\r\n"):
+                records.append((start, row))
+    return records
+
+
+def _unclosed_quote(path: Path) -> str:
+    """A quote never closed takes the rest of the file into one cell: the last record holds it."""
+    line, _ = _csv_records(path)[-1]
+    return f'the row on line {line} opens a quoted cell (") that is never closed; close or remove that quote'
 
 
 def _check_header(header: list[str]) -> None:

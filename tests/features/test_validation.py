@@ -201,7 +201,21 @@ def test_a_header_only_file_has_no_records(tmp_path, synthetic_raw, spec):
         ("tab.csv", b"ID\tGender\n1\tM\n", "tab.csv looks tab-separated"),
         ("bad.parquet", b"not parquet", "bad.parquet is not a readable Parquet file"),
         ("wide.csv", b"ID,Gender\n1,M,extra\n2,F\n", "wide.csv .*line 2 has 3 fields but the header names 2"),
-        ("wider.csv", b"ID,Gender\n1,M\n2,F,extra\n", "wider.csv is not a valid CSV file: .*line 3, saw 3"),
+        (
+            "wider.csv",
+            b"ID,Gender\n1,M\n2,F,extra\n",
+            "wider.csv .*line 3 has 3 fields but the header names 2",
+        ),
+        (
+            "wider_later.csv",
+            b'ID,Gender\n\n"1\n",M\n\n2,F,extra\n',
+            "wider_later.csv .*line 6 has 3 fields but the header names 2",
+        ),
+        (
+            "unclosed.csv",
+            b'ID,Gender\n\n1,M\n2,"F\n3,M\n',
+            "unclosed.csv is not a valid CSV file: the row on line 4 opens a quoted cell .* never closed",
+        ),
         (
             "short.csv",
             b"ID,Gender,Age\n1,M,30\n\n2,F\n",
