@@ -48,8 +48,12 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: object = None) -> RecordEncoder:
         spec = self._spec()
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError("RecordEncoder needs a pandas DataFrame of records with named columns")
+        _check_records(X)
+        for name, names in (("known", self.known), ("exclude", self.exclude)):
+            if isinstance(
+                names, str
+            ):  # a string is a sequence of letters: exclude="Gender" would keep Gender
+                raise TypeError(f"{name} must be a list of names, such as {name}=[{names!r}], not a string")
         unknown_times = set(self.known) - {"release", "supervision"}
         if unknown_times:
             raise ValueError(f"known must list 'release' and/or 'supervision', got {sorted(unknown_times)}")
@@ -67,6 +71,7 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "columns_")
+        _check_records(X)
         missing = [c.name for c in self.columns_ if c.name not in X.columns]
         if missing:
             raise ValueError(f"records lack input columns: {', '.join(missing)}")
@@ -122,6 +127,11 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
             return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         keys = as_level(values.astype("str").str.strip().str.lower(), list(lookup))
         return keys.map(lookup).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _check_records(X: object) -> None:
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError("RecordEncoder needs a pandas DataFrame of records with named columns")
 
 
 def _derive(derived: DerivedSpec, values: Mapping) -> np.ndarray | float:

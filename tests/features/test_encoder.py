@@ -148,3 +148,16 @@ def test_a_ratio_over_zero_is_missing_not_infinite(typed, spec):
     ratio = encoder.transform(rows)["Felony_Convictions_per_Felony_Arrest"]
     np.testing.assert_array_equal(ratio.to_numpy(), [np.nan, np.nan, 0.5, 0.25])
     assert np.isnan(encoder.encode_record(rows.iloc[0].to_dict())[-1])
+
+
+@pytest.mark.parametrize("parameter", ["known", "exclude"])
+def test_a_bare_string_is_refused_not_read_as_letters(typed, spec, parameter):
+    """exclude="Gender" would exclude the letters G, e, n, ... and keep Gender as an input."""
+    with pytest.raises(TypeError, match=f"{parameter} must be a list of names, such as"):
+        RecordEncoder(spec, **{parameter: "Gender" if parameter == "exclude" else "release"}).fit(typed)
+
+
+def test_transform_refuses_what_fit_refuses(typed, spec):
+    encoder = RecordEncoder(spec).fit(typed)
+    with pytest.raises(TypeError, match="needs a pandas DataFrame of records with named columns"):
+        encoder.transform(typed.to_numpy())
