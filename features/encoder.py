@@ -150,10 +150,11 @@ def _derive(derived: DerivedSpec, values: Mapping) -> np.ndarray | float:
 
 
 def _lookup(column: ColumnSpec, values: pd.Series) -> dict[str, float] | None:
-    """Text (lower case) to input value: level position, 1/0, or category code; None for numbers."""
+    """Text, stripped and in lower case as transform reads it, to input value: level position, 1/0,
+    or category code; None for numbers."""
     if column.kind == "numeric":
         return None
     if column.kind == "boolean":
         return {word: 1.0 for word in TRUE_WORDS} | {word: 0.0 for word in FALSE_WORDS}
     levels = column.order or column.values or sorted(values.dropna().astype("str").unique())
-    return {str(level).lower(): float(i) for i, level in enumerate(levels)}
+    return {str(level).strip().lower(): float(i) for i, level in enumerate(levels)}

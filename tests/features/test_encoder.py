@@ -161,3 +161,12 @@ def test_transform_refuses_what_fit_refuses(typed, spec):
     encoder = RecordEncoder(spec).fit(typed)
     with pytest.raises(TypeError, match="needs a pandas DataFrame of records with named columns"):
         encoder.transform(typed.to_numpy())
+
+
+def test_free_text_seen_in_fit_is_never_unseen_in_transform(free_text_raw, free_text_spec):
+    """Unvalidated text may carry spaces and case; transform reads a value stripped and in lower case,
+    so fit must learn it the same way, or fit_transform would call its own values unseen."""
+    raw = free_text_raw.head(4).assign(employer=[" Acme ", "Bolt", " Acme ", "Bolt"])
+    X = RecordEncoder(free_text_spec).fit_transform(raw)
+    assert X["employer"].notna().all()
+    assert X["employer"].nunique() == 2
