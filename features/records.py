@@ -132,16 +132,20 @@ def _cells_of_any_size() -> Iterator[None]:
 
 def _not_utf8(path: Path) -> str:
     """Where the first non-UTF-8 byte is: pandas reports a position inside its own read buffer."""
-    data = path.read_bytes()
+    excel = " (in Excel: Save As 'CSV UTF-8')" if path.suffix.lower() == ".csv" else ""
+    return (
+        f"{path} is not UTF-8 text{first_bad_byte(path.read_bytes())}; save it as UTF-8{excel} and try again"
+    )
+
+
+def first_bad_byte(data: bytes) -> str:
+    """Where a text's first byte that is not UTF-8 is, as " (line 3 has byte 0xe9)"; empty if none."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        where = f" (line {line} has byte {data[exc.start]:#04x})"
-    else:
-        where = ""
-    excel = " (in Excel: Save As 'CSV UTF-8')" if path.suffix.lower() == ".csv" else ""
-    return f"{path} is not UTF-8 text{where}; save it as UTF-8{excel} and try again"
+        return f" (line {line} has byte {data[exc.start]:#04x})"
+    return ""
 
 
 def _unreadable(path: Path, error: ValueError) -> str:

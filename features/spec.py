@@ -11,6 +11,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from features.records import first_bad_byte
+
 Kind = Literal["categorical", "ordinal", "boolean", "numeric"]
 Known = Literal["release", "supervision"]
 Operator = Literal["<", "<=", ">", ">=", "==", "!="]
@@ -414,7 +416,11 @@ def load_spec(name_or_path: str | Path) -> DatasetSpec:
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise SpecError(f"spec file {path} does not exist")
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        where = first_bad_byte(data)
+        if where:
+            raise SpecError(f"spec file {path} is not UTF-8 text{where}; save it as UTF-8 and try again")
+        text = data.decode("utf-8")
     elif str(name_or_path) in builtin_specs():
         text = (resources.files("features") / "specs" / f"{name_or_path}.yaml").read_text("utf-8")
     else:

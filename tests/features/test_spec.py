@@ -74,6 +74,17 @@ def test_unknown_name_lists_the_builtins():
         load_spec("nope")
 
 
+def test_a_spec_file_that_is_not_utf8_is_named(tmp_path: Path):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes(
+        MINIMAL.replace("name: tiny", 'name: tiny\ndescription: "D\xe9partement"').encode("latin-1")
+    )
+    with pytest.raises(
+        SpecError, match=r"latin.yaml is not UTF-8 text \(line 3 has byte 0xe9\); save it as UTF-8"
+    ):
+        load_spec(path)
+
+
 def test_missing_file_is_named(tmp_path: Path):
     with pytest.raises(SpecError, match="does not exist"):
         load_spec(tmp_path / "absent.yaml")
