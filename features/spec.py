@@ -63,6 +63,10 @@ class ColumnSpec(_Strict):
             raise ValueError(f"'order' is only for ordinal columns; {self.name} is {self.kind}")
         if self.values is not None and self.kind != "categorical":
             raise ValueError(f"'values' is only for categorical columns; {self.name} is {self.kind}")
+        if self.values == []:  # not a free-text column: an empty list is a placeholder left unfilled
+            raise ValueError(
+                f"column {self.name} lists no values; list them, or leave out 'values' to accept any text"
+            )
         if (self.min is not None or self.max is not None) and self.kind != "numeric":
             raise ValueError(f"'min'/'max' are only for numeric columns; {self.name} is {self.kind}")
         levels = self.order or self.values or []

@@ -118,6 +118,10 @@ columns:
         ("derived:\n  - {name: x, domain: d, op: ratio, of: [age, age, age]}", "exactly two inputs"),
         ("columns:\n  - {name: age, kind: numeric, domain: d, min: 5, max: 1}", "min 5 is above max 1"),
         ("columns:\n  - {name: age, kind: ordinal, domain: d, order: [Low, low]}", "lists a value twice"),
+        (
+            "columns:\n  - {name: age, kind: categorical, domain: d, values: []}",
+            "column age lists no values; list them, or leave out 'values' to accept any text",
+        ),
         ("needs:\n  - {name: job, any: [], interventions: [x]}", "need job has an empty 'any'"),
         ("needs:\n  - {name: job, all: [], interventions: [x]}", "need job has an empty 'all'"),
         (
