@@ -38,7 +38,8 @@ class SpecProblems(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # YAML reads .nan and .inf as numbers: a NaN bound or gate would compare false and silently do nothing
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ColumnSpec(_Strict):

@@ -119,6 +119,15 @@ columns:
         ("columns:\n  - {name: age, kind: numeric, domain: d, min: 5, max: 1}", "min 5 is above max 1"),
         ("columns:\n  - {name: age, kind: ordinal, domain: d, order: [Low, low]}", "lists a value twice"),
         (
+            "columns:\n  - {name: age, kind: numeric, domain: d, min: .nan}",
+            r"columns\[0\] \(age\)\.min: .*finite number",
+        ),
+        (
+            "columns:\n  - {name: age, kind: numeric, domain: d, max: .inf}",
+            r"columns\[0\] \(age\)\.max: .*finite number",
+        ),
+        ("gates: {max_ece: .nan}", r"gates\.max_ece: .*finite number"),
+        (
             "columns:\n  - {name: age, kind: categorical, domain: d, values: []}",
             "column age lists no values; list them, or leave out 'values' to accept any text",
         ),
