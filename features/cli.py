@@ -84,8 +84,10 @@ def _kept_rows(
     """Positions of the rows to keep; with --drop-invalid the rejected ones go to a side file."""
     if report.ok:
         return list(range(len(raw)))
-    if not drop_invalid or report.missing_columns or raw.empty:
+    if not drop_invalid:
         raise _fail(f"{data}: {report.n_problems} problem(s); nothing was used")
+    if not report.only_row_problems:  # a missing or misspelt column, no records: the file itself
+        raise _fail(f"{data}: {report.n_problems} problem(s), not all in rows: dropping rows cannot fix them")
     side = rejected or data.with_name(data.name + ".rejected.csv")
     _write_rejected(raw, report, side)
     typer.echo(f"rejected {len(report.invalid_rows)} row(s), written to {side}", err=True)

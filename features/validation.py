@@ -53,6 +53,11 @@ class ValidationReport:
     def ok(self) -> bool:
         return self.n_problems == 0
 
+    @property
+    def only_row_problems(self) -> bool:
+        """Whether every problem belongs to a row, so that dropping the invalid rows leaves valid data."""
+        return self.n_problems == sum(map(len, self.invalid_rows.values()))
+
     def add(self, problem: Problem) -> None:
         self.n_problems += 1
         if len(self.problems) < self.max_problems:

@@ -6,6 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
+import yaml
 
 
 def _features(*args: str) -> subprocess.CompletedProcess:
@@ -105,6 +106,24 @@ def test_a_header_only_file_is_refused(tmp_path, synthetic_raw):
         assert result.returncode == 2
         assert result.stdout == ""
         assert "the file has no records" in result.stderr
+
+
+def test_drop_invalid_refuses_a_file_whose_problem_is_no_row(tmp_path, free_text_spec, free_text_raw):
+    """A misspelt header of an optional column leaves it missing in every row: dropping rows fixes
+    nothing, so the file is refused rather than passed on with the column silently empty."""
+    layout = free_text_spec.model_dump(by_alias=True, exclude_none=True)
+    layout["columns"][-1]["required"] = False
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(layout))
+    path, valid = tmp_path / "records.csv", tmp_path / "valid.csv"
+    free_text_raw.rename(columns={"employer": "Employer"}).to_csv(path, index=False)
+    result = _features(
+        "validate", "--spec", str(spec), "--data", str(path), "--drop-invalid", "--valid-out", str(valid)
+    )
+    assert result.returncode == 2, result.stdout
+    assert "column header 'Employer' should be 'employer'" in result.stderr
+    assert "dropping rows cannot fix" in result.stderr
+    assert not valid.exists()
 
 
 def _refuse_nan(constant: str) -> None:
