@@ -67,6 +67,9 @@ def _read(path: Path) -> pd.DataFrame:
         return frame
     if suffix == ".parquet":
         return pd.read_parquet(path)
+    problem = _json_problem(path, lines=suffix == ".jsonl")  # pandas keeps a repeated key's last value
+    if problem:
+        raise ValueError(problem)
     return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
 
 
@@ -161,18 +164,34 @@ def _unreadable(path: Path, error: ValueError) -> str:
 
 
 def _json_problem(path: Path, lines: bool) -> str | None:
-    """The first line the json module cannot parse, which pandas' own reader does not say."""
+    """The first line the json module cannot parse, which pandas' own reader does not say, or the
+    first record naming a key twice, whose last value pandas would keep without a word."""
     text = path.read_text(encoding="utf-8")
-    chunks = enumerate(text.splitlines(), start=1) if lines else [(1, text)]
+    chunks = enumerate(text.split("\n"), start=1) if lines else [(1, text)]  # as pandas splits lines
     for first_line, chunk in chunks:
         if not chunk.strip():
             continue
         try:
-            json.loads(chunk)
+            json.loads(chunk, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             line = first_line + exc.lineno - 1
             return f"{path}, line {line}: not valid JSON ({exc.msg} at column {exc.colno})"
+        except _RepeatedKeys as exc:
+            where = f"{path}, line {first_line}: the record" if lines else f"{path}: a record"
+            return f"{where} names {exc} more than once; keep one"
     return None
+
+
+class _RepeatedKeys(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise _RepeatedKeys(", ".join(map(repr, repeated)))
+    return dict(pairs)
 
 
 def _check_separator(frame: pd.DataFrame, path: Path) -> None:

@@ -193,6 +193,16 @@ def test_a_header_only_file_has_no_records(tmp_path, synthetic_raw, spec):
         ),
         ("bad.json", b'[{"ID": "1"},\n {"ID": nope}]', r"bad.json, line 2: not valid JSON"),
         (
+            "twice.jsonl",
+            b'{"ID": "1", "Gender": "M"}\n\n{"ID": "2", "Gender": "F", "Gender": "M"}\n',
+            "twice.jsonl, line 3: the record names 'Gender' more than once; keep one",
+        ),
+        (
+            "twice.json",
+            b'[{"ID": "1", "ID": "2"}]',
+            "twice.json: a record names 'ID' more than once; keep one",
+        ),
+        (
             "scalar.json",
             b'"x"',
             "scalar.json does not hold JSON records: a .json file holds an array of objects",
@@ -303,3 +313,10 @@ def test_a_long_bad_value_is_shortened_in_its_message(synthetic_raw, spec):
     assert problem.value == long
     assert str(problem).startswith(f"row 3, column Gender: '{'x' * 60}...' (10000 characters) is not allowed")
     assert len(str(problem)) < 200
+
+
+def test_a_jsonl_value_may_hold_a_unicode_line_separator(tmp_path):
+    """JSON allows U+2028 raw inside a string (write_records writes it so): it ends no line."""
+    path = tmp_path / "records.jsonl"
+    path.write_text('{"ID": "1", "Note": "a\u2028b"}\n{"ID": "2", "Note": "c"}\n', encoding="utf-8")
+    assert read_records(path)["Note"].tolist() == ["a\u2028b", "c"]
