@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import warnings
 from collections.abc import Iterator
@@ -70,7 +71,12 @@ def _read(path: Path) -> pd.DataFrame:
     problem = _json_problem(path, lines=suffix == ".jsonl")  # pandas keeps a repeated key's last value
     if problem:
         raise ValueError(problem)
-    return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
+    return pd.read_json(io.StringIO(_json_text(path)), lines=suffix == ".jsonl", dtype=False)
+
+
+def _json_text(path: Path) -> str:
+    """A JSON file's text without the byte-order mark Windows tools write, which pandas refuses."""
+    return path.read_text(encoding="utf-8-sig")
 
 
 def _csv_rows(path: Path) -> list[int]:
@@ -166,7 +172,7 @@ def _unreadable(path: Path, error: ValueError) -> str:
 def _json_problem(path: Path, lines: bool) -> str | None:
     """The first line the json module cannot parse, which pandas' own reader does not say, or the
     first record naming a key twice, whose last value pandas would keep without a word."""
-    text = path.read_text(encoding="utf-8")
+    text = _json_text(path)
     chunks = enumerate(text.split("\n"), start=1) if lines else [(1, text)]  # as pandas splits lines
     for first_line, chunk in chunks:
         if not chunk.strip():

@@ -320,3 +320,13 @@ def test_a_jsonl_value_may_hold_a_unicode_line_separator(tmp_path):
     path = tmp_path / "records.jsonl"
     path.write_text('{"ID": "1", "Note": "a\u2028b"}\n{"ID": "2", "Note": "c"}\n', encoding="utf-8")
     assert read_records(path)["Note"].tolist() == ["a\u2028b", "c"]
+
+
+@pytest.mark.parametrize("name", ["records.json", "records.jsonl"])
+def test_json_with_a_byte_order_mark_is_read_as_csv_is(tmp_path, name):
+    """Windows tools write UTF-8 with a BOM; a CSV with one was read, JSON was refused."""
+    records = '{"ID": "1", "Gender": "M"}\n{"ID": "2", "Gender": "F"}\n'
+    text = records if name.endswith(".jsonl") else "[" + records.replace("}\n{", "},\n{") + "]"
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8-sig")
+    assert read_records(path)["Gender"].tolist() == ["M", "F"]
