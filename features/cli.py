@@ -58,8 +58,8 @@ def validate(
 ) -> None:
     """Check a records file against a spec; print a JSON summary, or the problems and exit 2."""
     dataset = _load(spec)
-    if valid_out is not None and valid_out.resolve() == data.resolve():
-        raise _fail("--valid-out must name a new file, not the data file itself")
+    side = (rejected or data.with_name(data.name + ".rejected.csv")) if drop_invalid else None
+    _check_outputs_apart(data, valid_out, side, rejected)
     try:
         for out in (valid_out, rejected):
             if out is not None:
@@ -70,7 +70,7 @@ def validate(
     typed, report = validate_records(raw, dataset, labelled=not unlabelled)
     for line in report.lines():
         typer.echo(line, err=True)
-    keep = _kept_rows(raw, report, data, drop_invalid, rejected)
+    keep = _kept_rows(raw, report, data, side)
     if valid_out is not None:
         _write_valid(raw.iloc[keep], valid_out)
     summary = summarise(typed.iloc[keep], dataset, report, labelled=not unlabelled)
@@ -78,17 +78,27 @@ def validate(
     sys.stdout.write("\n")
 
 
-def _kept_rows(
-    raw: pd.DataFrame, report: ValidationReport, data: Path, drop_invalid: bool, rejected: Path | None
-) -> list[int]:
-    """Positions of the rows to keep; with --drop-invalid the rejected ones go to a side file."""
+def _check_outputs_apart(
+    data: Path, valid_out: Path | None, side: Path | None, rejected: Path | None
+) -> None:
+    """Refuse, before any work, an output that would overwrite the data file or the other output."""
+    if valid_out is not None and valid_out.resolve() == data.resolve():
+        raise _fail("--valid-out must name a new file, not the data file itself")
+    if side is not None and side.resolve() == data.resolve():
+        raise _fail("--rejected must name a new file, not the data file itself")
+    if side is not None and valid_out is not None and valid_out.resolve() == side.resolve():
+        default = "" if rejected else f" (--rejected defaults to {side})"
+        raise _fail(f"--valid-out and --rejected must name different files{default}")
+
+
+def _kept_rows(raw: pd.DataFrame, report: ValidationReport, data: Path, side: Path | None) -> list[int]:
+    """Positions of the rows to keep; with --drop-invalid (a side file) the rejected ones go there."""
     if report.ok:
         return list(range(len(raw)))
-    if not drop_invalid:
+    if side is None:
         raise _fail(f"{data}: {report.n_problems} problem(s); nothing was used")
     if not report.only_row_problems:  # a missing or misspelt column, no records: the file itself
         raise _fail(f"{data}: {report.n_problems} problem(s), not all in rows: dropping rows cannot fix them")
-    side = rejected or data.with_name(data.name + ".rejected.csv")
     _write_rejected(raw, report, side)
     typer.echo(f"rejected {len(report.invalid_rows)} row(s), written to {side}", err=True)
     keep = [i for i, row in enumerate(record_rows(raw)) if row not in report.invalid_rows]

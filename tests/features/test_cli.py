@@ -83,6 +83,32 @@ def test_valid_out_never_overwrites_the_data(synthetic_csv):
     assert synthetic_csv.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("valid_out", "rejected", "message"),
+    [
+        (None, "broken.csv", "--rejected must name a new file, not the data file itself"),
+        ("out.csv", "out.csv", "--valid-out and --rejected must name different files"),
+        ("broken.csv.rejected.csv", None, "--valid-out and --rejected must name different files"),
+    ],
+    ids=["rejected is the data", "both the same", "valid-out is the default side file"],
+)
+def test_no_output_overwrites_the_data_or_the_other_output(
+    tmp_path, synthetic_raw, valid_out, rejected, message
+):
+    broken = synthetic_raw.copy()
+    broken.loc[broken.index[2], "Gender"] = "?"
+    path = tmp_path / "broken.csv"
+    broken.to_csv(path, index=False)
+    before = path.read_bytes()
+    args = ["validate", "--spec", "georgia_parole", "--data", str(path), "--drop-invalid"]
+    args += ["--valid-out", str(tmp_path / valid_out)] if valid_out else []
+    args += ["--rejected", str(tmp_path / rejected)] if rejected else []
+    result = _features(*args)
+    assert result.returncode == 2 and message in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv"]
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("option", ["--valid-out", "--rejected"])
 def test_an_output_format_that_cannot_be_read_back_is_refused_before_anything_is_written(
     tmp_path, synthetic_raw, option
