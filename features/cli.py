@@ -108,11 +108,16 @@ def _kept_rows(raw: pd.DataFrame, report: ValidationReport, data: Path, side: Pa
 
 
 def _write_valid(valid: pd.DataFrame, out: Path) -> None:
+    _write(valid, out)
+    typer.echo(f"wrote {len(valid)} valid row(s) to {out}", err=True)
+
+
+def _write(records: pd.DataFrame, out: Path) -> None:
+    """Write records, or exit 2 with one line saying why not (a folder, no permission, a format)."""
     try:
-        write_records(valid, out)
+        write_records(records, out)
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(f"wrote {len(valid)} valid row(s) to {out}", err=True)
 
 
 def _write_rejected(raw: pd.DataFrame, report: ValidationReport, side: Path) -> None:
@@ -120,7 +125,7 @@ def _write_rejected(raw: pd.DataFrame, report: ValidationReport, side: Path) -> 
     out = raw.iloc[record_rows(raw).get_indexer(rows)].copy()
     out.insert(0, "_reasons", ["; ".join(report.invalid_rows[r]) for r in rows])
     out.insert(0, "_row", rows)
-    write_records(out, side)
+    _write(out, side)
 
 
 def summarise(typed: pd.DataFrame, spec: DatasetSpec, report: ValidationReport, labelled: bool) -> dict:
@@ -156,7 +161,7 @@ def synth(
     spec: SpecOption,
     rows: Annotated[int, typer.Option(min=1, help="Number of people to generate.")],
     out: Annotated[Path, typer.Option(help="File to write: .csv, .parquet, .json or .jsonl.")],
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same file.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same file.")] = 0,
 ) -> None:
     """Write a synthetic cohort in the spec's layout.
 
@@ -168,8 +173,5 @@ def synth(
         cohort = generate_georgia_cohort(rows, seed)
     else:
         cohort = generate_cohort(dataset, rows, seed)
-    try:
-        write_records(cohort, out)
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
+    _write(cohort, out)
     typer.echo(f"wrote {len(cohort)} rows to {out}", err=True)

@@ -194,6 +194,47 @@ def test_a_spec_folder_is_named_as_a_folder(command, tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--seed", "-1", "--out", "{tmp}/o.csv"),
+            "Invalid value for '--seed': Input should be greater than or equal to 0",
+        ),
+        (("--out", "{tmp}/folder.csv"), "folder.csv"),
+    ],
+    ids=["negative seed", "out is a folder"],
+)
+def test_synth_refuses_what_it_cannot_do_in_one_message(tmp_path, args, message):
+    (tmp_path / "folder.csv").mkdir()
+    result = _features(
+        "synth", "--spec", "georgia_parole", "--rows", "5", *(a.format(tmp=tmp_path) for a in args)
+    )
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_rejected_file_that_cannot_be_written_is_one_message(tmp_path, synthetic_raw):
+    broken = synthetic_raw.copy()
+    broken.loc[broken.index[2], "Gender"] = "?"
+    path, side = tmp_path / "broken.csv", tmp_path / "side.csv"
+    broken.to_csv(path, index=False)
+    side.mkdir()
+    args = (
+        "validate",
+        "--spec",
+        "georgia_parole",
+        "--data",
+        str(path),
+        "--drop-invalid",
+        "--rejected",
+        str(side),
+    )
+    result = _features(*args)
+    assert result.returncode == 2
+    assert "side.csv" in result.stderr.splitlines()[-1] and "Traceback" not in result.stderr
+
+
 def test_synth_is_byte_identical_for_a_seed_and_validates(tmp_path):
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     for out in (first, second):
