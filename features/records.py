@@ -112,7 +112,8 @@ def _unclosed_quote(path: Path) -> str:
 
 
 def _check_header(header: list[str]) -> None:
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    """Blank names are columns a spreadsheet left without a header; pandas names each 'Unnamed: N'."""
+    repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})
     if repeated:
         raise ValueError(f"the header names {', '.join(map(repr, repeated))} more than once; keep one")
 

@@ -330,3 +330,14 @@ def test_json_with_a_byte_order_mark_is_read_as_csv_is(tmp_path, name):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8-sig")
     assert read_records(path)["Gender"].tolist() == ["M", "F"]
+
+
+def test_trailing_empty_columns_of_a_spreadsheet_export_are_ignored(tmp_path, free_text_raw, free_text_spec):
+    """Excel writes a column whose cells were once formatted as an empty header and empty cells:
+    two of them are not a header named twice."""
+    path = tmp_path / "export.csv"
+    lines = free_text_raw.head(3).to_csv(index=False).splitlines()
+    path.write_text("".join(line + ",,\n" for line in lines))
+    _, report = validate_records(read_records(path), free_text_spec)
+    assert report.ok, report.lines()
+    assert report.unknown_columns == ["Unnamed: 6", "Unnamed: 7"]
