@@ -481,6 +481,8 @@ def _describe(error: ErrorDetails, data: dict) -> list[str]:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key; docs/spec-format.md lists the keys allowed here"
+    elif error["type"] == "model_type":  # pydantic would name our class: "instance of OutcomeSpec"
+        message = f"should be a mapping of keys (docs/spec-format.md lists them), not {error['input']!r}"
     elif error["type"] == "string_type" and isinstance(error["input"], bool | int | float):
         message += f", got {error['input']!r} ({QUOTE_HINT})"
     where = _location(error["loc"], data)

@@ -151,6 +151,11 @@ columns:
             "derived:\n  - {name: age, domain: d, op: sum, of: [age, age]}",
             "derived age: that name is already",
         ),
+        (
+            "outcome: rearrested",
+            r"outcome: should be a mapping of keys \(docs/spec-format.md lists them\), not 'rearrested'$",
+        ),
+        ("columns:\n  - age", r"columns\[0\]: should be a mapping of keys .*, not 'age'$"),
         ("gates:\n  max_ece: 0.1\n  max_ece: 0.2", r"line \d+: key 'max_ece' is given twice"),
         ("name: a\nname: b", "key 'name' is given twice in one mapping"),
     ],
