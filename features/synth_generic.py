@@ -35,7 +35,8 @@ def _column(column: ColumnSpec, score: np.ndarray, rng: np.random.Generator) -> 
     if column.kind == "boolean":
         return np.where(score > 0.3, "Yes", "No").astype(object)
     if column.kind == "numeric":
-        low = column.min if column.min is not None else 0.0
+        below_max = 0.0 if column.max is None or column.max >= 0 else column.max - 10.0  # a max under 0
+        low = column.min if column.min is not None else below_max
         high = column.max if column.max is not None else low + 10.0
         share = np.clip((1 / (1 + np.exp(-score)) - 0.4) / 0.6, 0, 1)
         return np.array([f"{v:.4g}" for v in low + share * (high - low)], dtype=object)
