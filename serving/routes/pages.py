@@ -156,9 +156,15 @@ def signed_in(request: Request, keys: KeysDep, settings: SettingsDep) -> Reviewe
     session = _read_session(request, settings)
     key = _signed_in_key(session, keys)
     if session is None or key is None or key.role not in PAGE_ROLES:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise SignInRequired(target)
+        raise SignInRequired(_requested(request))
     return Reviewer(key, session.csrf)
+
+
+def _requested(request: Request) -> str:
+    """The address as the browser sent it: the decoded path would turn an id's "%2F" into "/", and
+    "/.." in an id would then open another person's page after sign-in."""
+    path = quote(request.scope["raw_path"], safe="/%:@!$&'()*+,;=~")
+    return path + (f"?{request.url.query}" if request.url.query else "")
 
 
 ReviewerDep = Annotated[Reviewer, Depends(signed_in)]

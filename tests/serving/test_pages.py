@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -193,6 +193,29 @@ def test_a_person_link_stays_on_that_person_whatever_their_id_holds(registry, tm
     assert person.status_code == 200
     assert f"Person {tricky}" in html.unescape(person.text) and created["id"] in person.text
     assert other["id"] not in person.text, "another person's scores are not shown"
+
+
+def test_signing_in_from_a_person_link_opens_that_person(browser, registry, tmp_path, api_records):
+    """The page asked for before sign-in is reopened as it was addressed: an id's encoded "/" or "%"
+    must not be decoded on the way, which would open another person's history or none."""
+    tricky = ["P-slash/../P-other", "P-percent%2F..%2FP-other"]
+    server = start_server(registry, tmp_path)
+    try:
+        with server.client("scorer") as scorer:
+            scorer.post("/v1/scores", json={"person_id": "P-other", "record": api_records[1]})
+            for person_id in tricky:
+                scorer.post("/v1/scores", json={"person_id": person_id, "record": api_records[2]})
+        context = browser.new_context(base_url=server.base_url)
+        page = context.new_page()
+        headings = {}
+        for person_id in tricky:
+            context.clear_cookies()
+            sign_in(page, server.keys["reviewer"], f"/review/people/{quote(person_id, safe='')}")
+            headings[person_id] = page.locator("h1").inner_text()
+        context.close()
+    finally:
+        server.stop()
+    assert headings == {person_id: f"Person {person_id}" for person_id in tricky}
 
 
 def test_a_flagged_need_shows_the_base_value_it_starts_from(server, scores, spec):
