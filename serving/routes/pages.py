@@ -316,6 +316,9 @@ def scores_page(
         return RedirectResponse(f"?{urlencode({**query, 'page': pages_count})}", status_code=303)
     if first and last and first > last:
         since_error = f"From ({since}) is after To ({until}): no day is in that range"
+    versions = audit.model_versions(holder.name)
+    if model_version and model_version not in versions:  # e.g. a version that never served: shown, not "any"
+        versions.append(model_version)
     return _render(
         request,
         "scores.html",
@@ -332,7 +335,7 @@ def scores_page(
                 if e
             },
             "bands": holder.current.bundle.spec.risk_bands.labels,
-            "versions": audit.model_versions(holder.name),
+            "versions": versions,
             "previous": f"?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,
             "next": f"?{urlencode({**query, 'page': page + 1})}" if page < pages_count else None,
         },

@@ -501,6 +501,16 @@ def test_an_earlier_version_shows_its_own_run_and_metrics(page, server, registry
     assert page.locator("#serving-state").inner_text() == "Serving"
 
 
+def test_scores_of_a_version_that_never_scored_show_that_filter(page, server, scores, second_version):
+    """The model page links every version's scores; for one with none the list is empty, and the
+    form must show that version as the filter, not "any", or the store would look empty."""
+    sign_in(page, server.keys["reviewer"], f"/review/model/{second_version.model_version}")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Scores from this version").click()
+    assert page.locator("#count").inner_text() == "0 scores, newest first."
+    assert page.get_by_label("Model version").input_value() == second_version.model_version
+
+
 def test_a_forced_promotion_shows_its_reason(page, server, second_version):
     from mlflow import MlflowClient
 
