@@ -315,6 +315,29 @@ def test_a_bad_page_address_gets_a_page_not_a_json_problem(server, scores):
     assert api_query.status_code == 422 and api_path.status_code == 404
 
 
+def test_chart_text_is_readable_on_a_phone(browser, server, scores):
+    """At 375 px the wide charts keep their text at 10 px or more and scroll in their own box,
+    rather than shrinking to the screen (labels were about 5 px)."""
+    context = browser.new_context(base_url=server.base_url, viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    smallest, widths = {}, {}
+    try:
+        sign_in(page, server.keys["reviewer"])
+        for path in [f"/review/scores/{scores[0]['id']}", f"/review/people/{REASSESSED}"]:
+            page.goto(path)
+            widths[path] = page.evaluate("() => document.documentElement.scrollWidth")
+            smallest[path] = page.evaluate(
+                """() => Math.min(...[...document.querySelectorAll("svg#waterfall, svg#domains, svg#trend")]
+                    .flatMap(svg => [...svg.querySelectorAll("text")].map(text =>
+                        parseFloat(getComputedStyle(text).fontSize)
+                        * svg.getBoundingClientRect().width / svg.viewBox.baseVal.width)))"""
+            )
+    finally:
+        context.close()
+    assert all(size >= 10 for size in smallest.values()), smallest
+    assert all(width <= 375 for width in widths.values()), widths
+
+
 def test_pages_fit_a_phone_screen_whatever_the_ids(browser, registry, tmp_path, api_records):
     """At 375 px nothing widens the page: long ids wrap, wide tables scroll inside their own box."""
     long_id = "P" + "x" * 127
