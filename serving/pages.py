@@ -14,7 +14,7 @@ import mlflow
 from markupsafe import Markup, escape
 from mlflow import MlflowClient
 
-from features.spec import DatasetSpec, NeedSpec
+from features.spec import DatasetSpec, NeedSpec, SpecError, parse_spec
 from models import registry
 from models.baselines import baseline_label
 from serving import model_store
@@ -411,6 +411,21 @@ def _run_metrics(run_id: str) -> dict[str, float]:
 def run_documents(run_id: str) -> dict[str, str]:
     """An earlier version's evaluation and model card (run artifacts are immutable)."""
     return model_store.run_documents(run_id)
+
+
+def run_spec(run_id: str) -> DatasetSpec | None:
+    """The spec a run was trained on (its need thresholds decided its scores' flags), or None when
+    this MLflow does not hold the run or its spec no longer reads."""
+    try:
+        return _run_spec(run_id)
+    except (mlflow.exceptions.MlflowException, SpecError):
+        return None
+
+
+@lru_cache(maxsize=16)
+def _run_spec(run_id: str) -> DatasetSpec:
+    """Cached only on success: run artifacts are immutable, a failed download is tried again."""
+    return parse_spec(registry.run_artifact(run_id, "spec.yaml").decode(), f"spec.yaml of run {run_id}")
 
 
 def run_artifact(run_id: str, name: str) -> bytes | None:

@@ -350,9 +350,12 @@ def score_page(
     if row is None:
         return _not_found(request, reviewer, f"No score with id {score_id}.")
     explanation = row.result["explanation"]
+    # The score's own run's spec: another version may flag needs at other thresholds.
+    serving = holder.current
+    spec = serving.bundle.spec if row.run_id == serving.run_id else pages.run_spec(row.run_id)
+    needs = spec.needs if spec else []
+    described = {n.name: n.description for n in needs}
     # A flag can come from the base value alone, so it is shown beside the largest contributions.
-    spec = holder.current.bundle.spec
-    described = {n.name: n.description for n in spec.needs} if row.model_name == holder.name else {}
     flagged_needs = {
         need["need"]: {
             **explanation["needs"][need["need"]],
@@ -376,10 +379,7 @@ def score_page(
             "waterfall": pages.waterfall(explanation["risk"]),
             "domains": pages.domain_chart(explanation["risk"]["by_domain"]),
             "flagged_needs": flagged_needs,
-            # Thresholds are the served spec's: only known for scores of the served model.
-            "thresholds": {n.name: n.flag_threshold for n in spec.needs}
-            if row.model_name == holder.name
-            else {},
+            "thresholds": {n.name: n.flag_threshold for n in needs},
             "top_need_inputs": pages.TOP_NEED_INPUTS,
             "unseen": pages.UNSEEN,
             "warnings": row.result.get("warnings", []),

@@ -242,6 +242,34 @@ def test_a_flagged_need_shows_the_base_value_it_starts_from(server, scores, spec
     assert number("total") == pytest.approx(explained["log_odds"] - explained["base_value"], abs=1e-4)
 
 
+def test_a_score_shows_the_flag_thresholds_of_the_version_that_made_it(registry, tmp_path, spec, api_records):
+    """A later version may flag needs at other thresholds; an earlier score's page must quote the
+    thresholds its own flags were decided with, not the serving version's."""
+    from training.promote import promote
+    from training.train import train
+
+    name = "reintegra-thresholds"
+    first = train(spec, registry.data, name=name, seed=3)
+    promote(name, first.model_version, force=True, reason="test fixture")
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    try:
+        with server.client("scorer") as scorer:
+            created = scorer.post("/v1/scores", json={"record": api_records[0]}).json()
+        moved = [n.model_copy(update={"flag_threshold": 0.9}) for n in spec.needs]
+        second = train(spec.model_copy(update={"needs": moved}), registry.data, name=name, seed=3)
+        promote(name, second.model_version, force=True, reason="test fixture")
+        with server.client("admin") as admin:
+            assert admin.post("/v1/admin/reload").json()["version"] == second.model_version
+        with server.page_client() as client:
+            text = html.unescape(client.get(f"/review/scores/{created['id']}").text)
+    finally:
+        server.stop()
+    row = r'<th scope="row">(\w+)</th>(?:(?!</tr>).)*?class="threshold">\(at ([0-9.]+)'
+    quoted = re.findall(row, text, re.S)
+    own = {n.name: f"{n.flag_threshold:.2f}" for n in spec.needs}
+    assert quoted and all(own[need] == threshold for need, threshold in quoted), quoted
+
+
 def test_a_need_the_record_shows_says_so(server, scores, spec):
     observed = [(s, n["need"]) for s in scores for n in s["needs"] if n["observed"]]
     assert observed, "the fixture's scores include a parole condition"
