@@ -307,8 +307,9 @@ def scores_page(
         "band": band,
         "model_version": model_version,
         "person_id": person_id,
-        "since": since,
-        "until": until,
+        # In the form that filters: a date input left empty above a list filtered by 20261124 misleads.
+        "since": first.isoformat() if first else since,
+        "until": last.isoformat() if last else until,
     }
     query = {k: v for k, v in filters.items() if v}
     pages_count = max(1, -(-total // PAGE_SIZE))

@@ -302,6 +302,21 @@ def test_the_date_range_includes_both_of_its_days(server, scores):
         assert not listed(day + timedelta(days=1), day + timedelta(days=1))
 
 
+def test_a_date_in_another_iso_form_shows_in_the_form_that_filters(page, server, scores):
+    """Python reads 20261124 or 2026-W48-1 as dates, and the list is filtered by them; the date
+    fields must then show that date, not stay empty above a filtered list."""
+    day = datetime.fromisoformat(scores[-1]["created_at"]).date()
+    sign_in(page, server.keys["reviewer"])
+    shown = {}
+    for given in (day.strftime("%Y%m%d"), "{}-W{:02d}-{}".format(*day.isocalendar())):
+        page.goto(f"/review/scores?since={given}&until={given}")
+        shown[given] = (
+            page.get_by_label("From (UTC)").input_value(),
+            page.get_by_label("To (UTC, inclusive)").input_value(),
+        )
+    assert set(shown.values()) == {(day.isoformat(), day.isoformat())}, shown
+
+
 def test_a_page_past_the_last_goes_to_the_last(server, scores):
     with server.page_client() as client:
         listed = client.get("/review/scores", params={"band": scores[0]["risk"]["band"], "page": 99})
