@@ -229,6 +229,8 @@ def sign_in(
 ) -> Response:
     """Admit a reviewer or admin key; a new session (and CSRF token) replaces the anonymous one."""
     session = _read_session(request, settings)
+    if _signed_in_key(session, keys):  # a form left open in another tab: its token is stale, the session good
+        return RedirectResponse(_safe_next(next), status_code=303)
     if session is None or not _same_token(session.csrf, csrf):
         return _sign_in_page(request, settings, None, next, None, "The form expired; please try again.", 403)
     found = keys.verify(key.strip()) if key.strip() else None

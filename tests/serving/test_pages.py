@@ -133,6 +133,25 @@ def test_a_scorer_key_cannot_sign_in(page, server):
     assert urlsplit(page.url).path == "/review/sign-in"
 
 
+def test_a_sign_in_form_left_open_in_another_tab_keeps_the_session(browser, server):
+    """Signed in from one tab, the form still open in another is sent: it goes on to the page
+    asked for; it used to answer "form expired" and replace the session cookie, signing both out."""
+    context = browser.new_context(base_url=server.base_url)
+    first, second = context.new_page(), context.new_page()
+    try:
+        first.goto("/review/sign-in?next=/review/model")
+        sign_in(second, server.keys["reviewer"])
+        first.get_by_label("API key").fill(server.keys["reviewer"])
+        with first.expect_navigation():
+            first.get_by_role("button", name="Sign in").click()
+        landed = urlsplit(first.url).path
+        second.reload()
+        still = urlsplit(second.url).path
+    finally:
+        context.close()
+    assert landed.startswith("/review/model/") and still == "/review/scores"
+
+
 def test_sign_in_needs_the_forms_csrf_token(server):
     with httpx.Client(base_url=server.base_url) as client:
         form = client.get("/review/sign-in")
