@@ -36,6 +36,7 @@ PAGE_ROLES = ("reviewer", "admin")
 PAGE_SIZE = 25
 PERSON_LIMIT = 200
 ALIAS_MOVES_SHOWN = 20
+EXPIRED = "The form expired; please try again."
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
@@ -193,12 +194,18 @@ def home() -> RedirectResponse:
 
 @router.get("/sign-in")
 def sign_in_form(
-    request: Request, keys: KeysDep, settings: SettingsDep, next: str | None = None, signed_out: bool = False
+    request: Request,
+    keys: KeysDep,
+    settings: SettingsDep,
+    next: str | None = None,
+    signed_out: bool = False,
+    expired: bool = False,
 ) -> Response:
     session = _read_session(request, settings)
     if _signed_in_key(session, keys):
         return RedirectResponse(_safe_next(next), status_code=303)
-    return _sign_in_page(request, settings, session, next, "You have signed out." if signed_out else None)
+    message = "You have signed out." if signed_out else EXPIRED if expired else None
+    return _sign_in_page(request, settings, session, next, message)
 
 
 def _sign_in_page(
@@ -231,8 +238,11 @@ def sign_in(
     session = _read_session(request, settings)
     if _signed_in_key(session, keys):  # a form left open in another tab: its token is stale, the session good
         return RedirectResponse(_safe_next(next), status_code=303)
-    if session is None or not _same_token(session.csrf, csrf):
-        return _sign_in_page(request, settings, None, next, None, "The form expired; please try again.", 403)
+    if session is None:  # no cookie came (another site's form, SameSite) or it expired: set none here
+        query = urlencode({"next": _safe_next(next), "expired": "true"})
+        return RedirectResponse(f"{PREFIX}/sign-in?{query}", status_code=303)
+    if not _same_token(session.csrf, csrf):
+        return _sign_in_page(request, settings, None, next, None, EXPIRED, 403)
     found = keys.verify(key.strip()) if key.strip() else None
     if found is None:
         return _sign_in_page(request, settings, session, next, None, "Unknown or revoked key.", 401)

@@ -152,6 +152,28 @@ def test_a_sign_in_form_left_open_in_another_tab_keeps_the_session(browser, serv
     assert landed.startswith("/review/model/") and still == "/review/scores"
 
 
+def test_a_sign_in_posted_from_another_site_signs_no_one_out(browser, server):
+    """Another site's page that posts to the sign-in form (no cookie comes with it: SameSite=Lax)
+    must not replace the reviewer's session cookie with an anonymous one."""
+    other_site = "http://localhost:9/form"  # localhost is another site than 127.0.0.1
+    form = (
+        f'<form method="post" action="{server.base_url}/review/sign-in"><input name="csrf" value="x"></form>'
+    )
+    context = browser.new_context(base_url=server.base_url)
+    try:
+        reviewer, attacker = context.new_page(), context.new_page()
+        sign_in(reviewer, server.keys["reviewer"])
+        attacker.route(other_site, lambda route: route.fulfill(content_type="text/html", body=form))
+        attacker.goto(other_site)
+        with attacker.expect_navigation(url=f"{server.base_url}/review/**"):
+            attacker.locator("form").evaluate("form => form.submit()")
+        reviewer.reload()
+        still = urlsplit(reviewer.url).path
+    finally:
+        context.close()
+    assert still == "/review/scores"
+
+
 def test_sign_in_needs_the_forms_csrf_token(server):
     with httpx.Client(base_url=server.base_url) as client:
         form = client.get("/review/sign-in")
