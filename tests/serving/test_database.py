@@ -24,8 +24,8 @@ def test_pool_settings_bound_the_connections_a_worker_opens(registry, tmp_path, 
 
 
 def test_servers_starting_at_once_migrate_a_new_sqlite_store_once(tmp_path):
-    """Four migrations released together on each of five new files: none fails, one schema results."""
-    for attempt in range(5):
+    """Four migrations released together on each of twenty new files: none fails, one schema results."""
+    for attempt in range(20):
         engines = [make_engine(f"sqlite:///{tmp_path}/audit-{attempt}.db") for _ in range(4)]
         migrate_at_once(engines)  # raises if any migration collided with another
         with engines[0].connect() as connection:
