@@ -50,9 +50,8 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
         spec = self._spec()
         _check_records(X)
         for name, names in (("known", self.known), ("exclude", self.exclude)):
-            if isinstance(
-                names, str
-            ):  # a string is a sequence of letters: exclude="Gender" would keep Gender
+            # A string is a sequence of letters: exclude="Gender" would keep Gender.
+            if isinstance(names, str):
                 raise TypeError(f"{name} must be a list of names, such as {name}=[{names!r}], not a string")
         unknown_times = set(self.known) - {"release", "supervision"}
         if unknown_times:

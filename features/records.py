@@ -68,10 +68,11 @@ def _read(path: Path) -> pd.DataFrame:
         return frame
     if suffix == ".parquet":
         return pd.read_parquet(path)
-    problem = _json_problem(path, lines=suffix == ".jsonl")  # pandas keeps a repeated key's last value
+    text = _json_text(path)
+    problem = _json_problem(path, text, lines=suffix == ".jsonl")  # pandas keeps a repeated key's last value
     if problem:
         raise ValueError(problem)
-    return pd.read_json(io.StringIO(_json_text(path)), lines=suffix == ".jsonl", dtype=False)
+    return pd.read_json(io.StringIO(text), lines=suffix == ".jsonl", dtype=False)
 
 
 def _json_text(path: Path) -> str:
@@ -164,16 +165,15 @@ def _unreadable(path: Path, error: ValueError) -> str:
         return f"{path} is not a valid CSV file: {error}"
     if suffix == ".parquet":
         return f"{path} is not a readable Parquet file: {error}"
-    return _json_problem(path, lines=suffix == ".jsonl") or (
+    return _json_problem(path, _json_text(path), lines=suffix == ".jsonl") or (
         f"{path} does not hold JSON records: a .json file holds an array of objects, "
         f"a .jsonl file one object per line ({error})"
     )
 
 
-def _json_problem(path: Path, lines: bool) -> str | None:
+def _json_problem(path: Path, text: str, lines: bool) -> str | None:
     """The first line the json module cannot parse, which pandas' own reader does not say, or the
     first record naming a key twice, whose last value pandas would keep without a word."""
-    text = _json_text(path)
     chunks = enumerate(text.split("\n"), start=1) if lines else [(1, text)]  # as pandas splits lines
     for first_line, chunk in chunks:
         if not chunk.strip():

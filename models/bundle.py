@@ -81,6 +81,8 @@ class ScoringBundle:
     def unseen_values(self, records: pd.DataFrame) -> dict[str, dict]:
         """Per free-text input, the given values training never saw and how many records hold each:
         they are scored as missing, which a report over many records must say, as a score does."""
+        if not self.encoder.free_text_features_:  # the usual spec: nothing to encode a second time
+            return {}
         encoded = self.encode(records)
         found = {}
         for name in self.encoder.free_text_features_:
