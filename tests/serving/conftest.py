@@ -21,8 +21,10 @@ from serving.audit import new_score_id, utc_now
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from serving.tables import ScoreRow
+from tests.tracking import tracking_store
 
 STARTUP_SECONDS = 90
+PORT_ATTEMPTS = 3
 
 
 @dataclass
@@ -37,25 +39,16 @@ class Registry:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory, training_raw, spec) -> Iterator[Registry]:
-    import mlflow
-
     from training.promote import promote
     from training.train import train
 
     folder = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{folder}/mlflow.db"
     data = folder / "cohort.csv"
     training_raw.iloc[:3000].to_csv(data, index=False)
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    mlflow.set_tracking_uri(uri)
-    result = train(spec, data, name="reintegra", seed=2)
-    promote("reintegra", result.model_version, force=True, reason="test fixture")
-    yield Registry(uri, result.model_version, folder, data)
-    if previous is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = previous
+    with tracking_store(f"sqlite:///{folder}/mlflow.db") as uri:
+        result = train(spec, data, name="reintegra", seed=2)
+        promote("reintegra", result.model_version, force=True, reason="test fixture")
+        yield Registry(uri, result.model_version, folder, data)
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +110,6 @@ def start_server(
     store = KeyStore(engine)
     keys = {role: store.create(role, f"test {role}")[1] for role in ("scorer", "reviewer", "admin")}
     engine.dispose()
-    port = free_port()
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": registry.uri,
@@ -126,8 +118,18 @@ def start_server(
         "REINTEGRA_POLL_SECONDS": "0",
         **(extra_env or {}),
     }
-    log = folder / "server.log"
+    # Another test process may bind the free port first; a fresh one is then tried.
+    for _ in range(PORT_ATTEMPTS):
+        server = _launch(folder / "server.log", database, env, keys, workers)
+        if server is not None:
+            return server
+    raise RuntimeError(f"{PORT_ATTEMPTS} free ports were each taken before the server could bind one")
+
+
+def _launch(log: Path, database: str, env: dict, keys: dict, workers: int) -> Server | None:
+    """A ready server on a free port, or None when that port was taken meanwhile."""
     earlier = log.stat().st_size if log.exists() else 0
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "serving", "--port", str(port), "--workers", str(workers)],
         env=env,
@@ -137,10 +139,13 @@ def start_server(
     server = Server(f"http://127.0.0.1:{port}", process, database, env, keys)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
+        output = log.read_bytes()[earlier:]
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+            if b"address already in use" in output.lower():
+                return None
+            raise RuntimeError(f"server exited: {output.decode(errors='replace')[-2000:]}")
         # Every worker must be up: one answering /readyz says nothing about the others.
-        started = log.read_bytes()[earlier:].count(b"Application startup complete")
+        started = output.count(b"Application startup complete")
         try:
             if started >= workers and httpx.get(f"{server.base_url}/readyz", timeout=2).status_code == 200:
                 return server

@@ -154,6 +154,7 @@ def test_reload_under_load_fails_nothing_and_never_mixes_versions(
     finally:
         stop.set()
         server.stop()
+        promote("reintegra", registry.version, force=True, reason="reload test: back")
     assert reloaded.status_code == 200, reloaded.text
     assert reloaded.json() == {
         "previous_version": registry.version,

@@ -4,22 +4,16 @@ import os
 import subprocess
 import sys
 
-import mlflow
 import pytest
+
+from tests.tracking import tracking_store
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{folder}/mlflow.db"
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    mlflow.set_tracking_uri(uri)
-    yield uri
-    if previous is None:
-        os.environ.pop("MLFLOW_TRACKING_URI")
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = previous
+    with tracking_store(f"sqlite:///{folder}/mlflow.db") as uri:
+        yield uri
 
 
 def cli(*args: str, uri: str) -> subprocess.CompletedProcess:
