@@ -54,9 +54,11 @@ serve: install
 
 run: install bootstrap dev-setup serve
 
+# Test files are shared among up to four processes (one per core); a file's tests stay together
+# so its module fixtures (servers, stores) are built once.
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 lint: install
 	$(PY) -m ruff check .
