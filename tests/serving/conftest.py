@@ -101,11 +101,15 @@ def start_server(
     folder: Path,
     *,
     database: str | None = None,
+    keys_database: str | None = None,
     extra_env: dict | None = None,
     workers: int = 1,
 ) -> Server:
+    """A ready server whose audit store is `database` and whose keys are in `keys_database` (by
+    default the same store)."""
     database = database or f"sqlite:///{folder}/reintegra.db"
-    engine = make_engine(database)
+    keys_database = keys_database or database
+    engine = make_engine(keys_database)
     migrate(engine)
     store = KeyStore(engine)
     keys = {role: store.create(role, f"test {role}")[1] for role in ("scorer", "reviewer", "admin")}
@@ -114,7 +118,7 @@ def start_server(
         **os.environ,
         "MLFLOW_TRACKING_URI": registry.uri,
         "REINTEGRA_AUDIT_URL": database,
-        "REINTEGRA_KEYS_URL": database,
+        "REINTEGRA_KEYS_URL": keys_database,
         "REINTEGRA_POLL_SECONDS": "0",
         **(extra_env or {}),
     }

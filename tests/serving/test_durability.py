@@ -194,6 +194,30 @@ def test_alias_polling_picks_up_a_new_champion(registry, second_version, tmp_pat
     assert gauge.format(second_version.model_version, "0.0") in metrics
 
 
+def test_readiness_fails_while_keys_in_a_store_of_their_own_cannot_be_read(registry, tmp_path, api_records):
+    """Every call needs a key: with the key store gone, no call can succeed, so not ready."""
+    keys_database = f"sqlite:///{tmp_path}/keys.db"
+    server = start_server(registry, tmp_path, keys_database=keys_database)
+    engine = make_engine(keys_database)
+    try:
+        with server.client("scorer") as scorer, server.client() as anonymous:
+            with engine.begin() as connection:
+                connection.execute(text("ALTER TABLE api_keys RENAME TO api_keys_away"))
+            down = anonymous.get("/readyz")
+            refused = scorer.post("/v1/scores", json={"record": api_records[0]})
+            with engine.begin() as connection:
+                connection.execute(text("ALTER TABLE api_keys_away RENAME TO api_keys"))
+            ready = anonymous.get("/readyz")
+            accepted = scorer.post("/v1/scores", json={"record": api_records[0]})
+    finally:
+        server.stop()
+        engine.dispose()
+    assert down.status_code == 503
+    assert down.json()["checks"] == {"model_loaded": True, "audit_writable": True, "keys_readable": False}
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+    assert ready.status_code == 200 and accepted.status_code == 201
+
+
 @pytest.fixture
 def small_disk(tmp_path) -> Iterator[Path]:
     """A real 1 MiB file system (tmpfs), for a store whose disk fills up; needs the right to mount."""
