@@ -24,6 +24,12 @@ from serving.schemas import PRINTABLE, BatchPublic, Problem, ScorePage, ScorePub
 from serving.scoring import response_json, score_public, score_requests
 
 MAX_OFFSET = 1_000_000_000
+LOCATION_HEADER = {
+    "Location": {
+        "description": "Where the new score is read again: /v1/scores/{id} (a reviewer key)",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _utc(value: datetime) -> datetime:
@@ -69,7 +75,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         status_code=201,
         response_model=ScorePublic,
         summary="Score one record",
-        responses={201: {"headers": REPLAYED_RESPONSE_HEADER}},
+        responses={201: {"headers": {**LOCATION_HEADER, **REPLAYED_RESPONSE_HEADER}}},
     )
     def create_score(
         body: score_request,  # type: ignore[valid-type]
@@ -89,7 +95,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         # Fields left out, not null: a version accepting one more field must not make a retry another request.
         request_hash = fingerprint("scores", body.model_dump(mode="json", exclude_none=True))
         answer = answer_once(audit, key.id, idempotency_key, request_hash, score)
-        return _respond(answer, 201, metrics)
+        return _respond(answer, 201, metrics, location=f"/v1/scores/{answer.body['id']}")
 
     @router.post(
         "/scores:batch",
@@ -197,12 +203,14 @@ def band_error(band: str, bands: list[str]) -> str | None:
     return f"{band!r} is not a risk band of the serving model; allowed: {', '.join(bands)}"
 
 
-def _respond(answer: Answer, status: int, metrics: Metrics) -> Response:
+def _respond(answer: Answer, status: int, metrics: Metrics, location: str | None = None) -> Response:
     """The answer serialised once; a replay says so and counts no new scores."""
     for row in answer.recorded:
         metrics.scores.labels(row.risk_band).inc()
     if answer.replayed:
         metrics.replays.inc()
-    headers = {REPLAYED_HEADER: "true"} if answer.replayed else None
+    headers = {REPLAYED_HEADER: "true"} if answer.replayed else {}
+    if location is not None:
+        headers["Location"] = location
     body = response_json(answer.body)
     return Response(body, status_code=status, media_type="application/json", headers=headers)

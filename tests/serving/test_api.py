@@ -60,6 +60,21 @@ def test_score_one_record(server, api_records, registry):
     assert "identity" in body["explanation"]
 
 
+def test_a_new_score_says_where_it_can_be_read(server, api_records):
+    """A 201 names the created score in Location (RFC 9110), on a replay too."""
+    body = {"person_id": "P-location", "record": api_records[7]}
+    with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
+        created = scorer.post("/v1/scores", json=body, headers={"Idempotency-Key": "location-1"})
+        replayed = scorer.post("/v1/scores", json=body, headers={"Idempotency-Key": "location-1"})
+        read = reviewer.get(created.headers.get("location", "/v1/scores/missing"))
+        documented = scorer.get("/openapi.json").json()["paths"]["/v1/scores"]["post"]["responses"]["201"]
+    assert "Location" in documented["headers"]
+    assert created.status_code == 201
+    assert created.headers.get("location") == f"/v1/scores/{created.json()['id']}"
+    assert replayed.headers.get("location") == created.headers.get("location")
+    assert read.status_code == 200 and read.json()["id"] == created.json()["id"]
+
+
 def test_batch_reports_bad_items_in_place(server, api_records):
     items = [{"person_id": "P-2", "record": r} for r in api_records[:5]]
     items.insert(2, {"record": {**api_records[5], "Prison_Years": "forever"}})
