@@ -14,8 +14,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.model_store import ModelUnavailable, SchemaChanged
+from serving.schemas import Problem
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_REF = "#/components/schemas/Problem"
 STORE_RETRY_SECONDS = 5
 MISSING_SCHEMA_SQLSTATES = {"42P01", "42703"}  # PostgreSQL's undefined_table and undefined_column
 log = logging.getLogger("reintegra.errors")
@@ -36,6 +38,12 @@ def problem(
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """An error response for the OpenAPI document: problem+json only, as sent (a response `model`
+    would list it as application/json too)."""
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}}
 
 
 def field_errors(errors: list[dict]) -> list[dict]:
@@ -69,7 +77,18 @@ def _echo(value: Any) -> str | int | float | bool | None:
 
 
 def install(app: FastAPI) -> None:
-    """Register the handlers that turn every error into a problem."""
+    """Register the handlers that turn every error into a problem, and its schema in the OpenAPI document."""
+    openapi = app.openapi
+
+    def with_problem_schema() -> dict[str, Any]:
+        """FastAPI lists the schemas of response models only; errors name Problem by reference."""
+        document = openapi()
+        document.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+            "Problem", Problem.model_json_schema()
+        )
+        return document
+
+    app.openapi = with_problem_schema  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

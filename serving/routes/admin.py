@@ -7,15 +7,13 @@ from typing import Any
 from fastapi import APIRouter
 
 from serving.deps import AdminKey, HolderDep
-from serving.problems import PROBLEM_JSON
+from serving.problems import problem_response
 from serving.routes.scores import PROBLEMS
-from serving.schemas import Problem, ReloadPublic
+from serving.schemas import ReloadPublic
 
-CONFLICT = {
-    "model": Problem,
-    "content": {PROBLEM_JSON: {}},
-    "description": "The alias points at a version that accepts different records: it needs a restart",
-}
+CONFLICT = problem_response(
+    "The alias points at a version that accepts different records: it needs a restart"
+)
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses={**PROBLEMS, 409: CONFLICT})
 
 

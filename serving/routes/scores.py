@@ -19,8 +19,8 @@ from serving.idempotency import (
     score_ref,
 )
 from serving.observability import Metrics
-from serving.problems import PROBLEM_JSON, field_errors
-from serving.schemas import PRINTABLE, BatchPublic, Problem, ScorePage, ScorePublic, ScoreSummary
+from serving.problems import field_errors, problem_response
+from serving.schemas import PRINTABLE, BatchPublic, ScorePage, ScorePublic, ScoreSummary
 from serving.scoring import response_json, score_public, score_requests
 
 MAX_OFFSET = 1_000_000_000
@@ -43,7 +43,7 @@ def _utc(value: datetime) -> datetime:
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 PROBLEMS = {
-    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
+    status: problem_response(text)
     for status, text in {
         401: "Missing or unknown API key",
         403: "The key's role may not do this",
@@ -141,6 +141,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         response_model=ScorePublic,
         response_model_exclude_unset=True,  # as returned: no `warnings` or `unseen` it did not have
         summary="Read one score",
+        responses={404: problem_response("No score with this id")},
     )
     def read_score(score_id: str, key: ReviewerKey, audit: AuditDep) -> dict[str, Any]:
         """The score exactly as returned, with the input record, for audit."""

@@ -490,6 +490,29 @@ def test_openapi_documents_the_generated_record(server):
     } <= set(schema["paths"])
 
 
+def test_openapi_documents_errors_as_the_problems_the_server_sends(server):
+    """Every documented error is application/problem+json with the Problem schema, as sent; not a JSON
+    body the server never sends beside a problem+json one without a schema."""
+    with server.client("reviewer") as client:
+        schema = client.get("/openapi.json").json()
+        missing = client.get("/v1/scores/no-such-score")
+    problem = schema["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail", "request_id", "errors"} <= set(problem["properties"])
+    errors = {
+        (method, path, status): response.get("content", {})
+        for path, operations in schema["paths"].items()
+        if path.startswith("/v1/")
+        for method, operation in operations.items()
+        for status, response in operation["responses"].items()
+        if status[0] in "45"
+    }
+    assert len(errors) >= 30
+    for where, content in errors.items():
+        assert content == {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}, where
+    assert ("get", "/v1/scores/{score_id}", "404") in errors
+    assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+
+
 def test_times_are_utc_with_their_zone(server, api_records):
     with server.client("scorer") as scorer:
         created = scorer.post("/v1/scores", json={"person_id": "P-time", "record": api_records[1]}).json()
