@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -52,6 +52,38 @@ PROBLEMS = {
         503: "No model loaded, or the audit store did not answer (nothing recorded; see Retry-After)",
     }.items()
 }
+
+
+class ScoreQuery(BaseModel):
+    """The search's filters and page; a name not listed here is refused, not ignored."""
+
+    model_name: str | None = Field(
+        None,
+        max_length=128,
+        pattern=PRINTABLE,
+        description="Scores of this model (default: the serving one; stores may be shared)",
+    )
+    person_id: str | None = Field(None, max_length=128, pattern=PRINTABLE)
+    since: UtcTime | None = Field(None, description="Created at or after this time (naive times are UTC)")
+    until: UtcTime | None = Field(None, description="Created before this time (naive times are UTC)")
+    band: str | None = Field(None, max_length=32, pattern=PRINTABLE)
+    model_version: str | None = Field(None, max_length=32, pattern=PRINTABLE)
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+
+
+async def only_known_parameters(request: Request) -> None:
+    """A misspelt filter (`personid=`) would otherwise be ignored and list every person's scores."""
+    allowed = list(ScoreQuery.model_fields)
+    if any(name not in allowed for name in request.query_params):
+        message = f"unknown query parameter; allowed: {', '.join(allowed)}"
+        raise RequestValidationError(
+            [
+                {"type": "unknown_parameter", "loc": ("query", name), "msg": message, "input": value}
+                for name, value in request.query_params.multi_items()
+                if name not in allowed
+            ]
+        )
 
 
 def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_batch: int) -> APIRouter:
@@ -150,33 +182,24 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             raise HTTPException(404, f"no score with id {score_id}")
         return score_public(row, with_record=True)
 
-    @router.get("/scores", response_model=ScorePage, summary="Search scores, newest first")
+    @router.get(
+        "/scores",
+        response_model=ScorePage,
+        summary="Search scores, newest first",
+        dependencies=[Depends(only_known_parameters)],
+    )
     def list_scores(
-        key: ReviewerKey,
-        audit: AuditDep,
-        holder: HolderDep,
-        model_name: Annotated[
-            str | None,
-            Query(
-                max_length=128,
-                pattern=PRINTABLE,
-                description="Scores of this model (default: the serving one; stores may be shared)",
-            ),
-        ] = None,
-        person_id: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
-        since: UtcTime | None = None,
-        until: UtcTime | None = None,
-        band: Annotated[str | None, Query(max_length=32, pattern=PRINTABLE)] = None,
-        model_version: Annotated[str | None, Query(max_length=32, pattern=PRINTABLE)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        key: ReviewerKey, audit: AuditDep, holder: HolderDep, query: Annotated[ScoreQuery, Query()]
     ) -> dict[str, Any]:
+        model_name, band, limit, offset = query.model_name, query.band, query.limit, query.offset
         if band is not None and model_name in (None, holder.name):
             error = band_error(band, holder.current.bundle.spec.risk_bands.labels)
             if error:
                 loc = ("query", "band")
                 raise RequestValidationError([{"type": "enum", "loc": loc, "msg": error, "input": band}])
-        where = ScoreFilter(model_name or holder.name, person_id, since, until, band, model_version)
+        where = ScoreFilter(
+            model_name or holder.name, query.person_id, query.since, query.until, band, query.model_version
+        )
         rows, total = audit.search(where, limit, offset)
         items = [
             ScoreSummary(

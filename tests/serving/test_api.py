@@ -323,6 +323,23 @@ def test_audit_record_is_retrievable_and_searchable(server, api_records):
     assert {e["field"] for e in bad_query.json()["errors"]} == {"query.limit", "query.since"}
 
 
+def test_a_misspelt_search_parameter_is_refused_not_ignored(server, api_records):
+    """A filter the API does not know would otherwise list every person's scores, as if none was given."""
+    with server.client("scorer") as scorer:
+        scorer.post("/v1/scores", json={"person_id": "P-spelt", "record": api_records[2]})
+    with server.client("reviewer") as reviewer:
+        misspelt = reviewer.get("/v1/scores", params={"personid": "P-spelt", "limit": 500})
+        spelt = reviewer.get("/v1/scores", params={"person_id": "P-spelt"})
+    assert spelt.status_code == 200 and spelt.json()["total"] == 1
+    assert_problem(misspelt, 422, "/v1/scores")
+    [error] = misspelt.json()["errors"]
+    assert error["field"] == "query.personid" and error["value"] == "P-spelt"
+    assert error["message"] == (
+        "unknown query parameter; allowed: model_name, person_id, since, until, band, model_version, "
+        "limit, offset"
+    )
+
+
 def test_an_unknown_band_is_refused_with_the_serving_models_bands(server):
     with server.client("reviewer") as reviewer:
         unknown = reviewer.get("/v1/scores", params={"band": "unknown"})
