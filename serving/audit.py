@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from serving.tables import IdempotentRequestRow, ReadinessRow, ScoreRow
@@ -67,8 +67,11 @@ class AuditStore:
         with self._sessions() as session:
             return session.get(ScoreRow, score_id)
 
-    def search(self, where: ScoreFilter, limit: int, offset: int) -> tuple[list[ScoreRow], int]:
-        """One page of matching scores, newest first, and how many match in all."""
+    def search(
+        self, where: ScoreFilter, limit: int, offset: int, before: tuple[datetime, str] | None = None
+    ) -> tuple[list[ScoreRow], int]:
+        """One page of matching scores, newest first (then by id, as scores of one batch share their
+        time), and how many match in all; `before` starts the page after that (created_at, id)."""
         texts = (where.model_name, where.person_id, where.band, where.model_version)
         if not all(_storable(v) for v in texts if v):
             return [], 0
@@ -87,6 +90,11 @@ class AuditStore:
             query = query.where(ScoreRow.model_version == where.model_version)
         with self._sessions() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery()))
+            if before is not None:
+                at, score_id = before
+                query = query.where(
+                    or_(ScoreRow.created_at < at, and_(ScoreRow.created_at == at, ScoreRow.id < score_id))
+                )
             page = session.scalars(
                 query.order_by(ScoreRow.created_at.desc(), ScoreRow.id.desc()).limit(limit).offset(offset)
             ).all()

@@ -228,6 +228,10 @@ class ScorePage(BaseModel):
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = Field(
+        description="Send as `cursor` for the next page (null on the last one): unlike an offset, it "
+        "neither repeats nor skips a score when newer ones arrive between pages"
+    )
 
 
 class RestartRequired(BaseModel):

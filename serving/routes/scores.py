@@ -1,5 +1,7 @@
 """Scores: create one or a batch (scorers), read and search them (reviewers)."""
 
+import base64
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,6 +24,7 @@ from serving.observability import Metrics
 from serving.problems import field_errors, problem_response
 from serving.schemas import PRINTABLE, BatchPublic, ScorePage, ScorePublic, ScoreSummary
 from serving.scoring import response_json, score_public, score_requests
+from serving.tables import ScoreRow
 
 MAX_OFFSET = 1_000_000_000
 LOCATION_HEADER = {
@@ -70,6 +73,9 @@ class ScoreQuery(BaseModel):
     model_version: str | None = Field(None, max_length=32, pattern=PRINTABLE)
     limit: int = Field(50, ge=1, le=500)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    cursor: str | None = Field(
+        None, max_length=200, description="A page's `next_cursor`, for the page after it (without offset)"
+    )
 
 
 async def only_known_parameters(request: Request) -> None:
@@ -197,10 +203,17 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             if error:
                 loc = ("query", "band")
                 raise RequestValidationError([{"type": "enum", "loc": loc, "msg": error, "input": band}])
+        before = _position(query.cursor) if query.cursor is not None else None
+        if before is not None and offset:
+            message = "offset cannot be combined with cursor: the cursor already says where the page starts"
+            raise RequestValidationError(
+                [{"type": "cursor_offset", "loc": ("query", "offset"), "msg": message, "input": offset}]
+            )
         where = ScoreFilter(
             model_name or holder.name, query.person_id, query.since, query.until, band, query.model_version
         )
-        rows, total = audit.search(where, limit, offset)
+        rows, total = audit.search(where, limit + 1, offset, before)
+        rows, more = rows[:limit], len(rows) > limit
         items = [
             ScoreSummary(
                 id=r.id,
@@ -214,7 +227,8 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             )
             for r in rows
         ]
-        return {"items": items, "total": total, "limit": limit, "offset": offset}
+        next_cursor = _cursor(rows[-1]) if more else None
+        return {"items": items, "total": total, "limit": limit, "offset": offset, "next_cursor": next_cursor}
 
     return router
 
@@ -225,6 +239,26 @@ def band_error(band: str, bands: list[str]) -> str | None:
     if band in bands:
         return None
     return f"{band!r} is not a risk band of the serving model; allowed: {', '.join(bands)}"
+
+
+def _cursor(row: ScoreRow) -> str:
+    """Where the next page starts: after this row in the search's order (created_at, then id)."""
+    text = json.dumps([row.created_at.isoformat(), row.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _position(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a `next_cursor` names; any other text is a 422, not a 500."""
+    try:
+        at, score_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        created_at = datetime.fromisoformat(at)
+        if created_at.tzinfo is None or not isinstance(score_id, str):
+            raise ValueError(cursor)
+        return _utc(created_at), score_id
+    except (ValueError, TypeError) as exc:  # bad base64, JSON, shape or time are all ValueErrors
+        message = "not a next_cursor this API returned; leave cursor out to start from the newest score"
+        error = {"type": "cursor", "loc": ("query", "cursor"), "msg": message, "input": cursor}
+        raise RequestValidationError([error]) from exc
 
 
 def _respond(answer: Answer, status: int, metrics: Metrics, location: str | None = None) -> Response:

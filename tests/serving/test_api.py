@@ -1,5 +1,6 @@
 """The scoring API against a real uvicorn server on loopback."""
 
+import base64
 import html
 import http.client
 import json
@@ -336,7 +337,7 @@ def test_a_misspelt_search_parameter_is_refused_not_ignored(server, api_records)
     assert error["field"] == "query.personid" and error["value"] == "P-spelt"
     assert error["message"] == (
         "unknown query parameter; allowed: model_name, person_id, since, until, band, model_version, "
-        "limit, offset"
+        "limit, offset, cursor"
     )
 
 
@@ -430,6 +431,58 @@ def test_filters_select_by_time_and_version(server, api_records, registry):
     assert ids(until=later) == [created["id"]]
     assert ids(model_version=registry.version) == [created["id"]]
     assert ids(model_version="999") == []
+
+
+def test_pages_followed_by_cursor_neither_repeat_nor_skip_while_scores_arrive(server, api_records):
+    """Three scores of one batch share their created_at; a score arriving between two pages moves every
+    offset by one, so the offset's second page repeated the first page's last score."""
+    person = "P-pages"
+    with server.client("scorer") as scorer:
+        scorer.post("/v1/scores", json={"person_id": person, "record": api_records[10]})
+        items = [{"person_id": person, "record": r} for r in api_records[11:14]]
+        scorer.post("/v1/scores:batch", json={"items": items})
+        scorer.post("/v1/scores", json={"person_id": person, "record": api_records[14]})
+    with server.client("reviewer") as reviewer:
+        everything = reviewer.get("/v1/scores", params={"person_id": person}).json()["items"]
+        seen, params = [], {"person_id": person, "limit": 2}
+        while True:
+            page = reviewer.get("/v1/scores", params=params)
+            assert page.status_code == 200, page.text
+            seen += [item["id"] for item in page.json()["items"]]
+            with server.client("scorer") as scorer:  # a newer score arrives between two pages
+                scorer.post("/v1/scores", json={"person_id": person, "record": api_records[15]})
+            if page.json()["next_cursor"] is None:
+                break
+            params["cursor"] = page.json()["next_cursor"]
+    assert len(everything) == 5
+    assert seen == [item["id"] for item in everything], "every score once, newest first"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["x", "not base64 !"]
+    + [
+        base64.urlsafe_b64encode(text.encode()).decode()
+        for text in (
+            "[]",
+            '{"a": 1}',
+            '["not a time", "id"]',
+            "[1, 2]",
+            '["2026-11-23T10:00:00", "no zone"]',
+            '["2026-11-23T10:00:00Z", 1]',
+            '["0001-01-01T00:00:00+14:00", "before year 1 in UTC"]',
+        )
+    ],
+)
+def test_a_tampered_cursor_is_refused_not_crashed(server, cursor):
+    with server.client("reviewer") as reviewer:
+        response = reviewer.get("/v1/scores", params={"cursor": cursor})
+        with_offset = reviewer.get("/v1/scores", params={"cursor": cursor, "offset": 5})
+    assert_problem(response, 422, "/v1/scores")
+    [error] = response.json()["errors"]
+    assert error["field"] == "query.cursor" and error["value"] == cursor
+    assert "next_cursor" in error["message"]
+    assert with_offset.status_code == 422
 
 
 def test_protected_attribute_is_stored_but_changes_nothing(server, api_records):

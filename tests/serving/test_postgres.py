@@ -5,11 +5,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from serving.audit import AuditStore, ScoreFilter
+from serving.audit import AuditStore, ScoreFilter, utc_now
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from tests.serving.conftest import score_row, start_server
@@ -48,6 +49,17 @@ def test_audit_store_round_trip_and_search(postgres_url):
     rows, total = store.search(ScoreFilter(person_id=person), limit=10, offset=0)
     assert total == 1 and rows[0].id == row.id
     assert store.writable()
+
+
+def test_a_search_resumes_after_a_position_among_scores_of_one_time(postgres_url):
+    """Scores of one batch share their created_at: the page after one of them goes on by id."""
+    store = AuditStore(make_engine(postgres_url))
+    person, at = f"pg-{uuid.uuid4()}", utc_now()
+    rows = [score_row(person, id=f"{person[:30]}-{i}", created_at=at) for i in range(3)]
+    older = score_row(person, created_at=at - timedelta(seconds=1))
+    store.record([*rows, older])
+    page, total = store.search(ScoreFilter(person_id=person), limit=10, offset=0, before=(at, rows[2].id))
+    assert total == 4 and [r.id for r in page] == [rows[1].id, rows[0].id, older.id]
 
 
 def test_a_taken_idempotency_claim_records_nothing(postgres_url):
