@@ -195,7 +195,11 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         dependencies=[Depends(only_known_parameters)],
     )
     def list_scores(
-        key: ReviewerKey, audit: AuditDep, holder: HolderDep, query: Annotated[ScoreQuery, Query()]
+        request: Request,
+        key: ReviewerKey,
+        audit: AuditDep,
+        holder: HolderDep,
+        query: Annotated[ScoreQuery, Query()],
     ) -> dict[str, Any]:
         model_name, band, limit, offset = query.model_name, query.band, query.limit, query.offset
         if band is not None and model_name in (None, holder.name):
@@ -203,6 +207,13 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             if error:
                 loc = ("query", "band")
                 raise RequestValidationError([{"type": "enum", "loc": loc, "msg": error, "input": band}])
+        if query.since is not None and query.until is not None and query.until <= query.since:
+            since = query.since.isoformat().replace("+00:00", "Z")
+            message = f"until must be later than since ({since}, in UTC); until is exclusive"
+            sent = request.query_params["until"]
+            raise RequestValidationError(
+                [{"type": "time_range", "loc": ("query", "until"), "msg": message, "input": sent}]
+            )
         before = _position(query.cursor) if query.cursor is not None else None
         if before is not None and offset:
             message = "offset cannot be combined with cursor: the cursor already says where the page starts"

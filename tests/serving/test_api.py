@@ -485,6 +485,23 @@ def test_a_tampered_cursor_is_refused_not_crashed(server, cursor):
     assert with_offset.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [("2026-11-24T00:00:00Z", "2026-11-23T00:00:00Z"), ("2026-11-24T01:00:00+01:00", "2026-11-24T00:00:00Z")],
+)
+def test_a_time_range_that_ends_before_it_starts_is_refused(server, since, until):
+    """since is inclusive and until exclusive, so until at or before since matches nothing by
+    construction: an empty page would read as 'no scores then'."""
+    with server.client("reviewer") as reviewer:
+        response = reviewer.get("/v1/scores", params={"since": since, "until": until})
+    assert_problem(response, 422, "/v1/scores")
+    [error] = response.json()["errors"]
+    assert error["field"] == "query.until" and error["value"] == until
+    assert error["message"] == (
+        "until must be later than since (2026-11-24T00:00:00Z, in UTC); until is exclusive"
+    )
+
+
 def test_protected_attribute_is_stored_but_changes_nothing(server, api_records):
     record = api_records[4]
     flipped = {**record, "Race": "WHITE" if record.get("Race") == "BLACK" else "BLACK"}
