@@ -13,11 +13,18 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serving.idempotency import VISIBLE_ASCII
 from serving.model_store import ModelUnavailable, SchemaChanged
-from serving.schemas import Problem
+from serving.schemas import PRINTABLE, Problem
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
+# What our patterns allow, in words: a regular expression tells a caller little.
+PATTERN_WORDS = {
+    PRINTABLE: "control characters (line breaks, tabs, NUL) are not allowed",
+    VISIBLE_ASCII: "only printable ASCII is allowed (space to ~): no tabs, line breaks or other alphabets",
+}
+NOT_AN_OBJECT = {"missing", "model_attributes_type", "dict_type"}
 STORE_RETRY_SECONDS = 5
 MISSING_SCHEMA_SQLSTATES = {"42P01", "42703"}  # PostgreSQL's undefined_table and undefined_column
 log = logging.getLogger("reintegra.errors")
@@ -58,6 +65,10 @@ def field_errors(errors: list[dict]) -> list[dict]:
             message = "unknown field; the request body's fields are in the API schema (GET /docs)"
         elif error.get("type") == "value_error":  # our own validators' words, without pydantic's prefix
             message = str(error.get("ctx", {}).get("error", message))
+        elif error.get("type") == "string_pattern_mismatch":
+            message = PATTERN_WORDS.get(error.get("ctx", {}).get("pattern"), message)
+        elif not location and error.get("type") in NOT_AN_OBJECT:  # also a body sent as another type
+            message = "the body must be a JSON object, sent with Content-Type: application/json"
         out.append(
             {"field": ".".join(location) or "(body)", "message": message, "value": _echo(error.get("input"))}
         )

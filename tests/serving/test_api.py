@@ -228,6 +228,29 @@ def test_malformed_bodies_never_give_500(server, body, headers):
     assert response.headers["content-type"] == PROBLEM
 
 
+def test_refused_text_says_in_words_what_is_allowed(server, api_records):
+    """A pattern or a body that is not JSON is explained in words, not as a regular expression or as
+    'Input should be a valid dictionary' with no value."""
+    with server.client("scorer") as client:
+        person = client.post("/v1/scores", json={"person_id": "P\n1", "record": api_records[0]})
+        key = client.post("/v1/scores", json={"record": api_records[0]}, headers={"Idempotency-Key": "k\t1"})
+        as_text = client.post(
+            "/v1/scores",
+            content=json.dumps({"record": api_records[0]}),
+            headers={"content-type": "text/plain"},
+        )
+    assert [e["message"] for e in person.json()["errors"]] == [
+        "control characters (line breaks, tabs, NUL) are not allowed"
+    ]
+    assert [e["message"] for e in key.json()["errors"]] == [
+        "only printable ASCII is allowed (space to ~): no tabs, line breaks or other alphabets"
+    ]
+    assert as_text.status_code == 422 and as_text.headers["content-type"] == PROBLEM
+    assert [(e["field"], e["message"]) for e in as_text.json()["errors"]] == [
+        ("(body)", "the body must be a JSON object, sent with Content-Type: application/json")
+    ]
+
+
 def test_a_wrong_method_says_which_methods_are_allowed(server):
     with server.client("scorer") as client:
         response = client.put("/v1/scores", json={})
