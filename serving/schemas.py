@@ -288,9 +288,15 @@ def example_record(spec: DatasetSpec) -> dict[str, Any]:
         elif column.kind == "boolean":
             example[name] = False
         elif column.kind == "numeric":
-            low, high = column.min or 0.0, column.max if column.max is not None else (column.min or 0.0) + 1
-            example[name] = round((low + high) / 2, 2)
+            example[name] = _middle(column.min, column.max)
     return example
+
+
+def _middle(low: float | None, high: float | None) -> float:
+    """A round number within [low, high]: an unbounded side is taken as 0 or one beyond the other bound."""
+    low = low if low is not None else min(0.0, high - 1) if high is not None else 0.0
+    high = high if high is not None else low + 1
+    return min(max(round((low + high) / 2, 2), low), high)
 
 
 def record_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -1,7 +1,7 @@
 """The record schema generated from a spec, and what changes between two of them."""
 
 from features.spec import DatasetSpec
-from serving.schemas import record_changes, record_model
+from serving.schemas import example_record, record_changes, record_model
 
 
 def _schema(spec: DatasetSpec) -> dict:
@@ -59,3 +59,20 @@ def test_a_single_level_and_free_text_are_told_apart_from_levels_removed(spec):
     ]
     back = record_changes(_schema(_changed(spec, edit)), _schema(spec))
     assert back[0] == "changed field Gender (levels added: 'F')"
+
+
+def test_the_documented_example_record_is_one_the_server_accepts(spec):
+    """The OpenAPI example is scored as is: a numeric input with only a negative maximum, or a range
+    narrower than the example's two decimals, still gets a value inside its range."""
+
+    def edit(data: dict) -> None:
+        _column(data, "Supervision_Risk_Score_First").pop("min")
+        _column(data, "Supervision_Risk_Score_First")["max"] = -5
+        data["columns"].append(
+            {"name": "Dose", "kind": "numeric", "domain": "substance_use", "min": 0.001, "max": 0.004}
+        )
+
+    for each in (spec, _changed(spec, edit)):
+        example = example_record(each)
+        assert set(example) == set(each.inputs())
+        record_model(each, example).model_validate(example)
