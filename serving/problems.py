@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from serving.idempotency import VISIBLE_ASCII
 from serving.model_store import ModelUnavailable, SchemaChanged
@@ -25,6 +26,7 @@ PATTERN_WORDS = {
     VISIBLE_ASCII: "only printable ASCII is allowed (space to ~): no tabs, line breaks or other alphabets",
 }
 NOT_AN_OBJECT = {"missing", "model_attributes_type", "dict_type"}
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 STORE_RETRY_SECONDS = 5
 MISSING_SCHEMA_SQLSTATES = {"42P01", "42703"}  # PostgreSQL's undefined_table and undefined_column
 log = logging.getLogger("reintegra.errors")
@@ -108,7 +110,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, _title(exc.status_code), str(exc.detail), request, exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405 and (allowed := _allowed_methods(request, (headers or {}).get("Allow"))):
+            headers = {**(headers or {}), "Allow": allowed}
+        return problem(exc.status_code, _title(exc.status_code), str(exc.detail), request, headers)
 
     @app.exception_handler(SchemaChanged)
     async def needs_restart(request: Request, exc: SchemaChanged) -> JSONResponse:
@@ -139,6 +144,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ModelUnavailable)
     async def no_model(request: Request, exc: ModelUnavailable) -> JSONResponse:
         return problem(503, "Model unavailable", str(exc), request)
+
+
+def _allowed_methods(request: Request, named: str | None) -> str | None:
+    """Every method a route takes at this path: Starlette's 405 names only the first route's, and
+    /v1/scores is two routes (GET searches, POST scores). Mounted apps keep their own answer."""
+    methods = {m.strip() for m in named.split(",")} if named else set()
+    for method in HTTP_METHODS:
+        scope = {**request.scope, "method": method}
+        routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            methods.add(method)
+    return ", ".join(sorted(methods)) or None
 
 
 def _title(status: int) -> str:

@@ -252,10 +252,16 @@ def test_refused_text_says_in_words_what_is_allowed(server, api_records):
 
 
 def test_a_wrong_method_says_which_methods_are_allowed(server):
-    with server.client("scorer") as client:
-        response = client.put("/v1/scores", json={})
-    assert response.status_code == 405 and response.headers["content-type"] == PROBLEM
-    assert response.headers["allow"] == "POST"
+    """/v1/scores is both the search (GET) and the scoring (POST): Allow names both, not the first
+    route's method alone."""
+    with server.client("admin") as client:
+        scores = client.put("/v1/scores", json={})
+        options = client.options("/v1/scores")
+        one = client.delete("/v1/scores/abc")
+        reload = client.put("/v1/admin/reload")
+    assert scores.status_code == 405 and scores.headers["content-type"] == PROBLEM
+    assert scores.headers["allow"] == options.headers["allow"] == "GET, POST"
+    assert one.headers["allow"] == "GET" and reload.headers["allow"] == "POST"
 
 
 @pytest.mark.parametrize("person_id", [".", "..", "..."])
