@@ -96,9 +96,10 @@ def install(app: FastAPI) -> None:
     def with_problem_schema() -> dict[str, Any]:
         """FastAPI lists the schemas of response models only; errors name Problem by reference."""
         document = openapi()
-        document.setdefault("components", {}).setdefault("schemas", {}).setdefault(
-            "Problem", Problem.model_json_schema()
-        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, schema in {**problem_schema.pop("$defs", {}), "Problem": problem_schema}.items():
+            schemas.setdefault(name, schema)
         return document
 
     app.openapi = with_problem_schema  # type: ignore[method-assign]

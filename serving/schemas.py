@@ -199,11 +199,21 @@ class ScorePublic(BaseModel):
     record: dict[str, Any] | None = None
 
 
+class FieldError(BaseModel):
+    field: str = Field(
+        description="Where: dotted path, e.g. record.Gender, query.band, header.Idempotency-Key"
+    )
+    message: str = Field(description="What is wrong and what is allowed")
+    value: str | int | float | bool | None = Field(
+        description="The value refused (as text when JSON cannot carry it)"
+    )
+
+
 class BatchItem(BaseModel):
     index: int
-    status: int
+    status: int = Field(description="201 scored, or 422 refused with `errors`")
     score: ScorePublic | None = None
-    errors: list[dict[str, Any]] | None = None
+    errors: list[FieldError] | None = None
 
 
 class BatchPublic(BaseModel):
@@ -274,7 +284,7 @@ class Problem(BaseModel):
     detail: str | None = None
     instance: str | None = None
     request_id: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    errors: list[FieldError] | None = None
 
 
 def example_record(spec: DatasetSpec) -> dict[str, Any]:

@@ -105,7 +105,11 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             description=f"At most {max_batch} score requests (REINTEGRA_MAX_BATCH), each shaped like "
             "the body of POST /v1/scores; an invalid item is reported in its place without failing "
             "the others.",
-            json_schema_extra={"examples": [[example]]},
+            # Items are validated one by one (a bad one fails alone), yet each is a ScoreRequest.
+            json_schema_extra={
+                "examples": [[example]],
+                "items": {"$ref": "#/components/schemas/ScoreRequest"},
+            },
         )
 
     @router.post(

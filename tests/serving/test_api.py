@@ -629,6 +629,28 @@ def test_openapi_documents_errors_as_the_problems_the_server_sends(server):
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
 
 
+def test_openapi_describes_batch_items_and_field_errors_as_sent(server, api_records):
+    """A batch item is a POST /v1/scores body and each error is {field, message, value}: the document
+    said only 'object' for both, so a client generated from it could not build or read them."""
+    with server.client("scorer") as client:
+        schema = client.get("/openapi.json").json()["components"]["schemas"]
+        batch = client.post("/v1/scores:batch", json={"items": [{"record": {"Gender": "X"}}]}).json()
+        single = client.post("/v1/scores", json={"record": {"Gender": "X"}}).json()
+
+    def ref(node: dict) -> str:
+        return next(s for s in node.get("anyOf", [node]) if s.get("type") != "null")["items"]["$ref"]
+
+    assert schema["BatchScoreRequest"]["properties"]["items"]["items"] == {
+        "$ref": "#/components/schemas/ScoreRequest"
+    }
+    assert ref(schema["Problem"]["properties"]["errors"]) == "#/components/schemas/FieldError"
+    assert ref(schema["BatchItem"]["properties"]["errors"]) == "#/components/schemas/FieldError"
+    documented = set(schema["FieldError"]["properties"])
+    assert documented == {"field", "message", "value"} == set(schema["FieldError"]["required"])
+    for error in [*batch["items"][0]["errors"], *single["errors"]]:
+        assert set(error) == documented
+
+
 def test_times_are_utc_with_their_zone(server, api_records):
     with server.client("scorer") as scorer:
         created = scorer.post("/v1/scores", json={"person_id": "P-time", "record": api_records[1]}).json()
