@@ -61,7 +61,10 @@ def field_errors(errors: list[dict]) -> list[dict]:
     for error in errors:
         location = [str(p) for p in error.get("loc", ()) if p != "body"]
         message = error.get("msg", "invalid")
-        if error.get("type") == "extra_forbidden" and "record" in location[:-1]:
+        if error.get("type") == "json_invalid":  # its location is the character where parsing stopped
+            where = f" at character {location[0]} (from 0)" if location else ""
+            location, message = [], f"the body is not valid JSON: {error.get('ctx', {}).get('error')}{where}"
+        elif error.get("type") == "extra_forbidden" and "record" in location[:-1]:
             message = "unknown field; the record accepts only the model's release-time inputs"
         elif error.get("type") == "extra_forbidden":
             message = "unknown field; the request body's fields are in the API schema (GET /docs)"

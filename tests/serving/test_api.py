@@ -251,6 +251,35 @@ def test_refused_text_says_in_words_what_is_allowed(server, api_records):
     ]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        (
+            "/v1/scores",
+            b'{"record": {}} x',
+            "the body is not valid JSON: Extra data at character 15 (from 0)",
+        ),
+        (
+            "/v1/scores",
+            b"{not json",
+            "the body is not valid JSON: Expecting property name enclosed in double quotes at character 1 "
+            "(from 0)",
+        ),
+        (
+            "/v1/scores:batch",
+            b'{"items": [1,]}',
+            "the body is not valid JSON: Expecting value at character 13 (from 0)",
+        ),
+    ],
+)
+def test_a_body_that_is_not_json_is_said_to_be_so_and_where(server, path, body, message):
+    """The error was filed under a field named after the character position ("15"), as 'JSON decode error'."""
+    with server.client("scorer") as client:
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert_problem(response, 422, path)
+    assert response.json()["errors"] == [{"field": "(body)", "message": message, "value": None}]
+
+
 def test_a_wrong_method_says_which_methods_are_allowed(server):
     """/v1/scores is both the search (GET) and the scoring (POST): Allow names both, not the first
     route's method alone."""
