@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Header
+from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 
@@ -24,18 +24,37 @@ VISIBLE_ASCII = r"^[\x20-\x7e]*$"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _SCORE = "score_id"
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias=HEADER,
-        min_length=1,
-        max_length=255,
-        pattern=VISIBLE_ASCII,
-        description="Any unique printable ASCII text per request (a UUID, say). Sent again with the "
-        "same body by the same API key, the first answer comes back (with Idempotent-Replayed: true) "
-        "and nothing is scored or recorded again; sent with a different body, 422.",
-    ),
-]
+
+async def _one_key(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            min_length=1,
+            max_length=255,
+            pattern=VISIBLE_ASCII,
+            description="Any unique printable ASCII text per request (a UUID, say). Sent again with the "
+            "same body by the same API key, the first answer comes back (with Idempotent-Replayed: true) "
+            "and nothing is scored or recorded again; sent with a different body, 422.",
+        ),
+    ] = None,
+) -> str | None:
+    """The request's one key: of two, a retry might send either, and only the first was remembered."""
+    sent = request.headers.getlist(HEADER)
+    if len(sent) > 1:
+        message = f"send one {HEADER}; this request has {len(sent)}"
+        error = {
+            "type": "idempotency_keys",
+            "loc": ("header", HEADER),
+            "msg": message,
+            "input": ", ".join(sent),
+        }
+        raise RequestValidationError([error])
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(_one_key)]
 
 
 REPLAYED_RESPONSE_HEADER = {

@@ -126,7 +126,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         holder: HolderDep,
         audit: AuditDep,
         metrics: MetricsDep,
-        idempotency_key: IdempotencyKey = None,
+        idempotency_key: IdempotencyKey,
     ) -> Response:
         """Risk, needs with interventions and exact explanations; committed to the audit trail first."""
 
@@ -152,7 +152,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         holder: HolderDep,
         audit: AuditDep,
         metrics: MetricsDep,
-        idempotency_key: IdempotencyKey = None,
+        idempotency_key: IdempotencyKey,
     ) -> Response:
         """Each item scored or refused on its own; all scores come from one model version."""
 

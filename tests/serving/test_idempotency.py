@@ -128,6 +128,22 @@ def test_a_batch_that_scored_no_one_leaves_its_key_free(server, api_records):
     assert _stored(server, person) == 1
 
 
+def test_two_keys_on_one_request_are_refused(server, api_records):
+    """Which of two keys would a retry send? The first was taken silently, so a retry with the second
+    scored the person again."""
+    person = f"P-{uuid.uuid4()}"
+    body = {"person_id": person, "record": api_records[0]}
+    with server.client("scorer") as client:
+        both = client.post(
+            "/v1/scores", json=body, headers=[("Idempotency-Key", "k-1"), ("Idempotency-Key", "k-2")]
+        )
+    assert both.status_code == 422
+    [error] = both.json()["errors"]
+    assert error["field"] == "header.Idempotency-Key" and error["value"] == "k-1, k-2"
+    assert error["message"] == "send one Idempotency-Key; this request has 2"
+    assert _stored(server, person) == 0
+
+
 @pytest.mark.parametrize("key", ["", "k" * 256, "tab\there", "clé".encode()])
 def test_an_unusable_key_is_refused(server, api_records, key):
     with server.client("scorer") as client:
