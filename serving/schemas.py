@@ -285,6 +285,10 @@ class Problem(BaseModel):
     instance: str | None = None
     request_id: str | None = None
     errors: list[FieldError] | None = None
+    record_changes: list[str] | None = Field(
+        None,
+        description="Only on the 409 of POST /v1/admin/reload: each record field added, removed or changed",
+    )
 
 
 def example_record(spec: DatasetSpec) -> dict[str, Any]:

@@ -643,6 +643,7 @@ def test_openapi_documents_errors_as_the_problems_the_server_sends(server):
         missing = client.get("/v1/scores/no-such-score")
     problem = schema["components"]["schemas"]["Problem"]
     assert {"type", "title", "status", "detail", "request_id", "errors"} <= set(problem["properties"])
+    assert "409" in problem["properties"]["record_changes"]["description"], "the reload's 409 sends it"
     errors = {
         (method, path, status): response.get("content", {})
         for path, operations in schema["paths"].items()
