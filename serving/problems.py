@@ -70,6 +70,10 @@ def field_errors(errors: list[dict]) -> list[dict]:
             message = "unknown field; the request body's fields are in the API schema (GET /docs)"
         elif error.get("type") == "value_error":  # our own validators' words, without pydantic's prefix
             message = str(error.get("ctx", {}).get("error", message))
+        elif (
+            error.get("type") == "string_too_short" and location[:1] == ["query"] and error.get("input") == ""
+        ):
+            message = "an empty filter would match no score; leave the parameter out to match every value"
         elif error.get("type") == "string_pattern_mismatch":
             message = PATTERN_WORDS.get(error.get("ctx", {}).get("pattern"), message)
         elif not location and error.get("type") in NOT_AN_OBJECT:  # also a body sent as another type

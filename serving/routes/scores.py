@@ -58,19 +58,21 @@ PROBLEMS = {
 
 
 class ScoreQuery(BaseModel):
-    """The search's filters and page; a name not listed here is refused, not ignored."""
+    """The search's filters and page; a name not listed here, or an empty filter, is refused, not ignored
+    or read as 'match nothing'."""
 
     model_name: str | None = Field(
         None,
+        min_length=1,
         max_length=128,
         pattern=PRINTABLE,
         description="Scores of this model (default: the serving one; stores may be shared)",
     )
-    person_id: str | None = Field(None, max_length=128, pattern=PRINTABLE)
+    person_id: str | None = Field(None, min_length=1, max_length=128, pattern=PRINTABLE)
     since: UtcTime | None = Field(None, description="Created at or after this time (naive times are UTC)")
     until: UtcTime | None = Field(None, description="Created before this time (naive times are UTC)")
-    band: str | None = Field(None, max_length=32, pattern=PRINTABLE)
-    model_version: str | None = Field(None, max_length=32, pattern=PRINTABLE)
+    band: str | None = Field(None, min_length=1, max_length=32, pattern=PRINTABLE)
+    model_version: str | None = Field(None, min_length=1, max_length=32, pattern=PRINTABLE)
     limit: int = Field(50, ge=1, le=500)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
     cursor: str | None = Field(

@@ -399,6 +399,19 @@ def test_a_misspelt_search_parameter_is_refused_not_ignored(server, api_records)
     )
 
 
+@pytest.mark.parametrize("name", ["person_id", "model_version", "model_name", "band"])
+def test_an_empty_filter_is_refused_not_read_as_match_nothing(server, api_records, name):
+    """An empty person_id= (a form's blank field) matched no score and answered an empty page, while an
+    empty model_name= meant the serving model: neither says what the caller meant."""
+    with server.client("reviewer") as reviewer:
+        response = reviewer.get("/v1/scores", params={name: "", "model_name": "another", **{name: ""}})
+    assert_problem(response, 422, "/v1/scores")
+    assert [(e["field"], e["value"]) for e in response.json()["errors"]] == [(f"query.{name}", "")]
+    assert response.json()["errors"][0]["message"] == (
+        "an empty filter would match no score; leave the parameter out to match every value"
+    )
+
+
 def test_an_unknown_band_is_refused_with_the_serving_models_bands(server):
     with server.client("reviewer") as reviewer:
         unknown = reviewer.get("/v1/scores", params={"band": "unknown"})
