@@ -12,6 +12,7 @@ from models.registry import configure_tracking
 from serving import problems
 from serving.audit import AuditStore
 from serving.database import make_engine, migrate
+from serving.head import HeadAsGetMiddleware
 from serving.keys import KeyStore
 from serving.limits import BodySizeLimitMiddleware
 from serving.model_store import ModelHolder
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     problems.install(app)
     install_pages(app)
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -163,6 +163,8 @@ def _allowed_methods(request: Request, named: str | None) -> str | None:
         routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
         if any(route.matches(scope)[0] == Match.FULL for route in routes):
             methods.add(method)
+    if "GET" in methods:  # answered as GET without the body (serving.head)
+        methods.add("HEAD")
     return ", ".join(sorted(methods)) or None
 
 

@@ -289,8 +289,24 @@ def test_a_wrong_method_says_which_methods_are_allowed(server):
         one = client.delete("/v1/scores/abc")
         reload = client.put("/v1/admin/reload")
     assert scores.status_code == 405 and scores.headers["content-type"] == PROBLEM
-    assert scores.headers["allow"] == options.headers["allow"] == "GET, POST"
-    assert one.headers["allow"] == "GET" and reload.headers["allow"] == "POST"
+    assert scores.headers["allow"] == options.headers["allow"] == "GET, HEAD, POST"
+    assert one.headers["allow"] == "GET, HEAD" and reload.headers["allow"] == "POST"
+
+
+def test_head_answers_as_get_without_a_body(server, api_records):
+    """RFC 9110 9.1: a server supporting GET supports HEAD; every GET here answered HEAD with 405."""
+    with server.client("scorer") as scorer:
+        score_id = scorer.post("/v1/scores", json={"record": api_records[8]}).json()["id"]
+        batch = scorer.head("/v1/scores:batch")
+    with server.client("reviewer") as reviewer:
+        for path in ("/healthz", "/v1/model", f"/v1/scores/{score_id}", "/v1/scores?limit=1"):
+            got, head = reviewer.get(path), reviewer.head(path)
+            assert (head.status_code, head.content) == (200, b""), path
+            assert head.headers["content-type"] == got.headers["content-type"], path
+            assert head.headers["content-length"] == got.headers["content-length"], path
+        metrics = reviewer.get("/metrics").text
+    assert batch.status_code == 405 and batch.headers["allow"] == "POST"
+    assert 'reintegra_requests_total{method="HEAD",route="/v1/model",status="200"}' in metrics
 
 
 @pytest.mark.parametrize("person_id", [".", "..", "..."])
