@@ -31,6 +31,7 @@ def promote(name: str, version: str, force: bool = False, reason: str = "") -> d
     configure_tracking()
     client = MlflowClient()
     model_version = client.get_model_version(name, version)
+    version = str(model_version.version)  # MLflow finds version 1 from " 01": record it as 1
     evaluation, spec_text = _run_artifacts(model_version.run_id)
     gates = check_gates(evaluation, parse_spec(spec_text).gates)
     failed = [g for g in gates if not g.passed]

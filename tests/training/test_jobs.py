@@ -11,6 +11,7 @@ import yaml
 from mlflow import MlflowClient
 
 from features.spec import DatasetSpec, load_spec
+from models.registry import alias_history
 from tests.training.conftest import cli
 from training.fit import outcome
 from training.promote import promote
@@ -382,6 +383,17 @@ def test_forcing_a_passing_version_records_no_forced_reason(lenient):
     history = client.get_registered_model("lenient").tags
     moved = f"champion: version - -> {lenient.model_version} (gates passed)"
     assert moved in history.values()
+
+
+def test_a_version_typed_with_spaces_or_a_leading_zero_is_recorded_as_its_number(lenient, store):
+    """MLflow finds version 1 from " 01"; the answer and the alias history must still say 1."""
+    version = lenient.model_version
+    result = cli("promote", "--name", "lenient", "--version", f" 0{version}", uri=store)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["model_version"] == version
+    moves = [entry for _, entry in alias_history("lenient")]
+    assert moves[0].endswith(f"-> {version} (gates passed)")
+    assert all(f"0{version}" not in entry for entry in moves)
 
 
 def test_the_test_part_is_a_stratified_quarter_of_the_file(lenient, training_typed, spec):
