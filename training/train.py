@@ -36,7 +36,7 @@ from training.fairness import fpr_extremes
 from training.fit import fit_bundle, outcome
 from training.gates import GateResult, check_gates
 from training.intervals import METRICS as INTERVAL_METRICS
-from training.tracking import CANDIDATE, experiment_id, move_alias
+from training.tracking import CANDIDATE, check_model_name, experiment_id, move_alias
 
 TEST_SIZE = 0.25
 MIN_PER_OUTCOME = 20
@@ -71,6 +71,7 @@ def train(
     step: Step = lambda _: nullcontext(),
 ) -> TrainResult:
     """Run the whole job; bad data raises RecordsInvalid before anything is fitted or logged."""
+    check_model_name(name)
     with step("reading and validating"):
         typed, report = validate_records(read_records(data), spec)
         if not report.ok:

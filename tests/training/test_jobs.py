@@ -456,6 +456,23 @@ def test_a_model_name_keeps_one_spec(trained, store, data_file, spec, tmp_path):
     assert len(MlflowClient().search_model_versions("name = 'reintegra'")) == before
 
 
+@pytest.mark.parametrize("bad", ["", "  ", "county/2024", "county:2024", "o'brien", 'say "hi"', ".."])
+def test_a_name_the_registry_cannot_hold_is_refused_before_any_fitting(bad, store, data_file, spec):
+    """MLflow refused these only at registration, after the whole fit, and left a run behind."""
+    runs = len(mlflow.search_runs(search_all_experiments=True))
+    with pytest.raises(ValueError, match="model name") as refused:
+        train(spec, data_file, name=bad)
+    assert repr(bad) in str(refused.value)
+    assert len(mlflow.search_runs(search_all_experiments=True)) == runs
+
+
+def test_the_cli_refuses_a_bad_model_name_in_one_line(store, data_file):
+    result = cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--name", "a/b", uri=store)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("model name 'a/b' ")
+
+
 def test_train_cli_prints_one_json_object(store, data_file):
     result = cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--name", "cli", uri=store)
     assert result.returncode == 0, result.stderr
