@@ -34,10 +34,14 @@ def calibration_plot(y: np.ndarray, p: np.ndarray, path: Path) -> None:
     _save(fig, path)
 
 
-def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], aucs: dict[str, float], path: Path) -> None:
-    """ROC curves of the model and its baselines on the same rows."""
+def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], aucs: dict[str, float | None], path: Path) -> None:
+    """ROC curves of the model and its baselines on the same rows; a score without an AUC (its rows
+    hold one outcome) is named in the legend with no curve."""
     fig, ax = plt.subplots(figsize=(5.5, 6.5))
     for name, score in scores.items():
+        if aucs[name] is None:
+            ax.plot([], [], label=f"{name} (no AUC: the rows it scores hold one outcome)")
+            continue
         known = ~np.isnan(score)
         fpr, tpr, _ = roc_curve(y[known], score[known])
         coverage = "" if known.all() else f", {int(known.sum())} rows with a score"

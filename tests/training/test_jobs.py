@@ -473,6 +473,27 @@ def test_the_cli_refuses_a_bad_model_name_in_one_line(store, data_file):
     assert result.stderr.splitlines()[-1].startswith("model name 'a/b' ")
 
 
+def test_an_incumbent_scored_only_for_one_outcome_fails_its_gate_instead_of_stopping_training(
+    store, training_raw, spec, tmp_path
+):
+    """Its AUC is unknown; the ROC figure used to format that None and stop the job with a TypeError."""
+    partial = training_raw.copy()
+    partial.loc[partial["Recidivism_Within_3years"] == "No", "Supervision_Risk_Score_First"] = ""
+    path = tmp_path / "partial.csv"
+    partial.to_csv(path, index=False)
+    result = train(spec, path, name="partial_incumbent", seed=1)
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, dst_path=str(tmp_path / "run")))
+    assert json.loads((folder / "evaluation.json").read_text())["baselines"]["incumbent"]["auc"] is None
+    gates = {g["name"]: g for g in json.loads((folder / "gates.json").read_text())}
+    gate = gates["auc_over_incumbent"]
+    assert not gate["passed"] and "hold only one outcome" in gate["detail"]
+    assert (folder / "roc.png").stat().st_size > 0
+    assert (
+        "| baseline: incumbent: Georgia supervision risk score (first) | n/a"
+        in (folder / "model_card.md").read_text()
+    )
+
+
 def test_train_cli_prints_one_json_object(store, data_file):
     result = cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--name", "cli", uri=store)
     assert result.returncode == 0, result.stderr
