@@ -70,9 +70,11 @@ def _at_most(value: float, limit: float) -> bool:
 
 def _over_incumbent(incumbent: dict, auc: float | None, gates: Gates) -> GateResult:
     """This model's AUC against the incumbent's on the same rows: those with an incumbent score."""
-    auc = incumbent.get("model_auc", auc)
-    if auc is None or incumbent["auc"] is None:
+    same_rows = incumbent.get("model_auc", auc)
+    if same_rows is None or incumbent["auc"] is None:
+        # On all rows the risk AUC may be known when on the incumbent's rows it is not.
         return GateResult("auc_over_incumbent", False, _unknown_auc(auc, "incumbent", INCUMBENT_NO_AUC))
+    auc = same_rows
     gain = auc - incumbent["auc"]
     rows = f" on the {incumbent['auc_n']} rows with an incumbent score" if "auc_n" in incumbent else ""
     return GateResult(

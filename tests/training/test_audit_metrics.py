@@ -284,3 +284,15 @@ def test_an_unknown_incumbent_auc_is_named_as_such():
     unknown = {g.name: g for g in check_gates(_report(None, 0.6, 0.70, 0.01, None), GATES)}
     unknown_risk = "risk AUC unknown: the evaluation data hold only one outcome"
     assert unknown["auc_over_incumbent"].detail == unknown_risk
+
+
+def test_an_incumbent_scoring_only_one_outcome_does_not_make_the_risk_auc_unknown():
+    """The model's AUC on the incumbent's rows is unknown too, but its AUC on all rows is not."""
+    report = _report(0.71, None, 0.70, 0.01, None)
+    report["baselines"]["incumbent"] |= {"auc_n": 12, "model_auc": None}
+    incumbent = {g.name: g for g in check_gates(report, GATES)}["auc_over_incumbent"]
+    assert not incumbent.passed
+    assert incumbent.detail == (
+        "risk AUC 0.7100, incumbent AUC unknown: "
+        "the rows with an incumbent score hold only one outcome (or none)"
+    )
