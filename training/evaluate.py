@@ -68,7 +68,7 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
     }
     for attribute in spec.protected:
         if attribute in typed:
-            score = nij_fair_accurate(y, risk, typed[attribute])
+            score = nij_fair_accurate(y, risk, typed[attribute], spec.gates.min_group_size)
             if score is not None:
                 report["nij_fair_accurate"] = score
                 break

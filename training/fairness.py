@@ -157,13 +157,16 @@ def _band_rate_gap(cells: dict[str, dict[str, dict]], left_out: list[str]) -> di
     return {**widest, "band_rate_gap_choices": choices}
 
 
-def nij_fair_accurate(y: np.ndarray, p: np.ndarray, race: pd.Series) -> float | None:
-    """The NIJ challenge score (1 - Brier) * (1 - |FPR_BLACK - FPR_WHITE|) at threshold 0.5."""
-    labels = group_labels(race)
+def nij_fair_accurate(y: np.ndarray, p: np.ndarray, race: pd.Series, min_group_size: int) -> float | None:
+    """The NIJ challenge score (1 - Brier) * (1 - |FPR_BLACK - FPR_WHITE|) at threshold 0.5; None, like the
+    FPR gap, unless both groups have `min_group_size` non-recidivists (two people would make it 0)."""
+    labels, y = group_labels(race), np.asarray(y, dtype=int)
     rates = {}
     for group in NIJ_GROUPS:
         mask = labels == group
-        rates[group] = error_rates(np.asarray(y)[mask], np.asarray(p)[mask], NIJ_THRESHOLD)[0]
+        if (y[mask] == 0).sum() < min_group_size:
+            return None
+        rates[group] = error_rates(y[mask], np.asarray(p)[mask], NIJ_THRESHOLD)[0]
     if any(rate is None for rate in rates.values()):
         return None
     brier = brier_score_loss(y, p)

@@ -41,7 +41,7 @@ def test_a_missing_group_cell_belongs_to_no_group():
     assert table["groups"]["WHITE"]["fpr"] == pytest.approx(1.0)
     assert table["fpr_gap"] == pytest.approx(0.5)
     brier = float(np.mean((p - y) ** 2))
-    assert nij_fair_accurate(y, p, race) == pytest.approx((1 - brier) * (1 - 0.5))
+    assert nij_fair_accurate(y, p, race, min_group_size=1) == pytest.approx((1 - brier) * (1 - 0.5))
 
 
 def test_a_group_too_small_for_a_rate_stays_in_the_table_but_out_of_that_gap():
@@ -70,7 +70,18 @@ def test_nij_score_takes_the_size_of_the_fpr_gap_whichever_group_is_higher():
     race = pd.Series(["BLACK", "BLACK", "BLACK", "WHITE", "WHITE", "WHITE"], dtype="str")
     # FPR BLACK 1.0, WHITE 0.5: the penalty is |1.0 - 0.5|, not WHITE minus BLACK
     brier = float(np.mean((p - y) ** 2))
-    assert nij_fair_accurate(y, p, race) == pytest.approx((1 - brier) * (1 - 0.5))
+    assert nij_fair_accurate(y, p, race, min_group_size=1) == pytest.approx((1 - brier) * (1 - 0.5))
+
+
+def test_the_nij_score_needs_enough_non_recidivists_in_both_groups_like_the_fpr_gap():
+    """Five non-recidivists each: one flagged person moves a group's FPR by 0.2, and the score with it."""
+    y = np.array([0] * 10 + [1, 1])
+    p = np.array([0.9] * 5 + [0.1] * 5 + [0.8, 0.3])
+    race = pd.Series(["BLACK"] * 5 + ["WHITE"] * 5 + ["BLACK", "WHITE"], dtype="str")
+    assert group_table(y, p, race, 0.5, min_group_size=30, bands=BANDS)["fpr_gap"] is None
+    assert nij_fair_accurate(y, p, race, min_group_size=30) is None
+    brier = float(np.mean((p - y) ** 2))
+    assert nij_fair_accurate(y, p, race, min_group_size=5) == pytest.approx((1 - brier) * (1 - 1.0))
 
 
 def test_gaps_span_the_highest_and_lowest_of_three_groups():
