@@ -98,6 +98,7 @@ def train(
         bundle = fit_bundle(train_part, spec, seed=seed)
     with step("evaluating on the test part"):
         scores = bundle.predict_frame(test_part)
+        _check_risk_varies(scores["risk"].to_numpy(), train_part, spec)
         evaluation = evaluation_report(bundle, test_part, scores)
         gates = check_gates(evaluation, spec.gates)
     bundle.metadata = {
@@ -111,6 +112,21 @@ def train(
         folder = Path(tmp)
         _write_artifacts(folder, bundle, test_part, scores, evaluation, gates, data, name)
         return _log_and_register(folder, bundle, evaluation, gates, data, name, test_part)
+
+
+def _check_risk_varies(risk: np.ndarray, train_part: pd.DataFrame, spec: DatasetSpec) -> None:
+    """A model that gives everyone the same risk tells no one apart and has no calibration slope; it
+    comes from inputs that carry nothing, most often optional ones the file does not hold."""
+    if np.ptp(risk) > 0:
+        return
+    empty = [name for name in spec.inputs() if name not in train_part or train_part[name].isna().all()]
+    hint = (
+        f"; inputs with no value in any row: {', '.join(empty)} (is the header the spec's?)" if empty else ""
+    )
+    raise ValueError(
+        f"every one of the {len(risk)} test rows gets the same risk ({risk[0]:.3f}): "
+        f"the inputs tell no one apart{hint}"
+    )
 
 
 def _write_artifacts(

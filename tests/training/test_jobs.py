@@ -494,6 +494,36 @@ def test_an_incumbent_scored_only_for_one_outcome_fails_its_gate_instead_of_stop
     )
 
 
+NO_INPUT_SPEC = """
+name: no_input
+id: pid
+outcome: {column: rearrested, horizon_years: 2}
+risk_bands: {cut_points: [0.3, 0.6], labels: [low, medium, high]}
+needs:
+  - {name: job, all: [{column: jobless_6m, op: "==", value: "Yes"}], interventions: [employment program]}
+columns:
+  - {name: age, kind: numeric, domain: demographics, min: 16, max: 100, required: false}
+  - {name: jobless_6m, kind: boolean, domain: school_work, known: supervision}
+"""
+
+
+def test_a_model_that_gives_everyone_the_same_risk_is_not_registered(store, tmp_path):
+    """A file without the spec's (optional) inputs: the model learns one number, and the card's
+    calibration slope does not exist. It used to register the version, then stop with a TypeError."""
+    spec_path, data = tmp_path / "no_input.yaml", tmp_path / "no_input.csv"
+    spec_path.write_text(NO_INPUT_SPEC)
+    rows = pd.DataFrame({"pid": range(400)})
+    rows["rearrested"] = ["Yes", "No", "No", "Yes", "No"] * 80
+    rows["jobless_6m"] = ["Yes", "No", "Yes", "No"] * 100
+    rows.to_csv(data, index=False)
+    result = cli("train", "--spec", str(spec_path), "--data", str(data), "--name", "no_input", uri=store)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "every one of the 100 test rows gets the same risk" in result.stderr
+    assert "inputs with no value in any row: age" in result.stderr
+    assert MlflowClient().search_registered_models(filter_string="name='no_input'") == []
+
+
 def test_train_cli_prints_one_json_object(store, data_file):
     result = cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--name", "cli", uri=store)
     assert result.returncode == 0, result.stderr
