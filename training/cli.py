@@ -142,7 +142,10 @@ def bootstrap(
         loaded = load_spec(spec)  # first, so a bad spec is said even when there is nothing to do
     except SpecError as exc:
         raise _fail(f"bootstrap stopped:\n{exc}") from exc
-    existing = champion_version(name)
+    try:
+        existing = champion_version(name)
+    except ValueError as exc:
+        raise _fail(f"bootstrap stopped:\n{exc}") from exc
     if existing is not None:
         typer.echo(f"{name}@{CHAMPION} is version {existing}; nothing to do", err=True)
         return

@@ -60,5 +60,14 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
 
 def champion_version(name: str) -> str | None:
     """The version the champion alias points at, or None when there is no champion yet."""
-    version = _alias_version(MlflowClient(), name, CHAMPION)
+    try:
+        client = MlflowClient()
+    except mlflow.exceptions.MlflowException as exc:
+        raise store_unusable(exc) from exc
+    version = _alias_version(client, name, CHAMPION)
     return None if version is None else str(version)
+
+
+def store_unusable(exc: Exception) -> ValueError:
+    """What a job says, before any fitting, when MLflow refuses the tracking store."""
+    return ValueError(f"cannot use the MLflow store {mlflow.get_tracking_uri()} (MLFLOW_TRACKING_URI): {exc}")

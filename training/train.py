@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from sklearn.model_selection import train_test_split
 
 from features.records import read_records
@@ -36,7 +37,7 @@ from training.fairness import fpr_extremes
 from training.fit import fit_bundle, outcome
 from training.gates import GateResult, check_gates
 from training.intervals import METRICS as INTERVAL_METRICS
-from training.tracking import CANDIDATE, check_model_name, experiment_id, move_alias
+from training.tracking import CANDIDATE, check_model_name, experiment_id, move_alias, store_unusable
 
 TEST_SIZE = 0.25
 MIN_PER_OUTCOME = 20
@@ -76,8 +77,7 @@ def train(
         typed, report = validate_records(read_records(data), spec)
         if not report.ok:
             raise RecordsInvalid(report)
-    configure_tracking()
-    registered = registered_spec(name)
+    registered = _registered_spec(name)
     if registered not in (None, spec.name):
         raise ValueError(
             f"model {name} holds versions trained on spec {registered}; a model serves one record "
@@ -112,6 +112,15 @@ def train(
         folder = Path(tmp)
         _write_artifacts(folder, bundle, test_part, scores, evaluation, gates, data, name)
         return _log_and_register(folder, bundle, evaluation, gates, data, name, test_part)
+
+
+def _registered_spec(name: str) -> str | None:
+    """The spec `name` holds, asked before any fitting, so a store MLflow cannot use is said at once."""
+    configure_tracking()
+    try:
+        return registered_spec(name)
+    except MlflowException as exc:
+        raise store_unusable(exc) from exc
 
 
 def _check_risk_varies(risk: np.ndarray, train_part: pd.DataFrame, spec: DatasetSpec) -> None:

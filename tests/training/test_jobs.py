@@ -524,6 +524,17 @@ def test_a_model_that_gives_everyone_the_same_risk_is_not_registered(store, tmp_
     assert MlflowClient().search_registered_models(filter_string="name='no_input'") == []
 
 
+@pytest.mark.parametrize("command", ["train", "bootstrap"])
+def test_a_store_mlflow_cannot_use_stops_training_in_words(command, data_file):
+    """It printed a 133-line traceback; evaluate and promote already said it in one line."""
+    args = ["--spec", "georgia_parole", "--data", str(data_file), "--name", "unreachable"]
+    result = cli(command, *args, uri="bogus://nowhere")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "cannot use the MLflow store bogus://nowhere (MLFLOW_TRACKING_URI): " in result.stderr
+    assert "unsupported URI 'bogus://nowhere'" in result.stderr
+
+
 def test_train_cli_prints_one_json_object(store, data_file):
     result = cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--name", "cli", uri=store)
     assert result.returncode == 0, result.stderr
