@@ -246,6 +246,21 @@ def test_metric_names_hold_whatever_a_column_or_need_is_called(trained, tmp_path
         mlflow.log_metrics(metrics)
 
 
+def test_the_card_does_not_call_equal_false_positive_rates_more_often(trained, tmp_path):
+    """At a high threshold both groups may flag no non-recidivist: 0.000 is not more often than 0.000."""
+    evaluation = _evaluation(trained, tmp_path)
+    race = evaluation["fairness"]["Race"]
+    for row in race["groups"].values():
+        row["fpr"] = 0.0
+    race["fpr_gap"] = 0.0
+    card = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
+    assert "flagged (probability at or above 0.5) more often" not in card
+    assert (
+        "Every group compared here is flagged (probability at or above 0.5) at the same rate among those\n"
+        "who did not have the outcome: 0.000." in card
+    )
+
+
 def test_the_card_speaks_of_the_specs_outcome_not_of_an_arrest(trained, tmp_path):
     """Another layout's outcome may be a conviction: the card's sentences must hold for it too."""
     data = trained.bundle.spec.model_dump(by_alias=True, exclude_none=True)
