@@ -154,7 +154,13 @@ def bootstrap(
         try:
             outcome = promote(name, result.model_version)
         except PromotionRefused as refused:
-            typer.echo(str(refused), err=True)
+            failed = "\n".join(f"  {g.name}: {g.detail}" for g in refused.failed)
+            typer.echo(
+                f"{name} version {result.model_version} fails {len(refused.failed)} gate(s); as a "
+                f"development bootstrap it is promoted anyway, with the failed gates recorded as the "
+                f"reason:\n{failed}",
+                err=True,
+            )
             reason = "development bootstrap; failed gates: " + ", ".join(g.name for g in refused.failed)
             outcome = promote(name, result.model_version, force=True, reason=reason)
     except (SpecError, RecordsInvalid, OSError, ValueError) as exc:

@@ -588,6 +588,19 @@ def test_a_spec_folder_is_refused_in_words(command, store, tmp_path):
     )
 
 
+def test_bootstrap_says_it_promotes_a_failing_first_model_anyway(store, data_file, strict_spec):
+    """It used to print promote's advice to use --force --reason, then do exactly that itself."""
+    args = ["--spec", str(strict_spec), "--data", str(data_file), "--name", "first"]
+    result = cli("bootstrap", *args, uri=store)
+    assert result.returncode == 0, result.stderr
+    assert "--force" not in result.stderr
+    assert (
+        "first version 1 fails 1 gate(s); as a development bootstrap it is promoted anyway, with the "
+        "failed gates recorded as the reason:\n  calibration: ECE" in result.stderr
+    )
+    assert json.loads(result.stdout)["forced"] is True
+
+
 def test_bootstrap_reads_its_spec_even_when_a_champion_exists(trained, store, tmp_path):
     """`make run` calls bootstrap every time: a bad --spec must be said then, not only on a new store."""
     client = MlflowClient()
