@@ -16,6 +16,12 @@ CANDIDATE, CHAMPION = "candidate", "champion"
 def experiment_id(name: str = EXPERIMENT) -> str:
     """The experiment's id; a new one keeps its artifacts beside an SQLite store."""
     existing = mlflow.get_experiment_by_name(name)
+    if existing is not None and existing.lifecycle_stage == "deleted":
+        number = existing.experiment_id
+        raise ValueError(
+            f"experiment {name} is deleted in this MLflow store; restore it (mlflow experiments restore "
+            f"--experiment-id {number}) or purge it (mlflow gc --experiment-ids {number}) to train"
+        )
     if existing is not None:
         return existing.experiment_id
     database = sqlite_path(mlflow.get_tracking_uri())

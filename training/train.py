@@ -78,6 +78,7 @@ def train(
         if not report.ok:
             raise RecordsInvalid(report)
     registered = _registered_spec(name)
+    experiment = experiment_id()  # before fitting: MLflow refuses a run in a deleted experiment
     if registered not in (None, spec.name):
         raise ValueError(
             f"model {name} holds versions trained on spec {registered}; a model serves one record "
@@ -111,7 +112,7 @@ def train(
     with step("logging to MLflow and registering"), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _write_artifacts(folder, bundle, test_part, scores, evaluation, gates, data, name)
-        return _log_and_register(folder, bundle, evaluation, gates, data, name, test_part)
+        return _log_and_register(folder, bundle, evaluation, gates, data, name, test_part, experiment)
 
 
 def _registered_spec(name: str) -> str | None:
@@ -228,11 +229,12 @@ def _log_and_register(
     data: Path,
     name: str,
     test_part: pd.DataFrame,
+    experiment: str,
 ) -> TrainResult:
     spec = bundle.spec
     metrics = flat_metrics(evaluation)
     metrics["validation_risk_auc"] = bundle.risk.cv_auc_
-    with mlflow.start_run(experiment_id=experiment_id()) as run:
+    with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_params(
             {
                 "spec": spec.name,

@@ -550,6 +550,23 @@ def test_a_store_mlflow_cannot_use_stops_training_in_words(command, data_file):
     assert "unsupported URI 'bogus://nowhere'" in result.stderr
 
 
+def test_a_deleted_experiment_stops_training_before_any_fitting(data_file, tmp_path):
+    """Deleting it in the MLflow UI used to cost a whole fit, then an MLflow traceback."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("reintegra")
+    client.delete_experiment(experiment)
+    result = cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--name", "x", uri=uri)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert (
+        f"experiment reintegra is deleted in this MLflow store; restore it (mlflow experiments restore "
+        f"--experiment-id {experiment}) or purge it (mlflow gc --experiment-ids {experiment})"
+        in result.stderr
+    )
+    assert client.search_runs([experiment], run_view_type=mlflow.entities.ViewType.ALL) == []
+
+
 def test_train_cli_prints_one_json_object(store, data_file):
     result = cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--name", "cli", uri=store)
     assert result.returncode == 0, result.stderr
