@@ -116,11 +116,18 @@ def promote_version(
 ) -> None:
     """Move the champion alias to VERSION if it passes its spec's gates."""
     try:
-        _print_json(promote(name, version, force=force, reason=reason))
+        result = promote(name, version, force=force, reason=reason)
     except (PromotionRefused, ValueError) as exc:
         raise _fail(str(exc)) from exc
     except Exception as exc:  # unknown name or version: MLflow's own exception
         raise _fail(f"cannot promote {name} version {version}: {exc}") from exc
+    if not result["moved"]:
+        typer.echo(
+            f"{name} version {result['model_version']} is already champion (since {result['moved_at']}); "
+            "nothing moved",
+            err=True,
+        )
+    _print_json(result)
 
 
 @app.command()

@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from features.spec import parse_spec
 from models.registry import FORCED_REASON_TAG, configure_tracking, run_artifact
 from training.gates import GateResult, check_gates
-from training.tracking import CHAMPION, move_alias
+from training.tracking import CHAMPION, champion_version, move_alias, set_at_tag
 
 
 class PromotionRefused(RuntimeError):
@@ -40,12 +40,17 @@ def promote(name: str, version: str, force: bool = False, reason: str = "") -> d
     note = f"forced: {reason}" if failed else "gates passed"
     if failed:
         client.set_model_version_tag(name, version, FORCED_REASON_TAG, reason)
-    moved_at = move_alias(name, CHAMPION, version, note)
+    # Promoting the champion again moves nothing: no history entry, and it stays champion since then.
+    moved = champion_version(name) != version
+    set_at = (
+        move_alias(name, CHAMPION, version, note) if moved else model_version.tags.get(set_at_tag(CHAMPION))
+    )
     return {
         "model_name": name,
         "model_version": version,
         "alias": CHAMPION,
-        "moved_at": moved_at,
+        "moved": moved,
+        "moved_at": set_at,
         "forced": bool(failed),
         "gates": [g.__dict__ for g in gates],
     }

@@ -51,10 +51,15 @@ def move_alias(name: str, alias: str, version: str, note: str = "") -> str:
     previous = _alias_version(client, name, alias)
     client.set_registered_model_alias(name, alias, version)
     moved_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    client.set_model_version_tag(name, version, f"alias.{alias}.set_at", moved_at)
+    client.set_model_version_tag(name, version, set_at_tag(alias), moved_at)
     entry = f"{alias}: version {previous or '-'} -> {version}" + (f" ({note})" if note else "")
     client.set_registered_model_tag(name, f"{ALIAS_HISTORY_PREFIX}{moved_at}.{alias}", entry)
     return moved_at
+
+
+def set_at_tag(alias: str) -> str:
+    """The model-version tag holding when the version last became `alias`."""
+    return f"alias.{alias}.set_at"
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

@@ -411,6 +411,23 @@ def test_a_version_typed_with_spaces_or_a_leading_zero_is_recorded_as_its_number
     assert all(f"0{version}" not in entry for entry in moves)
 
 
+def test_promoting_the_champion_again_moves_nothing_and_records_no_move(lenient, store):
+    """A second promote of the same version wrote 'champion: version 1 -> 1' and reset its set_at."""
+    version = lenient.model_version
+    promote("lenient", version)
+    client = MlflowClient()
+    since = client.get_model_version("lenient", version).tags["alias.champion.set_at"]
+    moves = alias_history("lenient")
+    result = cli("promote", "--name", "lenient", "--version", version, uri=store)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["moved"] is False and answer["moved_at"] == since
+    assert f"lenient version {version} is already champion (since {since}); nothing moved" in result.stderr
+    assert alias_history("lenient") == moves
+    assert all(f"version {version} -> {version}" not in entry for _, entry in moves)
+    assert client.get_model_version("lenient", version).tags["alias.champion.set_at"] == since
+
+
 def test_the_test_part_is_a_stratified_quarter_of_the_file(lenient, training_typed, spec):
     path = mlflow.artifacts.download_artifacts(run_id=lenient.run_id, artifact_path="evaluation.json")
     evaluation = json.loads(Path(path).read_text())
