@@ -29,6 +29,7 @@ from features.spec import DatasetSpec
 from features.validation import RecordsInvalid, validate_records
 from models.baselines import baseline_label
 from models.bundle import ScoringBundle
+from models.calibrated import DEFAULT_PARAMS
 from models.pyfunc import BUNDLE_ARTIFACT, release_signature
 from models.registry import DEFAULT_MODEL_NAME, configure_tracking, registered_spec
 from training import plots
@@ -41,6 +42,7 @@ from training.tracking import CANDIDATE, check_model_name, experiment_id, move_a
 
 TEST_SIZE = 0.25
 MIN_PER_OUTCOME = 20
+MIN_LEAF = DEFAULT_PARAMS["min_child_samples"]
 PINNED_PACKAGES = ("lightgbm", "mlflow", "numpy", "pandas", "scikit-learn", "shap")
 
 
@@ -126,7 +128,7 @@ def _registered_spec(name: str) -> str | None:
 
 def _check_risk_varies(risk: np.ndarray, train_part: pd.DataFrame, spec: DatasetSpec) -> None:
     """A model that gives everyone the same risk tells no one apart and has no calibration slope; it
-    comes from inputs that carry nothing, most often optional ones the file does not hold."""
+    comes from inputs that carry nothing (optional ones the file does not hold) or from too few rows."""
     if np.ptp(risk) > 0:
         return
     empty = [name for name in spec.inputs() if name not in train_part or train_part[name].isna().all()]
@@ -134,8 +136,9 @@ def _check_risk_varies(risk: np.ndarray, train_part: pd.DataFrame, spec: Dataset
         f"; inputs with no value in any row: {', '.join(empty)} (is the header the spec's?)" if empty else ""
     )
     raise ValueError(
-        f"every one of the {len(risk)} test rows gets the same risk ({risk[0]:.3f}): "
-        f"the inputs tell no one apart{hint}"
+        f"every one of the {len(risk)} test rows gets the same risk ({risk[0]:.3f}): the model found no "
+        f"split in the inputs of the {len(train_part)} training rows (each leaf needs at least {MIN_LEAF} "
+        f"people){hint}"
     )
 
 

@@ -53,3 +53,24 @@ def test_county_probation_layout_trains_evaluates_and_promotes(tmp_path):
         promoted = _run("training", "promote", "--name", "county", "--version", version, *reason, env=env)
     assert promoted.returncode == 0, promoted.stderr
     assert json.loads(promoted.stdout)["alias"] == "champion"
+
+
+def test_a_file_too_small_to_split_says_so(tmp_path):
+    """120 rows leave 90 to train on: no leaf of 50 people can be split off, so everyone gets one risk.
+    The message named only the inputs, which were all there."""
+    import os
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    data = tmp_path / "small.csv"
+    made = _run("features", "synth", "--spec", str(DOCS_SPEC), "--rows", "120", "--out", str(data), env=env)
+    assert made.returncode == 0, made.stderr
+    trained = _run(
+        "training", "train", "--spec", str(DOCS_SPEC), "--data", str(data), "--name", "small", env=env
+    )
+    assert trained.returncode == 2
+    assert (
+        "every one of the 30 test rows gets the same risk" in trained.stderr
+        and "no split in the inputs of the 90 training rows (each leaf needs at least 50 people)"
+        in trained.stderr
+    )
+    assert "inputs with no value" not in trained.stderr
