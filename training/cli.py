@@ -25,6 +25,7 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False
 )
 FAILED = 2
+MAX_SEED = 2**32 - 1  # numpy's seeds, which the split takes
 
 
 def _print_json(payload: dict) -> None:
@@ -53,7 +54,9 @@ def train(
     spec: Annotated[str, typer.Option(help="Built-in spec name or path to a spec YAML file.")],
     data: Annotated[Path, typer.Option(help="Labelled records: CSV, Parquet, JSON or JSON Lines.")],
     name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
-    seed: Annotated[int, typer.Option(help="Seed for the split, the folds and the trees.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed for the split, the folds and the trees.", min=0, max=MAX_SEED)
+    ] = 0,
 ) -> None:
     """Validate, fit risk and needs models, evaluate on a held-out part, log and register."""
     console = Console(stderr=True)

@@ -584,6 +584,18 @@ def test_a_deleted_experiment_stops_training_before_any_fitting(data_file, tmp_p
     assert client.search_runs([experiment], run_view_type=mlflow.entities.ViewType.ALL) == []
 
 
+@pytest.mark.parametrize(
+    ("seed", "bound"),
+    [("-1", "greater than or equal to 0"), ("4294967296", "less than or equal to 4294967295")],
+)
+def test_a_seed_numpy_cannot_take_is_refused_as_the_seed(seed, bound, store, data_file):
+    """It was refused only after the file was read, in words about train_test_split's random_state."""
+    result = cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--seed", seed, uri=store)
+    assert result.returncode == 2
+    assert "random_state" not in result.stderr
+    assert "Invalid value for '--seed'" in result.stderr and bound in result.stderr
+
+
 def test_train_cli_prints_one_json_object(store, data_file):
     result = cli("train", "--spec", "georgia_parole", "--data", str(data_file), "--name", "cli", uri=store)
     assert result.returncode == 0, result.stderr
