@@ -99,4 +99,6 @@ def _needs_report(scores: pd.DataFrame, typed: pd.DataFrame, spec: DatasetSpec) 
             "n": int(known.sum()),
         }
     aucs = [n["auc"] for n in needs.values() if n["auc"] is not None]
-    return {"needs": needs, "macro_auc": float(np.mean(aucs)) if aucs else None}
+    # Named, so a macro AUC over fewer needs is never read as one over all of them.
+    without = [name for name, n in needs.items() if n["auc"] is None]
+    return {"needs": needs, "macro_auc": float(np.mean(aucs)) if aucs else None, "needs_without_auc": without}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from features.needs import need_labels
 from features.spec import DatasetSpec
 from training.evaluate import evaluate_bundle
 from training.fit import outcome
@@ -59,3 +60,16 @@ def test_bands_are_audited_on_the_specs_risk_bands(bundle, training_typed):
         assert cell["observed_rate"] == pytest.approx(y[over].mean())
     rates = {g: race["bands"][race["band_rate_gap_band"]][g]["observed_rate"] for g in race["groups"]}
     assert race["band_rate_gap"] == pytest.approx(max(rates.values()) - min(rates.values()))
+
+
+def test_a_need_without_an_auc_is_named_beside_the_macro_auc(bundle, training_typed):
+    """Rows where one need is never present: its AUC is unknown and the macro AUC is over the rest."""
+    rows = training_typed.iloc[3000:]
+    first = bundle.spec.needs[0].name
+    rows = rows[(need_labels(rows, bundle.spec)[first] != 1).to_numpy()]
+    report = evaluate_bundle(bundle, rows)
+    assert report["needs"][first]["auc"] is None
+    others = [n["auc"] for name, n in report["needs"].items() if name != first]
+    assert None not in others and len(others) == len(bundle.spec.needs) - 1
+    assert report["needs_without_auc"] == [first]
+    assert report["macro_auc"] == pytest.approx(np.mean(others))

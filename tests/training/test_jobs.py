@@ -246,6 +246,20 @@ def test_metric_names_hold_whatever_a_column_or_need_is_called(trained, tmp_path
         mlflow.log_metrics(metrics)
 
 
+def test_the_card_says_when_its_macro_auc_leaves_a_need_out(trained, tmp_path):
+    evaluation = _evaluation(trained, tmp_path)
+    assert evaluation["needs_without_auc"] == []
+    complete = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
+    assert f"Macro AUC {evaluation['macro_auc']:.4f}.\n" in complete
+    first = trained.bundle.spec.needs[0].name
+    evaluation["needs"][first]["auc"] = None
+    evaluation["needs_without_auc"] = [first]
+    card = model_card(trained.bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
+    total = len(trained.bundle.spec.needs)
+    said = f"over {total - 1} of {total} needs:\n{first} has no AUC here (the labelled test rows hold one"
+    assert f"{said} outcome)." in card
+
+
 def test_the_card_does_not_call_equal_false_positive_rates_more_often(trained, tmp_path):
     """At a high threshold both groups may flag no non-recidivist: 0.000 is not more often than 0.000."""
     evaluation = _evaluation(trained, tmp_path)
