@@ -100,7 +100,12 @@ class ModelHolder:
         that polling does not load it again."""
         with self._reload_lock:
             previous = self._current
-            version = self._alias_version()
+            try:
+                version = self._alias_version()
+            except ModelUnavailable as exc:  # the alias was removed: nothing changes here, and it says so
+                if previous is None:
+                    raise
+                raise ModelUnavailable(f"{exc}; still serving version {previous.version}") from exc
             if previous is not None and previous.version == version:
                 self._wait_for(None)
                 return previous.version, version

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from features.spec import load_spec
 from models.registry import FORCED_REASON_TAG, alias_history
-from serving.model_store import ModelHolder, SchemaChanged
+from serving.model_store import ModelHolder, ModelUnavailable, SchemaChanged
 from tests.serving.conftest import start_server
 from training.promote import promote
 from training.train import train
@@ -64,6 +64,23 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     promote(NAME, first, force=True, reason="back to the serving version")
     holder.reload()
     assert holder.restart_required is None and waiting == [(NAME, second, None), (NAME, None, second)]
+
+
+def test_a_reload_after_the_alias_was_removed_says_the_loaded_version_still_serves(versions):
+    first, _ = versions
+    promote(NAME, first, force=True, reason="test")
+    holder = ModelHolder(NAME, "champion", on_swap=lambda *args: None, on_waiting=lambda *args: None)
+    holder.reload()
+    MlflowClient().delete_registered_model_alias(NAME, "champion")
+    try:
+        with pytest.raises(
+            ModelUnavailable,
+            match=f"^no model at models:/{NAME}@champion; .*; still serving version {first}$",
+        ):
+            holder.reload()
+    finally:
+        promote(NAME, first, force=True, reason="alias back")
+    assert holder.current.version == first
 
 
 def test_the_serving_model_carries_its_forced_promotion_reason(versions):
