@@ -1,4 +1,5 @@
-"""Request body limit: an oversized body is refused with 413 before it is read into memory."""
+"""Request body limits: an oversized body is refused with 413 before it is read into memory, and a
+compressed one with 415 (decoded, it could pass the limit many times over)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,16 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        encoding = headers.get(b"content-encoding", b"").strip().lower()
+        if encoding not in (b"", b"identity"):
+            detail = f"the body is sent {encoding.decode('latin-1')}-encoded; send it uncompressed"
+            response = problem(
+                415, "Unsupported Media Type", detail, Request(scope), {"Accept-Encoding": "identity"}
+            )
+            await response(scope, receive, send)
+            return
+        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
             response = problem(413, "Content Too Large", self._detail(), Request(scope))
             await response(scope, receive, send)

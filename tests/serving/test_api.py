@@ -1,6 +1,7 @@
 """The scoring API against a real uvicorn server on loopback."""
 
 import base64
+import gzip
 import html
 import http.client
 import json
@@ -823,6 +824,17 @@ def test_an_oversized_streamed_body_is_refused(server):
         )
     assert response.status_code == 413 and response.headers["content-type"] == PROBLEM
     assert "larger than" in response.json()["detail"]
+
+
+def test_a_compressed_body_is_refused_as_an_unsupported_encoding(server, api_records):
+    """The server reads bodies as sent; a gzip body is named as such, not reported as bad JSON."""
+    body = gzip.compress(json.dumps({"record": api_records[0]}).encode())
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    with server.client("scorer") as client:
+        response = client.post("/v1/scores", content=body, headers=headers)
+    assert response.status_code == 415 and response.headers["content-type"] == PROBLEM
+    assert response.headers["accept-encoding"] == "identity"
+    assert response.json()["detail"] == "the body is sent gzip-encoded; send it uncompressed"
 
 
 def test_a_full_batch_fits_within_the_body_limit(server, api_records):
