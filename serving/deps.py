@@ -50,9 +50,12 @@ def require(*roles: Role) -> Callable[..., ApiKey]:
     allowed = {*roles, "admin"}
 
     def check(
+        request: Request,
         keys: KeysDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ApiKey:
+        if len(request.headers.getlist("authorization")) > 1:  # which one a proxy or client meant is unknown
+            raise HTTPException(401, "send one Authorization header; this request has several")
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise HTTPException(401, "send an API key as 'Authorization: Bearer <key>'")
         key = keys.verify(credentials.credentials)

@@ -115,6 +115,19 @@ def test_missing_and_unknown_keys_get_401(server, api_records):
     assert unknown.json()["detail"] == "unknown or revoked API key"
 
 
+def test_two_authorization_headers_get_401_whichever_comes_first(server, api_records):
+    """Neither key is picked silently: a forwarded request may carry a proxy's header beside the caller's."""
+    scorer, reviewer = (f"Bearer {server.keys[role]}" for role in ("scorer", "reviewer"))
+    answers = []
+    with server.client() as client:
+        for first, second in ((scorer, reviewer), (reviewer, scorer)):
+            headers = [("Authorization", first), ("Authorization", second)]
+            answers.append(client.post("/v1/scores", json={"record": api_records[0]}, headers=headers))
+    for response in answers:
+        assert_problem(response, 401, "/v1/scores")
+        assert response.json()["detail"] == "send one Authorization header; this request has several"
+
+
 def test_wrong_role_gets_403(server, api_records):
     with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
         reading = scorer.get("/v1/scores")
