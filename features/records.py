@@ -27,8 +27,8 @@ def read_records(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     _check_readable(path)
     try:
-        frame = _read(path)
-        frame.index = pd.Index(_file_rows(path, len(frame)), name=FILE_ROW)
+        frame, rows = _read(path)
+        frame.index = pd.Index(rows, name=FILE_ROW)
     except UnicodeDecodeError as exc:
         raise ValueError(_not_utf8(path)) from exc
     except pd.errors.EmptyDataError as exc:
@@ -50,7 +50,10 @@ def _check_readable(path: Path) -> None:
         raise ValueError(f"{path} is empty: it holds no records")
 
 
-def _read(path: Path) -> pd.DataFrame:
+def _read(path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """The records, and where each is as the user sees the file: its line in a CSV (the header is
+    line 1, as a spreadsheet numbers rows) or a JSON Lines file; its position, from 1, in JSON and
+    Parquet."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         # index_col=False: a row longer than the header must not turn its first cell into an index
@@ -65,14 +68,18 @@ def _read(path: Path) -> pd.DataFrame:
                     raise ValueError(_unclosed_quote(path)) from exc
                 _csv_rows(path)
                 raise ValueError(str(exc)) from exc
-        return frame
+        return frame, _csv_rows(path)
     if suffix == ".parquet":
-        return pd.read_parquet(path)
-    text = _json_text(path)
-    problem = _json_problem(path, text, lines=suffix == ".jsonl")  # pandas keeps a repeated key's last value
+        frame = pd.read_parquet(path)
+        return frame, list(range(1, len(frame) + 1))
+    text, lines = _json_text(path), suffix == ".jsonl"
+    problem = _json_problem(path, text, lines)  # pandas keeps a repeated key's last value
     if problem:
         raise ValueError(problem)
-    return pd.read_json(io.StringIO(text), lines=suffix == ".jsonl", dtype=False)
+    frame = pd.read_json(io.StringIO(text), lines=lines, dtype=False)
+    if lines:  # as pandas splits them
+        return frame, [number for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    return frame, list(range(1, len(frame) + 1))
 
 
 def _json_text(path: Path) -> str:
@@ -117,18 +124,6 @@ def _check_header(header: list[str]) -> None:
     repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})
     if repeated:
         raise ValueError(f"the header names {', '.join(map(repr, repeated))} more than once; keep one")
-
-
-def _file_rows(path: Path, n_records: int) -> list[int]:
-    """Where each record is, as the user sees the file: its line in a CSV (the header is line 1, as
-    a spreadsheet numbers rows) or a JSON Lines file; its position, from 1, in JSON and Parquet."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _csv_rows(path)
-    if suffix == ".jsonl":
-        lines = path.read_text(encoding="utf-8").split("\n")
-        return [number for number, line in enumerate(lines, start=1) if line.strip()]
-    return list(range(1, n_records + 1))
 
 
 @contextmanager
