@@ -158,9 +158,9 @@ def _allowed_methods(request: Request, named: str | None) -> str | None:
     """Every method a route takes at this path: Starlette's 405 names only the first route's, and
     /v1/scores is two routes (GET searches, POST scores). Mounted apps keep their own answer."""
     methods = {m.strip() for m in named.split(",")} if named else set()
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
     for method in HTTP_METHODS:
         scope = {**request.scope, "method": method}
-        routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
         if any(route.matches(scope)[0] == Match.FULL for route in routes):
             methods.add(method)
     if "GET" in methods:  # answered as GET without the body (serving.head)

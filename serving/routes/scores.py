@@ -211,21 +211,15 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         if band is not None and model_name in (None, holder.name):
             error = band_error(band, holder.current.bundle.spec.risk_bands.labels)
             if error:
-                loc = ("query", "band")
-                raise RequestValidationError([{"type": "enum", "loc": loc, "msg": error, "input": band}])
+                raise _query_error("band", "enum", error, band)
         if query.since is not None and query.until is not None and query.until <= query.since:
             since = query.since.isoformat().replace("+00:00", "Z")
             message = f"until must be later than since ({since}, in UTC); until is exclusive"
-            sent = request.query_params["until"]
-            raise RequestValidationError(
-                [{"type": "time_range", "loc": ("query", "until"), "msg": message, "input": sent}]
-            )
+            raise _query_error("until", "time_range", message, request.query_params["until"])
         before = _position(query.cursor) if query.cursor is not None else None
         if before is not None and offset:
             message = "offset cannot be combined with cursor: the cursor already says where the page starts"
-            raise RequestValidationError(
-                [{"type": "cursor_offset", "loc": ("query", "offset"), "msg": message, "input": offset}]
-            )
+            raise _query_error("offset", "cursor_offset", message, offset)
         where = ScoreFilter(
             model_name or holder.name, query.person_id, query.since, query.until, band, query.model_version
         )
@@ -274,8 +268,13 @@ def _position(cursor: str) -> tuple[datetime, str]:
         return _utc(created_at), score_id
     except (ValueError, TypeError) as exc:  # bad base64, JSON, shape or time are all ValueErrors
         message = "not a next_cursor this API returned; leave cursor out to start from the newest score"
-        error = {"type": "cursor", "loc": ("query", "cursor"), "msg": message, "input": cursor}
-        raise RequestValidationError([error]) from exc
+        raise _query_error("cursor", "cursor", message, cursor) from exc
+
+
+def _query_error(parameter: str, kind: str, message: str, value: Any) -> RequestValidationError:
+    """A 422 on one query parameter, shaped as pydantic's own so it reads like every other field error."""
+    error = {"type": kind, "loc": ("query", parameter), "msg": message, "input": value}
+    return RequestValidationError([error])
 
 
 def _respond(answer: Answer, status: int, metrics: Metrics, location: str | None = None) -> Response:
