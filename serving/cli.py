@@ -19,7 +19,7 @@ from serving.database import make_engine, migrate
 from serving.keys import ROLES, KeyStore
 from serving.model_store import ModelUnavailable, alias_version
 from serving.observability import shared_metrics_folder
-from serving.settings import Settings
+from serving.settings import Settings, unknown_variables
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored as hashes).", no_args_is_help=True)
@@ -82,7 +82,10 @@ def _open_store(url: str) -> Engine:
 
 
 def _settings() -> Settings:
-    """The settings, or one line per bad environment variable and exit status 2."""
+    """The settings, or one line per bad environment variable and exit status 2; a variable that
+    sets nothing is named as a warning."""
+    for line in unknown_variables(os.environ):
+        typer.echo(f"warning: {line}", err=True)
     try:
         return Settings()
     except ValidationError as exc:

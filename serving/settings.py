@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Mapping
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -10,6 +13,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
 from models.registry import DEFAULT_MODEL_NAME
+from serving.keys import ROLES
 
 DEFAULT_DATABASE = "sqlite:///data/reintegra.db"
 STORE_URLS = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
@@ -54,3 +58,25 @@ class Settings(BaseSettings):
     @property
     def model_uri(self) -> str:
         return f"models:/{self.model_name}@{self.model_alias}"
+
+
+# REINTEGRA_ variables that are no setting: the development keys that dev-setup writes for a shell
+# to source, and the test suite's own.
+NOT_SETTINGS = re.compile(rf"({'|'.join(role.upper() for role in ROLES)})_KEY|TEST_\w*")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A line for each REINTEGRA_ variable that sets nothing: a misspelt REINTEGRA_AUDIT_URL would
+    otherwise send the audit trail to the default store without a word."""
+    prefix = Settings.model_config["env_prefix"].upper()
+    known = [name.upper() for name in Settings.model_fields]
+    lines = []
+    for variable in sorted(environ):
+        name = variable.upper().removeprefix(prefix)
+        if name == variable.upper() or name in known or NOT_SETTINGS.fullmatch(name):
+            continue
+        # Matched without the prefix, which every setting shares.
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {prefix}{close[0]}?" if close else f"settings are {prefix}{{{','.join(known)}}}"
+        lines.append(f"{variable} is not a setting and is ignored; {hint}")
+    return lines

@@ -161,3 +161,24 @@ def test_keys_commands_say_in_one_line_when_the_store_cannot_be_opened(tmp_path)
         [line] = result.stderr.splitlines()
         assert line.startswith(f"cannot open the store at {url.replace(':secret@', ':***@')}: ")
         assert reason in line and "secret" not in line
+
+
+def test_a_variable_that_sets_nothing_is_named_with_the_setting_it_resembles(tmp_path):
+    """A misspelt REINTEGRA_KEYS_URL would otherwise create keys in the default store without a word."""
+    database = f"sqlite:///{tmp_path}/keys.db"
+    env = {
+        "REINTEGRA_KEYS_URL": database,
+        "REINTEGRA_AUDIT_URL": database,
+        "REINTEGRA_KEYS_ULR": "sqlite:///elsewhere.db",
+        "REINTEGRA_COLOUR": "blue",
+        "REINTEGRA_SCORER_KEY": "rk_from_dev_keys_env",
+        "REINTEGRA_TEST_ANYTHING": "1",
+    }
+    result = CliRunner().invoke(app, ["keys", "list"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "warning: REINTEGRA_COLOUR is not a setting and is ignored; settings are REINTEGRA_{HOST,PORT,"
+        "WORKERS,MODEL_NAME,MODEL_ALIAS,AUDIT_URL,KEYS_URL,POLL_SECONDS,DB_POOL_SIZE,DB_MAX_OVERFLOW,"
+        "MAX_BATCH,MAX_BODY_BYTES,SESSION_SECRET,SESSION_HOURS}",
+        "warning: REINTEGRA_KEYS_ULR is not a setting and is ignored; did you mean REINTEGRA_KEYS_URL?",
+    ]
