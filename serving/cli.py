@@ -32,10 +32,15 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default 8000).")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="uvicorn worker processes.")] = None,
+    root_path: Annotated[
+        str | None, typer.Option(help="Prefix a proxy serves the API under and strips, e.g. /reintegra.")
+    ] = None,
 ) -> None:
     """Serve the API under uvicorn (the default command)."""
     if ctx.invoked_subcommand is not None:
         return
+    if root_path is not None:
+        os.environ["REINTEGRA_ROOT_PATH"] = root_path
     settings = _settings()
     configure_tracking()
     try:
@@ -55,6 +60,7 @@ def serve(
             host=host or settings.host,
             port=port or settings.port,
             workers=workers,
+            root_path=settings.root_path,
             log_level="info",
             access_log=False,
         )

@@ -170,7 +170,8 @@ class RequestContextMiddleware:
 
         started_response = False
         extra_headers = [(REQUEST_ID_HEADER.encode(), request_id.encode())]
-        if scope["path"].startswith("/v1/"):
+        # uvicorn puts its root path (REINTEGRA_ROOT_PATH) in front of the path the proxy forwarded.
+        if scope["path"].removeprefix(scope.get("root_path", "")).startswith("/v1/"):
             extra_headers += API_HEADERS
 
         async def send_with_id(message: Message) -> None:

@@ -37,10 +37,19 @@ def _store_url(url: str) -> str:
 StoreUrl = Annotated[str, AfterValidator(_store_url)]
 
 
+def _root_path(path: str) -> str:
+    """The prefix a proxy serves the app under and strips (uvicorn's --root-path); the server adds
+    it back to the addresses it gives out, so it must join them as one leading path."""
+    if path and (not path.startswith("/") or path.endswith("/") or any(c in path for c in "?#")):
+        raise ValueError("a path such as /reintegra: one leading /, no trailing /, no ? or #; empty for none")
+    return path
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REINTEGRA_", extra="ignore")
 
     host: str = "127.0.0.1"
+    root_path: Annotated[str, AfterValidator(_root_path)] = ""
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
     model_name: str = DEFAULT_MODEL_NAME

@@ -29,7 +29,8 @@ from serving.tables import ScoreRow
 MAX_OFFSET = 1_000_000_000
 LOCATION_HEADER = {
     "Location": {
-        "description": "Where the new score is read again: /v1/scores/{id} (a reviewer key)",
+        "description": "Where the new score is read again: /v1/scores/{id} (a reviewer key), under "
+        "the server's root path (REINTEGRA_ROOT_PATH) when it has one",
         "schema": {"type": "string"},
     }
 }
@@ -139,7 +140,8 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         # Fields left out, not null: a version accepting one more field must not make a retry another request.
         request_hash = fingerprint("scores", body.model_dump(mode="json", exclude_none=True))
         answer = answer_once(audit, key.id, idempotency_key, request_hash, score)
-        return _respond(answer, 201, metrics, location=f"/v1/scores/{answer.body['id']}")
+        location = f"{request.scope.get('root_path', '')}/v1/scores/{answer.body['id']}"
+        return _respond(answer, 201, metrics, location=location)
 
     @router.post(
         "/scores:batch",

@@ -77,6 +77,24 @@ def test_a_new_score_says_where_it_can_be_read(server, api_records):
     assert read.status_code == 200 and read.json()["id"] == created.json()["id"]
 
 
+def test_behind_a_proxy_at_a_prefix_the_location_includes_it(registry, tmp_path, api_records):
+    """A proxy serving the API at /reintegra strips the prefix; the server (REINTEGRA_ROOT_PATH, as
+    uvicorn's --root-path) must add it back to every address it gives out."""
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_ROOT_PATH": "/reintegra"})
+    try:
+        with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
+            created = scorer.post("/v1/scores", json={"record": api_records[7]})
+            location = created.headers.get("location", "")
+            read = reviewer.get(location.removeprefix("/reintegra"))  # what the proxy forwards
+    finally:
+        server.stop()
+    assert created.status_code == 201
+    assert location == f"/reintegra/v1/scores/{created.json()['id']}"
+    assert created.headers.get("cache-control") == "no-store"
+    assert read.status_code == 200 and read.json()["id"] == created.json()["id"]
+    assert read.headers.get("cache-control") == "no-store"
+
+
 def test_batch_reports_bad_items_in_place(server, api_records):
     items = [{"person_id": "P-2", "record": r} for r in api_records[:5]]
     items.insert(2, {"record": {**api_records[5], "Prison_Years": "forever"}})
