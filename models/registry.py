@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
 DEFAULT_MODEL_NAME = "reintegra"
@@ -42,11 +43,26 @@ def run_artifact(run_id: str, name: str) -> bytes:
 
 def registered_spec(name: str) -> str | None:
     """The spec the newest version of registered model `name` was trained on (None: no versions)."""
-    client = MlflowClient()
-    versions = client.search_model_versions(f"name = '{name}'", order_by=["version_number DESC"])
+    versions = model_versions(name)
     if not versions:
         return None
-    return client.get_run(versions[0].run_id).data.params.get("spec")
+    return MlflowClient().get_run(versions[0].run_id).data.params.get("spec")
+
+
+def model_versions(name: str) -> list[ModelVersion]:
+    """Every version of registered model `name`, newest first.
+
+    MLflow's filter syntax has no escape for a quote, and a name registered outside our tools may
+    hold one: it is quoted with the quote it lacks, or else matched with LIKE and checked here.
+    """
+    if "'" not in name:
+        where = f"name = '{name}'"
+    elif '"' not in name:
+        where = f'name = "{name}"'
+    else:  # `_` stands for any one character; a backslash escapes in PostgreSQL's LIKE
+        where = "name LIKE '" + "".join("_" if c in {"'", '"', "\\"} else c for c in name) + "'"
+    versions = [v for v in MlflowClient().search_model_versions(where) if v.name == name]
+    return sorted(versions, key=lambda v: -int(v.version))
 
 
 def alias_history(name: str) -> list[tuple[str, str]]:

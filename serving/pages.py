@@ -376,10 +376,9 @@ class VersionRow:
 
 def registered_versions(name: str, limit: int = 20) -> list[VersionRow]:
     """The newest registered versions of `name` with their aliases and headline test metrics."""
-    client = MlflowClient()
-    versions = sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: -int(v.version))[:limit]
+    versions = registry.model_versions(name)[:limit]
     # search_model_versions leaves aliases empty; the registered model holds them.
-    aliases = client.get_registered_model(name).aliases if versions else {}
+    aliases = MlflowClient().get_registered_model(name).aliases if versions else {}
     return [
         VersionRow(
             str(v.version),

@@ -10,7 +10,7 @@ import yaml
 from mlflow import MlflowClient
 
 from features.spec import load_spec
-from models.registry import FORCED_REASON_TAG, alias_history
+from models.registry import FORCED_REASON_TAG, alias_history, registered_spec
 from serving.model_store import ModelHolder, ModelUnavailable, SchemaChanged
 from tests.serving.conftest import start_server
 from training.promote import promote
@@ -137,3 +137,23 @@ def test_a_server_refusing_a_version_says_so_until_the_alias_returns(versions, r
     ], "every move is kept, newest first, even when a version is promoted again"
     assert moves.group(1).index(newest[0]) < moves.group(1).index(newest[1]), "the model page lists them"
     assert " UTC</time>" in moves.group(1)
+
+
+@pytest.mark.parametrize("name", ["o'brien", 'o\'brien "the" 2nd'])
+def test_a_model_named_with_quotes_outside_our_tools_has_its_pages(name, registry, tmp_path):
+    """MLflow registers names with quotes that `train --name` refuses; its filter syntax has no
+    escape, so a name written into `name='...'` broke the model page (and the spec lookup)."""
+    client = MlflowClient()
+    source = client.get_model_version("reintegra", registry.version)
+    client.create_registered_model(name)
+    version = client.create_model_version(name, source.source, run_id=source.run_id).version
+    client.set_registered_model_alias(name, "champion", version)
+    assert registered_spec(name) == "georgia_parole"
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    try:
+        with server.page_client() as browser:
+            page = browser.get(f"/review/model/{version}")
+    finally:
+        server.stop()
+    assert page.status_code == 200, page.text[-500:]
+    assert f'<a href="/review/model/{version}">{version}</a> (serving)' in page.text
