@@ -133,9 +133,11 @@ def install(app: FastAPI) -> None:
         # The first line only: the rest is the SQL statement and a link, lines without the request id.
         reason = str(exc).splitlines()[0]
         log.error("audit or key store unavailable (%s %s): %s", request.method, request.url.path, reason)
-        detail = "the audit store is unavailable; nothing was recorded, try again"
+        # Which of the two failed is not known here (they may be one database); a read records nothing.
+        writes = "" if request.method in ("GET", "HEAD") else " nothing was recorded,"
+        detail = f"the audit or key store is unavailable;{writes} try again"
         headers = {"Retry-After": str(STORE_RETRY_SECONDS)}
-        return problem(503, "Audit store unavailable", detail, request, headers)
+        return problem(503, "Store unavailable", detail, request, headers)
 
     app.add_exception_handler(OperationalError, store_unavailable)
     app.add_exception_handler(PoolTimeout, store_unavailable)

@@ -55,6 +55,8 @@ def refuse_a_write(server, tmp_path, api_records: list[dict]) -> None:
     try:
         with engine.begin() as connection:
             connection.execute(text("ALTER TABLE scores RENAME TO scores_away"))
+        with server.client("reviewer") as reviewer:
+            refused_read = reviewer.get("/v1/scores")
         with server.client("scorer") as client:
             refused = client.post("/v1/scores", json=body)
             with engine.begin() as connection:
@@ -63,7 +65,12 @@ def refuse_a_write(server, tmp_path, api_records: list[dict]) -> None:
     finally:
         server.stop()
     assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
-    assert refused.json()["title"] == "Audit store unavailable"
+    assert refused.json()["title"] == "Store unavailable"
+    assert refused.json()["detail"] == (
+        "the audit or key store is unavailable; nothing was recorded, try again"
+    )
+    assert refused_read.status_code == 503, "a read is not told that nothing was recorded"
+    assert refused_read.json()["detail"] == "the audit or key store is unavailable; try again"
     assert refused.json()["request_id"] == refused.headers["x-request-id"]
     assert accepted.status_code == 201
     log = (tmp_path / "server.log").read_text()
