@@ -64,18 +64,20 @@ def _condition_truth(typed: pd.DataFrame, condition: Condition, column: ColumnSp
 
 @dataclass(frozen=True)
 class ObservedRule:
-    """A need whose sources are all known at release: the record itself says whether it holds, so
-    a score reports that beside the model's probability instead of contradicting the record."""
+    """A need with a source known at release: the record itself may say whether it holds (Georgia's
+    parole conditions; no fixed address, whatever the moves that come later), so a score reports that
+    beside the model's probability instead of contradicting the record."""
 
     combinator: str
     conditions: list[tuple[int, Callable[[float, float], bool], float]]  # input position, op, target
+    later: int = 0  # conditions on sources known only after release: unknown when a record is scored
 
     def holds(self, inputs: np.ndarray) -> bool | None:
         """The rule on one record's encoded inputs, with need_label's Kleene logic (None: unknown)."""
         truths = [
             None if math.isnan(inputs[i]) else bool(compare(inputs[i], target))
             for i, compare, target in self.conditions
-        ]
+        ] + [None] * self.later
         decided = [t for t in truths if t is not None]
         if self.combinator == "all":
             return False if not all(decided) else (True if len(decided) == len(truths) else None)
@@ -85,11 +87,16 @@ class ObservedRule:
 def observed_rules(
     spec: DatasetSpec, inputs: Sequence[str], encode_value: Callable[[str, object], float]
 ) -> dict[str, ObservedRule]:
-    """The rules of the needs whose every source is an input known at release, on encoded inputs."""
+    """The rules of the needs with a source among the inputs, on encoded inputs; a condition on a
+    source known only later stays unknown, so it decides nothing the release-time ones do not."""
     rules = {}
     for need in spec.needs:
-        columns = [spec.column(c.column) for c in need.conditions]
-        if any(c.known != "release" or c.name not in inputs for c in columns):
+        known = [
+            (condition, spec.column(condition.column))
+            for condition in need.conditions
+            if condition.column in inputs
+        ]
+        if not known:
             continue
         rules[need.name] = ObservedRule(
             need.combinator,
@@ -99,8 +106,9 @@ def observed_rules(
                     _OPERATORS[condition.op],
                     _target(condition, column, encode_value),
                 )
-                for condition, column in zip(need.conditions, columns, strict=True)
+                for condition, column in known
             ],
+            later=len(need.conditions) - len(known),
         )
     return rules
 

@@ -146,9 +146,9 @@ class Need(BaseModel):
     probability: float = Field(description="The need model's probability, from the other inputs")
     observed: bool | None = Field(
         default=None,
-        description="Whether the record itself shows the need, for a need defined only by release-time "
-        "inputs (Georgia: treatment, education); null when it cannot (its sources are missing or known "
-        "only later). When not null it decides `flagged`.",
+        description="Whether the record itself shows the need, when the need's rule has release-time "
+        "inputs among its sources and they settle it; null when they cannot (the sources that would "
+        "decide it are missing or known only later). When not null it decides `flagged`.",
     )
     flagged: bool = Field(
         description="`observed` when known, otherwise probability >= the need's flag threshold"

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.needs import need_labels
+from features.encoder import RecordEncoder
+from features.needs import need_labels, observed_rules
 from features.spec import load_spec, parse_spec
 from features.validation import validate_records
 
@@ -100,6 +101,29 @@ def test_an_ordinal_rule_may_name_a_level(other_spec):
         positive_tests_6m=["0", "0", "0", None],
     )
     assert _same(labels, [0, 1, 1, np.nan])
+
+
+@pytest.mark.parametrize("combinator", ["any", "all"])
+def test_a_release_time_source_decides_what_it_can_of_a_need(combinator):
+    """County housing combines fixed_address (known at release) with moves_6m (known only later): at
+    release the record decides it exactly when the fixed address alone settles the rule, and then as
+    the label does, whatever the moves turn out to be."""
+    text = EXAMPLE_SPEC.read_text(encoding="utf-8")
+    spec = parse_spec(
+        text.replace(
+            "    any:\n      - {column: fixed_address", f"    {combinator}:\n      - {{column: fixed_address"
+        )
+    )
+    addresses = ["No", "Yes", None] * 2
+    typed = _typed(spec, fixed_address=addresses, moves_6m=["0"] * 3 + ["3 or more"] * 3)
+    encoder = RecordEncoder(spec).fit(typed)
+    rule = observed_rules(spec, list(encoder.get_feature_names_out()), encoder.encode_value)["housing"]
+    observed = [rule.holds(row) for row in encoder.transform(typed).to_numpy()]
+    settles = {"any": "No", "all": "Yes"}[combinator]
+    expected = [(combinator == "any") if a == settles else None for a in addresses]
+    assert observed == expected
+    labels = need_labels(typed, spec)["housing"].tolist()
+    assert all(o == bool(label) for o, label in zip(observed, labels, strict=True) if o is not None)
 
 
 def test_need_values_match_the_data_ignoring_case(other_spec):
