@@ -22,6 +22,8 @@ FALSE_WORDS = ("no", "false", "0")
 # Text of a whole-number float ("3.0"): pandas writes counts so whenever a column has gaps.
 WHOLE_NUMBER = r"^(-?\d+)\.0+$"
 DERIVABLE_KINDS = ("numeric", "ordinal", "boolean")  # kinds whose values are quantities
+# The audit trail stores a score's band in 32 characters, and searches and pages filter on it.
+MAX_BAND_LABEL = 32
 QUOTE_HINT = 'YAML reads unquoted Yes/No/On/Off as booleans and 1 as a number: quote them, as in "Yes"'
 
 
@@ -188,6 +190,12 @@ class RiskBands(_Strict):
             raise ValueError(
                 f"risk_bands needs {len(cuts) + 1} labels for {len(cuts)} cut points, got {len(self.labels)}"
             )
+        for label in self.labels:
+            if not 0 < len(label) <= MAX_BAND_LABEL or not label.isprintable():
+                raise ValueError(
+                    f"risk_bands.labels: {label!r} has {len(label)} characters; each label needs 1 to "
+                    f"{MAX_BAND_LABEL} printable characters (the audit trail stores and filters on it)"
+                )
         repeated = _repeated(self.labels)
         if repeated:
             raise ValueError(

@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.exceptions import HTTPException
 
+from features.spec import MAX_BAND_LABEL
 from models.registry import alias_history
 from serving import pages
 from serving.audit import ScoreFilter
@@ -293,7 +294,7 @@ def scores_page(
     reviewer: ReviewerDep,
     audit: AuditDep,
     holder: HolderDep,
-    band: Annotated[str, Query(max_length=32)] = "",
+    band: Annotated[str, Query(max_length=MAX_BAND_LABEL)] = "",
     model_version: Annotated[str, Query(max_length=32)] = "",
     person_id: Annotated[str, Query(max_length=128)] = "",
     since: Annotated[str, Query(max_length=10)] = "",

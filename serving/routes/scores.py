@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from features.spec import MAX_BAND_LABEL
 from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey
 from serving.idempotency import (
@@ -72,7 +73,7 @@ class ScoreQuery(BaseModel):
     person_id: str | None = Field(None, min_length=1, max_length=128, pattern=PRINTABLE)
     since: UtcTime | None = Field(None, description="Created at or after this time (naive times are UTC)")
     until: UtcTime | None = Field(None, description="Created before this time (naive times are UTC)")
-    band: str | None = Field(None, min_length=1, max_length=32, pattern=PRINTABLE)
+    band: str | None = Field(None, min_length=1, max_length=MAX_BAND_LABEL, pattern=PRINTABLE)
     model_version: str | None = Field(None, min_length=1, max_length=32, pattern=PRINTABLE)
     limit: int = Field(50, ge=1, le=500)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)

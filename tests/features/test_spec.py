@@ -140,6 +140,12 @@ columns:
         ("outcome: {column: pid, horizon_years: 2}", "outcome.column pid is also the id"),
         ("risk_bands: {cut_points: [0.5], labels: [low, low]}", "risk_bands.labels lists low twice"),
         (
+            "risk_bands: {cut_points: [0.5], labels: [low, 'high: refer to intensive supervision']}",
+            "risk_bands.labels: 'high: refer to intensive supervision' has 36 characters; each label "
+            "needs 1 to 32 printable characters",
+        ),
+        ("risk_bands: {cut_points: [0.5], labels: [low, '']}", "risk_bands.labels: '' has 0 characters"),
+        (
             "incumbent: {column: lsi}",
             "incumbent.column lsi is not a declared column; it must be a numeric or ordinal column",
         ),
