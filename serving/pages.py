@@ -177,6 +177,12 @@ def shown_value(value: Any) -> str:
     return str(value)
 
 
+def html_id(name: str) -> str:
+    """A spec's name (a need, an attribute) as part of an HTML id: an id holds no whitespace, and
+    aria-labelledby splits its list of ids on it."""
+    return re.sub(r"\s", "-", name)
+
+
 def _row_y(row: int) -> float:
     return AXIS + row * ROW
 

@@ -52,6 +52,7 @@ templates.env.filters["num"] = lambda v, digits=3: "n/a" if v is None else f"{v:
 templates.env.filters["when"] = lambda v: v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 templates.env.filters["exact"] = repr
 templates.env.filters["shown"] = pages.shown_value
+templates.env.filters["html_id"] = pages.html_id
 templates.env.filters["iso"] = lambda v: v.astimezone(UTC).isoformat()
 # One path segment: a "/" in an id is encoded, so a browser cannot resolve "a/../b" to another person.
 templates.env.filters["segment"] = lambda v: quote(v, safe="")

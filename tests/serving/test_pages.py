@@ -829,3 +829,42 @@ def test_api_docs_render_from_the_server_alone(browser, server):
         context.close()
     assert elsewhere == []
     assert "/v1/scores" in paths and "/v1/scores:batch" in paths
+
+
+def test_a_need_named_with_spaces_labels_its_chart():
+    """aria-labelledby is a list of ids split on spaces: a need named "mental health" (any spec may)
+    must not split its chart's label into ids that do not exist."""
+    from datetime import UTC, datetime
+
+    from features.spec import NeedSpec
+    from serving.pages import need_trends, trend
+    from serving.routes.pages import templates
+    from serving.tables import ScoreRow
+
+    need = NeedSpec(
+        name="mental health", all=[{"column": "mh", "op": "==", "value": "Yes"}], interventions=["x"]
+    )
+    found = {"need": need.name, "probability": 0.6, "flagged": True}
+    rows = [
+        ScoreRow(
+            id="s1",
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+            risk_probability=0.4,
+            risk_band="low",
+            model_version="1",
+            result={"needs": [found]},
+        )
+    ]
+    html = templates.get_template("person.html").render(
+        person_id="P",
+        rows=rows,
+        total=1,
+        trend=trend([("s1", rows[0].created_at, 0.4, "low")], [0.5]),
+        need_trends=need_trends(rows, [need]),
+        need_names=[need.name],
+        need_rows=[(rows[0], {need.name: found})],
+    )
+    ids = set(re.findall(r'\sid="([^"]+)"', html))
+    labelled = [i for refs in re.findall(r'aria-labelledby="([^"]+)"', html) for i in refs.split()]
+    assert "need-trend-mental-health-title" in labelled and set(labelled) <= ids, (labelled, ids)
+    assert not [i for i in ids if re.search(r"\s", i)]
