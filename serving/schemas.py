@@ -22,14 +22,14 @@ from features.validation import level_key
 def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
     """Release-time inputs and protected attributes, each optional; anything else is refused."""
     fields: dict[str, Any] = {}
-    for name in [*spec.inputs(), *spec.protected]:
+    for position, name in enumerate([*spec.inputs(), *spec.protected]):
         column = spec.column(name)
         note = " Protected: stored for audits, never a model input." if name in spec.protected else ""
-        fields[name] = (
+        fields[_attribute(name, position)] = (
             _field_type(column) | None,
-            Field(default=None, description=(column.description or column.domain) + note),
+            Field(default=None, alias=name, description=(column.description or column.domain) + note),
         )
-    inputs = spec.inputs()
+    inputs = list(fields)[: len(spec.inputs())]
 
     def has_an_input(record: BaseModel) -> BaseModel:
         if all(getattr(record, name) is None for name in inputs):
@@ -48,6 +48,17 @@ def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
         },
         **fields,
     )
+
+
+def _attribute(name: str, position: int) -> str:
+    """The Python name of a column's field: its own, unless pydantic reserves it (a leading `_`, or a
+    BaseModel attribute such as `model_config`); the field is validated and dumped by the column's name."""
+    return name if not name.startswith("_") and not hasattr(BaseModel, name) else f"field_{position}"
+
+
+def record_values(record: BaseModel) -> dict[str, Any]:
+    """A validated record's given values, each under its column's name, as scored and audited."""
+    return record.model_dump(by_alias=True, exclude_none=True)
 
 
 def _field_type(column: ColumnSpec) -> Any:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from serving.audit import new_score_id, utc_now
 from serving.model_store import ServingModel
+from serving.schemas import record_values
 from serving.tables import ScoreRow
 
 
@@ -16,7 +17,7 @@ def score_requests(
     model: ServingModel, requests: list[BaseModel], request_id: str, key_id: str
 ) -> list[ScoreRow]:
     """Score every request with the same model version, so a batch never mixes versions."""
-    records = [r.record.model_dump(exclude_none=True) for r in requests]
+    records = [record_values(r.record) for r in requests]
     results = model.bundle.score_records(records)
     created_at = utc_now()
     return [

@@ -139,7 +139,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             return score_ref(rows[0]), rows
 
         # Fields left out, not null: a version accepting one more field must not make a retry another request.
-        request_hash = fingerprint("scores", body.model_dump(mode="json", exclude_none=True))
+        request_hash = fingerprint("scores", body.model_dump(mode="json", by_alias=True, exclude_none=True))
         answer = answer_once(audit, key.id, idempotency_key, request_hash, score)
         location = f"{request.scope.get('root_path', '')}/v1/scores/{answer.body['id']}"
         return _respond(answer, 201, metrics, location=location)

@@ -76,3 +76,49 @@ def test_the_documented_example_record_is_one_the_server_accepts(spec):
         example = example_record(each)
         assert set(example) == set(each.inputs())
         record_model(each, example).model_validate(example)
+
+
+def test_a_column_named_like_a_pydantic_attribute_is_a_field_like_any_other():
+    """Exports name columns as they like (`_age` from a data-collection tool, `model_config`, `json`):
+    each is a field of the record under its own name; pydantic refused the first at start-up and
+    never accepted the second."""
+    from features.spec import parse_spec
+    from serving.schemas import record_values, score_request_model
+
+    spec = parse_spec(
+        """
+name: export
+id: pid
+outcome: {column: rearrested, horizon_years: 2}
+risk_bands: {cut_points: [0.5], labels: [low, high]}
+protected: [_group]
+columns:
+  - {name: _age, kind: numeric, domain: demographics, min: 16, max: 100}
+  - {name: model_config, kind: boolean, domain: supervision}
+  - {name: json, kind: categorical, domain: criminal_history, values: [a, b]}
+  - {name: _group, kind: categorical, domain: demographics, values: [x, y]}
+"""
+    )
+    example = example_record(spec)
+    record = record_model(spec, example)
+    assert list(record.model_json_schema()["properties"]) == ["_age", "model_config", "json", "_group"]
+    given = {"_age": 30, "model_config": "yes", "json": "B", "_group": "x"}
+    body = score_request_model(record).model_validate({"record": given})
+    assert record_values(body.record) == {"_age": 30.0, "model_config": True, "json": "b", "_group": "x"}
+    assert record_values(record.model_validate(example)) == example
+    refused = [e["loc"] for e in _errors(record, {"_age": 200, "field_0": 1})]
+    assert refused == [("_age",), ("field_0",)]
+    assert _errors(record, {"_group": "x"})[0]["msg"].endswith(
+        "none of the model's inputs, so a score would "
+        "only repeat the base rate; send what is known of the person (every input is listed in the schema)"
+    )
+
+
+def _errors(model, data: dict) -> list[dict]:
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        return exc.errors()
+    raise AssertionError(f"{data} was accepted")
