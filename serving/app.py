@@ -23,7 +23,7 @@ from serving.routes.scores import scores_router
 from serving.schemas import example_record, record_model, score_request_model
 from serving.settings import Settings
 
-DESCRIPTION = """Relapse risk, needs and exact explanations for people leaving prison.
+DESCRIPTION = """Relapse risk, needs and exact explanations. The serving model's records: {population}
 
 Every score is committed to the audit trail before it is returned. Send an API key as
 `Authorization: Bearer <key>`: scorer keys score, reviewer keys read scores and the model,
@@ -58,15 +58,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Swagger UI from the package, not a CDN, so /docs works on a closed network (ReDoc is off:
     # it still fetches its logo from a CDN).
+    spec = holder.current.bundle.spec
+    description = DESCRIPTION.format(population=spec.description or spec.name)
     app = FastAPIOffline(
-        redoc_url=None, title="reintegra", version="1", description=DESCRIPTION, lifespan=lifespan
+        redoc_url=None, title="reintegra", version="1", description=description, lifespan=lifespan
     )
     app.state.settings = settings
     app.state.holder = holder
     app.state.audit = AuditStore(audit_engine)
     app.state.keys = KeyStore(keys_engine)
     app.state.metrics = metrics
-    spec = holder.current.bundle.spec
     example = {"assessment_id": "A-1001", "person_id": "P-42", "record": example_record(spec)}
     score_request = score_request_model(record_model(spec, example["record"]))
     app.include_router(scores_router(score_request, example, settings.max_batch))
