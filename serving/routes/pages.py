@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import pass_context
 from starlette.exceptions import HTTPException
 
 from features.spec import MAX_BAND_LABEL
@@ -59,6 +60,26 @@ templates.env.filters["segment"] = lambda v: quote(v, safe="")
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
+def root_path(request: Request) -> str:
+    """The prefix a proxy serves the app under and strips (the ASGI root_path). Inside a mount (the
+    static files) root_path also holds the mount's path, so the app's own is read first, as url_for does."""
+    return request.scope.get("app_root_path", request.scope.get("root_path", ""))
+
+
+def path_for(request: Request, name: str, /, **params: str) -> str:
+    """The address of route `name` from the host's root, under the proxy's prefix. Not url_for's
+    absolute URL: its host comes from the Host header, which a proxy may rewrite to its upstream."""
+    return root_path(request) + request.app.url_path_for(name, **params)
+
+
+@pass_context
+def _template_path_for(context: dict[str, Any], name: str, /, **params: str) -> str:
+    return path_for(context["request"], name, **params)
+
+
+templates.env.globals["path_for"] = _template_path_for
+
+
 class SignInRequired(Exception):
     """No valid session: the handler redirects to the sign-in page, then back to `next`."""
 
@@ -91,8 +112,9 @@ def install_pages(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(packages=[("serving", "static")]), name="review-static")
 
     @app.exception_handler(SignInRequired)
-    async def sign_in_first(_: Request, exc: SignInRequired) -> Response:
-        return RedirectResponse(f"{PREFIX}/sign-in?{urlencode({'next': exc.next_url})}", status_code=303)
+    async def sign_in_first(request: Request, exc: SignInRequired) -> Response:
+        query = urlencode({"next": exc.next_url})
+        return RedirectResponse(f"{path_for(request, 'sign_in_form')}?{query}", status_code=303)
 
     problem_handlers = {
         kind: app.exception_handlers[kind] for kind in (RequestValidationError, HTTPException)
@@ -113,8 +135,16 @@ def install_pages(app: FastAPI) -> None:
         return _not_found(request, None, f"There is no page at {request.url.path}.")
 
 
+def _pages_path(request: Request) -> str:
+    """Where the pages live under the proxy's prefix: the session cookie's Path, and the only
+    addresses sign-in returns to."""
+    return root_path(request) + PREFIX
+
+
 def _is_page(request: Request) -> bool:
-    return request.url.path == PREFIX or request.url.path.startswith(f"{PREFIX}/")
+    """The request's path holds the root path (ASGI), so it is compared with the pages' own."""
+    pages = _pages_path(request)
+    return request.url.path == pages or request.url.path.startswith(f"{pages}/")
 
 
 def _signed_in_key(session: Session | None, keys: KeyStore) -> ApiKey | None:
@@ -143,7 +173,7 @@ def _set_session(response: Response, request: Request, settings: Settings, sessi
         COOKIE,
         value,
         max_age=int(settings.session_hours * 3600),
-        path=PREFIX,
+        path=_pages_path(request),
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
@@ -164,8 +194,9 @@ def signed_in(request: Request, keys: KeysDep, settings: SettingsDep) -> Reviewe
 
 
 def _requested(request: Request) -> str:
-    """The address as the browser sent it: the decoded path would turn an id's "%2F" into "/", and
-    "/.." in an id would then open another person's page after sign-in."""
+    """The address as the browser sent it (uvicorn puts the root path back in front of raw_path): the
+    decoded path would turn an id's "%2F" into "/", and "/.." in an id would then open another
+    person's page after sign-in."""
     path = quote(request.scope["raw_path"], safe="/%:@!$&'()*+,;=~")
     return path + (f"?{request.url.query}" if request.url.query else "")
 
@@ -177,11 +208,13 @@ def _render(request: Request, name: str, context: dict[str, Any], status: int = 
     return templates.TemplateResponse(request, name, context, status_code=status, headers=SECURITY_HEADERS)
 
 
-def _safe_next(target: str | None) -> str:
-    """Only a path under /review: never an open redirect to another site."""
-    if target and target.startswith(f"{PREFIX}/") and not target.startswith("//") and "\\" not in target:
+def _safe_next(request: Request, target: str | None) -> str:
+    """Only a path under the pages (/review, under the proxy's prefix): never an open redirect to
+    another site."""
+    pages = _pages_path(request)
+    if target and target.startswith(f"{pages}/") and not target.startswith("//") and "\\" not in target:
         return target
-    return f"{PREFIX}/scores"
+    return path_for(request, "scores_page")
 
 
 def _not_found(request: Request, reviewer: Reviewer | None, what: str) -> Response:
@@ -190,8 +223,8 @@ def _not_found(request: Request, reviewer: Reviewer | None, what: str) -> Respon
 
 @router.get("")
 @router.get("/")
-def home() -> RedirectResponse:
-    return RedirectResponse(f"{PREFIX}/scores", status_code=303)
+def home(request: Request) -> RedirectResponse:
+    return RedirectResponse(path_for(request, "scores_page"), status_code=303)
 
 
 @router.get("/sign-in")
@@ -205,7 +238,7 @@ def sign_in_form(
 ) -> Response:
     session = _read_session(request, settings)
     if _signed_in_key(session, keys):
-        return RedirectResponse(_safe_next(next), status_code=303)
+        return RedirectResponse(_safe_next(request, next), status_code=303)
     message = "You have signed out." if signed_out else EXPIRED if expired else None
     return _sign_in_page(request, settings, session, next, message)
 
@@ -221,7 +254,7 @@ def _sign_in_page(
 ) -> Response:
     """The form with a CSRF token that an anonymous session cookie carries too (double submit)."""
     session = Session(session.csrf if session else secrets.token_urlsafe(32))
-    context = {"csrf": session.csrf, "next": _safe_next(next), "message": message, "error": error}
+    context = {"csrf": session.csrf, "next": _safe_next(request, next), "message": message, "error": error}
     response = _render(request, "sign_in.html", context, status)
     _set_session(response, request, settings, session)
     return response
@@ -239,10 +272,10 @@ def sign_in(
     """Admit a reviewer or admin key; a new session (and CSRF token) replaces the anonymous one."""
     session = _read_session(request, settings)
     if _signed_in_key(session, keys):  # a form left open in another tab: its token is stale, the session good
-        return RedirectResponse(_safe_next(next), status_code=303)
+        return RedirectResponse(_safe_next(request, next), status_code=303)
     if session is None:  # no cookie came (another site's form, SameSite) or it expired: set none here
-        query = urlencode({"next": _safe_next(next), "expired": "true"})
-        return RedirectResponse(f"{PREFIX}/sign-in?{query}", status_code=303)
+        query = urlencode({"next": _safe_next(request, next), "expired": "true"})
+        return RedirectResponse(f"{path_for(request, 'sign_in_form')}?{query}", status_code=303)
     if not _same_token(session.csrf, csrf):
         return _sign_in_page(request, settings, None, next, None, EXPIRED, 403)
     found = keys.verify(key.strip()) if key.strip() else None
@@ -251,7 +284,7 @@ def sign_in(
     if found.role not in PAGE_ROLES:
         error = f"A {found.role} key cannot open the reviewer pages; sign in with a reviewer key."
         return _sign_in_page(request, settings, session, next, None, error, 403)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(_safe_next(request, next), status_code=303)
     _set_session(response, request, settings, Session(secrets.token_urlsafe(32), found.id))
     return response
 
@@ -264,14 +297,14 @@ def sign_out(
     nothing; without a session cookie (a cross-site form) it changes nothing."""
     session = _read_session(request, settings)
     if session is None:
-        return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+        return RedirectResponse(path_for(request, "sign_in_form"), status_code=303)
     if not _same_token(session.csrf, csrf):
         message = "The sign-out form expired; reload the page and try again."
         return Response(message, 403, headers=SECURITY_HEADERS, media_type="text/plain")
     if session.key_id is not None:
         keys.end_session(session.csrf, datetime.now(UTC) - timedelta(hours=settings.session_hours))
-    response = RedirectResponse(f"{PREFIX}/sign-in?signed_out=true", status_code=303)
-    response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="lax")
+    response = RedirectResponse(f"{path_for(request, 'sign_in_form')}?signed_out=true", status_code=303)
+    response.delete_cookie(COOKIE, path=_pages_path(request), httponly=True, samesite="lax")
     return response
 
 
@@ -436,8 +469,9 @@ def person_page(
 
 
 @router.get("/model")
-def serving_model(reviewer: ReviewerDep, holder: HolderDep) -> RedirectResponse:
-    return RedirectResponse(f"{PREFIX}/model/{quote(holder.current.version)}", status_code=303)
+def serving_model(request: Request, reviewer: ReviewerDep, holder: HolderDep) -> RedirectResponse:
+    version = quote(holder.current.version, safe="")
+    return RedirectResponse(path_for(request, "model_page", version=version), status_code=303)
 
 
 @router.get("/model/{version}")

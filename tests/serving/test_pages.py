@@ -17,10 +17,14 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from starlette.requests import Request
 
 from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.pages import NEED_FRAME
+from serving.routes.pages import install_pages
+from serving.settings import Settings
 from tests.serving.conftest import form_token, start_server
 
 pytestmark = pytest.mark.slow
@@ -727,6 +731,15 @@ def test_a_need_an_earlier_model_did_not_score_keeps_the_time_axis():
     assert [tick.label for tick in trend.cut_lines] == ["0.5"]
 
 
+def page_request() -> Request:
+    """A request to an app with the pages installed: a template rendered alone needs one to build
+    its addresses from the routes."""
+    app = FastAPI()
+    app.state.settings = Settings()
+    install_pages(app)
+    return Request({"type": "http", "app": app, "root_path": "", "path": "/review", "headers": []})
+
+
 def test_the_model_page_marks_a_gap_above_the_gate():
     from features.spec import Gates
     from serving.pages import fairness_gaps
@@ -735,6 +748,7 @@ def test_the_model_page_marks_a_gap_above_the_gate():
     table = {"threshold": 0.5, "groups": {}, "fpr_gap": 0.08, "fnr_gap": 0.01, "ece_gap": 0.02}
     gates = Gates(fairness_attribute="Race", max_fpr_gap=0.05)
     html = templates.get_template("model.html").render(
+        request=page_request(),
         name="reintegra",
         version="2",
         serving_version="2",
@@ -769,6 +783,7 @@ def test_the_model_page_shows_a_small_band_cell_as_na_and_says_when_no_band_has_
         "band_rate_gap": None,
     }
     html = templates.get_template("model.html").render(
+        request=page_request(),
         name="reintegra",
         version="2",
         serving_version="2",
@@ -856,6 +871,7 @@ def test_a_need_named_with_spaces_labels_its_chart():
         )
     ]
     html = templates.get_template("person.html").render(
+        request=page_request(),
         person_id="P",
         rows=rows,
         total=1,
