@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -39,6 +40,7 @@ PAGE_SIZE = 25
 PERSON_LIMIT = 200
 ALIAS_MOVES_SHOWN = 20
 EXPIRED = "The form expired; please try again."
+DOT = re.compile("%2e", re.IGNORECASE)
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
@@ -210,11 +212,24 @@ def _render(request: Request, name: str, context: dict[str, Any], status: int = 
 
 def _safe_next(request: Request, target: str | None) -> str:
     """Only a path under the pages (/review, under the proxy's prefix): never an open redirect to
-    another site."""
+    another site, nor a path that climbs out to another app the proxy serves on the same host."""
     pages = _pages_path(request)
-    if target and target.startswith(f"{pages}/") and not target.startswith("//") and "\\" not in target:
+    if (
+        target
+        and target.startswith(f"{pages}/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not _has_dot_segment(target)
+    ):
         return target
     return path_for(request, "scores_page")
+
+
+def _has_dot_segment(target: str) -> bool:
+    """A "." or ".." segment of the path, which a browser resolves, reading "%2e" as "." too; an id's
+    encoded "/" leaves its ".." inside one segment."""
+    path = target.partition("?")[0]
+    return any(DOT.sub(".", segment) in (".", "..") for segment in path.split("/"))
 
 
 def _not_found(request: Request, reviewer: Reviewer | None, what: str) -> Response:

@@ -451,7 +451,9 @@ def test_pages_fit_a_phone_screen_whatever_the_ids(browser, registry, tmp_path, 
     assert all(width <= 375 for width in widths.values()), widths
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/review/\\evil.example"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/", "/review/\\evil.example", "/review/../other"]
+)
 def test_sign_in_never_redirects_to_another_site(server, target):
     with httpx.Client(base_url=server.base_url) as client:
         form = {"key": server.keys["reviewer"], "csrf": form_token(client), "next": target}

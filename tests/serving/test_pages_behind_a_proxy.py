@@ -182,6 +182,13 @@ def test_every_address_on_the_pages_carries_the_prefix_and_opens(proxied, regist
         ("//evil.example/", f"{ROOT}/review/scores"),
         ("https://evil.example/", f"{ROOT}/review/scores"),
         (f"{ROOT}/review/\\evil.example", f"{ROOT}/review/scores"),
+        # Dot segments, which a browser resolves (also written %2e), climb out of the pages.
+        (f"{ROOT}/review/../../other", f"{ROOT}/review/scores"),
+        (f"{ROOT}/review/%2e%2E/%2e./other", f"{ROOT}/review/scores"),
+        (f"{ROOT}/review/./scores", f"{ROOT}/review/scores"),
+        # An id's encoded "/" keeps "..", inside one segment, from being one.
+        (f"{ROOT}/review/people/P-slash%2F..%2FP-other", f"{ROOT}/review/people/P-slash%2F..%2FP-other"),
+        (f"{ROOT}/review/scores?person_id=../..", f"{ROOT}/review/scores?person_id=../.."),
     ],
 )
 def test_sign_in_returns_only_to_pages_under_the_prefix(proxied, target, landing):
