@@ -37,11 +37,19 @@ def _store_url(url: str) -> str:
 StoreUrl = Annotated[str, AfterValidator(_store_url)]
 
 
+# Segments of letters, digits and - _ ~ . (not first): no '//' (which would make every address the
+# server gives out point at another host), no dot segments, nothing that needs quoting in a header.
+ROOT_PATH = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
+
+
 def _root_path(path: str) -> str:
     """The prefix a proxy serves the app under and strips (uvicorn's --root-path); the server adds
     it back to the addresses it gives out, so it must join them as one leading path."""
-    if path and (not path.startswith("/") or path.endswith("/") or any(c in path for c in "?#")):
-        raise ValueError("a path such as /reintegra: one leading /, no trailing /, no ? or #; empty for none")
+    if not ROOT_PATH.fullmatch(path):
+        raise ValueError(
+            "a path such as /reintegra or /apps/reintegra: segments of letters, digits, - _ ~ and . "
+            "(not first), each after one /, none trailing; empty for none"
+        )
     return path
 
 

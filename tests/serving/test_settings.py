@@ -1,0 +1,21 @@
+"""Settings from the environment: values the server could not use are refused when read."""
+
+import pytest
+from pydantic import ValidationError
+
+from serving.settings import Settings
+
+
+@pytest.mark.parametrize("prefix", ["", "/reintegra", "/apps/reintegra-2", "/a.b/~c_d"])
+def test_a_proxy_prefix_of_plain_segments_is_taken(prefix):
+    assert Settings(root_path=prefix).root_path == prefix
+
+
+BENT = ["reintegra", "/reintegra/", "//evil.example", "/a//b", "/..", "/a/./b", "/a?b", "/a#b", "/a b"]
+
+
+@pytest.mark.parametrize("prefix", [*BENT, "/a\r\nX: 1"])
+def test_a_proxy_prefix_that_would_bend_the_addresses_given_out_is_refused(prefix):
+    """'//evil.example' would make Location and every page link point at another host."""
+    with pytest.raises(ValidationError, match="a path such as /reintegra"):
+        Settings(root_path=prefix)
