@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,11 +19,15 @@ from pydantic import (
 from features.spec import FALSE_WORDS, TRUE_WORDS, ColumnSpec, DatasetSpec
 from features.validation import level_key
 
+# Unknown fields reported one by one, at most; more make one error (see few_unknown_fields).
+MAX_UNKNOWN_FIELDS = 20
+
 
 def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
     """Release-time inputs and protected attributes, each optional; anything else is refused."""
     fields: dict[str, Any] = {}
-    for position, name in enumerate([*spec.inputs(), *spec.protected]):
+    columns = [*spec.inputs(), *spec.protected]
+    for position, name in enumerate(columns):
         column = spec.column(name)
         note = " Protected: stored for audits, never a model input." if name in spec.protected else ""
         fields[_attribute(name, position)] = (
@@ -44,10 +49,30 @@ def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
         __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
         __validators__={
             "blank_is_missing": model_validator(mode="before")(_blank_is_missing),
+            "few_unknown_fields": model_validator(mode="before")(few_unknown_fields(columns)),
             "has_an_input": model_validator(mode="after")(has_an_input),
         },
         **fields,
     )
+
+
+def few_unknown_fields(known: Iterable[str]) -> Callable[[Any], Any]:
+    """A before-validator refusing, as one error, an object with more than MAX_UNKNOWN_FIELDS unknown
+    names: one error each (with its value) let an 8 MiB body cost seconds and an answer ten times its size."""
+    names = frozenset(known)
+
+    def check(data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [str(name) for name in data if name not in names]
+            if len(unknown) > MAX_UNKNOWN_FIELDS:
+                first = ", ".join(unknown[:MAX_UNKNOWN_FIELDS])
+                raise ValueError(
+                    f"{len(unknown)} unknown fields; the first {MAX_UNKNOWN_FIELDS}: {first}; "
+                    "the accepted fields are in the API schema (GET /docs)"
+                )
+        return data
+
+    return check
 
 
 def _attribute(name: str, position: int) -> str:
@@ -131,12 +156,16 @@ Identifier = Annotated[
 
 def score_request_model(record: type[BaseModel]) -> type[BaseModel]:
     """The body of POST /v1/scores around the generated record model."""
+    fields: dict[str, Any] = {
+        "assessment_id": (Identifier | None, None),
+        "person_id": (Identifier | None, None),
+        "record": (record, ...),
+    }
     return create_model(
         "ScoreRequest",
         __config__=ConfigDict(extra="forbid"),
-        assessment_id=(Identifier | None, None),
-        person_id=(Identifier | None, None),
-        record=(record, ...),
+        __validators__={"few_unknown_fields": model_validator(mode="before")(few_unknown_fields(fields))},
+        **fields,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from features.spec import MAX_BAND_LABEL
 from serving.audit import ScoreFilter
@@ -23,7 +23,7 @@ from serving.idempotency import (
 )
 from serving.observability import Metrics
 from serving.problems import field_errors, problem_response
-from serving.schemas import PRINTABLE, BatchPublic, ScorePage, ScorePublic, ScoreSummary
+from serving.schemas import PRINTABLE, BatchPublic, ScorePage, ScorePublic, ScoreSummary, few_unknown_fields
 from serving.scoring import response_json, score_public, score_requests
 from serving.tables import ScoreRow
 
@@ -115,6 +115,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
                 "items": {"$ref": "#/components/schemas/ScoreRequest"},
             },
         )
+        _few_unknown_fields = model_validator(mode="before")(few_unknown_fields(["items"]))
 
     @router.post(
         "/scores",

@@ -231,6 +231,26 @@ def test_an_unknown_body_field_is_refused_as_such_not_as_a_record_input(server, 
         )
 
 
+def test_many_unknown_fields_are_one_error_not_one_each(server, api_records):
+    """Each unknown field was an error echoing its value: 680,000 made-up names in an 8 MiB body held
+    the event loop 11 s and drew an 81 MB answer. Past 20, one error names the first 20 and the count."""
+    made_up = {f"k{i}": 1 for i in range(5000)}
+    bodies = {
+        "/v1/scores": [({"record": {**api_records[0], **made_up}}, "record"), (made_up, "(body)")],
+        "/v1/scores:batch": [(made_up, "(body)")],
+    }
+    with server.client("scorer") as client:
+        for path, cases in bodies.items():
+            for body, field in cases:
+                response = client.post(path, json=body)
+                assert response.status_code == 422 and len(response.content) < 2000, response.text[:500]
+                [error] = [e for e in response.json()["errors"] if e["field"] == field]
+                assert error["message"].startswith("5000 unknown fields; the first 20: k0, k1,")
+        item = client.post("/v1/scores:batch", json={"items": [{"record": made_up}]}).json()["items"][0]
+    [error] = item["errors"]
+    assert error["field"] == "record" and error["message"].startswith("5000 unknown fields")
+
+
 @pytest.mark.parametrize("record", [{}, {"Race": "WHITE"}, {"Gender": None}])
 def test_a_record_without_any_input_is_refused(server, record):
     with server.client("scorer") as client:
