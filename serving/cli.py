@@ -61,6 +61,7 @@ def serve(
             port=port or settings.port,
             workers=workers,
             root_path=settings.root_path,
+            http="serving.limits:BoundedHeadProtocol",
             log_level="info",
             access_log=False,
         )

@@ -1,13 +1,20 @@
-"""Request body limits: an oversized body is refused with 413 before it is read into memory, and a
-compressed one with 415 (decoded, it could pass the limit many times over)."""
+"""Request limits: an oversized body is refused with 413 before it is read into memory, a compressed
+one with 415 (decoded, it could pass the limit many times over), and an oversized head with 400."""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from serving.problems import problem
+
+MAX_HEAD_BYTES = 64 * 1024
+log = logging.getLogger("reintegra.limits")
 
 
 class BodySizeLimitMiddleware:
@@ -49,3 +56,34 @@ class BodySizeLimitMiddleware:
 
     def _detail(self) -> str:
         return f"the request body is larger than the {self.max_bytes} bytes allowed; send smaller batches"
+
+
+class BoundedHeadProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a limit on the request head (request line and headers).
+
+    httptools buffers a head without limit, before any app code runs: one unauthenticated 100 MB
+    header held the event loop 10 s. A head still incomplete after MAX_HEAD_BYTES gets a 400 and the
+    connection is closed (a read arriving mid-body is not counted, so pipelined bodies are not)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._reading_head = True  # between requests, or while a head arrives
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self._reading_head, self._head_bytes = False, 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._reading_head = True
+        super().on_message_complete()
+
+    def data_received(self, data: bytes) -> None:
+        was_reading_head = self._reading_head
+        super().data_received(data)
+        if not (was_reading_head and self._reading_head) or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            log.warning("request head larger than %d bytes refused", MAX_HEAD_BYTES)
+            self.send_400_response(f"the request head is larger than the {MAX_HEAD_BYTES} bytes allowed")
