@@ -132,7 +132,9 @@ def install(app: FastAPI) -> None:
         """The store refused, timed out, or every pooled connection stayed busy past its wait."""
         # The first line only: the rest is the SQL statement and a link, lines without the request id.
         reason = str(exc).splitlines()[0]
-        log.error("audit or key store unavailable (%s %s): %s", request.method, request.url.path, reason)
+        # The route's template: a person page's path holds the person's id, which the log must not.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        log.error("audit or key store unavailable (%s %s): %s", request.method, route, reason)
         # Which of the two failed is not known here (they may be one database); a read records nothing.
         writes = "" if request.method in ("GET", "HEAD") else " nothing was recorded,"
         detail = f"the audit or key store is unavailable;{writes} try again"

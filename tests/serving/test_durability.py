@@ -55,8 +55,9 @@ def refuse_a_write(server, tmp_path, api_records: list[dict]) -> None:
     try:
         with engine.begin() as connection:
             connection.execute(text("ALTER TABLE scores RENAME TO scores_away"))
-        with server.client("reviewer") as reviewer:
+        with server.client("reviewer") as reviewer, server.page_client() as pages:
             refused_read = reviewer.get("/v1/scores")
+            refused_page = pages.get("/review/people/P-secret-7731")
         with server.client("scorer") as client:
             refused = client.post("/v1/scores", json=body)
             with engine.begin() as connection:
@@ -71,10 +72,12 @@ def refuse_a_write(server, tmp_path, api_records: list[dict]) -> None:
     )
     assert refused_read.status_code == 503, "a read is not told that nothing was recorded"
     assert refused_read.json()["detail"] == "the audit or key store is unavailable; try again"
+    assert refused_page.status_code == 503, "a person's page too, and the log names its route, not the person"
     assert refused.json()["request_id"] == refused.headers["x-request-id"]
     assert accepted.status_code == 201
     log = (tmp_path / "server.log").read_text()
     assert f"[{refused.json()['request_id']}] audit or key store unavailable (POST /v1/scores): " in log
+    assert "audit or key store unavailable (GET /review/people/{person_id:path}): " in log
     untagged = [
         line for line in log.splitlines() if not UVICORN_LINE.match(line) and not OUR_LINE.match(line)
     ]
