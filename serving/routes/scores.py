@@ -23,7 +23,15 @@ from serving.idempotency import (
 )
 from serving.observability import Metrics
 from serving.problems import field_errors, problem_response
-from serving.schemas import PRINTABLE, BatchPublic, ScorePage, ScorePublic, ScoreSummary, few_unknown_fields
+from serving.schemas import (
+    MAX_UNKNOWN_FIELDS,
+    PRINTABLE,
+    BatchPublic,
+    ScorePage,
+    ScorePublic,
+    ScoreSummary,
+    few_unknown_fields,
+)
 from serving.scoring import response_json, score_public, score_requests
 from serving.tables import ScoreRow
 
@@ -85,13 +93,20 @@ class ScoreQuery(BaseModel):
 async def only_known_parameters(request: Request) -> None:
     """A misspelt filter (`personid=`) would otherwise be ignored and list every person's scores."""
     allowed = list(ScoreQuery.model_fields)
-    if any(name not in allowed for name in request.query_params):
+    unknown = [(name, value) for name, value in request.query_params.multi_items() if name not in allowed]
+    if len(unknown) > MAX_UNKNOWN_FIELDS:  # one error each would answer 30 times the address's size
+        first = ", ".join(name for name, _ in unknown[:MAX_UNKNOWN_FIELDS])
+        message = (
+            f"{len(unknown)} unknown query parameters; the first {MAX_UNKNOWN_FIELDS}: {first}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+        raise RequestValidationError([{"type": "unknown_parameter", "loc": ("query",), "msg": message}])
+    if unknown:
         message = f"unknown query parameter; allowed: {', '.join(allowed)}"
         raise RequestValidationError(
             [
                 {"type": "unknown_parameter", "loc": ("query", name), "msg": message, "input": value}
-                for name, value in request.query_params.multi_items()
-                if name not in allowed
+                for name, value in unknown
             ]
         )
 
