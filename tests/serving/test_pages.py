@@ -240,6 +240,33 @@ def test_a_person_link_stays_on_that_person_whatever_their_id_holds(registry, tm
     assert other["id"] not in person.text, "another person's scores are not shown"
 
 
+def test_what_a_scorer_sends_never_runs_as_script_on_a_page(registry, tmp_path, api_records):
+    """A scorer key must not reach a reviewer's browser: ids are escaped in text, attributes and links,
+    and the pages' policy allows no inline script, nor framing by another site."""
+    payload = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+    server = start_server(registry, tmp_path)  # its own: the module's server lists its scores exactly
+    try:
+        with server.client("scorer") as scorer:
+            body = {"person_id": payload, "assessment_id": payload, "record": api_records[3]}
+            created = scorer.post("/v1/scores", json=body).json()
+        with server.page_client() as client:
+            pages = [
+                client.get(f"/review/scores/{created['id']}"),
+                client.get("/review/scores", params={"person_id": payload}),
+                client.get(f"/review/people/{quote(payload, safe='')}"),
+            ]
+    finally:
+        server.stop()
+    for page in pages:
+        assert page.status_code == 200 and "<script>alert" not in page.text and "<img src=x" not in page.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert (
+            page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "same-origin"
+        )
+
+
 def test_signing_in_from_a_person_link_opens_that_person(browser, registry, tmp_path, api_records):
     """The page asked for before sign-in is reopened as it was addressed: an id's encoded "/" or "%"
     must not be decoded on the way, which would open another person's history or none."""
