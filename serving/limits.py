@@ -4,7 +4,7 @@ one with 415 (decoded, it could pass the limit many times over), and an oversize
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -63,25 +63,30 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     httptools buffers a head without limit, before any app code runs: one unauthenticated 100 MB
     header held the event loop 10 s. A head still incomplete after MAX_HEAD_BYTES gets a 400 and the
-    connection is closed (a read arriving mid-body is not counted, so pipelined bodies are not)."""
+    connection is closed. Reads are counted from the one a head starts in; one that began mid-body
+    (a pipelined request after a body) is not, so a body never counts."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._reading_head = True  # between requests, or while a head arrives
+        self._part: Literal["idle", "head", "body"] = "idle"
         self._head_bytes = 0
 
+    def on_message_begin(self) -> None:
+        self._part, self._head_bytes = "head", 0
+        super().on_message_begin()
+
     def on_headers_complete(self) -> None:
-        self._reading_head, self._head_bytes = False, 0
+        self._part = "body"
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._reading_head = True
+        self._part = "idle"
         super().on_message_complete()
 
     def data_received(self, data: bytes) -> None:
-        was_reading_head = self._reading_head
+        before = self._part
         super().data_received(data)
-        if not (was_reading_head and self._reading_head) or self.transport.is_closing():
+        if before == "body" or self._part != "head" or self.transport.is_closing():
             return
         self._head_bytes += len(data)
         if self._head_bytes > MAX_HEAD_BYTES:
