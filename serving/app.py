@@ -14,7 +14,7 @@ from serving.audit import AuditStore
 from serving.database import make_engine, migrate
 from serving.head import HeadAsGetMiddleware
 from serving.keys import KeyStore
-from serving.limits import BodySizeLimitMiddleware
+from serving.limits import BodySizeLimitMiddleware, KeyBeforeBodyMiddleware
 from serving.model_store import ModelHolder
 from serving.observability import Metrics, RequestContextMiddleware, configure_logging
 from serving.routes import admin, health, model
@@ -78,5 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_pages(app)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(KeyBeforeBodyMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from serving.audit import AuditStore
 from serving.keys import ApiKey, KeyStore, Role
@@ -45,6 +46,25 @@ KeysDep = Annotated[KeyStore, Depends(get_keys)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
+def authenticate(request: Request, keys: KeyStore) -> ApiKey:
+    """The active key of the request's one `Authorization: Bearer` header, else a 401; looked up once
+    per request (KeyBeforeBodyMiddleware may have done it before the body was read)."""
+    known: ApiKey | None = getattr(request.state, "api_key", None)
+    if known is not None:
+        return known
+    headers = request.headers.getlist("authorization")
+    if len(headers) > 1:  # which one a proxy or client meant is unknown
+        raise HTTPException(401, "send one Authorization header; this request has several")
+    scheme, token = get_authorization_scheme_param(headers[0] if headers else None)
+    if scheme.lower() != "bearer" or not token:
+        raise HTTPException(401, "send an API key as 'Authorization: Bearer <key>'")
+    key = keys.verify(token)
+    if key is None:
+        raise HTTPException(401, "unknown or revoked API key")
+    request.state.api_key = key
+    return key
+
+
 def require(*roles: Role) -> Callable[..., ApiKey]:
     """A dependency admitting keys of `roles` (admin is admitted everywhere)."""
     allowed = {*roles, "admin"}
@@ -52,15 +72,10 @@ def require(*roles: Role) -> Callable[..., ApiKey]:
     def check(
         request: Request,
         keys: KeysDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        # Unused here (authenticate reads the header): it puts the bearer scheme in the OpenAPI document.
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ApiKey:
-        if len(request.headers.getlist("authorization")) > 1:  # which one a proxy or client meant is unknown
-            raise HTTPException(401, "send one Authorization header; this request has several")
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise HTTPException(401, "send an API key as 'Authorization: Bearer <key>'")
-        key = keys.verify(credentials.credentials)
-        if key is None:
-            raise HTTPException(401, "unknown or revoked API key")
+        key = authenticate(request, keys)
         if key.role not in allowed:
             raise HTTPException(403, f"a {key.role} key cannot do this; it needs a {' or '.join(roles)} key")
         return key
