@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
+from starlette.concurrency import run_in_threadpool
 
 from serving.audit import AuditStore
 from serving.keys import ApiKey, KeyStore, Role
@@ -47,11 +48,8 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 def authenticate(request: Request, keys: KeyStore) -> ApiKey:
-    """The active key of the request's one `Authorization: Bearer` header, else a 401; looked up once
-    per request (KeyBeforeBodyMiddleware may have done it before the body was read)."""
-    known: ApiKey | None = getattr(request.state, "api_key", None)
-    if known is not None:
-        return known
+    """The active key of the request's one `Authorization: Bearer` header, else a 401; kept on the
+    request, so it is looked up once (KeyBeforeBodyMiddleware may have done it before the body was read)."""
     headers = request.headers.getlist("authorization")
     if len(headers) > 1:  # which one a proxy or client meant is unknown
         raise HTTPException(401, "send one Authorization header; this request has several")
@@ -69,13 +67,15 @@ def require(*roles: Role) -> Callable[..., ApiKey]:
     """A dependency admitting keys of `roles` (admin is admitted everywhere)."""
     allowed = {*roles, "admin"}
 
-    def check(
+    async def check(
         request: Request,
         keys: KeysDep,
         # Unused here (authenticate reads the header): it puts the bearer scheme in the OpenAPI document.
         _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ApiKey:
-        key = authenticate(request, keys)
+        # Async, so a key the middleware already looked up costs no hop to the thread pool; a lookup
+        # (a database read) still runs there.
+        key = getattr(request.state, "api_key", None) or await run_in_threadpool(authenticate, request, keys)
         if key.role not in allowed:
             raise HTTPException(403, f"a {key.role} key cannot do this; it needs a {' or '.join(roles)} key")
         return key
