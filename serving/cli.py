@@ -98,7 +98,11 @@ def _settings() -> Settings:
     except ValidationError as exc:
         for error in exc.errors():
             variable = f"REINTEGRA_{'_'.join(str(p) for p in error['loc']).upper()}"
-            value = _without_password(error["input"]) if variable.endswith("_URL") else error["input"]
+            value = error["input"]
+            if variable.endswith("_URL"):
+                value = _without_password(value)
+            elif variable.endswith("_SECRET"):  # refused, yet perhaps the one really used elsewhere
+                value = "***"
             message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
             typer.echo(f"{variable}={value!r}: {message}", err=True)
         raise typer.Exit(2) from exc

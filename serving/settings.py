@@ -53,6 +53,20 @@ def _root_path(path: str) -> str:
     return path
 
 
+MIN_SECRET_LENGTH = 32
+
+
+def _session_secret(secret: str) -> str:
+    """A short secret could be guessed offline from one session cookie, and a guessed secret signs a
+    session for any reviewer key id."""
+    if secret and len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"at least {MIN_SECRET_LENGTH} characters (this one has {len(secret)}), such as the output of "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; empty for a random one per start"
+        )
+    return secret
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REINTEGRA_", extra="ignore")
 
@@ -69,7 +83,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, description="extra connections a worker opens when busy")
     max_batch: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest request body")
-    session_secret: str = Field(default="", description="signs reviewer page sessions")
+    session_secret: Annotated[str, AfterValidator(_session_secret)] = Field(
+        default="", description="signs reviewer page sessions"
+    )
     session_hours: float = Field(default=8.0, gt=0, le=24 * 366)
 
     @property

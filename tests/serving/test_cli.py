@@ -182,3 +182,14 @@ def test_a_variable_that_sets_nothing_is_named_with_the_setting_it_resembles(tmp
         "DB_MAX_OVERFLOW,MAX_BATCH,MAX_BODY_BYTES,SESSION_SECRET,SESSION_HOURS}",
         "warning: REINTEGRA_KEYS_ULR is not a setting and is ignored; did you mean REINTEGRA_KEYS_URL?",
     ]
+
+
+def test_a_refused_session_secret_is_not_printed(tmp_path):
+    database = f"sqlite:///{tmp_path}/keys.db"
+    env = {"REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
+    env["REINTEGRA_SESSION_SECRET"] = "hunter2"
+    result = CliRunner().invoke(app, ["keys", "list"], env=env)
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("REINTEGRA_SESSION_SECRET='***': at least 32 characters (this one has 7)")
+    assert "hunter2" not in result.stderr

@@ -19,3 +19,11 @@ def test_a_proxy_prefix_that_would_bend_the_addresses_given_out_is_refused(prefi
     """'//evil.example' would make Location and every page link point at another host."""
     with pytest.raises(ValidationError, match="a path such as /reintegra"):
         Settings(root_path=prefix)
+
+
+def test_a_session_secret_too_short_to_resist_guessing_is_refused():
+    """Empty makes a random one per start; 32 characters or more are taken."""
+    assert Settings(session_secret="").session_secret == ""
+    assert Settings(session_secret="s" * 32).session_secret == "s" * 32
+    with pytest.raises(ValidationError, match=r"at least 32 characters \(this one has 6\)"):
+        Settings(session_secret="hunter")
