@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from serving.addresses import app_path
 from serving.deps import authenticate
 from serving.problems import problem
 
@@ -73,9 +74,7 @@ class KeyBeforeBodyMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # uvicorn puts its root path (REINTEGRA_ROOT_PATH) in front of the path the proxy forwarded.
-        path = scope.get("path", "").removeprefix(scope.get("root_path", ""))
-        if scope["type"] != "http" or scope["method"] != "POST" or not path.startswith("/v1/"):
+        if scope["type"] != "http" or scope["method"] != "POST" or not app_path(scope).startswith("/v1/"):
             await self.app(scope, receive, send)
             return
         request = Request(scope)

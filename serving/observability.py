@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.addresses import app_path
 from serving.problems import problem
 
 errors_log = logging.getLogger("reintegra.errors")
@@ -170,8 +171,7 @@ class RequestContextMiddleware:
 
         started_response = False
         extra_headers = [(REQUEST_ID_HEADER.encode(), request_id.encode())]
-        # uvicorn puts its root path (REINTEGRA_ROOT_PATH) in front of the path the proxy forwarded.
-        if scope["path"].removeprefix(scope.get("root_path", "")).startswith("/v1/"):
+        if app_path(scope).startswith("/v1/"):
             extra_headers += API_HEADERS
 
         async def send_with_id(message: Message) -> None:

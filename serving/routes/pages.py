@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from features.spec import MAX_BAND_LABEL
 from models.registry import alias_history
 from serving import pages
+from serving.addresses import app_path, path_for, root_path
 from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
 from serving.keys import ApiKey, KeyStore
@@ -60,18 +61,6 @@ templates.env.filters["iso"] = lambda v: v.astimezone(UTC).isoformat()
 # One path segment: a "/" in an id is encoded, so a browser cannot resolve "a/../b" to another person.
 templates.env.filters["segment"] = lambda v: quote(v, safe="")
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-
-
-def root_path(request: Request) -> str:
-    """The prefix a proxy serves the app under and strips (the ASGI root_path). Inside a mount (the
-    static files) root_path also holds the mount's path, so the app's own is read first, as url_for does."""
-    return request.scope.get("app_root_path", request.scope.get("root_path", ""))
-
-
-def path_for(request: Request, name: str, /, **params: str) -> str:
-    """The address of route `name` from the host's root, under the proxy's prefix. Not url_for's
-    absolute URL: its host comes from the Host header, which a proxy may rewrite to its upstream."""
-    return root_path(request) + request.app.url_path_for(name, **params)
 
 
 @pass_context
@@ -140,13 +129,12 @@ def install_pages(app: FastAPI) -> None:
 def _pages_path(request: Request) -> str:
     """Where the pages live under the proxy's prefix: the session cookie's Path, and the only
     addresses sign-in returns to."""
-    return root_path(request) + PREFIX
+    return root_path(request.scope) + PREFIX
 
 
 def _is_page(request: Request) -> bool:
-    """The request's path holds the root path (ASGI), so it is compared with the pages' own."""
-    pages = _pages_path(request)
-    return request.url.path == pages or request.url.path.startswith(f"{pages}/")
+    path = app_path(request.scope)
+    return path == PREFIX or path.startswith(f"{PREFIX}/")
 
 
 def _signed_in_key(session: Session | None, keys: KeyStore) -> ApiKey | None:

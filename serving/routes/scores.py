@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from features.spec import MAX_BAND_LABEL
+from serving.addresses import root_path
 from serving.audit import ScoreFilter
 from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey
 from serving.idempotency import (
@@ -157,7 +158,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         # Fields left out, not null: a version accepting one more field must not make a retry another request.
         request_hash = fingerprint("scores", body.model_dump(mode="json", by_alias=True, exclude_none=True))
         answer = answer_once(audit, key.id, idempotency_key, request_hash, score)
-        location = f"{request.scope.get('root_path', '')}/v1/scores/{answer.body['id']}"
+        location = f"{root_path(request.scope)}/v1/scores/{answer.body['id']}"
         return _respond(answer, 201, metrics, location=location)
 
     @router.post(
