@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from itertools import count
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
     create_model,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from features.spec import FALSE_WORDS, TRUE_WORDS, ColumnSpec, DatasetSpec
 from features.validation import level_key
@@ -25,16 +27,21 @@ MAX_UNKNOWN_FIELDS = 20
 
 def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
     """Release-time inputs and protected attributes, each optional; anything else is refused."""
-    fields: dict[str, Any] = {}
     columns = [*spec.inputs(), *spec.protected]
-    for position, name in enumerate(columns):
+    refused = _refused_columns(spec)
+    attributes = _attributes([*columns, *refused])
+    fields: dict[str, Any] = {}
+    for name in columns:
         column = spec.column(name)
         note = " Protected: stored for audits, never a model input." if name in spec.protected else ""
-        fields[_attribute(name, position)] = (
+        fields[attributes[name]] = (
             _field_type(column) | None,
             Field(default=None, alias=name, description=(column.description or column.domain) + note),
         )
-    inputs = list(fields)[: len(spec.inputs())]
+    for name, reason in refused.items():
+        refusal = Annotated[Any, AfterValidator(_refuse(reason))]
+        fields[attributes[name]] = (SkipJsonSchema[refusal], Field(None, alias=name))
+    inputs = [attributes[name] for name in spec.inputs()]
 
     def has_an_input(record: BaseModel) -> BaseModel:
         if all(getattr(record, name) is None for name in inputs):
@@ -49,7 +56,7 @@ def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
         __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
         __validators__={
             "blank_is_missing": model_validator(mode="before")(_blank_is_missing),
-            "few_unknown_fields": model_validator(mode="before")(few_unknown_fields(columns)),
+            "few_unknown_fields": model_validator(mode="before")(few_unknown_fields(attributes)),
             "has_an_input": model_validator(mode="after")(has_an_input),
         },
         **fields,
@@ -75,10 +82,32 @@ def few_unknown_fields(known: Iterable[str]) -> Callable[[Any], Any]:
     return check
 
 
-def _attribute(name: str, position: int) -> str:
-    """The Python name of a column's field: its own, unless pydantic reserves it (a leading `_`, or a
-    BaseModel attribute such as `model_config`); the field is validated and dumped by the column's name."""
-    return name if not name.startswith("_") and not hasattr(BaseModel, name) else f"field_{position}"
+def _refused_columns(spec: DatasetSpec) -> dict[str, str]:
+    """The spec's other columns, each with why a record may not hold it: a whole row sent from a
+    case-management system is told what to leave out, not that its columns are unknown."""
+    later = "is recorded during supervision, after release; the model scores at release and does not take it"
+    outcome, person = spec.outcome.column, spec.id
+    return {c.name: f"{c.name} {later}: leave it out" for c in spec.columns if c.known != "release"} | {
+        outcome: f"{outcome} is the outcome the model predicts; a score is never given it: leave it out",
+        person: f"{person} is the person's id: send it as person_id beside the record",
+    }
+
+
+def _refuse(reason: str) -> Callable[[Any], None]:
+    def refuse(value: Any) -> None:
+        if value is not None:
+            raise ValueError(reason)
+
+    return refuse
+
+
+def _attributes(names: list[str]) -> dict[str, str]:
+    """The Python name of each column's field: its own, unless pydantic reserves it (a leading `_`, or
+    a BaseModel attribute such as `model_config`); then `field_N`, never another column's name. The
+    field is validated and dumped by the column's name."""
+    taken = set(names)
+    spare = (f"field_{n}" for n in count() if f"field_{n}" not in taken)
+    return {name: next(spare) if name.startswith("_") or hasattr(BaseModel, name) else name for name in names}
 
 
 def record_values(record: BaseModel) -> dict[str, Any]:

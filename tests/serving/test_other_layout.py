@@ -172,9 +172,9 @@ def test_invalid_records_name_the_field_and_what_this_spec_allows(server):
         "lsi_total": ({"lsi_total": 55}, "less than or equal to 54"),
         "fixed_address": ({"fixed_address": "Y"}, "is not yes or no"),
         "ethnicity": ({"ethnicity": "WHITE"}, "'group_a', 'group_b' or 'group_c'"),
-        "moves_6m": ({"moves_6m": "1"}, "unknown field"),
-        "reconvicted_2y": ({"reconvicted_2y": "No"}, "unknown field"),
-        "case_number": ({"case_number": "17"}, "unknown field"),
+        "moves_6m": ({"moves_6m": "1"}, "moves_6m is recorded during supervision, after release"),
+        "reconvicted_2y": ({"reconvicted_2y": "No"}, "is the outcome the model predicts"),
+        "case_number": ({"case_number": "17"}, "send it as person_id beside the record"),
         "Race": ({"Race": "WHITE"}, "unknown field"),
     }
     with server.client("scorer") as client:

@@ -1,7 +1,7 @@
 """The record schema generated from a spec, and what changes between two of them."""
 
 from features.spec import DatasetSpec
-from serving.schemas import example_record, record_changes, record_model
+from serving.schemas import example_record, record_changes, record_model, record_values
 
 
 def _schema(spec: DatasetSpec) -> dict:
@@ -83,7 +83,7 @@ def test_a_column_named_like_a_pydantic_attribute_is_a_field_like_any_other():
     each is a field of the record under its own name; pydantic refused the first at start-up and
     never accepted the second."""
     from features.spec import parse_spec
-    from serving.schemas import record_values, score_request_model
+    from serving.schemas import score_request_model
 
     spec = parse_spec(
         """
@@ -122,3 +122,42 @@ def _errors(model, data: dict) -> list[dict]:
     except ValidationError as exc:
         return exc.errors()
     raise AssertionError(f"{data} was accepted")
+
+
+def test_a_column_known_only_later_is_refused_saying_why(spec):
+    """A case-management system sending its whole row is told why each extra column is not taken,
+    not just that it is unknown; null for such a column is as good as leaving it out."""
+    later = next(c.name for c in spec.columns if c.known == "supervision")
+    record = record_model(spec, {})
+    given = {"Gang_Affiliated": "no"}
+    sent = {**given, later: 1, spec.outcome.column: True, spec.id: 7, "Nickname": "x"}
+    messages = {e["loc"][0]: e["msg"] for e in _errors(record, sent)}
+    assert messages[later].endswith(
+        "is recorded during supervision, after release; the model scores at release and does not take "
+        "it: leave it out"
+    )
+    assert messages[spec.outcome.column].endswith(
+        "is the outcome the model predicts; a score is never given it: leave it out"
+    )
+    assert messages[spec.id].endswith("is the person's id: send it as person_id beside the record")
+    assert messages["Nickname"] == "Extra inputs are not permitted"
+    assert record_values(record.model_validate({**given, later: None})) == {"Gang_Affiliated": False}
+    assert later not in _schema(spec)["properties"]
+
+
+def test_a_column_named_like_the_alias_of_another_is_its_own_field():
+    from features.spec import parse_spec
+
+    spec = parse_spec(
+        """
+name: export
+id: pid
+outcome: {column: rearrested, horizon_years: 2}
+risk_bands: {cut_points: [0.5], labels: [low, high]}
+columns:
+  - {name: _age, kind: numeric, domain: demographics, min: 16, max: 100}
+  - {name: field_0, kind: numeric, domain: demographics}
+"""
+    )
+    record = record_model(spec, example_record(spec))
+    assert record_values(record.model_validate({"_age": 30, "field_0": 2})) == {"_age": 30.0, "field_0": 2.0}
