@@ -17,6 +17,7 @@ from features.spec import SpecError, load_spec
 from features.validation import RecordsInvalid, validate_records
 from models.registry import DEFAULT_MODEL_NAME
 from training.evaluate import evaluate_bundle
+from training.overlap import training_rows
 from training.promote import PromotionRefused, promote
 from training.train import file_sha256
 from training.train import train as run_training
@@ -89,16 +90,22 @@ def evaluate(
     except Exception as exc:  # MLflow raises its own exception types for unknown models
         raise _fail(f"cannot load model {model}: {exc}") from exc
     digest = file_sha256(data)
-    training_file = digest == bundle.metadata.get("data_sha256")
-    if training_file:
+    fitted = training_rows(typed[bundle.spec.id], bundle.metadata)
+    if fitted is None and digest == bundle.metadata.get("data_sha256"):
+        fitted = bundle.metadata["n_train"]  # a model that kept no id hashes knows only its file
+    if fitted:
         typer.echo(
-            f"warning: {data} is the file this model was trained on; these numbers include the "
-            f"{bundle.metadata.get('n_train')} rows it was fitted on and are optimistic. The held-out "
-            "numbers are in the training run's evaluation.json (and GET /v1/model).",
+            f"warning: {fitted} of the {len(typed)} rows of {data} have the id of a row this model was "
+            "fitted on; their numbers are optimistic. The held-out numbers are in the training run's "
+            "evaluation.json (and GET /v1/model).",
             err=True,
         )
-    # Saved output must still say whether it includes the rows the model was fitted on.
-    source = {"data_sha256": digest, "includes_training_rows": training_file}
+    # Saved output must still say whether it includes rows the model was fitted on (null: unknown).
+    source = {
+        "data_sha256": digest,
+        "includes_training_rows": None if fitted is None else fitted > 0,
+        "training_rows": fitted,
+    }
     report = evaluate_bundle(bundle, typed)
     for name, unseen in report["unseen_values"].items():
         typer.echo(

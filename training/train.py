@@ -38,6 +38,7 @@ from training.fairness import fpr_extremes
 from training.fit import fit_bundle, outcome
 from training.gates import GateResult, check_gates
 from training.intervals import METRICS as INTERVAL_METRICS
+from training.overlap import id_hashes, new_salt
 from training.tracking import CANDIDATE, check_model_name, experiment_id, move_alias, store_unusable
 
 TEST_SIZE = 0.25
@@ -104,12 +105,16 @@ def train(
         _check_risk_varies(scores["risk"].to_numpy(), train_part, spec)
         evaluation = evaluation_report(bundle, test_part, scores)
         gates = check_gates(evaluation, spec.gates)
+    salt = new_salt()
     bundle.metadata = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_sha256": file_sha256(data),
         "seed": seed,
         "n_train": len(train_rows),
         "n_test": len(test_rows),
+        # so evaluate can count the rows of any file that were fitted on, without keeping an id
+        "training_id_salt": salt,
+        "training_id_hashes": id_hashes(train_part[spec.id], salt),
     }
     with step("logging to MLflow and registering"), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -5,10 +5,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
+from sklearn.model_selection import train_test_split
 
 from features.spec import DatasetSpec, load_spec
 from models.registry import alias_history
@@ -338,8 +340,10 @@ def test_evaluate_prints_every_key(trained, store, data_file):
     assert list(race["bands"]) == load_spec("georgia_parole").risk_bands.labels
     assert set(race["bands"]["low"]["WHITE"]) == {"n", "mean_predicted", "observed_rate"}
     assert 0 < report["nij_fair_accurate"] < 1
-    assert "is the file this model was trained on" in result.stderr
-    assert report["includes_training_rows"] is True
+    n_train = trained.bundle.metadata["n_train"]
+    warning = f"warning: {n_train} of the {report['n']} rows of {data_file} have the id of a row"
+    assert warning in result.stderr
+    assert (report["includes_training_rows"], report["training_rows"]) == (True, n_train)
     assert report["data_sha256"] == file_sha256(data_file)
     assert report["unseen_values"] == {} and "never saw" not in result.stderr
 
@@ -365,13 +369,51 @@ def test_evaluate_counts_free_text_values_training_never_saw(store, free_text_sp
     )
 
 
-def test_evaluate_warns_only_on_the_training_file(trained, store, data_file, tmp_path):
-    other = tmp_path / "other.csv"
-    pd.read_csv(data_file).iloc[:-1].to_csv(other, index=False)
+def test_evaluate_counts_the_rows_it_was_fitted_on_in_a_file_that_is_not_the_training_file(
+    trained, store, training_raw, training_typed, spec, tmp_path
+):
+    """The test part with five training rows, shuffled: not the training file's bytes, but those five
+    rows' numbers are as optimistic, so the report counts them (by their ids' salted hashes)."""
+    y = outcome(training_typed, spec)
+    fitted, held_out = train_test_split(
+        np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=trained.bundle.metadata["seed"]
+    )
+    mixed = tmp_path / "mixed.csv"
+    training_raw.iloc[[*held_out, *fitted[:5]]].sample(frac=1, random_state=0).to_csv(mixed, index=False)
+    result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(mixed), uri=store)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["includes_training_rows"], report["training_rows"]) == (True, 5)
+    assert (
+        f"warning: 5 of the {len(held_out) + 5} rows of {mixed} have the id of a row this model was fitted "
+        "on; their numbers are optimistic" in result.stderr
+    )
+
+
+def test_evaluate_on_the_held_out_rows_alone_says_none_was_fitted_on(
+    trained, store, training_raw, training_typed, spec, tmp_path
+):
+    y = outcome(training_typed, spec)
+    _, held_out = train_test_split(
+        np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=trained.bundle.metadata["seed"]
+    )
+    other = tmp_path / "held_out.csv"
+    training_raw.iloc[held_out].to_csv(other, index=False)
     result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(other), uri=store)
     assert result.returncode == 0, result.stderr
-    assert "trained on" not in result.stderr
-    assert json.loads(result.stdout)["includes_training_rows"] is False
+    assert "fitted on" not in result.stderr
+    report = json.loads(result.stdout)
+    assert (report["includes_training_rows"], report["training_rows"]) == (False, 0)
+
+
+def test_training_ids_are_kept_only_as_hashes_salted_per_run(trained, lenient):
+    """64-bit hashes under a salt of each run's own: two models' hashes cannot be joined to find the
+    people both were trained on (these two share about half their training rows)."""
+    ours, theirs = trained.bundle.metadata, lenient.bundle.metadata
+    assert ours["training_id_hashes"].dtype == np.uint64
+    assert len(ours["training_id_hashes"]) == ours["n_train"]
+    assert ours["training_id_salt"] != theirs["training_id_salt"]
+    assert not set(ours["training_id_hashes"]) & set(theirs["training_id_hashes"])
 
 
 def test_promote_refuses_a_failing_version_and_says_by_how_much(store, data_file, strict_spec):
