@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from features.example import example_record
 from models.registry import configure_tracking
 from serving import problems
 from serving.audit import AuditStore
@@ -20,7 +21,7 @@ from serving.observability import Metrics, RequestContextMiddleware, configure_l
 from serving.routes import admin, health, model
 from serving.routes.pages import install_pages
 from serving.routes.scores import scores_router
-from serving.schemas import example_record, record_model, score_request_model
+from serving.schemas import record_model, score_request_model
 from serving.settings import Settings
 
 DESCRIPTION = """Relapse risk, needs and exact explanations. The serving model's records: {population}

@@ -163,8 +163,8 @@ def dev_setup(
     ),
 ) -> None:
     """First run on a developer's machine: one key per role and an example call to try."""
+    from features.example import example_record
     from models.pyfunc import load_bundle
-    from serving.schemas import example_record
 
     settings = _settings()
     store = _store()

@@ -360,28 +360,6 @@ class Problem(BaseModel):
     )
 
 
-def example_record(spec: DatasetSpec) -> dict[str, Any]:
-    """A valid record for the API docs: a middle level or value of every input."""
-    example: dict[str, Any] = {}
-    for name in spec.inputs():
-        column = spec.column(name)
-        levels = column.order or column.values
-        if levels:
-            example[name] = levels[len(levels) // 2]
-        elif column.kind == "boolean":
-            example[name] = False
-        elif column.kind == "numeric":
-            example[name] = _middle(column.min, column.max)
-    return example
-
-
-def _middle(low: float | None, high: float | None) -> float:
-    """A round number within [low, high]: an unbounded side is taken as 0 or one beyond the other bound."""
-    low = low if low is not None else min(0.0, high - 1) if high is not None else 0.0
-    high = high if high is not None else low + 1
-    return min(max(round((low + high) / 2, 2), low), high)
-
-
 def record_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What a caller sending `old`-shaped records meets under `new` (both record JSON schemas): the
     fields added, removed or changed, each with how."""

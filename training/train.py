@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sklearn.model_selection import train_test_split
 
+from features.example import example_record
 from features.records import read_records
 from features.spec import DatasetSpec
 from features.validation import RecordsInvalid, validate_records
@@ -119,7 +120,7 @@ def train(
     with step("logging to MLflow and registering"), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _write_artifacts(folder, bundle, test_part, scores, evaluation, gates, data, name)
-        return _log_and_register(folder, bundle, evaluation, gates, data, name, test_part, experiment)
+        return _log_and_register(folder, bundle, evaluation, gates, data, name, experiment)
 
 
 def _registered_spec(name: str) -> str | None:
@@ -236,7 +237,6 @@ def _log_and_register(
     gates: list[GateResult],
     data: Path,
     name: str,
-    test_part: pd.DataFrame,
     experiment: str,
 ) -> TrainResult:
     spec = bundle.spec
@@ -259,13 +259,12 @@ def _log_and_register(
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(folder))
         joblib.dump(bundle, folder / "bundle.joblib")
-        example = test_part[[*spec.inputs(), *spec.protected]].head(3)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(resources.files("models") / "pyfunc_model.py"),
             artifacts={BUNDLE_ARTIFACT: str(folder / "bundle.joblib")},
             signature=release_signature(spec),
-            input_example=example.astype(object).where(example.notna(), None),
+            input_example=pd.DataFrame([example_record(spec)], dtype=object),
             pip_requirements=[f"{p}=={metadata.version(p)}" for p in PINNED_PACKAGES],
             registered_model_name=name,
         )

@@ -1,7 +1,8 @@
 """The record schema generated from a spec, and what changes between two of them."""
 
+from features.example import example_record
 from features.spec import DatasetSpec
-from serving.schemas import example_record, record_changes, record_model, record_values
+from serving.schemas import record_changes, record_model, record_values
 
 
 def _schema(spec: DatasetSpec) -> dict:

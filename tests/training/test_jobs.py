@@ -12,6 +12,7 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.model_selection import train_test_split
 
+from features.example import example_record
 from features.spec import DatasetSpec, load_spec
 from models.registry import alias_history
 from tests.training.conftest import cli
@@ -103,6 +104,16 @@ def test_train_registers_a_candidate_with_its_artifacts(trained, store):
     assert {"test_risk_auc", "validation_risk_auc", "test_Race_fpr_gap"} <= set(run.data.metrics)
     tags = client.get_registered_model("reintegra").tags
     assert any(k.startswith("alias_history.") and k.endswith(".candidate") for k in tags)
+
+
+def test_the_registered_input_example_is_no_persons_record(trained, spec):
+    """Whoever may read the registry reads a model's input example: it is built from the spec, not
+    three people's records of the file (protected attribute included) as it was."""
+    uri = f"models:/reintegra/{trained.model_version}/input_example.json"
+    example = json.loads(Path(mlflow.artifacts.download_artifacts(uri)).read_text())
+    assert not set(example["columns"]) & set(spec.protected)
+    assert example["data"] == [list(example_record(spec).values())]
+    assert example["columns"] == list(example_record(spec))
 
 
 def test_model_card_covers_use_misuse_fairness_and_limits(trained, tmp_path):
