@@ -143,8 +143,10 @@ def _check_ids(ids: pd.Series, rows: pd.RangeIndex, report: ValidationReport) ->
     for row in rows[np.asarray(ids.isna())]:
         report.add(Problem("id is missing", row, str(ids.name)))
     duplicated = np.asarray(ids.duplicated(keep="first") & ids.notna())
+    first = dict(zip(ids[::-1], rows[::-1], strict=True))  # each id's first row, as keep="first" keeps it
     for row, value in zip(rows[duplicated], ids[duplicated], strict=True):
-        report.add(Problem(f"id {_shown(value)} appears more than once", row, str(ids.name), value))
+        message = f"id {_shown(value)} appears more than once (first in row {first[value]})"
+        report.add(Problem(message, row, str(ids.name), value))
 
 
 def _parse_checked(

@@ -74,6 +74,18 @@ def test_missing_outcome_and_duplicate_ids_are_problems(synthetic_raw, spec):
     assert any(m.startswith("row 5, column ID: id") and "more than once" in m for m in messages)
 
 
+def test_a_duplicate_id_names_the_row_that_holds_it_first(synthetic_raw, spec):
+    """--drop-invalid keeps the first and rejects the others: the message says which row was kept,
+    so a person can check it is the right record."""
+    raw = synthetic_raw.copy()
+    first = raw.loc[raw.index[3], "ID"]
+    raw.loc[raw.index[[7, 9]], "ID"] = first
+    _, report = validate_records(raw, spec)
+    messages = [str(p) for p in report.problems]
+    assert f"row 8, column ID: id '{first}' appears more than once (first in row 4)" in messages
+    assert f"row 10, column ID: id '{first}' appears more than once (first in row 4)" in messages
+
+
 def test_problems_are_capped_with_a_count_of_the_rest(synthetic_raw, spec):
     raw = synthetic_raw.assign(Gender="Q")
     _, report = validate_records(raw, spec, max_problems=10)
