@@ -44,6 +44,13 @@ def fit_bundle(typed: pd.DataFrame, spec: DatasetSpec, seed: int = 0) -> Scoring
                 f"need {need.name} is {'present' if observed[0] else 'absent'} in all {known.sum()} rows "
                 "where it is known, so there is nothing to learn; check its rule against the data"
             )
+        present = int(observed.astype(int).sum())
+        if min(present, len(observed) - present) < NEED_FOLDS:
+            raise ValueError(
+                f"need {need.name} is present in {present} and absent in {len(observed) - present} of the "
+                f"{len(observed)} training rows where it is known; its model's {NEED_FOLDS}-fold "
+                f"cross-validation needs at least {NEED_FOLDS} of each: check its rule against the data"
+            )
         columns = encoder_inputs_without(encoder, spec, need.sources)
         model = CalibratedBooster(NEED_PARAMS, cv_folds=NEED_FOLDS, random_state=seed)
         needs[need.name] = model.fit(X.loc[known, columns], observed.astype(int))

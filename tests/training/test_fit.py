@@ -28,6 +28,21 @@ def test_a_need_with_one_label_value_stops_training_naming_it(training_raw, spec
         fit_bundle(typed, spec)
 
 
+def test_a_need_too_rare_for_its_folds_stops_training_naming_it(training_raw, spec):
+    """It said only '3-fold cross-validation needs at least 3 records of each outcome', which reads as
+    the risk outcome (here 600 rows of both) rather than the need with 2 present."""
+    raw = training_raw.iloc[:600].copy()
+    raw["Residence_Changes"] = "0"
+    raw.loc[raw.index[[10, 20]], "Residence_Changes"] = "2"
+    typed, _ = validate_records(raw, spec)
+    message = (
+        "need housing is present in 2 and absent in 598 of the 600 training rows where it is known; its "
+        "model's 3-fold cross-validation needs at least 3 of each"
+    )
+    with pytest.raises(ValueError, match=message):
+        fit_bundle(typed, spec)
+
+
 def test_optional_columns_left_out_are_fitted_and_explained_as_missing(training_raw, spec):
     data = spec.model_dump(by_alias=True, exclude_none=True)
     for column in data["columns"]:
