@@ -90,14 +90,14 @@ def evaluate(
     except Exception as exc:  # MLflow raises its own exception types for unknown models
         raise _fail(f"cannot load model {model}: {exc}") from exc
     digest = file_sha256(data)
-    fitted = training_rows(typed[bundle.spec.id], bundle.metadata)
+    fitted = training_rows(typed, bundle.spec, bundle.metadata)
     if fitted is None and digest == bundle.metadata.get("data_sha256"):
-        fitted = bundle.metadata["n_train"]  # a model that kept no id hashes knows only its file
+        fitted = bundle.metadata["n_train"]  # a model that kept no row hashes knows only its file
     if fitted:
         typer.echo(
-            f"warning: {fitted} of the {len(typed)} rows of {data} have the id of a row this model was "
-            "fitted on; their numbers are optimistic. The held-out numbers are in the training run's "
-            "evaluation.json (and GET /v1/model).",
+            f"warning: {fitted} of the {len(typed)} rows of {data} are rows this model was fitted on "
+            "(same id and values); their numbers are optimistic. The held-out numbers are in the training "
+            "run's evaluation.json (and GET /v1/model).",
             err=True,
         )
     # Saved output must still say whether it includes rows the model was fitted on (null: unknown).

@@ -1,4 +1,4 @@
-"""Which evaluated rows a model was fitted on, recognised by salted hashes of their ids, never the ids."""
+"""Which evaluated rows a model was fitted on, recognised by salted hashes of the rows, never their ids."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import secrets
 import numpy as np
 import pandas as pd
 
+from features.spec import DatasetSpec
+
 SALT_BYTES = 16
+SEPARATOR = "\x1f"  # the ASCII unit separator, which no cell of a text file holds
 
 
 def new_salt() -> str:
@@ -16,16 +19,24 @@ def new_salt() -> str:
     return secrets.token_hex(SALT_BYTES)
 
 
-def id_hashes(ids: pd.Series, salt: str) -> np.ndarray:
-    """Sorted 64-bit keyed BLAKE2b hashes of the ids: enough to know a row again, not to read its id."""
+def row_keys(typed: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
+    """Each record's id with its every value as validation typed them: the same row in any order or
+    format is known again, and another person given a recycled id (an export numbering rows from 1) is not."""
+    columns = typed.reindex(columns=[spec.id, spec.outcome.column, *(c.name for c in spec.columns)])
+    text = columns.astype(object).where(columns.notna(), "").astype(str)
+    return text.iloc[:, 0].str.cat([text[name] for name in text.columns[1:]], sep=SEPARATOR)
+
+
+def row_hashes(keys: pd.Series, salt: str) -> np.ndarray:
+    """Sorted 64-bit keyed BLAKE2b hashes of the rows: enough to know a row again, not to read its id."""
     key = bytes.fromhex(salt)
-    digests = [hashlib.blake2b(str(i).encode(), key=key, digest_size=8).digest() for i in ids]
+    digests = [hashlib.blake2b(k.encode(), key=key, digest_size=8).digest() for k in keys]
     return np.unique(np.array([int.from_bytes(d, "big") for d in digests], dtype=np.uint64))
 
 
-def training_rows(ids: pd.Series, metadata: dict) -> int | None:
-    """How many of `ids` were in the part the model was fitted on; None for a model that kept no hashes."""
-    if "training_id_hashes" not in metadata:
+def training_rows(typed: pd.DataFrame, spec: DatasetSpec, metadata: dict) -> int | None:
+    """How many rows of `typed` the model was fitted on; None for a model that kept no hashes."""
+    if "training_row_hashes" not in metadata:
         return None
-    given = id_hashes(ids, metadata["training_id_salt"])
-    return int(np.isin(given, metadata["training_id_hashes"], assume_unique=True).sum())
+    given = row_hashes(row_keys(typed, spec), metadata["training_row_salt"])
+    return int(np.isin(given, metadata["training_row_hashes"], assume_unique=True).sum())

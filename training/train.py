@@ -39,7 +39,7 @@ from training.fairness import fpr_extremes
 from training.fit import fit_bundle, outcome
 from training.gates import GateResult, check_gates
 from training.intervals import METRICS as INTERVAL_METRICS
-from training.overlap import id_hashes, new_salt
+from training.overlap import new_salt, row_hashes, row_keys
 from training.tracking import CANDIDATE, check_model_name, experiment_id, move_alias, store_unusable
 
 TEST_SIZE = 0.25
@@ -114,8 +114,8 @@ def train(
         "n_train": len(train_rows),
         "n_test": len(test_rows),
         # so evaluate can count the rows of any file that were fitted on, without keeping an id
-        "training_id_salt": salt,
-        "training_id_hashes": id_hashes(train_part[spec.id], salt),
+        "training_row_salt": salt,
+        "training_row_hashes": row_hashes(row_keys(train_part, spec), salt),
     }
     with step("logging to MLflow and registering"), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -352,7 +352,7 @@ def test_evaluate_prints_every_key(trained, store, data_file):
     assert set(race["bands"]["low"]["WHITE"]) == {"n", "mean_predicted", "observed_rate"}
     assert 0 < report["nij_fair_accurate"] < 1
     n_train = trained.bundle.metadata["n_train"]
-    warning = f"warning: {n_train} of the {report['n']} rows of {data_file} have the id of a row"
+    warning = f"warning: {n_train} of the {report['n']} rows of {data_file} are rows this model was fitted on"
     assert warning in result.stderr
     assert (report["includes_training_rows"], report["training_rows"]) == (True, n_train)
     assert report["data_sha256"] == file_sha256(data_file)
@@ -384,7 +384,7 @@ def test_evaluate_counts_the_rows_it_was_fitted_on_in_a_file_that_is_not_the_tra
     trained, store, training_raw, training_typed, spec, tmp_path
 ):
     """The test part with five training rows, shuffled: not the training file's bytes, but those five
-    rows' numbers are as optimistic, so the report counts them (by their ids' salted hashes)."""
+    rows' numbers are as optimistic, so the report counts them (by the rows' salted hashes)."""
     y = outcome(training_typed, spec)
     fitted, held_out = train_test_split(
         np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=trained.bundle.metadata["seed"]
@@ -396,20 +396,23 @@ def test_evaluate_counts_the_rows_it_was_fitted_on_in_a_file_that_is_not_the_tra
     report = json.loads(result.stdout)
     assert (report["includes_training_rows"], report["training_rows"]) == (True, 5)
     assert (
-        f"warning: 5 of the {len(held_out) + 5} rows of {mixed} have the id of a row this model was fitted "
-        "on; their numbers are optimistic" in result.stderr
+        f"warning: 5 of the {len(held_out) + 5} rows of {mixed} are rows this model was fitted on (same id "
+        "and values); their numbers are optimistic" in result.stderr
     )
 
 
-def test_evaluate_on_the_held_out_rows_alone_says_none_was_fitted_on(
+def test_evaluate_on_other_people_says_none_was_fitted_on_even_under_the_same_ids(
     trained, store, training_raw, training_typed, spec, tmp_path
 ):
+    """The held-out rows numbered as the training rows were, as a later export numbering its rows from
+    1 would: other people, so none of their numbers is optimistic."""
     y = outcome(training_typed, spec)
-    _, held_out = train_test_split(
+    fitted, held_out = train_test_split(
         np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=trained.bundle.metadata["seed"]
     )
-    other = tmp_path / "held_out.csv"
-    training_raw.iloc[held_out].to_csv(other, index=False)
+    other = tmp_path / "renumbered.csv"
+    recycled = training_raw[spec.id].iloc[fitted[: len(held_out)]].to_numpy()
+    training_raw.iloc[held_out].assign(**{spec.id: recycled}).to_csv(other, index=False)
     result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(other), uri=store)
     assert result.returncode == 0, result.stderr
     assert "fitted on" not in result.stderr
@@ -417,14 +420,14 @@ def test_evaluate_on_the_held_out_rows_alone_says_none_was_fitted_on(
     assert (report["includes_training_rows"], report["training_rows"]) == (False, 0)
 
 
-def test_training_ids_are_kept_only_as_hashes_salted_per_run(trained, lenient):
+def test_training_rows_are_kept_only_as_hashes_salted_per_run(trained, lenient):
     """64-bit hashes under a salt of each run's own: two models' hashes cannot be joined to find the
     people both were trained on (these two share about half their training rows)."""
     ours, theirs = trained.bundle.metadata, lenient.bundle.metadata
-    assert ours["training_id_hashes"].dtype == np.uint64
-    assert len(ours["training_id_hashes"]) == ours["n_train"]
-    assert ours["training_id_salt"] != theirs["training_id_salt"]
-    assert not set(ours["training_id_hashes"]) & set(theirs["training_id_hashes"])
+    assert ours["training_row_hashes"].dtype == np.uint64
+    assert len(ours["training_row_hashes"]) == ours["n_train"]
+    assert ours["training_row_salt"] != theirs["training_row_salt"]
+    assert not set(ours["training_row_hashes"]) & set(theirs["training_row_hashes"])
 
 
 def test_promote_refuses_a_failing_version_and_says_by_how_much(store, data_file, strict_spec):

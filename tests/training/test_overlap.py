@@ -1,21 +1,69 @@
-"""Recognising training rows by salted hashes of their ids."""
+"""Recognising training rows by salted hashes of the rows (id and values)."""
 
 import pandas as pd
+import pytest
 
-from training.overlap import id_hashes, new_salt, training_rows
+from features.spec import parse_spec
+from features.validation import validate_records
+from training.overlap import new_salt, row_hashes, row_keys, training_rows
+
+SPEC = parse_spec(
+    """
+name: tiny
+id: pid
+outcome: {column: rearrested, horizon_years: 1}
+risk_bands: {cut_points: [0.5], labels: [low, high]}
+columns:
+  - {name: age, kind: numeric, domain: demographics}
+  - {name: employed, kind: boolean, domain: school_work, required: false}
+"""
+)
 
 
-def test_rows_are_counted_by_id_whatever_their_order():
+def _typed(rows: list[dict]) -> pd.DataFrame:
+    typed, report = validate_records(pd.DataFrame(rows, dtype=object).astype("str"), SPEC)
+    assert report.ok, report.lines()
+    return typed
+
+
+@pytest.fixture
+def metadata() -> dict:
+    fitted = _typed(
+        [
+            {"pid": "1", "age": "30", "employed": "Yes", "rearrested": "No"},
+            {"pid": "2", "age": "41.5", "employed": "No", "rearrested": "Yes"},
+        ]
+    )
     salt = new_salt()
-    metadata = {"training_id_salt": salt, "training_id_hashes": id_hashes(pd.Series(["a", "b", "c"]), salt)}
-    assert training_rows(pd.Series(["x", "c", "a", "y"]), metadata) == 2
-    assert training_rows(pd.Series(["x", "y"]), metadata) == 0
+    return {"training_row_salt": salt, "training_row_hashes": row_hashes(row_keys(fitted, SPEC), salt)}
 
 
-def test_the_same_ids_hash_apart_under_another_salt():
-    ids = pd.Series([str(i) for i in range(100)])
-    assert not set(id_hashes(ids, new_salt())) & set(id_hashes(ids, new_salt()))
+def test_a_row_is_known_again_in_another_order_and_spelling(metadata):
+    again = _typed(
+        [
+            {"rearrested": "yes", "employed": "false", "age": "41.50", "pid": "2"},
+            {"rearrested": "NO", "employed": "TRUE", "age": "30.0", "pid": "1"},
+            {"rearrested": "No", "employed": "Yes", "age": "30", "pid": "3"},
+        ]
+    )
+    assert training_rows(again, SPEC, metadata) == 2
+
+
+def test_another_person_under_a_recycled_id_is_not_a_training_row(metadata):
+    assert (
+        training_rows(
+            _typed([{"pid": "1", "age": "52", "employed": "No", "rearrested": "No"}]), SPEC, metadata
+        )
+        == 0
+    )
+
+
+def test_the_same_rows_hash_apart_under_another_salt():
+    keys = row_keys(_typed([{"pid": str(i), "age": "30", "rearrested": "No"} for i in range(50)]), SPEC)
+    assert not set(row_hashes(keys, new_salt())) & set(row_hashes(keys, new_salt()))
 
 
 def test_a_model_that_kept_no_hashes_cannot_tell():
-    assert training_rows(pd.Series(["a"]), {"n_train": 10}) is None
+    assert (
+        training_rows(_typed([{"pid": "1", "age": "30", "rearrested": "No"}]), SPEC, {"n_train": 10}) is None
+    )
