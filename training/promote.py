@@ -38,10 +38,11 @@ def promote(name: str, version: str, force: bool = False, reason: str = "") -> d
     if failed and not force:
         raise PromotionRefused(name, version, failed)
     note = f"forced: {reason}" if failed else "gates passed"
-    if failed:
-        client.set_model_version_tag(name, version, FORCED_REASON_TAG, reason)
-    # Promoting the champion again moves nothing: no history entry, and it stays champion since then.
+    # Promoting the champion again moves nothing: no history entry, and it stays champion since then,
+    # for the reason recorded then.
     moved = champion_version(name) != version
+    if failed and moved:
+        client.set_model_version_tag(name, version, FORCED_REASON_TAG, reason)
     set_at = (
         move_alias(name, CHAMPION, version, note) if moved else model_version.tags.get(set_at_tag(CHAMPION))
     )

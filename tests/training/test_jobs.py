@@ -451,6 +451,12 @@ def test_promote_refuses_a_failing_version_and_says_by_how_much(store, data_file
     history = client.get_registered_model("strict").tags
     assert any(v == "champion: version - -> 1 (forced: pilot)" for v in history.values())
 
+    # Forcing the champion again moves nothing, so the reason it became champion stays on record.
+    again = cli("promote", "--name", "strict", "--version", "1", "--force", "--reason", "later", uri=store)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["moved"] is False
+    assert client.get_model_version("strict", "1").tags["forced_promotion_reason"] == "pilot"
+
 
 def test_a_blank_reason_is_refused_like_a_missing_one(store):
     with pytest.raises(ValueError, match="--reason"):
