@@ -107,6 +107,13 @@ def evaluate(
         "training_rows": fitted,
     }
     report = evaluate_bundle(bundle, typed)
+    if report["risk"]["auc"] is None:
+        typer.echo(
+            f"warning: {bundle.spec.outcome.column} is {'Yes' if report['base_rate'] else 'No'} in all "
+            f"{report['n']} rows of {data}: the risk AUC and calibration slope need both outcomes, so they "
+            "are null",
+            err=True,
+        )
     for name, unseen in report["unseen_values"].items():
         typer.echo(
             f"warning: {unseen['rows']} rows give {name} a value this model never saw in training "

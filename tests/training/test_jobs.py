@@ -430,6 +430,21 @@ def test_training_rows_are_kept_only_as_hashes_salted_per_run(trained, lenient):
     assert not set(ours["training_row_hashes"]) & set(theirs["training_row_hashes"])
 
 
+def test_evaluate_says_why_a_file_of_one_outcome_has_no_auc(trained, store, training_raw, tmp_path):
+    """Only re-arrested people (a list of recidivists, say): the AUC and calibration slope are null, which
+    the JSON showed and nothing said."""
+    reoffended = tmp_path / "reoffended.csv"
+    training_raw[training_raw["Recidivism_Within_3years"] == "Yes"].to_csv(reoffended, index=False)
+    result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(reoffended), uri=store)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["risk"]["auc"] is None and report["base_rate"] == 1
+    assert (
+        f"warning: Recidivism_Within_3years is Yes in all {report['n']} rows of {reoffended}: the risk AUC "
+        "and calibration slope need both outcomes, so they are null" in result.stderr
+    )
+
+
 def test_promote_refuses_a_failing_version_and_says_by_how_much(store, data_file, strict_spec):
     strict = train(load_spec(strict_spec), data_file, name="strict", seed=1)
     result = cli("promote", "--name", "strict", "--version", strict.model_version, uri=store)
