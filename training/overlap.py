@@ -11,6 +11,7 @@ import pandas as pd
 from features.spec import DatasetSpec
 
 SALT_BYTES = 16
+DECIMALS = 9
 SEPARATOR = "\x1f"  # the ASCII unit separator, which no cell of a text file holds
 
 
@@ -23,6 +24,8 @@ def row_keys(typed: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
     """Each record's id with its every value as validation typed them: the same row in any order or
     format is known again, and another person given a recycled id (an export numbering rows from 1) is not."""
     columns = typed.reindex(columns=[spec.id, spec.outcome.column, *(c.name for c in spec.columns)])
+    numbers = columns.select_dtypes("float").columns  # rounded: writers differ in a number's last digit
+    columns[numbers] = columns[numbers].round(DECIMALS)
     text = columns.astype(object).where(columns.notna(), "").astype(str)
     return text.iloc[:, 0].str.cat([text[name] for name in text.columns[1:]], sep=SEPARATOR)
 
