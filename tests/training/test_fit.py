@@ -20,6 +20,14 @@ def test_a_need_without_labels_stops_training(training_raw, spec):
         fit_bundle(typed, spec)
 
 
+def test_a_need_with_few_labels_says_they_are_counted_in_the_training_part(training_raw, spec):
+    """A 45-row file, every label known, stopped with 'only 33 known labels': the 33 are the training
+    part's (the test part is held out), which the message must say or it reads as wrong."""
+    typed, _ = validate_records(training_raw.iloc[:33], spec)
+    with pytest.raises(ValueError, match="known labels among the 33 training rows"):
+        fit_bundle(typed, spec)
+
+
 def test_a_need_with_one_label_value_stops_training_naming_it(training_raw, spec):
     raw = training_raw.iloc[:600].copy()
     raw["Residence_Changes"] = "0"
