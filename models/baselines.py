@@ -64,7 +64,10 @@ class IncumbentBaseline(ClassifierMixin, BaseEstimator):
         score = self.score(records)
         known = ~np.isnan(score)
         if not known.any():
-            raise ValueError(f"incumbent score {self.column.name} is missing on every row")
+            raise ValueError(
+                f"incumbent score {self.column.name} is missing on every training row: fill it in, or remove "
+                "`incumbent` from the spec to train without comparing against it"
+            )
         self.fill_ = float(np.median(score[known]))
         self.map_ = LogisticRegression().fit(self._design(score), np.asarray(y, dtype=int))
         self.classes_ = np.array([0, 1])
