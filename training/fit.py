@@ -36,7 +36,8 @@ def fit_bundle(typed: pd.DataFrame, spec: DatasetSpec, seed: int = 0) -> Scoring
         if known.sum() < MIN_NEED_LABELS:
             raise ValueError(
                 f"need {need.name} has only {known.sum()} known labels among the {len(typed)} training rows "
-                f"(the file less its test part); at least {MIN_NEED_LABELS} are needed to fit its model"
+                f"(the file less its test part); at least {MIN_NEED_LABELS} are needed to fit its model (its "
+                f"rule reads {', '.join(need.sources)})"
             )
         observed = labels[need.name].to_numpy()[known]
         if len(np.unique(observed)) < 2:

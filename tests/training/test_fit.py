@@ -20,6 +20,17 @@ def test_a_need_without_labels_stops_training(training_raw, spec):
         fit_bundle(typed, spec)
 
 
+def test_a_need_without_labels_names_the_columns_its_rule_reads(training_raw, spec):
+    """A label is missing when its sources are: the columns to fill in are the ones to name."""
+    raw = training_raw.iloc[:600].copy()
+    raw["Residence_Changes"] = None
+    typed, _ = validate_records(raw, spec)
+    with pytest.raises(
+        ValueError, match=r"at least 50 are needed to fit its model \(its rule reads Residence_Changes\)"
+    ):
+        fit_bundle(typed, spec)
+
+
 def test_a_need_with_few_labels_says_they_are_counted_in_the_training_part(training_raw, spec):
     """A 45-row file, every label known, stopped with 'only 33 known labels': the 33 are the training
     part's (the test part is held out), which the message must say or it reads as wrong."""
