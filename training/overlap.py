@@ -21,9 +21,11 @@ def new_salt() -> str:
 
 
 def row_keys(typed: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
-    """Each record's id with its every value as validation typed them: the same row in any order or
-    format is known again, and another person given a recycled id (an export numbering rows from 1) is not."""
-    columns = typed.reindex(columns=[spec.id, spec.outcome.column, *(c.name for c in spec.columns)])
+    """Each record's id, outcome and required values as validation typed them (an export may leave an
+    optional column out): the same row in any order or format is known again, and another person given a
+    recycled id (an export numbering rows from 1) is not."""
+    required = [c.name for c in spec.columns if c.required]
+    columns = typed.reindex(columns=[spec.id, spec.outcome.column, *required])
     numbers = columns.select_dtypes("float").columns  # rounded: writers differ in a number's last digit
     columns[numbers] = columns[numbers].round(DECIMALS)
     text = columns.astype(object).where(columns.notna(), "").astype(str)

@@ -56,6 +56,12 @@ def test_a_number_rewritten_by_a_json_writer_is_the_same_value(metadata):
     assert training_rows(again, SPEC, metadata) == 1
 
 
+def test_a_file_without_an_optional_column_still_holds_its_training_rows(metadata):
+    """An export may leave an optional column out: the rows are still the ones fitted on."""
+    again = _typed([{"pid": "1", "age": "30", "rearrested": "No"}])
+    assert training_rows(again, SPEC, metadata) == 1
+
+
 def test_another_person_under_a_recycled_id_is_not_a_training_row(metadata):
     assert (
         training_rows(
