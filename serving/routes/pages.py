@@ -425,7 +425,8 @@ def score_page(
             "row": row,
             "served_name": holder.name,
             "risk": row.result["risk"],
-            "needs": row.result["needs"],
+            # Rows stored before `observed` existed (085c96a) were flagged by threshold alone.
+            "needs": [{"observed": None, **need} for need in row.result["needs"]],
             "explained": explanation["risk"],
             "waterfall": pages.waterfall(explanation["risk"]),
             "domains": pages.domain_chart(explanation["risk"]["by_domain"]),

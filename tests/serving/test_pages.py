@@ -25,7 +25,7 @@ from serving.keys import KeyStore
 from serving.pages import NEED_FRAME
 from serving.routes.pages import install_pages
 from serving.settings import Settings
-from tests.serving.conftest import form_token, start_server
+from tests.serving.conftest import form_token, score_row, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -352,6 +352,42 @@ def test_a_need_the_record_shows_says_so(server, scores, spec):
     assert '<td>yes <span class="observed">(the record shows it)</span></td>' in row
     explained = re.search(rf'<p class="observed-need" data-need="{need}">(.*?)</p>', text, re.S).group(1)
     assert f"The record shows it: {spec.need(need).description.rstrip('.')}." in explained
+
+
+def test_a_score_stored_before_needs_were_observed_quotes_its_threshold(
+    registry, tmp_path, spec, api_records
+):
+    """Audit rows written before `observed` existed (commit 085c96a) have no such key: their flags came
+    from the threshold alone, so the page must not say "the record shows otherwise"."""
+    from serving.audit import AuditStore
+
+    server = start_server(registry, tmp_path)
+    engine = make_engine(server.database)
+    audit = AuditStore(engine)
+    try:
+        with server.client("scorer") as scorer:
+            stored = audit.get(scorer.post("/v1/scores", json={"record": api_records[0]}).json()["id"])
+        needs = [{k: v for k, v in need.items() if k != "observed"} for need in stored.result["needs"]]
+        old = score_row(
+            "P-OLD-SHAPE",
+            model_version=stored.model_version,
+            run_id=stored.run_id,
+            record=stored.record,
+            risk_probability=stored.risk_probability,
+            risk_band=stored.risk_band,
+            result={**stored.result, "needs": needs},
+        )
+        audit.record([old])
+        with server.page_client() as client:
+            text = html.unescape(client.get(f"/review/scores/{old.id}").text)
+    finally:
+        engine.dispose()
+        server.stop()
+    table = re.search(r'<table class="data" id="needs">.*?</table>', text, re.S).group(0)
+    assert "the record shows" not in table
+    for need in spec.needs:
+        row = re.search(rf'<th scope="row">{need.name}</th>.*?</tr>', table, re.S).group(0)
+        assert f"(at {need.flag_threshold:.2f} or above)" in row, row
 
 
 def test_date_filters_at_the_ends_of_the_calendar(server, scores):
