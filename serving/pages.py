@@ -14,7 +14,7 @@ import mlflow
 from markupsafe import Markup, escape
 from mlflow import MlflowClient
 
-from features.spec import DatasetSpec, NeedSpec, SpecError, parse_spec
+from features.spec import DatasetSpec, SpecError, parse_spec
 from models import registry
 from models.baselines import baseline_label
 from serving import model_store
@@ -230,9 +230,19 @@ class TrendPoint:
 
 
 @dataclass(frozen=True)
+class CutLine:
+    """A band cut point or flag threshold, drawn only above the assessments of a version that used it."""
+
+    at: float  # y in pixels
+    label: str
+    x1: float
+    x2: float
+
+
+@dataclass(frozen=True)
 class Trend:
     points: list[TrendPoint]
-    cut_lines: list[Tick]  # the band cut points or the flag threshold
+    cut_lines: list[CutLine]
     frame: Frame
 
     @property
@@ -245,40 +255,62 @@ class Trend:
 
 
 def trend(
-    scores: list[tuple[str, datetime, float | None, str]], cut_points: list[float], frame: Frame = RISK_FRAME
+    scores: list[tuple[str, datetime, float | None, str]],
+    cuts: list[tuple[float, ...] | None],
+    frame: Frame = RISK_FRAME,
 ) -> Trend:
-    """A probability per assessment, oldest first, evenly spaced; cut points as lines.
+    """A probability per assessment, oldest first, evenly spaced; each assessment's own cut points
+    (its version's; None when unknown) as lines above it, so no version is read against another's.
 
     An assessment without this probability (a model that did not score that need) keeps its place
     on the time axis but has no point."""
     step = (frame.right - frame.left) / max(len(scores) - 1, 1)
+    xs = [
+        frame.left + i * step if len(scores) > 1 else (frame.left + frame.right) / 2
+        for i in range(len(scores))
+    ]
     points = [
-        TrendPoint(
-            frame.left + i * step if len(scores) > 1 else (frame.left + frame.right) / 2,
-            frame.y(p),
-            p,
-            mark,
-            when,
-            score_id,
-        )
-        for i, (score_id, when, p, mark) in enumerate(scores)
+        TrendPoint(x, frame.y(p), p, mark, when, score_id)
+        for x, (score_id, when, p, mark) in zip(xs, scores, strict=True)
         if p is not None
     ]
-    return Trend(points, [Tick(frame.y(c), f"{c:g}") for c in cut_points], frame)
+    lines = []
+    for first, last, points_cut in _runs(cuts):
+        x1 = frame.left if first == 0 else (xs[first - 1] + xs[first]) / 2
+        x2 = frame.right if last == len(xs) - 1 else (xs[last] + xs[last + 1]) / 2
+        lines += [CutLine(frame.y(c), f"{c:g}", x1, x2) for c in points_cut]
+    return Trend(points, lines, frame)
 
 
-def need_trends(rows: list[ScoreRow], needs: list[NeedSpec]) -> dict[str, Trend]:
-    """One small trend per need of the serving spec, with its flag threshold as the cut line."""
-    scored = [(row, {n["need"]: n for n in row.result["needs"]}) for row in rows]
+def _runs(cuts: list[tuple[float, ...] | None]) -> list[tuple[int, int, tuple[float, ...]]]:
+    """(first, last, cut points) of each run of neighbouring assessments with the same known cut points."""
+    runs: list[tuple[int, int, tuple[float, ...]]] = []
+    for index, points_cut in enumerate(cuts):
+        if points_cut is None:
+            continue
+        if runs and runs[-1][1] == index - 1 and runs[-1][2] == points_cut:
+            runs[-1] = (runs[-1][0], index, points_cut)
+        else:
+            runs.append((index, index, points_cut))
+    return runs
+
+
+def need_trends(
+    rows: list[ScoreRow], thresholds: list[dict[str, float]], names: list[str]
+) -> dict[str, Trend]:
+    """One small trend per need, each assessment against the flag threshold of the version that scored
+    it (`thresholds`, one dict per row; a need missing from it has no line there)."""
+    scored = [{n["need"]: n for n in row.result["needs"]} for row in rows]
     trends = {}
-    for need in needs:
-        series = []
-        for row, by_name in scored:
-            found = by_name.get(need.name)
+    for name in names:
+        series, cuts = [], []
+        for row, by_name, threshold in zip(rows, scored, thresholds, strict=True):
+            found = by_name.get(name)
             probability = None if found is None else found["probability"]
             mark = "flagged" if found is not None and found["flagged"] else ""
             series.append((row.id, row.created_at, probability, mark))
-        trends[need.name] = trend(series, [need.flag_threshold], NEED_FRAME)
+            cuts.append((threshold[name],) if found is not None and name in threshold else None)
+        trends[name] = trend(series, cuts, NEED_FRAME)
     return trends
 
 
@@ -416,6 +448,12 @@ def _run_metrics(run_id: str) -> dict[str, float]:
 def run_documents(run_id: str) -> dict[str, str]:
     """An earlier version's evaluation and model card (run artifacts are immutable)."""
     return model_store.run_documents(run_id)
+
+
+def score_spec(run_id: str, serving: model_store.ServingModel) -> DatasetSpec | None:
+    """The spec of the run that made a score: its bands and need thresholds decided it, whatever
+    version serves now; None when MLflow no longer holds that run's spec."""
+    return serving.bundle.spec if run_id == serving.run_id else run_spec(run_id)
 
 
 def run_spec(run_id: str) -> DatasetSpec | None:

@@ -401,9 +401,7 @@ def score_page(
     if row is None:
         return _not_found(request, reviewer, f"No score with id {score_id}.")
     explanation = row.result["explanation"]
-    # The score's own run's spec: another version may flag needs at other thresholds.
-    serving = holder.current
-    spec = serving.bundle.spec if row.run_id == serving.run_id else pages.run_spec(row.run_id)
+    spec = pages.score_spec(row.run_id, holder.current)
     needs = spec.needs if spec else []
     described = {n.name: n.description for n in needs}
     # A flag can come from the base value alone, so it is shown beside the largest contributions.
@@ -451,8 +449,15 @@ def person_page(
     if not rows:
         return _not_found(request, reviewer, f"No scores for person {person_id}.")
     rows.reverse()
-    spec = holder.current.bundle.spec
-    need_names = [n.name for n in spec.needs]
+    serving = holder.current
+    by_run = {run_id: pages.score_spec(run_id, serving) for run_id in {r.run_id for r in rows}}
+    specs = [by_run[r.run_id] for r in rows]
+    # The serving model's needs first, then any an earlier version scored that it dropped.
+    need_names = list(
+        dict.fromkeys(
+            [n.name for n in serving.bundle.spec.needs] + [n["need"] for r in rows for n in r.result["needs"]]
+        )
+    )
     return _render(
         request,
         "person.html",
@@ -463,11 +468,16 @@ def person_page(
             "total": total,
             "trend": pages.trend(
                 [(r.id, r.created_at, r.risk_probability, r.risk_band) for r in rows],
-                spec.risk_bands.cut_points,
+                [tuple(s.risk_bands.cut_points) if s else None for s in specs],
             ),
-            "need_trends": pages.need_trends(rows, spec.needs),
+            "need_trends": pages.need_trends(
+                rows, [{n.name: n.flag_threshold for n in s.needs} if s else {} for s in specs], need_names
+            ),
             "need_names": need_names,
             "need_rows": [(r, {n["need"]: n for n in r.result["needs"]}) for r in rows],
+            "unread_versions": sorted(
+                {r.model_version for r, s in zip(rows, specs, strict=True) if s is None}
+            ),
         },
     )
 

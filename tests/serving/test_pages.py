@@ -22,7 +22,7 @@ from starlette.requests import Request
 
 from serving.database import make_engine
 from serving.keys import KeyStore
-from serving.pages import NEED_FRAME
+from serving.pages import NEED_FRAME, RISK_FRAME
 from serving.routes.pages import install_pages
 from serving.settings import Settings
 from tests.serving.conftest import form_token, score_row, start_server
@@ -340,6 +340,60 @@ def test_a_score_shows_the_flag_thresholds_of_the_version_that_made_it(registry,
     quoted = re.findall(row, text, re.S)
     own = {n.name: f"{n.flag_threshold:.2f}" for n in spec.needs}
     assert quoted and all(own[need] == threshold for need, threshold in quoted), quoted
+
+
+def _cuts_at_points(text: str, chart_id: str) -> dict[str, list[float]]:
+    """Per point of a trend chart (by score id), the heights of the dashed cut lines drawn above it."""
+    svg = re.search(rf'<svg id="{chart_id}".*?</svg>', text, re.S).group(0)
+    cuts = [
+        tuple(float(v) for v in found)
+        for found in re.findall(r'<line class="cut" x1="([0-9.]+)" x2="([0-9.]+)" y1="([0-9.]+)"', svg)
+    ]
+    points = re.findall(r'cx="([0-9.]+)"[^>]*data-score-id="([^"]+)"', svg)
+    return {score_id: sorted(y for x1, x2, y in cuts if x1 <= float(cx) <= x2) for cx, score_id in points}
+
+
+def test_a_person_page_draws_each_score_against_its_own_versions_cuts(registry, tmp_path, spec, api_records):
+    """A later version may cut bands and flag needs elsewhere, or drop a need: each assessment on the
+    person page is drawn against the cut points and thresholds of the version that scored it."""
+    from training.promote import promote
+    from training.train import train
+
+    name = "reintegra-person-versions"
+    first = train(spec, registry.data, name=name, seed=3)
+    promote(name, first.model_version, force=True, reason="test fixture")
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    person = "P-TWO-VERSIONS"
+    try:
+        with server.client("scorer") as scorer:
+            early = [
+                scorer.post("/v1/scores", json={"person_id": person, "record": r}).json()["id"]
+                for r in api_records[:2]
+            ]
+        needs = [n.model_copy(update={"flag_threshold": 0.8}) for n in spec.needs if n.name != "housing"]
+        bands = spec.risk_bands.model_copy(update={"cut_points": [0.5], "labels": ["standard", "elevated"]})
+        later = spec.model_copy(update={"needs": needs, "risk_bands": bands})
+        second = train(later, registry.data, name=name, seed=3)
+        promote(name, second.model_version, force=True, reason="test fixture")
+        with server.client("admin") as admin:
+            assert admin.post("/v1/admin/reload").json()["version"] == second.model_version
+        with server.client("scorer") as scorer:
+            late = scorer.post("/v1/scores", json={"person_id": person, "record": api_records[2]}).json()[
+                "id"
+            ]
+        with server.page_client() as client:
+            text = client.get(f"/review/people/{person}").text
+    finally:
+        server.stop()
+    risk_cuts = _cuts_at_points(text, "trend")
+    own = pytest.approx(sorted(RISK_FRAME.y(c) for c in spec.risk_bands.cut_points), abs=0.05)
+    assert [risk_cuts[i] for i in early] == [own] * 2, risk_cuts
+    assert risk_cuts[late] == [pytest.approx(RISK_FRAME.y(0.5), abs=0.05)], risk_cuts
+    employment = _cuts_at_points(text, "need-trend-employment")
+    assert [employment[i] for i in early] == [[pytest.approx(NEED_FRAME.y(0.5), abs=0.05)]] * 2
+    assert employment[late] == [pytest.approx(NEED_FRAME.y(0.8), abs=0.05)]
+    housing = _cuts_at_points(text, "need-trend-housing")  # scored by the first version only
+    assert list(housing) == early
 
 
 def test_a_need_the_record_shows_says_so(server, scores, spec):
@@ -773,7 +827,6 @@ def test_a_short_explanation_has_no_grouped_bar():
 def test_a_need_an_earlier_model_did_not_score_keeps_the_time_axis():
     from datetime import UTC, datetime
 
-    from features.spec import NeedSpec
     from serving.pages import need_trends
     from serving.tables import ScoreRow
 
@@ -785,15 +838,17 @@ def test_a_need_an_earlier_model_did_not_score_keeps_the_time_axis():
     housing = {"need": "housing", "probability": 0.7, "flagged": True}
     calm = {**housing, "probability": 0.2, "flagged": False}
     rows = [row(0, [housing]), row(1, []), row(2, [calm]), row(3, [calm])]
-    need = NeedSpec(
-        name="housing", all=[{"column": "Moves", "op": ">=", "value": 2}], interventions=["housing"]
-    )
-    trend = need_trends(rows, [need])["housing"]
+    trend = need_trends(rows, [{"housing": 0.5}] * len(rows), ["housing"])["housing"]
     assert [(p.score_id, p.mark) for p in trend.points] == [("s0", "flagged"), ("s2", ""), ("s3", "")]
     left, right = trend.frame.left, trend.frame.right
     assert [p.x for p in trend.points] == pytest.approx([left, left + 2 * (right - left) / 3, right])
     assert trend.path.count("L") == 2
-    assert [tick.label for tick in trend.cut_lines] == ["0.5"]
+    step = (right - left) / 3  # no threshold above the assessment that did not score the need
+    lines = [(c.label, c.x1, c.x2) for c in trend.cut_lines]
+    assert lines == [
+        ("0.5", left, pytest.approx(left + step / 2)),
+        ("0.5", pytest.approx(left + 1.5 * step), right),
+    ]
 
 
 def page_request() -> Request:
@@ -940,8 +995,8 @@ def test_a_need_named_with_spaces_labels_its_chart():
         person_id="P",
         rows=rows,
         total=1,
-        trend=trend([("s1", rows[0].created_at, 0.4, "low")], [0.5]),
-        need_trends=need_trends(rows, [need]),
+        trend=trend([("s1", rows[0].created_at, 0.4, "low")], [(0.5,)]),
+        need_trends=need_trends(rows, [{need.name: need.flag_threshold}], [need.name]),
         need_names=[need.name],
         need_rows=[(rows[0], {need.name: found})],
     )
