@@ -106,6 +106,12 @@ class AuditStore:
         with self._sessions() as session:
             return sorted(session.scalars(query).all(), key=_numeric)
 
+    def bands(self, model_name: str) -> list[str]:
+        """Every risk band a score of `model_name` was put in, by whichever version's spec."""
+        query = select(ScoreRow.risk_band).where(ScoreRow.model_name == model_name).distinct()
+        with self._sessions() as session:
+            return sorted(session.scalars(query).all())
+
     def writable(self) -> bool:
         """True when a write commits right now. An empty write or a rollback would pass on a full
         disk (nothing reaches it), so one small row is rewritten and committed."""

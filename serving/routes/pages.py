@@ -30,7 +30,7 @@ from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
 from serving.keys import ApiKey, KeyStore
 from serving.model_store import evaluation_of
 from serving.problems import field_errors
-from serving.routes.scores import band_error
+from serving.routes.scores import band_error, known_bands
 from serving.settings import Settings
 
 log = logging.getLogger("reintegra.pages")
@@ -341,7 +341,8 @@ def scores_page(
     """Newest first, filtered; the date range is inclusive and in UTC."""
     first, since_error = _day(since)
     last, until_error = _day(until)
-    band_problem = band_error(band, holder.current.bundle.spec.risk_bands.labels) if band else None
+    bands = known_bands(holder.current.bundle.spec.risk_bands.labels, audit, holder.name)
+    band_problem = band_error(band, bands) if band else None
     if band_problem:  # a hand-edited address: said, and the band left out, rather than an empty list
         band_problem, band = f"{band_problem}; showing every band", ""
     where = ScoreFilter(
@@ -385,7 +386,7 @@ def scores_page(
                 for field, e in (("band", band_problem), ("since", since_error), ("until", until_error))
                 if e
             },
-            "bands": holder.current.bundle.spec.risk_bands.labels,
+            "bands": bands,
             "versions": versions,
             "previous": f"?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,
             "next": f"?{urlencode({**query, 'page': page + 1})}" if page < pages_count else None,

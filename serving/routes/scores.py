@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from features.spec import MAX_BAND_LABEL
 from serving.addresses import root_path
-from serving.audit import ScoreFilter
+from serving.audit import AuditStore, ScoreFilter
 from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey
 from serving.idempotency import (
     REPLAYED_HEADER,
@@ -229,7 +229,9 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
     ) -> dict[str, Any]:
         model_name, band, limit, offset = query.model_name, query.band, query.limit, query.offset
         if band is not None and model_name in (None, holder.name):
-            error = band_error(band, holder.current.bundle.spec.risk_bands.labels)
+            error = band_error(
+                band, known_bands(holder.current.bundle.spec.risk_bands.labels, audit, holder.name)
+            )
             if error:
                 raise _query_error("band", "enum", error, band)
         if query.since is not None and query.until is not None and query.until <= query.since:
@@ -264,12 +266,19 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
     return router
 
 
+def known_bands(serving: list[str], audit: AuditStore, model_name: str) -> list[str]:
+    """The serving spec's bands, then those only earlier versions gave (a later spec may drop or
+    rename a band, and the scores put in it must stay searchable)."""
+    return list(dict.fromkeys([*serving, *audit.bands(model_name)]))
+
+
 def band_error(band: str, bands: list[str]) -> str | None:
-    """Why `band` matches no score of the serving model (None when it is one of its bands): an
+    """Why `band` matches no score of the serving model (None when it is one of `known_bands`): an
     unknown band would otherwise look like a band with no scores."""
     if band in bands:
         return None
-    return f"{band!r} is not a risk band of the serving model; allowed: {', '.join(bands)}"
+    allowed = ", ".join(bands)
+    return f"{band!r} is not a risk band of the serving model or of its stored scores; allowed: {allowed}"
 
 
 def _cursor(row: ScoreRow) -> str:

@@ -23,7 +23,7 @@ from models.registry import FORCED_REASON_TAG
 from serving.audit import AuditStore, new_score_id
 from serving.database import make_engine
 from serving.tables import ScoreRow
-from tests.serving.conftest import start_server
+from tests.serving.conftest import score_row, start_server
 
 PROBLEM = "application/problem+json"
 
@@ -504,12 +504,33 @@ def test_an_unknown_band_is_refused_with_the_serving_models_bands(server):
     assert unknown.json()["errors"] == [
         {
             "field": "query.band",
-            "message": "'unknown' is not a risk band of the serving model; allowed: low, moderate, high, "
-            "very_high",
+            "message": "'unknown' is not a risk band of the serving model or of its stored scores; allowed: "
+            "low, moderate, high, very_high",
             "value": "unknown",
         }
     ]
     assert other_model.status_code == 200, "another model's bands are not known to this server"
+
+
+def test_a_band_only_an_earlier_version_gave_finds_its_scores(registry, tmp_path):
+    """A later spec may drop or rename a band: the scores an earlier version put in it stay searchable."""
+    server = start_server(registry, tmp_path)
+    engine = make_engine(server.database)
+    old = score_row("P-RETIRED-BAND", model_version="0", risk_band="retired")
+    AuditStore(engine).record([old])
+    engine.dispose()
+    try:
+        with server.client("reviewer") as reviewer:
+            found = reviewer.get("/v1/scores", params={"band": "retired"})
+            unknown = reviewer.get("/v1/scores", params={"band": "unknown"})
+    finally:
+        server.stop()
+    assert found.status_code == 200, found.text
+    assert [item["id"] for item in found.json()["items"]] == [old.id]
+    assert unknown.json()["errors"][0]["message"] == (
+        "'unknown' is not a risk band of the serving model or of its stored scores; allowed: low, moderate, "
+        "high, very_high, retired"
+    )
 
 
 def test_levels_are_matched_as_in_data_files(server, api_records):

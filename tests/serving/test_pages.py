@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 
+from serving.audit import AuditStore
 from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.pages import NEED_FRAME, RISK_FRAME
@@ -413,8 +414,6 @@ def test_a_score_stored_before_needs_were_observed_quotes_its_threshold(
 ):
     """Audit rows written before `observed` existed (commit 085c96a) have no such key: their flags came
     from the threshold alone, so the page must not say "the record shows otherwise"."""
-    from serving.audit import AuditStore
-
     server = start_server(registry, tmp_path)
     engine = make_engine(server.database)
     audit = AuditStore(engine)
@@ -500,10 +499,27 @@ def test_an_unknown_band_is_said_and_every_band_shown(server, scores):
     assert page.status_code == 200
     assert (
         '<p class="error" id="band-error" role="alert">&#39;unknown&#39; is not a risk band of the serving '
-        "model; allowed: low, moderate, high, very_high; showing every band</p>"
+        "model or of its stored scores; allowed: low, moderate, high, very_high; showing every band</p>"
     ) in page.text
     assert '<select id="band" name="band" aria-invalid="true" aria-describedby="band-error">' in page.text
     assert all(score["id"] in page.text for score in scores[-5:])
+
+
+def test_a_band_only_an_earlier_version_gave_is_a_filter(registry, tmp_path):
+    """Scores an earlier version put in a band the serving spec no longer has are found by that band."""
+    server = start_server(registry, tmp_path)
+    engine = make_engine(server.database)
+    old = score_row("P-RETIRED-BAND", model_version="0", risk_band="retired")
+    AuditStore(engine).record([old])
+    engine.dispose()
+    try:
+        with server.page_client() as client:
+            page = client.get("/review/scores", params={"band": "retired"})
+    finally:
+        server.stop()
+    assert 'id="band-error"' not in page.text
+    assert '<option value="retired" selected>retired</option>' in page.text
+    assert page.text.count('<tr data-score-id="') == 1 and old.id in page.text
 
 
 def test_a_bad_page_address_gets_a_page_not_a_json_problem(server, scores):
