@@ -25,6 +25,7 @@ class ScoreFilter:
     until: datetime | None = None
     band: str | None = None
     model_version: str | None = None
+    upto: tuple[datetime, str] | None = None  # (created_at, id) of the newest score a paged list shows
 
 
 class AuditStore:
@@ -88,6 +89,11 @@ class AuditStore:
             query = query.where(ScoreRow.risk_band == where.band)
         if where.model_version is not None:
             query = query.where(ScoreRow.model_version == where.model_version)
+        if where.upto is not None:
+            at, score_id = where.upto
+            query = query.where(
+                or_(ScoreRow.created_at < at, and_(ScoreRow.created_at == at, ScoreRow.id <= score_id))
+            )
         with self._sessions() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery()))
             if before is not None:

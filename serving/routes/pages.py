@@ -6,7 +6,7 @@ import hmac
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Annotated, Any
@@ -30,7 +30,7 @@ from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
 from serving.keys import ApiKey, KeyStore
 from serving.model_store import evaluation_of
 from serving.problems import field_errors
-from serving.routes.scores import band_error, known_bands
+from serving.routes.scores import band_error, cursor_of, known_bands, position
 from serving.settings import Settings
 
 log = logging.getLogger("reintegra.pages")
@@ -337,8 +337,10 @@ def scores_page(
     since: Annotated[str, Query(max_length=10)] = "",
     until: Annotated[str, Query(max_length=10)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    upto: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
-    """Newest first, filtered; the date range is inclusive and in UTC."""
+    """Newest first, filtered; the date range is inclusive and in UTC. Pages hold still at the newest
+    score of the first (`upto`), so scores arriving meanwhile never push a row onto the next page again."""
     first, since_error = _day(since)
     last, until_error = _day(until)
     bands = known_bands(holder.current.bundle.spec.risk_bands.labels, audit, holder.name)
@@ -353,7 +355,15 @@ def scores_page(
         band=band or None,
         model_version=model_version or None,
     )
-    rows, total = audit.search(where, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    try:
+        pinned = position(upto) if upto else None
+    except ValueError:  # a hand-edited address: the list starts from the newest score again
+        pinned = None
+    if pinned is None:
+        newest, _ = audit.search(where, 1, 0)
+        pinned = (newest[0].created_at, newest[0].id) if newest else None
+    rows, total = audit.search(replace(where, upto=pinned), PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    newer = audit.search(where, 0, 0)[1] - total if upto else 0
     filters = {
         "band": band,
         "model_version": model_version,
@@ -362,7 +372,8 @@ def scores_page(
         "since": first.isoformat() if first else since,
         "until": last.isoformat() if last else until,
     }
-    query = {k: v for k, v in filters.items() if v}
+    fresh = {k: v for k, v in filters.items() if v}
+    query = {**fresh, "upto": cursor_of(*pinned)} if pinned else fresh
     pages_count = max(1, -(-total // PAGE_SIZE))
     if page > pages_count:  # an old link or a hand-edited URL: show the last page there is
         return RedirectResponse(f"?{urlencode({**query, 'page': pages_count})}", status_code=303)
@@ -390,6 +401,8 @@ def scores_page(
             "versions": versions,
             "previous": f"?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,
             "next": f"?{urlencode({**query, 'page': page + 1})}" if page < pages_count else None,
+            "newer": newer,
+            "newest": f"?{urlencode(fresh)}",
         },
     )
 

@@ -34,7 +34,6 @@ from serving.schemas import (
     few_unknown_fields,
 )
 from serving.scoring import response_json, score_public, score_requests
-from serving.tables import ScoreRow
 
 MAX_OFFSET = 1_000_000_000
 LOCATION_HEADER = {
@@ -260,7 +259,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             )
             for r in rows
         ]
-        next_cursor = _cursor(rows[-1]) if more else None
+        next_cursor = cursor_of(rows[-1].created_at, rows[-1].id) if more else None
         return {"items": items, "total": total, "limit": limit, "offset": offset, "next_cursor": next_cursor}
 
     return router
@@ -281,14 +280,14 @@ def band_error(band: str, bands: list[str]) -> str | None:
     return f"{band!r} is not a risk band of the serving model or of its stored scores; allowed: {allowed}"
 
 
-def _cursor(row: ScoreRow) -> str:
-    """Where the next page starts: after this row in the search's order (created_at, then id)."""
-    text = json.dumps([row.created_at.isoformat(), row.id], separators=(",", ":"))
+def cursor_of(created_at: datetime, score_id: str) -> str:
+    """A score's place in the search's order (created_at, then id) as opaque text for an address."""
+    text = json.dumps([created_at.isoformat(), score_id], separators=(",", ":"))
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def _position(cursor: str) -> tuple[datetime, str]:
-    """The (created_at, id) a `next_cursor` names; any other text is a 422, not a 500."""
+def position(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) that `cursor_of` wrote; ValueError for any other text."""
     try:
         at, score_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         created_at = datetime.fromisoformat(at)
@@ -296,6 +295,14 @@ def _position(cursor: str) -> tuple[datetime, str]:
             raise ValueError(cursor)
         return _utc(created_at), score_id
     except (ValueError, TypeError) as exc:  # bad base64, JSON, shape or time are all ValueErrors
+        raise ValueError(f"not a position this server gave out: {cursor!r}") from exc
+
+
+def _position(cursor: str) -> tuple[datetime, str]:
+    """A `next_cursor`'s position; any other text is a 422, not a 500."""
+    try:
+        return position(cursor)
+    except ValueError as exc:
         message = "not a next_cursor this API returned; leave cursor out to start from the newest score"
         raise _query_error("cursor", "cursor", message, cursor) from exc
 

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 
-from serving.audit import AuditStore
+from serving.audit import AuditStore, utc_now
 from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.pages import NEED_FRAME, RISK_FRAME
@@ -483,14 +483,45 @@ def test_a_page_past_the_last_goes_to_the_last(server, scores):
         listed = client.get("/review/scores", params={"band": scores[0]["risk"]["band"], "page": 99})
         reversed_range = client.get("/review/scores", params={"since": "2026-02-02", "until": "2026-02-01"})
     assert listed.status_code == 303
-    assert parse_qs(urlsplit(listed.headers["location"]).query) == {
-        "band": [scores[0]["risk"]["band"]],
-        "page": ["1"],
-    }
+    last = parse_qs(urlsplit(listed.headers["location"]).query)
+    assert last.pop("upto"), "the last page of the list as read, however many scores arrive"
+    assert last == {"band": [scores[0]["risk"]["band"]], "page": ["1"]}
     assert "From (2026-02-02) is after To (2026-02-01)" in reversed_range.text
     invalid = 'value="2026-02-02" aria-invalid="true" aria-describedby="since-error"'
     assert f'id="since" name="since" type="date" {invalid}' in reversed_range.text
     assert '<p class="error" id="since-error" role="alert">' in reversed_range.text
+
+
+def test_the_next_page_neither_repeats_nor_skips_when_scores_arrive(registry, tmp_path):
+    """A reviewer reading page 1 while scorers work: page 2 must go on where page 1 ended, not repeat
+    the scores that newer ones pushed down (an offset alone would)."""
+    server = start_server(registry, tmp_path)
+    engine = make_engine(server.database)
+    audit = AuditStore(engine)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    listed = [score_row(f"P-{i}", created_at=start + timedelta(minutes=i)) for i in range(30)]
+    audit.record(listed)
+
+    def ids(text: str) -> list[str]:
+        return re.findall(r'<tr data-score-id="([^"]+)"', text)
+
+    try:
+        with server.page_client() as client:
+            first = client.get("/review/scores")
+            audit.record([score_row(f"P-NEW-{i}", created_at=utc_now()) for i in range(3)])
+            older = html.unescape(re.search(r'<a href="([^"]+)" rel="next">', first.text).group(1))
+            second = client.get(f"/review/scores{older}")
+            back = html.unescape(re.search(r'<a href="([^"]+)" rel="prev">', second.text).group(1))
+            again = client.get(f"/review/scores{back}")
+    finally:
+        engine.dispose()
+        server.stop()
+    newest_first = [row.id for row in reversed(listed)]
+    assert ids(first.text) == newest_first[:25]
+    assert ids(second.text) == newest_first[25:], "page 2 goes on where page 1 ended"
+    assert ids(again.text) == newest_first[:25], "back to page 1 as it was read"
+    assert "30 scores, newest first; page 2 of 2." in second.text
+    assert "3 newer scores" in second.text
 
 
 def test_an_unknown_band_is_said_and_every_band_shown(server, scores):
