@@ -14,7 +14,7 @@ import mlflow
 from markupsafe import Markup, escape
 from mlflow import MlflowClient
 
-from features.spec import DatasetSpec, SpecError, parse_spec
+from features.spec import DatasetSpec, Gates, SpecError, parse_spec
 from models import registry
 from models.baselines import baseline_label
 from serving import model_store
@@ -488,12 +488,16 @@ def _download(run_id: str, name: str) -> bytes:
 
 
 def metric_table(
-    evaluation: dict[str, Any], spec: DatasetSpec
+    evaluation: dict[str, Any], spec: DatasetSpec | None
 ) -> tuple[list[str], list[tuple[str, list[float | None]]]]:
-    """Risk metrics of the model beside each baseline's (baselines report AUC and Brier only)."""
+    """Risk metrics of the model beside each baseline's (baselines report AUC and Brier only); a
+    baseline goes by its report's key when the version's spec cannot be read."""
     baselines = evaluation.get("baselines", {})
     risk = evaluation.get("risk", {})
-    columns = ["this model", *(f"baseline: {baseline_label(key, spec)}" for key in baselines)]
+    columns = [
+        "this model",
+        *(f"baseline: {baseline_label(key, spec) if spec else key}" for key in baselines),
+    ]
     rows = [
         (METRIC_LABELS.get(metric, metric), [risk.get(metric), *(b.get(metric) for b in baselines.values())])
         for metric in risk
@@ -512,9 +516,11 @@ class Gap:
         return self.gate is not None and self.value is not None and self.value > self.gate
 
 
-def fairness_gaps(table: dict[str, Any], gated: bool, max_fpr_gap: float) -> dict[str, Gap]:
-    """The gaps between groups by metric; the FPR gap of the gated attribute carries the promotion gate."""
+def fairness_gaps(table: dict[str, Any], gates: Gates | None, attribute: str) -> dict[str, Gap]:
+    """The gaps between groups by metric; the FPR gap of the gated attribute carries the version's
+    promotion gate (none when its spec cannot be read)."""
+    gated = gates is not None and attribute == gates.fairness_attribute
     return {
-        name: Gap(name, table.get(f"{name}_gap"), max_fpr_gap if gated and name == "fpr" else None)
+        name: Gap(name, table.get(f"{name}_gap"), gates.max_fpr_gap if gated and name == "fpr" else None)
         for name in ("ece", "fpr", "fnr")
     }

@@ -517,8 +517,10 @@ def model_page(
     else:
         return _not_found(request, reviewer, f"No version {version} of {holder.name} among the newest.")
     evaluation = evaluation_of(documents)
-    gates = serving.bundle.spec.gates
-    columns, metric_rows = pages.metric_table(evaluation, serving.bundle.spec)
+    # The version's own spec: a later one may gate promotion elsewhere or name its incumbent otherwise.
+    spec = serving.bundle.spec if version == serving.version else pages.run_spec(run_id)
+    gates = spec.gates if spec else None
+    columns, metric_rows = pages.metric_table(evaluation, spec)
     return _render(
         request,
         "model.html",
@@ -545,7 +547,7 @@ def model_page(
             "fairness": {
                 attribute: (
                     table,
-                    pages.fairness_gaps(table, attribute == gates.fairness_attribute, gates.max_fpr_gap),
+                    pages.fairness_gaps(table, gates, attribute),
                 )
                 for attribute, table in evaluation.get("fairness", {}).items()
             },

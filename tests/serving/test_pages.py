@@ -397,6 +397,28 @@ def test_a_person_page_draws_each_score_against_its_own_versions_cuts(registry, 
     assert list(housing) == early
 
 
+def test_an_earlier_versions_page_quotes_its_own_gates(registry, tmp_path, spec):
+    """A later spec may gate promotion elsewhere: an earlier version's page marks its gaps against the
+    gates it was promoted under, not the serving version's."""
+    from training.promote import promote
+    from training.train import train
+
+    name = "reintegra-gates"
+    first = train(spec, registry.data, name=name, seed=3)
+    promote(name, first.model_version, force=True, reason="test fixture")
+    looser = spec.gates.model_copy(update={"max_fpr_gap": 0.5})
+    second = train(spec.model_copy(update={"gates": looser}), registry.data, name=name, seed=3)
+    promote(name, second.model_version, force=True, reason="test fixture")
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    try:
+        with server.page_client() as client:
+            text = " ".join(client.get(f"/review/model/{first.model_version}").text.split())
+    finally:
+        server.stop()
+    assert f"allows an FPR gap of at most {spec.gates.max_fpr_gap} on" in text
+    assert "the gate 0.5" not in text
+
+
 def test_a_need_the_record_shows_says_so(server, scores, spec):
     observed = [(s, n["need"]) for s in scores for n in s["needs"] if n["observed"]]
     assert observed, "the fixture's scores include a parole condition"
@@ -835,12 +857,15 @@ def test_pages_read_without_javascript_and_by_keyboard(browser, server, scores):
 
 
 def test_fairness_gaps_above_the_gate_are_marked():
+    from features.spec import Gates
     from serving.pages import fairness_gaps
 
     table = {"fpr_gap": 0.08, "fnr_gap": 0.2, "ece_gap": 0.01}
-    gated = {name: gap.above_gate for name, gap in fairness_gaps(table, gated=True, max_fpr_gap=0.05).items()}
+    gates = Gates(fairness_attribute="Race", max_fpr_gap=0.05)
+    gated = {name: gap.above_gate for name, gap in fairness_gaps(table, gates, "Race").items()}
     assert gated == {"fpr": True, "fnr": False, "ece": False}
-    assert not any(gap.above_gate for gap in fairness_gaps(table, gated=False, max_fpr_gap=0.05).values())
+    assert not any(gap.above_gate for gap in fairness_gaps(table, gates, "Gender").values())
+    assert not any(gap.above_gate for gap in fairness_gaps(table, None, "Race").values()), "gates unknown"
 
 
 def test_model_card_markdown_is_escaped():
@@ -921,7 +946,7 @@ def test_the_model_page_marks_a_gap_above_the_gate():
         serving_version="2",
         gates=gates,
         artifacts={},
-        fairness={"Race": (table, fairness_gaps(table, gated=True, max_fpr_gap=gates.max_fpr_gap))},
+        fairness={"Race": (table, fairness_gaps(table, gates, "Race"))},
     )
     assert 'class="num over-gate" data-gap="fpr"' in html
     assert "Race: the FPR gap 0.0800 is <strong>above</strong> the gate 0.05." in " ".join(html.split())
@@ -956,7 +981,7 @@ def test_the_model_page_shows_a_small_band_cell_as_na_and_says_when_no_band_has_
         serving_version="2",
         gates=Gates(),
         artifacts={},
-        fairness={"Race": (table, fairness_gaps(table, gated=False, max_fpr_gap=0.05))},
+        fairness={"Race": (table, fairness_gaps(table, None, "Race"))},
     )
     text = " ".join(html.split())
     assert '<td class="num">4</td> <td class="num">0.200</td><td class="num">n/a</td>' in text
