@@ -75,6 +75,12 @@ class KeyStore:
         """The key with this id while it is not revoked, or None."""
         return self._active(_BY_ID, key_id)
 
+    def get(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked or not: who made a score stays known after revocation."""
+        with self._sessions() as session:
+            row = session.get(ApiKeyRow, key_id)
+        return None if row is None else _public(row)
+
     def _active(self, query: Select, value: str) -> ApiKey | None:
         """A Core query built once, not an ORM session: this runs on every request (0.7 -> 0.16 ms)."""
         with self._engine.connect() as connection:

@@ -268,6 +268,12 @@ class ScorePublic(BaseModel):
     record: dict[str, Any] | None = None
 
 
+class ScoreRead(ScorePublic):
+    key_id: str = Field(
+        description="The API key that made the score (`python -m serving keys list` names it)"
+    )
+
+
 class FieldError(BaseModel):
     field: str = Field(
         description="Where: dotted path, e.g. record.Gender, query.band, header.Idempotency-Key"

@@ -409,7 +409,7 @@ def scores_page(
 
 @router.get("/scores/{score_id}")
 def score_page(
-    request: Request, score_id: str, reviewer: ReviewerDep, audit: AuditDep, holder: HolderDep
+    request: Request, score_id: str, reviewer: ReviewerDep, audit: AuditDep, holder: HolderDep, keys: KeysDep
 ) -> Response:
     row = audit.get(score_id)
     if row is None:
@@ -435,6 +435,7 @@ def score_page(
         {
             "reviewer": reviewer,
             "row": row,
+            "scored_by": keys.get(row.key_id),
             "served_name": holder.name,
             "risk": row.result["risk"],
             # Rows stored before `observed` existed (085c96a) were flagged by threshold alone.

@@ -30,6 +30,7 @@ from serving.schemas import (
     BatchPublic,
     ScorePage,
     ScorePublic,
+    ScoreRead,
     ScoreSummary,
     few_unknown_fields,
 )
@@ -201,17 +202,17 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
 
     @router.get(
         "/scores/{score_id}",
-        response_model=ScorePublic,
+        response_model=ScoreRead,
         response_model_exclude_unset=True,  # as returned: no `warnings` or `unseen` it did not have
         summary="Read one score",
         responses={404: problem_response("No score with this id")},
     )
     def read_score(score_id: str, key: ReviewerKey, audit: AuditDep) -> dict[str, Any]:
-        """The score exactly as returned, with the input record, for audit."""
+        """The score exactly as returned, with the input record and the key that made it, for audit."""
         row = audit.get(score_id)
         if row is None:
             raise HTTPException(404, f"no score with id {score_id}")
-        return score_public(row, with_record=True)
+        return {**score_public(row, with_record=True), "key_id": row.key_id}
 
     @router.get(
         "/scores",

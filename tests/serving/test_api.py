@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.registry import FORCED_REASON_TAG
 from serving.audit import AuditStore, new_score_id
 from serving.database import make_engine
+from serving.keys import KeyStore
 from serving.tables import ScoreRow
 from tests.serving.conftest import score_row, start_server
 
@@ -481,6 +482,19 @@ def test_many_unknown_search_parameters_are_one_error_not_one_each(server):
     assert error["message"].endswith(
         "allowed: model_name, person_id, since, until, band, model_version, limit, offset, cursor"
     )
+
+
+def test_a_stored_score_names_the_key_that_made_it(server, api_records):
+    """A reviewer must be able to tell who scored a person; the audit row holds the key's id."""
+    with server.client("scorer") as scorer:
+        created = scorer.post("/v1/scores", json={"record": api_records[4]}).json()
+    with server.client("reviewer") as reviewer:
+        stored = reviewer.get(f"/v1/scores/{created['id']}").json()
+    engine = make_engine(server.database)
+    scorer_key = KeyStore(engine).verify(server.keys["scorer"])
+    engine.dispose()
+    assert stored["key_id"] == scorer_key.id
+    assert "key_id" not in created, "the scorer's answer is unchanged"
 
 
 @pytest.mark.parametrize("name", ["person_id", "model_version", "model_name", "band"])
@@ -997,7 +1011,9 @@ def test_an_unseen_free_text_value_is_said_in_the_score_and_on_its_page(
     assert "warnings" not in seen.json() and '"unseen"' not in seen.text
     for created in (seen, unseen):
         read = stored[created.json()["id"]].json()
-        assert {k: v for k, v in read.items() if k != "record"} == created.json(), "read back as returned"
+        assert {k: v for k, v in read.items() if k not in ("record", "key_id")} == created.json(), (
+            "read back as returned"
+        )
     assert '<section id="warnings"' in page and f"<li>{warning}</li>" in html.unescape(page)
     assert "<td>Acme &lt;Ltd&gt; (not seen in training: read as missing)</td>" in page, "escaped"
     assert '<section id="warnings"' not in plain_page and "not seen in training" not in plain_page

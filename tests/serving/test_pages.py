@@ -419,6 +419,18 @@ def test_an_earlier_versions_page_quotes_its_own_gates(registry, tmp_path, spec)
     assert "the gate 0.5" not in text
 
 
+def test_a_score_says_which_key_request_and_run_made_it(server, scores):
+    score = scores[0]
+    with server.page_client() as client:
+        text = " ".join(html.unescape(client.get(f"/review/scores/{score['id']}").text).split())
+    engine = make_engine(server.database)
+    scorer_key = KeyStore(engine).verify(server.keys["scorer"])
+    engine.dispose()
+    assert f"<dt>Scored by</dt><dd>key “test scorer” (scorer, id <code>{scorer_key.id}</code>)</dd>" in text
+    assert f"<dt>Request id</dt><dd><code>{score['request_id']}</code></dd>" in text
+    assert f"<dt>Training run</dt><dd><code>{score['model']['run_id']}</code></dd>" in text
+
+
 def test_a_need_the_record_shows_says_so(server, scores, spec):
     observed = [(s, n["need"]) for s in scores for n in s["needs"] if n["observed"]]
     assert observed, "the fixture's scores include a parole condition"
