@@ -436,6 +436,7 @@ def score_page(
             "reviewer": reviewer,
             "row": row,
             "scored_by": keys.get(row.key_id),
+            "spec_unread": spec is None,
             "served_name": holder.name,
             "risk": row.result["risk"],
             # Rows stored before `observed` existed (085c96a) were flagged by threshold alone.

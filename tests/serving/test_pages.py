@@ -477,6 +477,33 @@ def test_a_score_stored_before_needs_were_observed_quotes_its_threshold(
         assert f"(at {need.flag_threshold:.2f} or above)" in row, row
 
 
+def test_a_score_whose_run_mlflow_lost_says_its_thresholds_are_unknown(registry, tmp_path, api_records):
+    """A run deleted from MLflow (or its artifacts moved) takes its spec along: the page must say the
+    thresholds are unknown, not quote none and leave the reader to guess."""
+    server = start_server(registry, tmp_path)
+    engine = make_engine(server.database)
+    audit = AuditStore(engine)
+    try:
+        with server.client("scorer") as scorer:
+            stored = audit.get(scorer.post("/v1/scores", json={"record": api_records[0]}).json()["id"])
+        lost = score_row(
+            "P-LOST-RUN", model_version="0", run_id="0123456789abcdef0123456789abcdef", result=stored.result
+        )
+        audit.record([lost])
+        with server.page_client() as client:
+            page = client.get(f"/review/scores/{lost.id}")
+    finally:
+        engine.dispose()
+        server.stop()
+    assert page.status_code == 200
+    text = " ".join(html.unescape(page.text).split())
+    assert "or above)" not in text
+    assert (
+        "The flag thresholds of version 0 (training run 0123456789abcdef0123456789abcdef) could not be read "
+        "from MLflow, so none is quoted; each flag is as it was recorded."
+    ) in text
+
+
 def test_date_filters_at_the_ends_of_the_calendar(server, scores):
     with server.page_client() as client:
         everything = client.get("/review/scores", params={"since": "0001-01-01", "until": "9999-12-31"})
