@@ -22,6 +22,9 @@ from serving.observability import shared_metrics_folder
 from serving.settings import Settings, unknown_variables
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
+# MLflow retries a tracking server 7 times, 120 s each: a page asking it while it is down would wait
+# four minutes (holding a pool thread) for its 500; with these it says MLflow did not answer in seconds.
+MLFLOW_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored as hashes).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -43,6 +46,8 @@ def serve(
         os.environ["REINTEGRA_ROOT_PATH"] = root_path
     settings = _settings()
     configure_tracking()
+    for name, value in MLFLOW_HTTP_LIMITS.items():
+        os.environ.setdefault(name, value)
     try:
         alias_version(settings.model_name, settings.model_alias)
     except ModelUnavailable as exc:  # say it once here, not in a traceback from every worker

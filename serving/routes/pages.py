@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
+import mlflow
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
@@ -510,12 +511,19 @@ def model_page(
 ) -> Response:
     """A version's metrics, plots, fairness audit and card; the serving one is already in memory."""
     serving = holder.current
-    versions = pages.registered_versions(holder.name)
-    listed = next((v for v in versions if v.version == version), None)
+    try:
+        versions: list[pages.VersionRow] | None = pages.registered_versions(holder.name)
+    except mlflow.exceptions.MlflowException as exc:  # the serving version's page is still in memory
+        log.warning("MLflow did not answer for the model page: %s", str(exc).splitlines()[0])
+        versions = None
+    listed = next((v for v in versions or [] if v.version == version), None)
     if version == serving.version:
         documents, run_id = serving.documents, serving.run_id
     elif listed is not None:
         documents, run_id = pages.run_documents(listed.run_id), listed.run_id
+    elif versions is None:
+        what = f"MLflow did not answer: version {version} cannot be shown now; try again later."
+        return _render(request, "unavailable.html", {"reviewer": reviewer, "what": what}, 503)
     else:
         return _not_found(request, reviewer, f"No version {version} of {holder.name} among the newest.")
     evaluation = evaluation_of(documents)
@@ -538,7 +546,7 @@ def model_page(
             "versions": versions,
             "alias_moves": [
                 (datetime.fromisoformat(moved_at), entry)
-                for moved_at, entry in alias_history(holder.name)[:ALIAS_MOVES_SHOWN]
+                for moved_at, entry in (alias_history(holder.name)[:ALIAS_MOVES_SHOWN] if versions else [])
             ],
             "metric_columns": columns,
             "metric_rows": metric_rows,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import math
 import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -837,6 +840,88 @@ def test_an_earlier_version_shows_its_own_run_and_metrics(page, server, registry
     page.get_by_role("link", name="its page").click()
     assert page.locator("#model-version").inner_text() == registry.version
     assert page.locator("#serving-state").inner_text() == "Serving"
+
+
+def test_the_model_page_says_when_mlflow_does_not_answer(registry, tmp_path, second_version):
+    """A tracking server that goes away while the API serves: the serving version's page stays up from
+    what was loaded with it and says what cannot be listed; an earlier version's page says why it cannot
+    be shown. Neither waits minutes on MLflow's retries nor ends in a 500."""
+    from tests.serving.conftest import free_port
+
+    port = free_port()
+    tracking = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            registry.uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.5)
+        server = start_server(registry, tmp_path, extra_env={"MLFLOW_TRACKING_URI": url})
+    finally:
+        tracking.terminate()
+        tracking.wait(timeout=30)
+    try:
+        with server.page_client() as client:
+            client.timeout = httpx.Timeout(90)
+            started = time.monotonic()
+            serving = client.get(f"/review/model/{registry.version}")
+            earlier = client.get(f"/review/model/{second_version.model_version}")
+            took = time.monotonic() - started
+    finally:
+        server.stop()
+    assert serving.status_code == 200
+    serving_text = " ".join(html.unescape(serving.text).split())
+    assert (
+        "MLflow did not answer, so the registered versions and the alias moves cannot be listed now"
+        in serving_text
+    )
+    assert "No alias move is recorded" not in serving_text
+    assert earlier.status_code == 503
+    assert (
+        f"MLflow did not answer: version {second_version.model_version} cannot be shown now" in earlier.text
+    )
+    assert took < 60, took
+
+
+def test_the_model_page_says_when_the_registered_model_was_renamed(registry, tmp_path, spec):
+    from mlflow import MlflowClient
+
+    from training.promote import promote
+    from training.train import train
+
+    name = "reintegra-renamed-later"
+    first = train(spec, registry.data, name=name, seed=3)
+    promote(name, first.model_version, force=True, reason="test fixture")
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    MlflowClient().rename_registered_model(name, f"{name}-elsewhere")
+    try:
+        with server.page_client() as client:
+            page = client.get(f"/review/model/{first.model_version}")
+    finally:
+        server.stop()
+    text = " ".join(html.unescape(page.text).split())
+    assert page.status_code == 200
+    assert f"MLflow holds no registered model named {name} now (renamed or deleted)" in text
+    assert "No alias move is recorded" not in text
 
 
 def test_scores_of_a_version_that_never_scored_show_that_filter(page, server, scores, second_version):
