@@ -569,8 +569,10 @@ def model_page(
 
 @router.get("/model/{version}/artifacts/{name}")
 def model_artifact(name: str, version: str, reviewer: ReviewerDep, holder: HolderDep) -> Response:
-    """A plot logged with the version's training run, fetched from MLflow."""
-    run_id = pages.version_run_id(holder.name, version)
+    """A plot logged with the version's training run, fetched from MLflow; the serving version's run
+    is known from loading it, so its plots show even once the registry has lost its name."""
+    serving = holder.current
+    run_id = serving.run_id if version == serving.version else pages.version_run_id(holder.name, version)
     content = pages.run_artifact(run_id, name) if run_id else None
     if content is None:
         return Response(f"no plot {name} for version {version}", 404, media_type="text/plain")

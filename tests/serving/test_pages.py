@@ -924,6 +924,26 @@ def test_the_model_page_says_when_the_registered_model_was_renamed(registry, tmp
     assert "No alias move is recorded" not in text
 
 
+def test_the_serving_versions_plots_show_after_the_registered_model_is_renamed(registry, tmp_path, spec):
+    """The serving version's run is known from loading it: its plots need no registry look-up."""
+    from mlflow import MlflowClient
+
+    from training.promote import promote
+    from training.train import train
+
+    name = "reintegra-plots-renamed"
+    first = train(spec, registry.data, name=name, seed=3)
+    promote(name, first.model_version, force=True, reason="test fixture")
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    MlflowClient().rename_registered_model(name, f"{name}-elsewhere")
+    try:
+        with server.page_client() as client:
+            plot = client.get(f"/review/model/{first.model_version}/artifacts/roc.png")
+    finally:
+        server.stop()
+    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
+
+
 def test_scores_of_a_version_that_never_scored_show_that_filter(page, server, scores, second_version):
     """The model page links every version's scores; for one with none the list is empty, and the
     form must show that version as the filter, not "any", or the store would look empty."""
