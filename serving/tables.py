@@ -47,7 +47,10 @@ class ScoreRow(Base):
     record: Mapped[dict] = mapped_column(JSON)
     result: Mapped[dict] = mapped_column(JSON)
 
-    __table_args__ = (Index("ix_scores_person_created", "person_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_scores_person_created", "person_id", "created_at"),
+        Index("ix_scores_model_band", "model_name", "risk_band"),  # the bands a model's scores hold
+    )
 
 
 class ApiKeyRow(Base):

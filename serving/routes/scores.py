@@ -228,10 +228,9 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         query: Annotated[ScoreQuery, Query()],
     ) -> dict[str, Any]:
         model_name, band, limit, offset = query.model_name, query.band, query.limit, query.offset
-        if band is not None and model_name in (None, holder.name):
-            error = band_error(
-                band, known_bands(holder.current.bundle.spec.risk_bands.labels, audit, holder.name)
-            )
+        serving_bands = holder.current.bundle.spec.risk_bands.labels
+        if band is not None and band not in serving_bands and model_name in (None, holder.name):
+            error = band_error(band, known_bands(serving_bands, audit, holder.name))
             if error:
                 raise _query_error("band", "enum", error, band)
         if query.since is not None and query.until is not None and query.until <= query.since:
