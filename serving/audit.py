@@ -112,6 +112,14 @@ class AuditStore:
         with self._sessions() as session:
             return sorted(session.scalars(query).all(), key=_numeric)
 
+    def run_of(self, model_name: str, version: str) -> str | None:
+        """The training run a version's stored scores name: the audit trail outlives the registry."""
+        query = select(ScoreRow.run_id).where(
+            ScoreRow.model_name == model_name, ScoreRow.model_version == version
+        )
+        with self._sessions() as session:
+            return session.scalar(query.limit(1))
+
     def bands(self, model_name: str) -> list[str]:
         """Every risk band a score of `model_name` was put in, by whichever version's spec."""
         query = select(ScoreRow.risk_band).where(ScoreRow.model_name == model_name).distinct()

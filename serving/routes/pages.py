@@ -26,7 +26,7 @@ from features.spec import MAX_BAND_LABEL
 from models.registry import alias_history
 from serving import pages
 from serving.addresses import app_path, path_for, root_path
-from serving.audit import ScoreFilter
+from serving.audit import AuditStore, ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
 from serving.keys import ApiKey, KeyStore
 from serving.model_store import evaluation_of
@@ -507,7 +507,12 @@ def serving_model(request: Request, reviewer: ReviewerDep, holder: HolderDep) ->
 
 @router.get("/model/{version}")
 def model_page(
-    request: Request, version: str, reviewer: ReviewerDep, holder: HolderDep, settings: SettingsDep
+    request: Request,
+    version: str,
+    reviewer: ReviewerDep,
+    holder: HolderDep,
+    settings: SettingsDep,
+    audit: AuditDep,
 ) -> Response:
     """A version's metrics, plots, fairness audit and card; the serving one is already in memory."""
     serving = holder.current
@@ -517,6 +522,7 @@ def model_page(
         log.warning("MLflow did not answer for the model page: %s", str(exc).splitlines()[0])
         versions = None
     listed = next((v for v in versions or [] if v.version == version), None)
+    unregistered = False
     if version == serving.version:
         documents, run_id = serving.documents, serving.run_id
     elif listed is not None:
@@ -525,7 +531,11 @@ def model_page(
         what = f"MLflow did not answer: version {version} cannot be shown now; try again later."
         return _render(request, "unavailable.html", {"reviewer": reviewer, "what": what}, 503)
     else:
-        return _not_found(request, reviewer, f"No version {version} of {holder.name} among the newest.")
+        run_id, unregistered = _older_version_run(holder.name, version, audit)
+        if run_id is None:
+            what = f"No version {version} of {holder.name} in the registry or in the audit trail."
+            return _not_found(request, reviewer, what)
+        documents = pages.run_documents(run_id)
     evaluation = evaluation_of(documents)
     # The version's own spec: a later one may gate promotion elsewhere or name its incumbent otherwise.
     spec = serving.bundle.spec if version == serving.version else pages.run_spec(run_id)
@@ -541,6 +551,7 @@ def model_page(
             "serving_version": serving.version,
             "alias": settings.model_alias,
             "run_id": run_id,
+            "unregistered": unregistered,
             "forced_reason": listed.forced_reason if listed else serving.forced_reason,
             "restart_required": holder.restart_required,
             "versions": versions,
@@ -567,12 +578,24 @@ def model_page(
     )
 
 
+def _older_version_run(name: str, version: str, audit: AuditStore) -> tuple[str | None, bool]:
+    """A version's training run, and whether the registry has lost the version: past the newest listed,
+    it is asked for by number; deleted from the registry, its stored scores still name their run."""
+    run_id = pages.version_run_id(name, version)
+    return (run_id, False) if run_id else (audit.run_of(name, version), True)
+
+
 @router.get("/model/{version}/artifacts/{name}")
-def model_artifact(name: str, version: str, reviewer: ReviewerDep, holder: HolderDep) -> Response:
+def model_artifact(
+    name: str, version: str, reviewer: ReviewerDep, holder: HolderDep, audit: AuditDep
+) -> Response:
     """A plot logged with the version's training run, fetched from MLflow; the serving version's run
     is known from loading it, so its plots show even once the registry has lost its name."""
     serving = holder.current
-    run_id = serving.run_id if version == serving.version else pages.version_run_id(holder.name, version)
+    if version == serving.version:
+        run_id = serving.run_id
+    else:
+        run_id, _ = _older_version_run(holder.name, version, audit)
     content = pages.run_artifact(run_id, name) if run_id else None
     if content is None:
         return Response(f"no plot {name} for version {version}", 404, media_type="text/plain")

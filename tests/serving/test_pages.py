@@ -924,6 +924,44 @@ def test_the_model_page_says_when_the_registered_model_was_renamed(registry, tmp
     assert "No alias move is recorded" not in text
 
 
+def test_a_version_deleted_from_the_registry_is_shown_from_the_run_its_scores_name(
+    registry, tmp_path, spec, api_records
+):
+    """A score's link to the version that made it must still open once that version is deleted from
+    the registry: the audit trail names its training run."""
+    from mlflow import MlflowClient
+
+    from training.promote import promote
+    from training.train import train
+
+    name = "reintegra-deleted-version"
+    first = train(spec, registry.data, name=name, seed=3)
+    promote(name, first.model_version, force=True, reason="test fixture")
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    try:
+        with server.client("scorer") as scorer:
+            assert scorer.post("/v1/scores", json={"record": api_records[0]}).status_code == 201
+        second = train(spec, registry.data, name=name, seed=4)
+        promote(name, second.model_version, force=True, reason="test fixture")
+        with server.client("admin") as admin:
+            assert admin.post("/v1/admin/reload").json()["version"] == second.model_version
+        MlflowClient().delete_model_version(name, first.model_version)
+        with server.page_client() as client:
+            page = client.get(f"/review/model/{first.model_version}")
+            plot = client.get(f"/review/model/{first.model_version}/artifacts/roc.png")
+            never = client.get("/review/model/99")
+    finally:
+        server.stop()
+    text = " ".join(html.unescape(page.text).split())
+    assert page.status_code == 200, text
+    assert f"The registry no longer holds version {first.model_version} of {name} (deleted)" in text
+    assert f"training run <code>{first.run_id}</code>, which its stored scores name" in text
+    assert "Risk AUC" in text
+    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
+    assert never.status_code == 404
+    assert f"No version 99 of {name} in the registry or in the audit trail." in html.unescape(never.text)
+
+
 def test_the_serving_versions_plots_show_after_the_registered_model_is_renamed(registry, tmp_path, spec):
     """The serving version's run is known from loading it: its plots need no registry look-up."""
     from mlflow import MlflowClient
