@@ -68,7 +68,9 @@ def _read(path: Path) -> tuple[pd.DataFrame, list[int]]:
                     raise ValueError(_unclosed_quote(path)) from exc
                 _csv_rows(path)
                 raise ValueError(str(exc)) from exc
-        return frame, _csv_rows(path)
+        # A row of separators only is how a spreadsheet exports a row it once held: a blank line.
+        filled = frame.apply(lambda cells: cells.str.strip().ne("") & cells.notna()).any(axis=1).to_numpy()
+        return frame[filled], [row for row, keep in zip(_csv_rows(path), filled, strict=True) if keep]
     if suffix == ".parquet":
         frame = pd.read_parquet(path)
         return frame, list(range(1, len(frame) + 1))

@@ -296,8 +296,15 @@ GOOD, BAD = "1,30,Yes,other,a,No", "2,31,No,piracy,b,Yes"
         (f"{HEADER}\n\n{GOOD}\n  \n{BAD}\n", 5),
         (f"\r\n{HEADER}\r\n{GOOD}\r\n{BAD}\r\n", 4),
         (f'{HEADER}\n1,30,Yes,other,"a,\nb",No\n{BAD}\n', 4),
+        (f"{HEADER}\n{GOOD}\n,,,,,\n{BAD}\n,,,,,\n ,,,\t,,\n", 4),
     ],
-    ids=["plain", "blank lines", "CRLF after a blank first line", "a quoted cell over two lines"],
+    ids=[
+        "plain",
+        "blank lines",
+        "CRLF after a blank first line",
+        "a quoted cell over two lines",
+        "rows of separators only, as spreadsheets export emptied rows",
+    ],
 )
 def test_a_csv_problem_names_the_line_an_editor_shows(tmp_path, free_text_spec, content, line):
     """Blank lines count and the header is line 1, so 'row N' is line N in an editor and row N in a
