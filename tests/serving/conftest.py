@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.audit import new_score_id, utc_now
+from serving.audit import AuditStore, new_score_id, utc_now
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from serving.tables import ScoreRow
@@ -128,6 +128,38 @@ def start_server(
         if server is not None:
             return server
     raise RuntimeError(f"{PORT_ATTEMPTS} free ports were each taken before the server could bind one")
+
+
+def serve_new_model(registry: Registry, folder: Path, spec, name: str) -> tuple:
+    """A model of its own name trained, promoted and served, for a test that changes its versions."""
+    from training.promote import promote
+    from training.train import train
+
+    first = train(spec, registry.data, name=name, seed=3)
+    promote(name, first.model_version, force=True, reason="test fixture")
+    return first, start_server(registry, folder, extra_env={"REINTEGRA_MODEL_NAME": name})
+
+
+def serve_next_version(server: Server, registry: Registry, spec, name: str, seed: int = 3):
+    """Another version of `name` trained from `spec`, promoted and swapped into the running server."""
+    from training.promote import promote
+    from training.train import train
+
+    result = train(spec, registry.data, name=name, seed=seed)
+    promote(name, result.model_version, force=True, reason="test fixture")
+    with server.client("admin") as admin:
+        assert admin.post("/v1/admin/reload").json()["version"] == result.model_version
+    return result
+
+
+def with_a_retired_band_score(registry: Registry, folder: Path) -> tuple[Server, ScoreRow]:
+    """A server whose store holds a score an earlier version put in a band the serving spec lacks."""
+    server = start_server(registry, folder)
+    engine = make_engine(server.database)
+    old = score_row("P-RETIRED-BAND", model_version="0", risk_band="retired")
+    AuditStore(engine).record([old])
+    engine.dispose()
+    return server, old
 
 
 def _launch(log: Path, database: str, env: dict, keys: dict, workers: int) -> Server | None:

@@ -24,7 +24,7 @@ from serving.audit import AuditStore, new_score_id
 from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.tables import ScoreRow
-from tests.serving.conftest import score_row, start_server
+from tests.serving.conftest import start_server, with_a_retired_band_score
 
 PROBLEM = "application/problem+json"
 
@@ -528,11 +528,7 @@ def test_an_unknown_band_is_refused_with_the_serving_models_bands(server):
 
 def test_a_band_only_an_earlier_version_gave_finds_its_scores(registry, tmp_path):
     """A later spec may drop or rename a band: the scores an earlier version put in it stay searchable."""
-    server = start_server(registry, tmp_path)
-    engine = make_engine(server.database)
-    old = score_row("P-RETIRED-BAND", model_version="0", risk_band="retired")
-    AuditStore(engine).record([old])
-    engine.dispose()
+    server, old = with_a_retired_band_score(registry, tmp_path)
     try:
         with server.client("reviewer") as reviewer:
             found = reviewer.get("/v1/scores", params={"band": "retired"})

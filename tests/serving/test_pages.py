@@ -29,7 +29,14 @@ from serving.keys import KeyStore
 from serving.pages import NEED_FRAME, RISK_FRAME
 from serving.routes.pages import install_pages
 from serving.settings import Settings
-from tests.serving.conftest import form_token, score_row, start_server
+from tests.serving.conftest import (
+    form_token,
+    score_row,
+    serve_new_model,
+    serve_next_version,
+    start_server,
+    with_a_retired_band_score,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -321,21 +328,13 @@ def test_a_flagged_need_shows_the_base_value_it_starts_from(server, scores, spec
 def test_a_score_shows_the_flag_thresholds_of_the_version_that_made_it(registry, tmp_path, spec, api_records):
     """A later version may flag needs at other thresholds; an earlier score's page must quote the
     thresholds its own flags were decided with, not the serving version's."""
-    from training.promote import promote
-    from training.train import train
-
     name = "reintegra-thresholds"
-    first = train(spec, registry.data, name=name, seed=3)
-    promote(name, first.model_version, force=True, reason="test fixture")
-    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    _, server = serve_new_model(registry, tmp_path, spec, name)
     try:
         with server.client("scorer") as scorer:
             created = scorer.post("/v1/scores", json={"record": api_records[0]}).json()
         moved = [n.model_copy(update={"flag_threshold": 0.9}) for n in spec.needs]
-        second = train(spec.model_copy(update={"needs": moved}), registry.data, name=name, seed=3)
-        promote(name, second.model_version, force=True, reason="test fixture")
-        with server.client("admin") as admin:
-            assert admin.post("/v1/admin/reload").json()["version"] == second.model_version
+        serve_next_version(server, registry, spec.model_copy(update={"needs": moved}), name)
         with server.page_client() as client:
             text = html.unescape(client.get(f"/review/scores/{created['id']}").text)
     finally:
@@ -360,13 +359,8 @@ def _cuts_at_points(text: str, chart_id: str) -> dict[str, list[float]]:
 def test_a_person_page_draws_each_score_against_its_own_versions_cuts(registry, tmp_path, spec, api_records):
     """A later version may cut bands and flag needs elsewhere, or drop a need: each assessment on the
     person page is drawn against the cut points and thresholds of the version that scored it."""
-    from training.promote import promote
-    from training.train import train
-
     name = "reintegra-person-versions"
-    first = train(spec, registry.data, name=name, seed=3)
-    promote(name, first.model_version, force=True, reason="test fixture")
-    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    _, server = serve_new_model(registry, tmp_path, spec, name)
     person = "P-TWO-VERSIONS"
     try:
         with server.client("scorer") as scorer:
@@ -377,10 +371,7 @@ def test_a_person_page_draws_each_score_against_its_own_versions_cuts(registry, 
         needs = [n.model_copy(update={"flag_threshold": 0.8}) for n in spec.needs if n.name != "housing"]
         bands = spec.risk_bands.model_copy(update={"cut_points": [0.5], "labels": ["standard", "elevated"]})
         later = spec.model_copy(update={"needs": needs, "risk_bands": bands})
-        second = train(later, registry.data, name=name, seed=3)
-        promote(name, second.model_version, force=True, reason="test fixture")
-        with server.client("admin") as admin:
-            assert admin.post("/v1/admin/reload").json()["version"] == second.model_version
+        serve_next_version(server, registry, later, name)
         with server.client("scorer") as scorer:
             late = scorer.post("/v1/scores", json={"person_id": person, "record": api_records[2]}).json()[
                 "id"
@@ -403,17 +394,11 @@ def test_a_person_page_draws_each_score_against_its_own_versions_cuts(registry, 
 def test_an_earlier_versions_page_quotes_its_own_gates(registry, tmp_path, spec):
     """A later spec may gate promotion elsewhere: an earlier version's page marks its gaps against the
     gates it was promoted under, not the serving version's."""
-    from training.promote import promote
-    from training.train import train
-
     name = "reintegra-gates"
-    first = train(spec, registry.data, name=name, seed=3)
-    promote(name, first.model_version, force=True, reason="test fixture")
+    first, server = serve_new_model(registry, tmp_path, spec, name)
     looser = spec.gates.model_copy(update={"max_fpr_gap": 0.5})
-    second = train(spec.model_copy(update={"gates": looser}), registry.data, name=name, seed=3)
-    promote(name, second.model_version, force=True, reason="test fixture")
-    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
     try:
+        serve_next_version(server, registry, spec.model_copy(update={"gates": looser}), name)
         with server.page_client() as client:
             text = " ".join(client.get(f"/review/model/{first.model_version}").text.split())
     finally:
@@ -602,11 +587,7 @@ def test_an_unknown_band_is_said_and_every_band_shown(server, scores):
 
 def test_a_band_only_an_earlier_version_gave_is_a_filter(registry, tmp_path):
     """Scores an earlier version put in a band the serving spec no longer has are found by that band."""
-    server = start_server(registry, tmp_path)
-    engine = make_engine(server.database)
-    old = score_row("P-RETIRED-BAND", model_version="0", risk_band="retired")
-    AuditStore(engine).record([old])
-    engine.dispose()
+    server, old = with_a_retired_band_score(registry, tmp_path)
     try:
         with server.page_client() as client:
             page = client.get("/review/scores", params={"band": "retired"})
@@ -903,25 +884,23 @@ def test_the_model_page_says_when_mlflow_does_not_answer(registry, tmp_path, sec
 
 
 def test_the_model_page_says_when_the_registered_model_was_renamed(registry, tmp_path, spec):
+    """The serving version's run is known from loading it: its page and plots need no registry look-up."""
     from mlflow import MlflowClient
 
-    from training.promote import promote
-    from training.train import train
-
     name = "reintegra-renamed-later"
-    first = train(spec, registry.data, name=name, seed=3)
-    promote(name, first.model_version, force=True, reason="test fixture")
-    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    first, server = serve_new_model(registry, tmp_path, spec, name)
     MlflowClient().rename_registered_model(name, f"{name}-elsewhere")
     try:
         with server.page_client() as client:
             page = client.get(f"/review/model/{first.model_version}")
+            plot = client.get(f"/review/model/{first.model_version}/artifacts/roc.png")
     finally:
         server.stop()
     text = " ".join(html.unescape(page.text).split())
     assert page.status_code == 200
     assert f"MLflow holds no registered model named {name} now (renamed or deleted)" in text
     assert "No alias move is recorded" not in text
+    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
 
 
 def test_a_version_deleted_from_the_registry_is_shown_from_the_run_its_scores_name(
@@ -931,20 +910,12 @@ def test_a_version_deleted_from_the_registry_is_shown_from_the_run_its_scores_na
     the registry: the audit trail names its training run."""
     from mlflow import MlflowClient
 
-    from training.promote import promote
-    from training.train import train
-
     name = "reintegra-deleted-version"
-    first = train(spec, registry.data, name=name, seed=3)
-    promote(name, first.model_version, force=True, reason="test fixture")
-    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    first, server = serve_new_model(registry, tmp_path, spec, name)
     try:
         with server.client("scorer") as scorer:
             assert scorer.post("/v1/scores", json={"record": api_records[0]}).status_code == 201
-        second = train(spec, registry.data, name=name, seed=4)
-        promote(name, second.model_version, force=True, reason="test fixture")
-        with server.client("admin") as admin:
-            assert admin.post("/v1/admin/reload").json()["version"] == second.model_version
+        serve_next_version(server, registry, spec, name, seed=4)
         MlflowClient().delete_model_version(name, first.model_version)
         with server.page_client() as client:
             page = client.get(f"/review/model/{first.model_version}")
@@ -960,26 +931,6 @@ def test_a_version_deleted_from_the_registry_is_shown_from_the_run_its_scores_na
     assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
     assert never.status_code == 404
     assert f"No version 99 of {name} in the registry or in the audit trail." in html.unescape(never.text)
-
-
-def test_the_serving_versions_plots_show_after_the_registered_model_is_renamed(registry, tmp_path, spec):
-    """The serving version's run is known from loading it: its plots need no registry look-up."""
-    from mlflow import MlflowClient
-
-    from training.promote import promote
-    from training.train import train
-
-    name = "reintegra-plots-renamed"
-    first = train(spec, registry.data, name=name, seed=3)
-    promote(name, first.model_version, force=True, reason="test fixture")
-    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
-    MlflowClient().rename_registered_model(name, f"{name}-elsewhere")
-    try:
-        with server.page_client() as client:
-            plot = client.get(f"/review/model/{first.model_version}/artifacts/roc.png")
-    finally:
-        server.stop()
-    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
 
 
 def test_scores_of_a_version_that_never_scored_show_that_filter(page, server, scores, second_version):
