@@ -114,6 +114,17 @@ def evaluate(
             "are null",
             err=True,
         )
+    for attribute, audit in report["fairness"].items():
+        if audit["n_missing"]:
+            typer.echo(
+                f"warning: {attribute} is missing in {audit['n_missing']} of the {report['n']} rows of {data}"
+                + (
+                    f", so nobody was audited by {attribute} (no groups, null gaps)"
+                    if audit["n_missing"] == report["n"]
+                    else f"; those rows are in no group of the audit by {attribute}"
+                ),
+                err=True,
+            )
     for name, unseen in report["unseen_values"].items():
         typer.echo(
             f"warning: {unseen['rows']} rows give {name} a value this model never saw in training "

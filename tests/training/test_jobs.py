@@ -445,6 +445,23 @@ def test_evaluate_says_why_a_file_of_one_outcome_has_no_auc(trained, store, trai
     )
 
 
+def test_evaluate_says_when_a_protected_attribute_is_missing(trained, store, training_raw, tmp_path):
+    """An export with Race left empty audited nobody: the JSON's fairness had no groups and null gaps,
+    and nothing said so beside numbers that read as a clean audit."""
+    rows = training_raw.head(400)
+    without_race, partly = tmp_path / "without_race.csv", tmp_path / "partly.csv"
+    rows.assign(Race="").to_csv(without_race, index=False)
+    rows.assign(Race=rows["Race"].where(rows.index % 4 != 0)).to_csv(partly, index=False)
+    said = {
+        without_race: "400 of the 400 rows of {}, so nobody was audited by Race (no groups, null gaps)",
+        partly: "100 of the 400 rows of {}; those rows are in no group of the audit by Race",
+    }
+    for data, words in said.items():
+        result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data), uri=store)
+        assert result.returncode == 0, result.stderr
+        assert f"warning: Race is missing in {words.format(data)}" in result.stderr
+
+
 def test_promote_refuses_a_failing_version_and_says_by_how_much(store, data_file, strict_spec):
     strict = train(load_spec(strict_spec), data_file, name="strict", seed=1)
     result = cli("promote", "--name", "strict", "--version", strict.model_version, uri=store)
