@@ -35,12 +35,12 @@ def promote(name: str, version: str, force: bool = False, reason: str = "") -> d
     evaluation, spec_text = _run_artifacts(model_version.run_id)
     gates = check_gates(evaluation, parse_spec(spec_text).gates)
     failed = [g for g in gates if not g.passed]
-    if failed and not force:
+    # Promoting the champion again moves nothing, forced or not: no history entry, and it stays champion
+    # since then, for the reason recorded then.
+    moved = champion_version(name) != version
+    if failed and not force and moved:
         raise PromotionRefused(name, version, failed)
     note = f"forced: {reason}" if failed else "gates passed"
-    # Promoting the champion again moves nothing: no history entry, and it stays champion since then,
-    # for the reason recorded then.
-    moved = champion_version(name) != version
     if failed and moved:
         client.set_model_version_tag(name, version, FORCED_REASON_TAG, reason)
     set_at = (

@@ -488,6 +488,11 @@ def test_promote_refuses_a_failing_version_and_says_by_how_much(store, data_file
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["moved"] is False
     assert client.get_model_version("strict", "1").tags["forced_promotion_reason"] == "pilot"
+    # Unforced, it is no refusal either: the version stays champion, for the reason recorded then.
+    unforced = cli("promote", "--name", "strict", "--version", "1", uri=store)
+    assert unforced.returncode == 0, unforced.stderr
+    assert json.loads(unforced.stdout)["moved"] is False and "refused" not in unforced.stderr
+    assert "strict version 1 is already champion" in unforced.stderr
 
 
 def test_a_blank_reason_is_refused_like_a_missing_one(store):
