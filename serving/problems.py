@@ -30,6 +30,12 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 STORE_RETRY_SECONDS = 5
 MISSING_SCHEMA_SQLSTATES = {"42P01", "42703"}  # PostgreSQL's undefined_table and undefined_column
 log = logging.getLogger("reintegra.errors")
+# Sent on every answer by RequestContextMiddleware, which no route's documentation knows of.
+REQUEST_ID_DOC = {
+    "description": "The request's X-Request-ID when it is 1-64 letters, digits or . _ : -, else a new "
+    "one; the answer's problem body and the server's log lines carry it",
+    "schema": {"type": "string"},
+}
 
 
 def problem(
@@ -107,6 +113,10 @@ def install(app: FastAPI) -> None:
         problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, schema in {**problem_schema.pop("$defs", {}), "Problem": problem_schema}.items():
             schemas.setdefault(name, schema)
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for response in operation.get("responses", {}).values():
+                    response.setdefault("headers", {}).setdefault("X-Request-ID", REQUEST_ID_DOC)
         return document
 
     app.openapi = with_problem_schema  # type: ignore[method-assign]

@@ -1046,3 +1046,29 @@ def test_unusual_methods_share_one_metrics_label(server):
         text = reviewer.get("/metrics").text
     assert 'reintegra_requests_total{method="other",route="/healthz",status="405"} 4.0' in text
     assert "PROPFIND" not in text and "MKCOL" not in text
+
+
+def test_openapi_documents_the_statuses_and_headers_the_middleware_sends(server, api_records):
+    """A client generated from the document raised 'unexpected status 415' on a compressed body and
+    knew of no X-Request-ID, Retry-After or Accept-Encoding: the middleware sends them outside any route."""
+    gzipped = gzip.compress(json.dumps({"record": api_records[0]}).encode())
+    gzip_json = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    with server.client("scorer") as scorer:
+        document = scorer.get("/openapi.json").json()
+        sent = [
+            ("post", "/v1/scores", scorer.post("/v1/scores", json={"record": api_records[0]})),
+            ("post", "/v1/scores", scorer.post("/v1/scores", content=gzipped, headers=gzip_json)),
+            ("post", "/v1/scores:batch", scorer.post("/v1/scores:batch", content=gzipped, headers=gzip_json)),
+        ]
+    for method, path, response in sent:
+        documented = document["paths"][path][method]["responses"].get(str(response.status_code))
+        assert documented is not None, (method, path, response.status_code)
+        assert response.headers["content-type"] in documented["content"]
+        named = {name.lower() for name in documented.get("headers", {})}
+        assert {"x-request-id", "accept-encoding", "location"} & set(response.headers) <= named
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                assert "X-Request-ID" in response.get("headers", {}), (method, path, status)
+            if path.startswith("/v1/"):
+                assert "Retry-After" in operation["responses"]["503"]["headers"], (method, path)
