@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving.deps import AuditDep, HolderDep, KeysDep, MetricsDep, ReviewerKey
-from serving.problems import problem
+from serving.problems import problem, problem_response
+from serving.routes.scores import PROBLEMS
 
 router = APIRouter(tags=["health"])
 
@@ -16,7 +18,11 @@ def read_health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="A model is loaded, the audit store takes writes and keys can be checked")
+@router.get(
+    "/readyz",
+    summary="A model is loaded, the audit store takes writes and keys can be checked",
+    responses={503: problem_response("Not ready: `checks` names each check and whether it passed")},
+)
 def read_readiness(holder: HolderDep, audit: AuditDep, keys: KeysDep) -> Response:
     checks = {
         "model_loaded": holder.loaded,
@@ -29,6 +35,12 @@ def read_readiness(holder: HolderDep, audit: AuditDep, keys: KeysDep) -> Respons
     return problem(503, "Not ready", f"failing checks: {failing}", checks=checks)
 
 
-@router.get("/metrics", summary="Prometheus metrics (reviewer or admin key)")
+# Documented as the Prometheus text it is, not JSON, with the refusals of its key check.
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (reviewer or admin key)",
+    response_class=PlainTextResponse,
+    responses={status: PROBLEMS[status] for status in (401, 403, 503)},
+)
 def read_metrics(key: ReviewerKey, metrics: MetricsDep) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1072,3 +1072,21 @@ def test_openapi_documents_the_statuses_and_headers_the_middleware_sends(server,
                 assert "X-Request-ID" in response.get("headers", {}), (method, path, status)
             if path.startswith("/v1/"):
                 assert "Retry-After" in operation["responses"]["503"]["headers"], (method, path)
+
+
+def test_openapi_documents_metrics_as_text_and_its_refusals(server):
+    """/metrics was documented as a JSON 200 only, though it sends Prometheus text, and a generated client
+    raised 'unexpected status' on its 401 and 403; /readyz's 503 was missing too."""
+    with (
+        server.client() as anonymous,
+        server.client("scorer") as scorer,
+        server.client("reviewer") as reviewer,
+    ):
+        document = anonymous.get("/openapi.json").json()["paths"]
+        sent = [reviewer.get("/metrics"), scorer.get("/metrics"), anonymous.get("/metrics")]
+    for response in sent:
+        documented = document["/metrics"]["get"]["responses"].get(str(response.status_code))
+        assert documented is not None, response.status_code
+        assert list(documented["content"]) == [response.headers["content-type"].split(";")[0]]
+    assert [r.status_code for r in sent] == [200, 403, 401]
+    assert list(document["/readyz"]["get"]["responses"]["503"]["content"]) == [PROBLEM]
