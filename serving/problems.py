@@ -128,6 +128,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's 400 for a body JSON cannot decode
+            return await invalid_request(request, RequestValidationError([_not_utf8(exc.__cause__)]))
         headers = exc.headers
         if exc.status_code == 405 and (allowed := _allowed_methods(request, (headers or {}).get("Allow"))):
             headers = {**(headers or {}), "Allow": allowed}
@@ -166,6 +168,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ModelUnavailable)
     async def no_model(request: Request, exc: ModelUnavailable) -> JSONResponse:
         return problem(503, "Model unavailable", str(exc), request)
+
+
+def _not_utf8(error: UnicodeDecodeError) -> dict[str, Any]:
+    """A body in another encoding (Latin-1, say) is a 422 like any body that is not JSON, saying where."""
+    byte = error.object[error.start]
+    message = (
+        f"the body is not valid JSON: byte 0x{byte:02x} at byte {error.start} (from 0) is not UTF-8; "
+        "JSON is sent as UTF-8, whatever charset the Content-Type names"
+    )
+    return {"type": "json_encoding", "loc": (), "msg": message, "input": None}
 
 
 def _allowed_methods(request: Request, named: str | None) -> str | None:

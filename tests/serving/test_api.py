@@ -325,10 +325,17 @@ def test_refused_text_says_in_words_what_is_allowed(server, api_records):
             b'{"items": [1,]}',
             "the body is not valid JSON: Expecting value at character 13 (from 0)",
         ),
+        (
+            "/v1/scores",
+            '{"person_id": "P-é", "record": {}}'.encode("latin-1"),
+            "the body is not valid JSON: byte 0xe9 at byte 17 (from 0) is not UTF-8; JSON is sent as UTF-8, "
+            "whatever charset the Content-Type names",
+        ),
     ],
 )
 def test_a_body_that_is_not_json_is_said_to_be_so_and_where(server, path, body, message):
-    """The error was filed under a field named after the character position ("15"), as 'JSON decode error'."""
+    """The error was filed under a field named after the character position ("15"), as 'JSON decode error';
+    a body in Latin-1 was an undocumented 400, 'There was an error parsing the body'."""
     with server.client("scorer") as client:
         response = client.post(path, content=body, headers={"content-type": "application/json"})
     assert_problem(response, 422, path)
