@@ -364,6 +364,9 @@ class Problem(BaseModel):
         None,
         description="Only on the 409 of POST /v1/admin/reload: each record field added, removed or changed",
     )
+    checks: dict[str, bool] | None = Field(
+        None, description="Only on the 503 of GET /readyz: each readiness check and whether it passed"
+    )
 
 
 def record_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -23,7 +23,7 @@ def read_health() -> dict[str, str]:
     summary="A model is loaded, the audit store takes writes and keys can be checked",
     responses={503: problem_response("Not ready: `checks` names each check and whether it passed")},
 )
-def read_readiness(holder: HolderDep, audit: AuditDep, keys: KeysDep) -> Response:
+def read_readiness(request: Request, holder: HolderDep, audit: AuditDep, keys: KeysDep) -> Response:
     checks = {
         "model_loaded": holder.loaded,
         "audit_writable": audit.writable(),
@@ -32,7 +32,7 @@ def read_readiness(holder: HolderDep, audit: AuditDep, keys: KeysDep) -> Respons
     if all(checks.values()):
         return Response('{"status":"ready"}', media_type="application/json")
     failing = ", ".join(name for name, ok in checks.items() if not ok)
-    return problem(503, "Not ready", f"failing checks: {failing}", checks=checks)
+    return problem(503, "Not ready", f"failing checks: {failing}", request, checks=checks)
 
 
 # Documented as the Prometheus text it is, not JSON, with the refusals of its key check.

@@ -213,17 +213,21 @@ def test_readiness_fails_while_keys_in_a_store_of_their_own_cannot_be_read(regis
         with server.client("scorer") as scorer, server.client() as anonymous:
             with engine.begin() as connection:
                 connection.execute(text("ALTER TABLE api_keys RENAME TO api_keys_away"))
-            down = anonymous.get("/readyz")
+            down = anonymous.get("/readyz", headers={"X-Request-ID": "probe-1"})
             refused = scorer.post("/v1/scores", json={"record": api_records[0]})
             with engine.begin() as connection:
                 connection.execute(text("ALTER TABLE api_keys_away RENAME TO api_keys"))
             ready = anonymous.get("/readyz")
             accepted = scorer.post("/v1/scores", json={"record": api_records[0]})
+            problem_schema = anonymous.get("/openapi.json").json()["components"]["schemas"]["Problem"]
     finally:
         server.stop()
         engine.dispose()
     assert down.status_code == 503
     assert down.json()["checks"] == {"model_loaded": True, "audit_writable": True, "keys_readable": False}
+    # Like every other problem (it had neither), and `checks` is in the documented Problem.
+    assert (down.json()["request_id"], down.json()["instance"]) == ("probe-1", "/readyz")
+    assert "checks" in problem_schema["properties"]
     assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
     assert ready.status_code == 200 and accepted.status_code == 201
 
