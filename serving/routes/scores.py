@@ -67,6 +67,9 @@ PROBLEMS = {
         503: "No model loaded, or the audit store did not answer (nothing recorded; see Retry-After)",
     }.items()
 }
+PROBLEMS[401]["headers"] = {
+    "WWW-Authenticate": {"description": "Bearer: the scheme the key is sent in", "schema": {"type": "string"}}
+}
 PROBLEMS[415]["headers"] = {
     "Accept-Encoding": {"description": "identity: the only encoding taken", "schema": {"type": "string"}}
 }
