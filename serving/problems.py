@@ -82,6 +82,8 @@ def field_errors(errors: list[dict]) -> list[dict]:
             message = "an empty filter would match no score; leave the parameter out to match every value"
         elif error.get("type") == "string_pattern_mismatch":
             message = PATTERN_WORDS.get(error.get("ctx", {}).get("pattern"), message)
+        elif not location and error.get("type") == "model_type":  # only a batch item meets this one
+            message = "each item must be a JSON object shaped like the body of POST /v1/scores"
         elif not location and error.get("type") in NOT_AN_OBJECT:  # also a body sent as another type
             message = "the body must be a JSON object, sent with Content-Type: application/json"
         out.append(

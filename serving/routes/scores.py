@@ -132,13 +132,14 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
     class BatchScoreRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        items: list[dict[str, Any]] = Field(
+        items: list[Any] = Field(
             min_length=1,
             max_length=max_batch,
             description=f"At most {max_batch} score requests (REINTEGRA_MAX_BATCH), each shaped like "
             "the body of POST /v1/scores; an invalid item is reported in its place without failing "
             "the others.",
-            # Items are validated one by one (a bad one fails alone), yet each is a ScoreRequest.
+            # Items are validated one by one (a bad one, even one that is not an object, fails alone),
+            # yet each is a ScoreRequest.
             json_schema_extra={
                 "examples": [[example]],
                 "items": {"$ref": "#/components/schemas/ScoreRequest"},

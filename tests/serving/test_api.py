@@ -113,6 +113,20 @@ def test_batch_reports_bad_items_in_place(server, api_records):
     assert len(versions) == 1
 
 
+def test_a_batch_item_that_is_not_an_object_is_refused_in_its_place(server, api_records):
+    """{"items": [<valid>, null, 1]} was a 422 for the whole batch ('items.1: Input should be a valid
+    dictionary'), so the valid record went unscored although an invalid item fails alone."""
+    with server.client("scorer") as client:
+        response = client.post("/v1/scores:batch", json={"items": [{"record": api_records[0]}, None, 1]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["scored"], body["failed"]) == (1, 2)
+    assert [item["status"] for item in body["items"]] == [201, 422, 422]
+    message = "each item must be a JSON object shaped like the body of POST /v1/scores"
+    assert body["items"][1]["errors"] == [{"field": "(body)", "message": message, "value": None}]
+    assert body["items"][2]["errors"] == [{"field": "(body)", "message": message, "value": 1}]
+
+
 def test_batch_over_the_limit_is_refused(server, api_records):
     with server.client("scorer") as client:
         response = client.post("/v1/scores:batch", json={"items": [{"record": api_records[0]}] * 1001})
