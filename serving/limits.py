@@ -4,7 +4,9 @@ API body without a valid key with 401 before it is read."""
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,7 +18,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from serving.addresses import app_path
 from serving.deps import authenticate
-from serving.problems import problem
+from serving.observability import REQUEST_ID_HEADER
+from serving.problems import PROBLEM_JSON, problem
 
 MAX_HEAD_BYTES = 64 * 1024
 log = logging.getLogger("reintegra.limits")
@@ -113,6 +116,21 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._part = "idle"
         super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """A problem with a request id, as every other error is, not uvicorn's plain text: also what
+        the parser refuses before any app code runs."""
+        request_id = uuid.uuid4().hex
+        problem_body = {"type": "about:blank", "title": "Bad request", "status": 400, "detail": msg}
+        body = json.dumps({**problem_body, "request_id": request_id}).encode()
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [
+            f"content-type: {PROBLEM_JSON}\r\ncontent-length: {len(body)}\r\n".encode(),
+            f"{REQUEST_ID_HEADER}: {request_id}\r\nconnection: close\r\n\r\n".encode(),
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         before = self._part

@@ -23,6 +23,7 @@ from models.registry import FORCED_REASON_TAG
 from serving.audit import AuditStore, new_score_id
 from serving.database import make_engine
 from serving.keys import KeyStore
+from serving.limits import MAX_HEAD_BYTES
 from serving.tables import ScoreRow
 from tests.serving.conftest import start_server, with_a_retired_band_score
 
@@ -967,6 +968,26 @@ def test_an_oversized_request_head_is_refused_not_buffered(server):
     with httpx.Client(base_url=server.base_url, headers={"X-Filler": "a" * 2048}) as client:
         answers = {client.get("/healthz").status_code for _ in range(40)}
     assert answers == {200}, "80 kB of heads over one keep-alive connection are 40 heads, not one"
+
+
+def test_a_request_the_http_parser_refuses_gets_a_problem_too(server):
+    """uvicorn answers what it cannot parse (and the head limit) in plain text, before the app: an
+    integrator's client reading every error as problem+json met the one body that was not."""
+    address = urlsplit(server.base_url)
+    start = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: "
+    for sent, detail in (
+        (start + b"a" * 80 * 1024, f"the request head is larger than the {MAX_HEAD_BYTES} bytes allowed"),
+        (b"GARBAGE\r\n\r\n", "Invalid HTTP request received."),
+    ):
+        with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+            connection.sendall(sent)
+            answer = b"".join(iter(lambda c=connection: c.recv(65536), b""))  # it closes the connection
+        head, _, body = answer.partition(b"\r\n\r\n")
+        headers = dict(line.split(": ", 1) for line in head.decode().lower().split("\r\n")[1:])
+        assert head.startswith(b"HTTP/1.1 400 ") and headers["content-type"] == PROBLEM
+        problem = json.loads(body)
+        assert problem["status"] == 400 and problem["detail"] == detail
+        assert problem["request_id"] == headers["x-request-id"]
 
 
 def test_a_post_without_a_valid_key_is_refused_before_its_body_is_read(server):
