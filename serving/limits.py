@@ -4,7 +4,6 @@ API body without a valid key with 401 before it is read."""
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any, Literal
@@ -19,7 +18,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from serving.addresses import app_path
 from serving.deps import authenticate
 from serving.observability import REQUEST_ID_HEADER
-from serving.problems import PROBLEM_JSON, problem
+from serving.problems import problem
 
 MAX_HEAD_BYTES = 64 * 1024
 log = logging.getLogger("reintegra.limits")
@@ -121,15 +120,12 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         """A problem with a request id, as every other error is, not uvicorn's plain text: also what
         the parser refuses before any app code runs."""
         request_id = uuid.uuid4().hex
-        problem_body = {"type": "about:blank", "title": "Bad request", "status": 400, "detail": msg}
-        body = json.dumps({**problem_body, "request_id": request_id}).encode()
+        response = problem(400, "Bad request", msg, request_id=request_id)
         head = [b"HTTP/1.1 400 Bad Request\r\n"]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
-        head += [
-            f"content-type: {PROBLEM_JSON}\r\ncontent-length: {len(body)}\r\n".encode(),
-            f"{REQUEST_ID_HEADER}: {request_id}\r\nconnection: close\r\n\r\n".encode(),
-        ]
-        self.transport.write(b"".join(head) + body)
+        head += [name + b": " + value + b"\r\n" for name, value in response.raw_headers]
+        head += [f"{REQUEST_ID_HEADER}: {request_id}\r\nconnection: close\r\n\r\n".encode()]
+        self.transport.write(b"".join(head) + response.body)
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
