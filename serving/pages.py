@@ -450,9 +450,10 @@ def run_documents(run_id: str) -> dict[str, str]:
     return model_store.run_documents(run_id)
 
 
-def score_spec(run_id: str, serving: model_store.ServingModel) -> DatasetSpec | None:
-    """The spec of the run that made a score: its bands and need thresholds decided it, whatever
-    version serves now; None when MLflow no longer holds that run's spec."""
+def spec_of_run(run_id: str, serving: model_store.ServingModel) -> DatasetSpec | None:
+    """The spec a version was trained on (its bands, thresholds and gates decided its scores and its
+    promotion, whatever version serves now), from memory for the serving one; None when MLflow no
+    longer holds that run's spec."""
     return serving.bundle.spec if run_id == serving.run_id else run_spec(run_id)
 
 

@@ -416,7 +416,7 @@ def score_page(
     if row is None:
         return _not_found(request, reviewer, f"No score with id {score_id}.")
     explanation = row.result["explanation"]
-    spec = pages.score_spec(row.run_id, holder.current)
+    spec = pages.spec_of_run(row.run_id, holder.current)
     needs = spec.needs if spec else []
     described = {n.name: n.description for n in needs}
     # A flag can come from the base value alone, so it is shown beside the largest contributions.
@@ -467,7 +467,7 @@ def person_page(
         return _not_found(request, reviewer, f"No scores for person {person_id}.")
     rows.reverse()
     serving = holder.current
-    by_run = {run_id: pages.score_spec(run_id, serving) for run_id in {r.run_id for r in rows}}
+    by_run = {run_id: pages.spec_of_run(run_id, serving) for run_id in {r.run_id for r in rows}}
     specs = [by_run[r.run_id] for r in rows]
     # The serving model's needs first, then any an earlier version scored that it dropped.
     need_names = list(
@@ -538,7 +538,7 @@ def model_page(
         documents = pages.run_documents(run_id)
     evaluation = evaluation_of(documents)
     # The version's own spec: a later one may gate promotion elsewhere or name its incumbent otherwise.
-    spec = serving.bundle.spec if version == serving.version else pages.run_spec(run_id)
+    spec = pages.spec_of_run(run_id, serving)
     gates = spec.gates if spec else None
     columns, metric_rows = pages.metric_table(evaluation, spec)
     return _render(
