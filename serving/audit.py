@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, text, update
+from sqlalchemy import Engine, Select, and_, func, insert, or_, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from serving.tables import IdempotentRequestRow, ReadinessRow, ScoreRow
@@ -73,27 +73,9 @@ class AuditStore:
     ) -> tuple[list[ScoreRow], int]:
         """One page of matching scores, newest first (then by id, as scores of one batch share their
         time), and how many match in all; `before` starts the page after that (created_at, id)."""
-        texts = (where.model_name, where.person_id, where.band, where.model_version)
-        if not all(_storable(v) for v in texts if v):
+        query = _matching(where)
+        if query is None:
             return [], 0
-        query = select(ScoreRow)
-        if where.model_name is not None:
-            query = query.where(ScoreRow.model_name == where.model_name)
-        if where.person_id is not None:
-            query = query.where(ScoreRow.person_id == where.person_id)
-        if where.since is not None:
-            query = query.where(ScoreRow.created_at >= where.since)
-        if where.until is not None:
-            query = query.where(ScoreRow.created_at < where.until)
-        if where.band is not None:
-            query = query.where(ScoreRow.risk_band == where.band)
-        if where.model_version is not None:
-            query = query.where(ScoreRow.model_version == where.model_version)
-        if where.upto is not None:
-            at, score_id = where.upto
-            query = query.where(
-                or_(ScoreRow.created_at < at, and_(ScoreRow.created_at == at, ScoreRow.id <= score_id))
-            )
         with self._sessions() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery()))
             if before is not None:
@@ -101,10 +83,24 @@ class AuditStore:
                 query = query.where(
                     or_(ScoreRow.created_at < at, and_(ScoreRow.created_at == at, ScoreRow.id < score_id))
                 )
-            page = session.scalars(
-                query.order_by(ScoreRow.created_at.desc(), ScoreRow.id.desc()).limit(limit).offset(offset)
-            ).all()
+            page = session.scalars(_newest_first(query).limit(limit).offset(offset)).all()
         return list(page), int(total or 0)
+
+    def newest(self, where: ScoreFilter) -> ScoreRow | None:
+        """The newest matching score, without counting the rest (a paged list pins itself there)."""
+        query = _matching(where)
+        if query is None:
+            return None
+        with self._sessions() as session:
+            return session.scalars(_newest_first(query).limit(1)).first()
+
+    def count(self, where: ScoreFilter) -> int:
+        """How many scores match."""
+        query = _matching(where)
+        if query is None:
+            return 0
+        with self._sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
     def model_versions(self, model_name: str) -> list[str]:
         """Every version of `model_name` that has produced a score."""
@@ -157,3 +153,33 @@ def utc_now() -> datetime:
 
 def _numeric(version: str) -> tuple[int, str]:
     return (int(version), version) if version.isdigit() else (10**9, version)
+
+
+def _matching(where: ScoreFilter) -> Select[tuple[ScoreRow]] | None:
+    """The scores `where` matches; None when a text in it could never have been stored."""
+    texts = (where.model_name, where.person_id, where.band, where.model_version)
+    if not all(_storable(v) for v in texts if v):
+        return None
+    query = select(ScoreRow)
+    if where.model_name is not None:
+        query = query.where(ScoreRow.model_name == where.model_name)
+    if where.person_id is not None:
+        query = query.where(ScoreRow.person_id == where.person_id)
+    if where.since is not None:
+        query = query.where(ScoreRow.created_at >= where.since)
+    if where.until is not None:
+        query = query.where(ScoreRow.created_at < where.until)
+    if where.band is not None:
+        query = query.where(ScoreRow.risk_band == where.band)
+    if where.model_version is not None:
+        query = query.where(ScoreRow.model_version == where.model_version)
+    if where.upto is not None:
+        at, score_id = where.upto
+        query = query.where(
+            or_(ScoreRow.created_at < at, and_(ScoreRow.created_at == at, ScoreRow.id <= score_id))
+        )
+    return query
+
+
+def _newest_first(query: Select[tuple[ScoreRow]]) -> Select[tuple[ScoreRow]]:
+    return query.order_by(ScoreRow.created_at.desc(), ScoreRow.id.desc())

@@ -326,6 +326,11 @@ def _day(text: str | None) -> tuple[date | None, str | None]:
         return None, f"{text!r} is not a date (YYYY-MM-DD)"
 
 
+LOST_POSITION = (
+    "The list position in this address (upto) is not one this server gave out; showing from the newest score"
+)
+
+
 @router.get("/scores")
 def scores_page(
     request: Request,
@@ -357,14 +362,14 @@ def scores_page(
         model_version=model_version or None,
     )
     try:
-        pinned = position(upto) if upto else None
-    except ValueError:  # a hand-edited address: the list starts from the newest score again
-        pinned = None
+        pinned, upto_error = (position(upto) if upto else None), None
+    except ValueError:  # a hand-edited or cut address: said, and the list read from its newest score
+        pinned, upto_error = None, LOST_POSITION
     if pinned is None:
-        newest, _ = audit.search(where, 1, 0)
-        pinned = (newest[0].created_at, newest[0].id) if newest else None
+        newest = audit.newest(where)
+        pinned = (newest.created_at, newest.id) if newest else None
     rows, total = audit.search(replace(where, upto=pinned), PAGE_SIZE, (page - 1) * PAGE_SIZE)
-    newer = audit.search(where, 0, 0)[1] - total if upto else 0
+    newer = audit.count(where) - total if upto and not upto_error else 0
     filters = {
         "band": band,
         "model_version": model_version,
@@ -395,7 +400,12 @@ def scores_page(
             "filters": filters,
             "errors": {
                 field: e
-                for field, e in (("band", band_problem), ("since", since_error), ("until", until_error))
+                for field, e in (
+                    ("band", band_problem),
+                    ("since", since_error),
+                    ("until", until_error),
+                    ("upto", upto_error),
+                )
                 if e
             },
             "bands": bands,

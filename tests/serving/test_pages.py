@@ -573,6 +573,19 @@ def test_the_next_page_neither_repeats_nor_skips_when_scores_arrive(registry, tm
     assert "3 newer scores" in second.text
 
 
+def test_a_list_position_the_server_never_gave_is_said(server, scores):
+    """A cut or hand-edited `upto` cannot pin the list; the page says so rather than quietly
+    showing other rows than the link promised."""
+    with server.page_client() as client:
+        page = client.get("/review/scores", params={"upto": "not-a-position"})
+    assert page.status_code == 200
+    assert (
+        '<p class="error" id="upto-error" role="alert">The list position in this address (upto) is not one '
+        "this server gave out; showing from the newest score</p>"
+    ) in page.text
+    assert scores[-1]["id"] in page.text and "newer score" not in page.text
+
+
 def test_an_unknown_band_is_said_and_every_band_shown(server, scores):
     with server.page_client() as client:
         page = client.get("/review/scores", params={"band": "unknown"})
