@@ -208,6 +208,15 @@ class RiskBands(_Strict):
         return self.labels[sum(probability >= c for c in self.cut_points)]
 
 
+# Metrics are ratios of counts: 11/20 - 10/20 is 0.050000000000000044, which must meet a limit of 0.05.
+GATE_TOLERANCE = 1e-9
+
+
+def at_most(value: float, limit: float) -> bool:
+    """A gate's maximum is met when equalled, to GATE_TOLERANCE; promote and the model page both ask here."""
+    return value <= limit + GATE_TOLERANCE
+
+
 class Gates(_Strict):
     """Promotion gates: what a model version must reach before it may serve."""
 

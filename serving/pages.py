@@ -14,7 +14,7 @@ import mlflow
 from markupsafe import Markup, escape
 from mlflow import MlflowClient
 
-from features.spec import DatasetSpec, Gates, SpecError, parse_spec
+from features.spec import DatasetSpec, Gates, SpecError, at_most, parse_spec
 from models import registry
 from models.baselines import baseline_label
 from serving import model_store
@@ -514,7 +514,7 @@ class Gap:
 
     @property
     def above_gate(self) -> bool:
-        return self.gate is not None and self.value is not None and self.value > self.gate
+        return self.gate is not None and self.value is not None and not at_most(self.value, self.gate)
 
 
 def fairness_gaps(table: dict[str, Any], gates: Gates | None, attribute: str) -> dict[str, Gap]:

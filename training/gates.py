@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from features.spec import Gates
+from features.spec import GATE_TOLERANCE, Gates, at_most
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def check_gates(report: dict, gates: Gates) -> list[GateResult]:
         if auc is None or logistic is None
         else GateResult(
             "auc_vs_logistic",
-            _at_most(logistic - auc, gates.max_auc_below_logistic),
+            at_most(logistic - auc, gates.max_auc_below_logistic),
             f"risk AUC {auc:.4f} vs logistic baseline {logistic:.4f}: {abs(auc - logistic):.4f} "
             f"{'above' if auc >= logistic else 'below'} it{_interval(report, 'auc_minus_logistic')}, "
             f"at most {gates.max_auc_below_logistic:.4f} below allowed",
@@ -38,7 +38,7 @@ def check_gates(report: dict, gates: Gates) -> list[GateResult]:
     results.append(
         GateResult(
             "calibration",
-            _at_most(ece, gates.max_ece),
+            at_most(ece, gates.max_ece),
             f"ECE {ece:.4f}, at most {gates.max_ece:.4f} allowed",
         )
     )
@@ -50,7 +50,7 @@ def check_gates(report: dict, gates: Gates) -> list[GateResult]:
         results.append(
             GateResult(
                 "fpr_gap",
-                gap is not None and _at_most(gap, gates.max_fpr_gap),
+                gap is not None and at_most(gap, gates.max_fpr_gap),
                 f"{attribute} false-positive-rate gap {gap_text} at threshold "
                 f"{gates.operating_threshold}, at most {gates.max_fpr_gap:.4f} allowed",
             )
@@ -58,14 +58,8 @@ def check_gates(report: dict, gates: Gates) -> list[GateResult]:
     return results
 
 
-# Metrics are ratios of counts: 11/20 - 10/20 is 0.050000000000000044, which must meet a limit of 0.05.
-TOLERANCE = 1e-9
 NO_AUC = "the evaluation data hold only one outcome"
 INCUMBENT_NO_AUC = "the rows with an incumbent score hold only one outcome (or none)"
-
-
-def _at_most(value: float, limit: float) -> bool:
-    return value <= limit + TOLERANCE
 
 
 def _over_incumbent(incumbent: dict, auc: float | None, gates: Gates) -> GateResult:
@@ -79,7 +73,7 @@ def _over_incumbent(incumbent: dict, auc: float | None, gates: Gates) -> GateRes
     rows = f" on the {incumbent['auc_n']} rows with an incumbent score" if "auc_n" in incumbent else ""
     return GateResult(
         "auc_over_incumbent",
-        gain - gates.min_auc_gain_over_incumbent > TOLERANCE,
+        gain - gates.min_auc_gain_over_incumbent > GATE_TOLERANCE,
         f"risk AUC {auc:.4f} vs incumbent {incumbent['auc']:.4f}{rows}: gain {gain:+.4f}, "
         f"must exceed {gates.min_auc_gain_over_incumbent:+.4f}",
     )
