@@ -506,6 +506,23 @@ def metric_table(
     return columns, rows
 
 
+def coverage_notes(evaluation: dict[str, Any], spec: DatasetSpec | None) -> list[str]:
+    """A sentence per baseline whose AUC covers fewer rows than this model's, with this model's AUC on
+    those rows: the table sets AUCs of different rows side by side, and the gate compares these two."""
+    notes = []
+    for key, baseline in evaluation.get("baselines", {}).items():
+        scored, model_auc = baseline.get("auc_n"), baseline.get("model_auc")
+        if None in (scored, model_auc, baseline.get("auc")) or scored == evaluation.get("n"):
+            continue
+        label = baseline_label(key, spec) if spec else key
+        notes.append(
+            f"The AUC of {label} is over the {scored} of the {evaluation.get('n')} test rows that have "
+            f"its score; on those rows this model's AUC is {model_auc:.4f} (the promotion gate compares "
+            "these two)."
+        )
+    return notes
+
+
 @dataclass(frozen=True)
 class Gap:
     name: str

@@ -571,6 +571,7 @@ def model_page(
             ],
             "metric_columns": columns,
             "metric_rows": metric_rows,
+            "coverage_notes": pages.coverage_notes(evaluation, spec),
             "needs": evaluation.get("needs", {}),
             "intervals": evaluation.get("intervals"),
             "macro_auc": evaluation.get("macro_auc"),
