@@ -136,6 +136,18 @@ def test_model_card_covers_use_misuse_fairness_and_limits(trained, tmp_path):
     assert "baseline: incumbent: Georgia supervision risk score (first)" in card
 
 
+def test_the_card_says_what_probabilities_each_risk_band_holds(trained, tmp_path):
+    """The card tables observed rates per band; a reader needs the cut points to know what a band is."""
+    card = model_card(
+        trained.bundle, _evaluation(trained, tmp_path), [], "cohort.csv", "reintegra", "1", trained.run_id
+    )
+    assert (
+        "Risk bands (a probability equal to a cut point is in the band above it):\n"
+        "low below 0.35; moderate 0.35 to below 0.55; high 0.55 to below 0.75; "
+        "very_high 0.75 and above." in card
+    )
+
+
 def test_model_card_names_its_version_run_data_and_gate_verdict(trained, store, tmp_path):
     """An auditor can tie the card to the exact version, run and file, and see whether it may serve."""
     folder = Path(mlflow.artifacts.download_artifacts(run_id=trained.run_id, dst_path=str(tmp_path)))
