@@ -1,11 +1,13 @@
 """Request limits: an oversized body is refused with 413 before it is read into memory, a compressed
-one with 415 (decoded, it could pass the limit many times over), an oversized head with 400, and an
-API body without a valid key with 401 before it is read."""
+one with 415 (decoded, it could pass the limit many times over), an oversized head with 400, a head
+sent too slowly with 408, and an API body without a valid key with 401 before it is read."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from http import HTTPStatus
 from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,6 +23,7 @@ from serving.observability import REQUEST_ID_HEADER
 from serving.problems import problem
 
 MAX_HEAD_BYTES = 64 * 1024
+HEAD_SECONDS = 10
 log = logging.getLogger("reintegra.limits")
 
 
@@ -92,17 +95,31 @@ class KeyBeforeBodyMiddleware:
 
 
 class BoundedHeadProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a limit on the request head (request line and headers).
+    """uvicorn's httptools protocol with limits on the request head (request line and headers).
 
     httptools buffers a head without limit, before any app code runs: one unauthenticated 100 MB
     header held the event loop 10 s. A head still incomplete after MAX_HEAD_BYTES gets a 400 and the
     connection is closed. Reads are counted from the one a head starts in; one that began mid-body
-    (a pipelined request after a body) is not, so a body never counts."""
+    (a pipelined request after a body) is not, so a body never counts.
+
+    uvicorn sets no deadline on a head either, so connections that send half a head, or nothing,
+    stay open until the worker runs out of file descriptors (slowloris). A head must be complete
+    HEAD_SECONDS after the connection opens or after its first byte arrives: else 408 (or, when
+    nothing was sent, the connection is closed as an idle keep-alive one is)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._part: Literal["idle", "head", "body"] = "idle"
         self._head_bytes = 0
+        self._head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_deadline()
+        super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         self._part, self._head_bytes = "head", 0
@@ -110,6 +127,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._part = "body"
+        self._cancel_head_deadline()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -119,9 +137,13 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """A problem with a request id, as every other error is, not uvicorn's plain text: also what
         the parser refuses before any app code runs."""
+        self._refuse(HTTPStatus.BAD_REQUEST, msg)
+
+    def _refuse(self, status: HTTPStatus, msg: str) -> None:
+        """Answer a problem before any app code runs, and close the connection."""
         request_id = uuid.uuid4().hex
-        response = problem(400, "Bad request", msg, request_id=request_id)
-        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        response = problem(status.value, status.phrase, msg, request_id=request_id)
+        head = [f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         head += [name + b": " + value + b"\r\n" for name, value in response.raw_headers]
         head += [f"{REQUEST_ID_HEADER}: {request_id}\r\nconnection: close\r\n\r\n".encode()]
@@ -130,10 +152,36 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         before = self._part
+        if before != "body":  # a head (or the bytes before one) is arriving: it has HEAD_SECONDS
+            self._arm_head_deadline()
         super().data_received(data)
+        if self._part == "head":  # also a pipelined one that began after a body
+            self._arm_head_deadline()
         if before == "body" or self._part != "head" or self.transport.is_closing():
             return
         self._head_bytes += len(data)
         if self._head_bytes > MAX_HEAD_BYTES:
             log.warning("request head larger than %d bytes refused", MAX_HEAD_BYTES)
             self.send_400_response(f"the request head is larger than the {MAX_HEAD_BYTES} bytes allowed")
+
+    def _arm_head_deadline(self) -> None:
+        """Counts from the first moment a head could start; a later byte does not push it back."""
+        if self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+    def _cancel_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        if self.transport.is_closing():
+            return
+        if self._part == "head":
+            log.warning("request head not complete after %d s refused", HEAD_SECONDS)
+            self._refuse(
+                HTTPStatus.REQUEST_TIMEOUT, f"the request head was not complete after {HEAD_SECONDS} s"
+            )
+        else:
+            self.transport.close()

@@ -23,7 +23,7 @@ from models.registry import FORCED_REASON_TAG
 from serving.audit import AuditStore, new_score_id
 from serving.database import make_engine
 from serving.keys import KeyStore
-from serving.limits import MAX_HEAD_BYTES
+from serving.limits import HEAD_SECONDS, MAX_HEAD_BYTES
 from serving.tables import ScoreRow
 from tests.serving.conftest import start_server, with_a_retired_band_score
 
@@ -968,6 +968,28 @@ def test_an_oversized_request_head_is_refused_not_buffered(server):
     with httpx.Client(base_url=server.base_url, headers={"X-Filler": "a" * 2048}) as client:
         answers = {client.get("/healthz").status_code for _ in range(40)}
     assert answers == {200}, "80 kB of heads over one keep-alive connection are 40 heads, not one"
+
+
+def test_a_request_head_sent_too_slowly_is_cut_off(server):
+    """uvicorn sets no deadline on a request head: 200 connections that sent half a head (or nothing)
+    held a worker's file descriptors until /healthz was refused, for as long as they stayed open."""
+    address = urlsplit(server.base_url)
+    wait = HEAD_SECONDS + 5
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=wait) as partial,
+        socket.create_connection((address.hostname, address.port), timeout=wait) as silent,
+    ):
+        started = time.monotonic()
+        partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        answer = b"".join(iter(lambda: partial.recv(65536), b""))  # the server closes the connection
+        assert silent.recv(65536) == b"", "a connection that sent nothing is closed without an answer"
+        elapsed = time.monotonic() - started
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ") and b"content-type: application/problem+json" in head.lower()
+    assert json.loads(body)["detail"] == f"the request head was not complete after {HEAD_SECONDS} s"
+    assert HEAD_SECONDS - 1 < elapsed < HEAD_SECONDS + 3
+    with httpx.Client(base_url=server.base_url) as client:
+        assert client.get("/healthz").status_code == 200
 
 
 def test_a_request_the_http_parser_refuses_gets_a_problem_too(server):
