@@ -58,11 +58,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.worker_stopped()
 
     # Swagger UI from the package, not a CDN, so /docs works on a closed network (ReDoc is off:
-    # it still fetches its logo from a CDN).
+    # it still fetches its logo from a CDN). No slash redirects: Starlette builds them from the Host
+    # header and the scheme uvicorn saw, and a client following one sends its body (a record) again.
     spec = holder.current.bundle.spec
     description = DESCRIPTION.format(population=spec.description or spec.name)
     app = FastAPIOffline(
-        redoc_url=None, title="reintegra", version="1", description=description, lifespan=lifespan
+        redoc_url=None,
+        title="reintegra",
+        version="1",
+        description=description,
+        lifespan=lifespan,
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.holder = holder

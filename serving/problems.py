@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
+from serving.addresses import without_trailing_slash
 from serving.idempotency import VISIBLE_ASCII
 from serving.model_store import ModelUnavailable, SchemaChanged
 from serving.schemas import PRINTABLE, Problem
@@ -132,10 +133,12 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's 400 for a body JSON cannot decode
             return await invalid_request(request, RequestValidationError([_not_utf8(exc.__cause__)]))
-        headers = exc.headers
+        headers, detail = exc.headers, str(exc.detail)
         if exc.status_code == 405 and (allowed := _allowed_methods(request, (headers or {}).get("Allow"))):
             headers = {**(headers or {}), "Allow": allowed}
-        return problem(exc.status_code, _title(exc.status_code), str(exc.detail), request, headers)
+        if exc.status_code == 404 and (address := without_trailing_slash(request)):
+            detail = f"no route at {request.url.path}; without the trailing slash: {address}"
+        return problem(exc.status_code, _title(exc.status_code), detail, request, headers)
 
     @app.exception_handler(SchemaChanged)
     async def needs_restart(request: Request, exc: SchemaChanged) -> JSONResponse:

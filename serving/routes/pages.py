@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from features.spec import MAX_BAND_LABEL
 from models.registry import alias_history
 from serving import pages
-from serving.addresses import app_path, path_for, root_path
+from serving.addresses import app_path, path_for, root_path, without_trailing_slash
 from serving.audit import AuditStore, ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
 from serving.keys import ApiKey, KeyStore
@@ -124,7 +124,9 @@ def install_pages(app: FastAPI) -> None:
     async def page_error(request: Request, exc: HTTPException) -> Response:
         if not _is_page(request) or exc.status_code != 404:
             return await problem_handlers[HTTPException](request, exc)
-        return _not_found(request, None, f"There is no page at {request.url.path}.")
+        address = without_trailing_slash(request)
+        slash = f"; without the trailing slash: {address}" if address else ""
+        return _not_found(request, None, f"There is no page at {request.url.path}{slash}.")
 
 
 def _pages_path(request: Request) -> str:

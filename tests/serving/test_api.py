@@ -370,6 +370,28 @@ def test_a_wrong_method_says_which_methods_are_allowed(server):
     assert one.headers["allow"] == "GET, HEAD" and reload.headers["allow"] == "POST"
 
 
+def test_a_trailing_slash_is_not_redirected_to_the_host_the_client_named(server, api_records):
+    """Starlette answered an address with a trailing slash by a 307 to an absolute URL built from the
+    Host header and the scheme uvicorn saw (http://evil.example/v1/scores), so a client following it
+    sent the person's record again, to that host or in clear behind a TLS proxy. Now a 404 naming
+    the address without the slash, on the API and the pages."""
+    spoofed = {"Host": "evil.example"}
+    with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
+        posted = scorer.post("/v1/scores/", json={"record": api_records[0]}, headers=spoofed)
+        read = reviewer.get("/v1/scores/", headers=spoofed)
+    for response, path in ((posted, "/v1/scores/"), (read, "/v1/scores/")):
+        assert response.status_code == 404 and "location" not in response.headers
+        assert_problem(response, 404, path)
+        assert response.json()["detail"] == f"no route at {path}; without the trailing slash: /v1/scores"
+    with server.page_client() as browser:
+        page = browser.get("/review/scores/", headers=spoofed)
+    assert page.status_code == 404 and "location" not in page.headers
+    assert (
+        "There is no page at /review/scores/; without the trailing slash: /review/scores."
+        in html.unescape(page.text)
+    )
+
+
 def test_head_answers_as_get_without_a_body(server, api_records):
     """RFC 9110 9.1: a server supporting GET supports HEAD; every GET here answered HEAD with 405."""
     with server.client("scorer") as scorer:
