@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, Select, and_, func, insert, or_, select, text, update
 from sqlalchemy.orm import sessionmaker
 
-from serving.tables import IdempotentRequestRow, ReadinessRow, ScoreRow
+from serving.tables import IdempotentRequestRow, ReadinessRow, ScoreReadRow, ScoreRow
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,26 @@ class AuditStore:
                 connection.execute(insert(IdempotentRequestRow.__table__), _values(claim))
             if rows:
                 connection.execute(insert(ScoreRow.__table__), [_values(row) for row in rows])
+
+    def record_reads(self, key_id: str, request_id: str, route: str, rows: Iterable[ScoreRow]) -> None:
+        """Commit that these scores were shown to `key_id`, one row each, before they are sent: the
+        trail then says who read whose record, not only who made it."""
+        read_at = utc_now()
+        values = [
+            {
+                "id": new_score_id(),
+                "read_at": read_at,
+                "key_id": key_id,
+                "request_id": request_id,
+                "route": route,
+                "score_id": row.id,
+                "person_id": row.person_id,
+            }
+            for row in rows
+        ]
+        if values:
+            with self.engine.begin() as connection:
+                connection.execute(insert(ScoreReadRow.__table__), values)
 
     def claim(self, key_id: str, idempotency_key: str) -> IdempotentRequestRow | None:
         """The request an API key first sent with this Idempotency-Key, if any."""

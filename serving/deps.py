@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -15,6 +15,7 @@ from serving.keys import ApiKey, KeyStore, Role
 from serving.model_store import ModelHolder
 from serving.observability import Metrics
 from serving.settings import Settings
+from serving.tables import ScoreRow
 
 _bearer = HTTPBearer(auto_error=False, description="API key: Authorization: Bearer <key>")
 
@@ -86,3 +87,8 @@ def require(*roles: Role) -> Callable[..., ApiKey]:
 ScorerKey = Annotated[ApiKey, Depends(require("scorer"))]
 ReviewerKey = Annotated[ApiKey, Depends(require("reviewer"))]
 AdminKey = Annotated[ApiKey, Depends(require("admin"))]
+
+
+def record_shown(request: Request, audit: AuditStore, key: ApiKey, rows: Iterable[ScoreRow]) -> None:
+    """Record the scores an answer shows to `key`, under the route's template, before it is sent."""
+    audit.record_reads(key.id, request.state.request_id, request.scope["route"].path, rows)

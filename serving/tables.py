@@ -98,3 +98,18 @@ class ReadinessRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ScoreReadRow(Base):
+    """One score shown to a key (API or page), so the trail says who read whose record and when, not
+    only who made it. Kept as long as the scores."""
+
+    __tablename__ = "score_reads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    key_id: Mapped[str] = mapped_column(String(36), index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    route: Mapped[str] = mapped_column(String(128))
+    score_id: Mapped[str] = mapped_column(String(36), index=True)
+    person_id: Mapped[str | None] = mapped_column(String(128), index=True)

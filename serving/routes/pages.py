@@ -27,7 +27,7 @@ from models.registry import alias_history
 from serving import pages
 from serving.addresses import app_path, path_for, root_path, without_trailing_slash
 from serving.audit import AuditStore, ScoreFilter
-from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep
+from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep, record_shown
 from serving.keys import ApiKey, KeyStore
 from serving.model_store import evaluation_of
 from serving.problems import field_errors
@@ -387,6 +387,7 @@ def scores_page(
         return RedirectResponse(f"?{urlencode({**query, 'page': pages_count})}", status_code=303)
     if first and last and first > last:
         since_error = f"From ({since}) is after To ({until}): no day is in that range"
+    record_shown(request, audit, reviewer.key, rows)
     versions = audit.model_versions(holder.name)
     if model_version and model_version not in versions:  # e.g. a version that never served: shown, not "any"
         versions.append(model_version)
@@ -427,6 +428,7 @@ def score_page(
     row = audit.get(score_id)
     if row is None:
         return _not_found(request, reviewer, f"No score with id {score_id}.")
+    record_shown(request, audit, reviewer.key, [row])
     explanation = row.result["explanation"]
     spec = pages.spec_of_run(row.run_id, holder.current)
     needs = spec.needs if spec else []
@@ -477,6 +479,7 @@ def person_page(
     rows, total = audit.search(ScoreFilter(model_name=holder.name, person_id=person_id), PERSON_LIMIT, 0)
     if not rows:
         return _not_found(request, reviewer, f"No scores for person {person_id}.")
+    record_shown(request, audit, reviewer.key, rows)
     rows.reverse()
     serving = holder.current
     by_run = {run_id: pages.spec_of_run(run_id, serving) for run_id in {r.run_id for r in rows}}

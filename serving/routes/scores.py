@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from features.spec import MAX_BAND_LABEL
 from serving.addresses import root_path
 from serving.audit import AuditStore, ScoreFilter
-from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey
+from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey, record_shown
 from serving.idempotency import (
     REPLAYED_HEADER,
     REPLAYED_RESPONSE_HEADER,
@@ -221,11 +221,12 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         summary="Read one score",
         responses={404: problem_response("No score with this id")},
     )
-    def read_score(score_id: str, key: ReviewerKey, audit: AuditDep) -> dict[str, Any]:
+    def read_score(score_id: str, request: Request, key: ReviewerKey, audit: AuditDep) -> dict[str, Any]:
         """The score exactly as returned, with the input record and the key that made it, for audit."""
         row = audit.get(score_id)
         if row is None:
             raise HTTPException(404, f"no score with id {score_id}")
+        record_shown(request, audit, key, [row])
         return {**score_public(row, with_record=True), "key_id": row.key_id}
 
     @router.get(
@@ -260,6 +261,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         )
         rows, total = audit.search(where, limit + 1, offset, before)
         rows, more = rows[:limit], len(rows) > limit
+        record_shown(request, audit, key, rows)
         items = [
             ScoreSummary(
                 id=r.id,

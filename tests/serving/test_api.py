@@ -18,13 +18,15 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models.registry import FORCED_REASON_TAG
 from serving.audit import AuditStore, new_score_id
 from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.limits import HEAD_SECONDS, MAX_HEAD_BYTES
-from serving.tables import ScoreRow
+from serving.tables import ScoreReadRow, ScoreRow
 from tests.serving.conftest import start_server, with_a_retired_band_score
 
 PROBLEM = "application/problem+json"
@@ -469,6 +471,55 @@ def test_an_unexpected_error_is_a_problem_with_the_request_id_of_its_log_line(
     log = (tmp_path / "server.log").read_text()
     assert f"[{request_id}] unhandled error" in log
     assert "P-hidden-4410" not in log, "statement parameters (people's records) stay out of the log"
+
+
+def test_every_score_shown_to_a_reviewer_is_recorded_with_the_key_that_read_it(server, api_records):
+    """Who read whose score was recorded nowhere (no access log, no table): a reviewer key could read
+    every person's record through the API or the pages and leave no trace. Each score a read shows is
+    now a row of score_reads: when, the key, the request id, the route, the score and its person."""
+    person = "P-read-7306"
+    with server.client("scorer") as scorer:
+        body = {"person_id": person, "record": api_records[1]}
+        score_id = scorer.post("/v1/scores", json=body).json()["id"]
+    engine = make_engine(server.database)
+
+    def reads() -> list[ScoreReadRow]:
+        query = select(ScoreReadRow).where(ScoreReadRow.person_id == person).order_by(ScoreReadRow.read_at)
+        with Session(engine) as session:
+            return list(session.scalars(query))
+
+    assert reads() == [], "scoring a person is not reading their score"
+    with server.client("reviewer") as reviewer:
+        answers = [
+            reviewer.get(f"/v1/scores/{score_id}"),
+            reviewer.get("/v1/scores", params={"person_id": person}),
+        ]
+        reviewer.get("/v1/scores", params={"person_id": "P-nobody-7306"})  # shows no score: nothing to record
+    with server.page_client() as browser:
+        answers += [
+            browser.get(f"/review/scores/{score_id}"),
+            browser.get(f"/review/people/{person}"),
+            browser.get("/review/scores", params={"person_id": person}),
+        ]
+    reviewer_id = KeyStore(engine).verify(server.keys["reviewer"]).id
+    rows = reads()
+    engine.dispose()
+    assert all(answer.status_code == 200 for answer in answers)
+    assert [(r.route, r.request_id) for r in rows] == [
+        (route, answer.headers["x-request-id"])
+        for route, answer in zip(
+            [
+                "/v1/scores/{score_id}",
+                "/v1/scores",
+                "/review/scores/{score_id}",
+                "/review/people/{person_id:path}",
+                "/review/scores",
+            ],
+            answers,
+            strict=True,
+        )
+    ]
+    assert {(r.key_id, r.score_id) for r in rows} == {(reviewer_id, score_id)}
 
 
 def test_audit_record_is_retrievable_and_searchable(server, api_records):
