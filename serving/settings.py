@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         default="", description="signs reviewer page sessions"
     )
     session_hours: float = Field(default=8.0, gt=0, le=24 * 366)
+    session_idle_minutes: float = Field(
+        default=30.0, gt=0, le=24 * 366 * 60, description="a page session unused this long ends"
+    )
 
     @property
     def model_uri(self) -> str:

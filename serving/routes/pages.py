@@ -6,7 +6,8 @@ import hmac
 import logging
 import re
 import secrets
-from dataclasses import dataclass, replace
+import time as clock
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Annotated, Any
@@ -83,6 +84,9 @@ class SignInRequired(Exception):
 class Session:
     csrf: str
     key_id: str | None = None
+    since: float = field(
+        default_factory=clock.time
+    )  # sign-in (or form) time: the absolute limit counts from it
 
 
 @dataclass(frozen=True)
@@ -152,20 +156,27 @@ def _read_session(request: Request, settings: Settings) -> Session | None:
     raw = request.cookies.get(COOKIE)
     if not raw:
         return None
-    try:
-        data = request.app.state.page_sessions.loads(raw, max_age=settings.session_hours * 3600)
+    try:  # the signature's time is the last page opened: an unused session ends after the idle limit
+        data = request.app.state.page_sessions.loads(raw, max_age=settings.session_idle_minutes * 60)
     except BadSignature:  # also an expired one
         return None
-    return Session(data["c"], data.get("k"))
+    since = data.get("s", 0.0)  # a cookie signed before sessions had a start has none: it has ended
+    if clock.time() - since > settings.session_hours * 3600:
+        return None
+    return Session(data["c"], data.get("k"), since)
 
 
 def _set_session(response: Response, request: Request, settings: Settings, session: Session) -> None:
-    """The session holds the key's id and a CSRF token, never the key; signed, timestamped, HttpOnly."""
-    value = request.app.state.page_sessions.dumps({"c": session.csrf, "k": session.key_id})
+    """The session holds the key's id, a CSRF token and its start, never the key; signed, timestamped
+    (signed again with each page, so the idle limit counts from the last one), HttpOnly."""
+    value = request.app.state.page_sessions.dumps(
+        {"c": session.csrf, "k": session.key_id, "s": session.since}
+    )
+    left = settings.session_hours * 3600 - (clock.time() - session.since)
     response.set_cookie(
         COOKIE,
         value,
-        max_age=int(settings.session_hours * 3600),
+        max_age=max(0, int(min(settings.session_idle_minutes * 60, left))),
         path=_pages_path(request),
         httponly=True,
         samesite="lax",
@@ -183,6 +194,7 @@ def signed_in(request: Request, keys: KeysDep, settings: SettingsDep) -> Reviewe
     key = _signed_in_key(session, keys)
     if session is None or key is None or key.role not in PAGE_ROLES:
         raise SignInRequired(_requested(request))
+    request.state.page_session = session  # _render signs it again: the idle limit restarts
     return Reviewer(key, session.csrf)
 
 
@@ -198,7 +210,12 @@ ReviewerDep = Annotated[Reviewer, Depends(signed_in)]
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-    return templates.TemplateResponse(request, name, context, status_code=status, headers=SECURITY_HEADERS)
+    response = templates.TemplateResponse(
+        request, name, context, status_code=status, headers=SECURITY_HEADERS
+    )
+    if (session := getattr(request.state, "page_session", None)) is not None:
+        _set_session(response, request, request.app.state.settings, session)
+    return response
 
 
 def _safe_next(request: Request, target: str | None) -> str:

@@ -1152,6 +1152,29 @@ def test_a_session_holds_on_every_worker(registry, tmp_path):
     assert pages == [200] * 24
 
 
+def test_a_session_left_unused_ends_though_one_in_use_goes_on(registry, tmp_path):
+    """A page left open on an unattended screen stayed signed in for the whole 8 hours: a session had no
+    idle limit. It now ends REINTEGRA_SESSION_IDLE_MINUTES after the last page it opened (6 s here),
+    while pages opened more often keep it going."""
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_SESSION_IDLE_MINUTES": "0.1"})
+    try:
+        with server.page_client() as client:
+            answers = []
+            for pause in (3.5, 3.5, 3.5):  # 10.5 s in all, never 6 s without a page
+                time.sleep(pause)
+                answers.append(client.get("/review/scores").status_code)
+            cookie = client.cookies["reintegra_review"]
+            time.sleep(8)
+            idle = client.get("/review/scores")
+        with httpx.Client(base_url=server.base_url, cookies={"reintegra_review": cookie}) as copied:
+            replayed = copied.get("/review/scores")
+    finally:
+        server.stop()
+    assert answers == [200, 200, 200]
+    for ended in (idle, replayed):  # the browser may drop the cookie; the server refuses it anyway
+        assert ended.status_code == 303 and urlsplit(ended.headers["location"]).path == "/review/sign-in"
+
+
 def test_revoking_the_key_ends_its_page_session(server):
     store = KeyStore(make_engine(server.database))
     key, secret = store.create("reviewer", "revoked during a session")
