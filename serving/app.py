@@ -28,7 +28,7 @@ DESCRIPTION = """Relapse risk, needs and exact explanations. The serving model's
 
 Every score is committed to the audit trail before it is returned. Send an API key as
 `Authorization: Bearer <key>`: scorer keys score, reviewer keys read scores and the model,
-admin keys reload. Every error is `application/problem+json`."""
+admin keys reload, monitor keys only read /metrics. Every error is `application/problem+json`."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -87,6 +87,7 @@ def require(*roles: Role) -> Callable[..., ApiKey]:
 ScorerKey = Annotated[ApiKey, Depends(require("scorer"))]
 ReviewerKey = Annotated[ApiKey, Depends(require("reviewer"))]
 AdminKey = Annotated[ApiKey, Depends(require("admin"))]
+MonitorKey = Annotated[ApiKey, Depends(require("monitor", "reviewer"))]
 
 
 def record_shown(request: Request, audit: AuditStore, key: ApiKey, rows: Iterable[ScoreRow]) -> None:

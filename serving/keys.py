@@ -14,8 +14,9 @@ from sqlalchemy.orm import sessionmaker
 
 from serving.tables import ApiKeyRow, EndedSessionRow
 
-Role = Literal["scorer", "reviewer", "admin"]
-ROLES: tuple[Role, ...] = ("scorer", "reviewer", "admin")
+# A monitor key only scrapes /metrics: a Prometheus server need not hold a key that reads people's records.
+Role = Literal["scorer", "reviewer", "admin", "monitor"]
+ROLES: tuple[Role, ...] = ("scorer", "reviewer", "admin", "monitor")
 KEY_PREFIX = "rk_"
 NAME_LENGTH: int = ApiKeyRow.__table__.c.name.type.length
 _KEYS = ApiKeyRow.__table__.c

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from serving.deps import AuditDep, HolderDep, KeysDep, MetricsDep, ReviewerKey
+from serving.deps import AuditDep, HolderDep, KeysDep, MetricsDep, MonitorKey
 from serving.problems import problem, problem_response
 from serving.routes.scores import PROBLEMS
 
@@ -38,9 +38,9 @@ def read_readiness(request: Request, holder: HolderDep, audit: AuditDep, keys: K
 # Documented as the Prometheus text it is, not JSON, with the refusals of its key check.
 @router.get(
     "/metrics",
-    summary="Prometheus metrics (reviewer or admin key)",
+    summary="Prometheus metrics (monitor, reviewer or admin key)",
     response_class=PlainTextResponse,
     responses={status: PROBLEMS[status] for status in (401, 403, 503)},
 )
-def read_metrics(key: ReviewerKey, metrics: MetricsDep) -> Response:
+def read_metrics(key: MonitorKey, metrics: MetricsDep) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -27,7 +27,7 @@ from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.limits import HEAD_SECONDS, MAX_HEAD_BYTES
 from serving.tables import ScoreReadRow, ScoreRow
-from tests.serving.conftest import start_server, with_a_retired_band_score
+from tests.serving.conftest import form_token, start_server, with_a_retired_band_score
 
 PROBLEM = "application/problem+json"
 
@@ -175,6 +175,28 @@ def test_wrong_role_gets_403(server, api_records):
     assert reading.json()["detail"] == "a scorer key cannot do this; it needs a reviewer key"
     assert reading.headers["content-type"] == PROBLEM
     assert_problem(reading, 403, "/v1/scores")
+
+
+def test_a_monitor_key_reads_the_metrics_and_nothing_else(server, api_records):
+    """/metrics took only a reviewer (or admin) key, so a Prometheus server had to hold a key that also
+    reads every person's record. A monitor key scrapes the metrics and is refused everything else."""
+    engine = make_engine(server.database)
+    _, secret = KeyStore(engine).create("monitor", "prometheus")
+    engine.dispose()
+    headers = {"Authorization": f"Bearer {secret}"}
+    with httpx.Client(base_url=server.base_url, headers=headers) as monitor:
+        metrics = monitor.get("/metrics")
+        refused = [
+            monitor.get("/v1/scores"),
+            monitor.get("/v1/model"),
+            monitor.post("/v1/scores", json={"record": api_records[0]}),
+            monitor.post("/v1/admin/reload"),
+        ]
+        signed_in = monitor.post("/review/sign-in", data={"key": secret, "csrf": form_token(monitor)})
+    assert metrics.status_code == 200 and "reintegra_requests_total" in metrics.text
+    assert [r.status_code for r in refused] == [403] * 4
+    assert refused[0].json()["detail"] == "a monitor key cannot do this; it needs a reviewer key"
+    assert signed_in.status_code == 403 and "A monitor key cannot open the reviewer pages" in signed_in.text
 
 
 def test_an_admin_key_may_do_everything(server, api_records):

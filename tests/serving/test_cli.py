@@ -48,8 +48,9 @@ def test_dev_setup_creates_one_private_key_per_role_once(registry, spec, tmp_pat
         "REINTEGRA_SCORER_KEY": "scorer",
         "REINTEGRA_REVIEWER_KEY": "reviewer",
         "REINTEGRA_ADMIN_KEY": "admin",
+        "REINTEGRA_MONITOR_KEY": "monitor",
     }
-    assert len(store.list()) == 3, "a second run keeps the keys it made"
+    assert len(store.list()) == 4, "a second run keeps the keys it made"
     assert keys["REINTEGRA_SCORER_KEY"] in first.stdout and "created development keys" in first.stdout
     assert "created on the first run" in again.stdout
     example = json.loads((tmp_path / "dev" / "example-request.json").read_text())
