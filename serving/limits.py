@@ -1,6 +1,7 @@
 """Request limits: an oversized body is refused with 413 before it is read into memory, a compressed
 one with 415 (decoded, it could pass the limit many times over), an oversized head with 400, a head
-sent too slowly with 408, and an API body without a valid key with 401 before it is read."""
+sent too slowly or a body that stops arriving with 408, and an API body without a valid key with 401
+before it is read."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from serving.problems import problem
 
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_SECONDS = 10
+BODY_IDLE_SECONDS = 20
 log = logging.getLogger("reintegra.limits")
 
 
@@ -105,13 +107,16 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     uvicorn sets no deadline on a head either, so connections that send half a head, or nothing,
     stay open until the worker runs out of file descriptors (slowloris). A head must be complete
     HEAD_SECONDS after the connection opens or after its first byte arrives: else 408 (or, when
-    nothing was sent, the connection is closed as an idle keep-alive one is)."""
+    nothing was sent, the connection is closed as an idle keep-alive one is). A body announced but not
+    sent holds a connection the same way (the sign-in form is posted without a key): one that sends
+    nothing for BODY_IDLE_SECONDS gets a 408, unless the server itself stopped reading it."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._part: Literal["idle", "head", "body"] = "idle"
         self._head_bytes = 0
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._body_wait: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -119,6 +124,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_deadline()
+        self._cancel_body_wait()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -132,6 +138,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._part = "idle"
+        self._cancel_body_wait()
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
@@ -157,6 +164,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self._part == "head":  # also a pipelined one that began after a body
             self._arm_head_deadline()
+        elif self._part == "body":  # more of the body is due: the wait starts again
+            self._cancel_body_wait()
+            self._body_wait = self.loop.call_later(BODY_IDLE_SECONDS, self._body_stalled)
         if before == "body" or self._part != "head" or self.transport.is_closing():
             return
         self._head_bytes += len(data)
@@ -173,6 +183,27 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self._head_deadline is not None:
             self._head_deadline.cancel()
             self._head_deadline = None
+
+    def _cancel_body_wait(self) -> None:
+        if self._body_wait is not None:
+            self._body_wait.cancel()
+            self._body_wait = None
+
+    def _body_stalled(self) -> None:
+        self._body_wait = None
+        if self.transport.is_closing() or self._part != "body":
+            return
+        if self.flow.read_paused:  # the app has not read what came yet: the client is not the one late
+            self._body_wait = self.loop.call_later(BODY_IDLE_SECONDS, self._body_stalled)
+            return
+        log.warning("request body stalled for %d s refused", BODY_IDLE_SECONDS)
+        if self.cycle is not None and self.cycle.response_started:  # no second answer inside the first
+            self.transport.close()
+            return
+        self._refuse(
+            HTTPStatus.REQUEST_TIMEOUT,
+            f"the request body stopped arriving: nothing for {BODY_IDLE_SECONDS} s",
+        )
 
     def _head_too_slow(self) -> None:
         self._head_deadline = None

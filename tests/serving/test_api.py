@@ -25,7 +25,7 @@ from models.registry import FORCED_REASON_TAG
 from serving.audit import AuditStore, new_score_id
 from serving.database import make_engine
 from serving.keys import KeyStore
-from serving.limits import HEAD_SECONDS, MAX_HEAD_BYTES
+from serving.limits import BODY_IDLE_SECONDS, HEAD_SECONDS, MAX_HEAD_BYTES
 from serving.tables import ScoreReadRow, ScoreRow
 from tests.serving.conftest import form_token, start_server, with_a_retired_band_score
 
@@ -1085,6 +1085,29 @@ def test_a_request_head_sent_too_slowly_is_cut_off(server):
     assert HEAD_SECONDS - 1 < elapsed < HEAD_SECONDS + 3
     with httpx.Client(base_url=server.base_url) as client:
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_request_body_that_stops_arriving_is_cut_off(server):
+    """The sign-in form is posted without a key: a body announced with Content-Length that never came
+    held the connection 30 s and more, the slowloris attack again past the head's deadline. A body
+    that sends nothing for BODY_IDLE_SECONDS gets a 408 and its connection is closed."""
+    address = urlsplit(server.base_url)
+    head = (
+        b"POST /review/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 100\r\n\r\n"
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=BODY_IDLE_SECONDS + 5) as slow:
+        slow.sendall(head + b"key=")
+        time.sleep(BODY_IDLE_SECONDS / 2)
+        slow.sendall(b"rk_")  # a byte now and then restarts the wait
+        started = time.monotonic()
+        answer = b"".join(iter(lambda: slow.recv(65536), b""))
+        elapsed = time.monotonic() - started
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 408 Request Timeout" and b"application/problem+json" in rest
+    detail = f"the request body stopped arriving: nothing for {BODY_IDLE_SECONDS} s"
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["detail"] == detail
+    assert BODY_IDLE_SECONDS - 1 < elapsed < BODY_IDLE_SECONDS + 3
 
 
 def test_a_request_the_http_parser_refuses_gets_a_problem_too(server):
