@@ -144,8 +144,11 @@ def shared_metrics_folder(workers: int) -> Iterator[None]:
             del os.environ[MULTIPROCESS_DIR]
 
 
-# API answers hold people's records: no cache may keep them, no browser may sniff them.
-API_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+# API answers hold people's records: no cache may keep them.
+API_HEADERS = [(b"cache-control", b"no-store")]
+# On every answer that does not set them itself (pages do): no browser sniffs another type into it and
+# no other site frames it (/docs is where a key is typed in).
+EVERY_ANSWER_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
 
 
 class RequestContextMiddleware:
@@ -178,7 +181,10 @@ class RequestContextMiddleware:
             nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status, started_response = message["status"], True
-                message["headers"] = [*message.get("headers", []), *extra_headers]
+                headers = message.get("headers", [])
+                present = {name.lower() for name, _ in headers}
+                missing = [header for header in EVERY_ANSWER_HEADERS if header[0] not in present]
+                message["headers"] = [*headers, *extra_headers, *missing]
             await send(message)
 
         try:

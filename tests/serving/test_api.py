@@ -852,6 +852,27 @@ def test_health_readiness_and_metrics(server, api_records):
     assert 'reintegra_model_version{name="reintegra",version=' in text
 
 
+def test_every_answer_refuses_sniffing_and_framing(server):
+    """Only API answers and rendered pages carried nosniff and a framing ban: /docs (Swagger UI, where
+    a key is typed in) could be framed by any site, and the static files, the plots, /openapi.json and
+    /metrics could be sniffed as another type. Every answer now carries both, once."""
+    with server.page_client() as browser, server.client("reviewer") as reviewer:
+        answers = {
+            "/docs": browser.get("/docs"),
+            "/openapi.json": browser.get("/openapi.json"),
+            "/static-offline-docs/swagger-ui.css": browser.get("/static-offline-docs/swagger-ui.css"),
+            "/review/static/review.js": browser.get("/review/static/review.js"),
+            "/review/model/1/artifacts/none.png": browser.get("/review/model/1/artifacts/none.png"),
+            "/review/scores": browser.get("/review/scores"),
+            "/healthz": reviewer.get("/healthz"),
+            "/metrics": reviewer.get("/metrics"),
+            "/v1/model": reviewer.get("/v1/model"),
+        }
+    for path, answer in answers.items():
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"], path
+        assert answer.headers.get_list("x-frame-options") == ["DENY"], path
+
+
 def test_request_id_is_kept_or_generated(server):
     with server.client() as client:
         kept = client.get("/healthz", headers={"X-Request-ID": "case-123"})
