@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
+from serving.addresses import app_path
 from serving.audit import AuditStore
 from serving.keys import ApiKey, KeyStore, Role
 from serving.model_store import ModelHolder
@@ -17,6 +19,7 @@ from serving.observability import Metrics
 from serving.settings import Settings
 from serving.tables import ScoreRow
 
+log = logging.getLogger("reintegra.auth")
 _bearer = HTTPBearer(auto_error=False, description="API key: Authorization: Bearer <key>")
 
 
@@ -59,9 +62,18 @@ def authenticate(request: Request, keys: KeyStore) -> ApiKey:
         raise HTTPException(401, "send an API key as 'Authorization: Bearer <key>'")
     key = keys.verify(token)
     if key is None:
+        revoked = keys.refused_id(token)
+        why = f"API key {revoked}, revoked" if revoked else "unknown API key"
+        log.warning("refused %s %s: %s", request.method, _route(request), why)
         raise HTTPException(401, "unknown or revoked API key")
     request.state.api_key = key
     return key
+
+
+def _route(request: Request) -> str:
+    """The route's template, or before routing (a POST's key is checked before its body is read) the path
+    with control characters escaped, so a refusal's log line names no id and cannot forge another line."""
+    return getattr(request.scope.get("route"), "path", None) or ascii(app_path(request.scope))[1:-1]
 
 
 def require(*roles: Role) -> Callable[..., ApiKey]:
@@ -78,6 +90,8 @@ def require(*roles: Role) -> Callable[..., ApiKey]:
         # (a database read) still runs there.
         key = getattr(request.state, "api_key", None) or await run_in_threadpool(authenticate, request, keys)
         if key.role not in allowed:
+            route = _route(request)
+            log.warning("refused %s %s: %s key %s may not do this", request.method, route, key.role, key.id)
             raise HTTPException(403, f"a {key.role} key cannot do this; it needs a {' or '.join(roles)} key")
         return key
 

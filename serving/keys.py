@@ -23,6 +23,7 @@ _KEYS = ApiKeyRow.__table__.c
 _ACTIVE = select(_KEYS.id, _KEYS.name, _KEYS.role, _KEYS.created_at).where(_KEYS.revoked_at.is_(None))
 _BY_HASH = _ACTIVE.where(_KEYS.key_hash == bindparam("value"))
 _BY_ID = _ACTIVE.where(_KEYS.id == bindparam("value"))
+_ANY_BY_HASH = select(_KEYS.id).where(_KEYS.key_hash == bindparam("value"))
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ class KeyStore:
     def verify(self, key: str) -> ApiKey | None:
         """The active key matching `key`, or None."""
         return self._active(_BY_HASH, hash_key(key))
+
+    def refused_id(self, key: str) -> str | None:
+        """The id of the key `key` is when `verify` refused it (so it is revoked), or None for a key
+        never issued: a refusal's log line names a retired key still in use, never the key itself."""
+        with self._engine.connect() as connection:
+            return connection.execute(_ANY_BY_HASH, {"value": hash_key(key)}).scalar()
 
     def active(self, key_id: str) -> ApiKey | None:
         """The key with this id while it is not revoked, or None."""

@@ -199,6 +199,46 @@ def test_a_monitor_key_reads_the_metrics_and_nothing_else(server, api_records):
     assert signed_in.status_code == 403 and "A monitor key cannot open the reviewer pages" in signed_in.text
 
 
+def test_refused_keys_are_logged_with_the_key_they_name(registry, tmp_path):
+    """A refused key left no trace but a count by route and status: a stolen scorer key probing the
+    reads, or a key revoked as compromised still in use, went unseen. Each refusal is now a log line
+    with the request id, the route and the key's id when the key is known (never the key itself)."""
+    server = start_server(registry, tmp_path)
+    engine = make_engine(server.database)
+    store = KeyStore(engine)
+    revoked, revoked_secret = store.create("scorer", "retired system")
+    store.revoke(revoked.id)
+    scorer_id = store.verify(server.keys["scorer"]).id
+    engine.dispose()
+    try:
+        with httpx.Client(base_url=server.base_url) as client:
+            sent = {
+                "unknown": client.get("/v1/scores", headers={"Authorization": "Bearer rk_guessed"}),
+                "revoked": client.post(
+                    "/v1/scores", json={}, headers={"Authorization": f"Bearer {revoked_secret}"}
+                ),
+                "role": client.get(
+                    "/v1/scores/x", headers={"Authorization": f"Bearer {server.keys['scorer']}"}
+                ),
+            }
+            signed_in = client.post(
+                "/review/sign-in", data={"key": server.keys["scorer"], "csrf": form_token(client)}
+            )
+    finally:
+        server.stop()
+    log = (tmp_path / "server.log").read_text()
+    assert [r.status_code for r in sent.values()] == [401, 401, 403] and signed_in.status_code == 403
+    expected = {
+        "unknown": "refused GET /v1/scores: unknown API key",
+        "revoked": f"refused POST /v1/scores: API key {revoked.id}, revoked",
+        "role": f"refused GET /v1/scores/{{score_id}}: scorer key {scorer_id} may not do this",
+    }
+    for name, line in expected.items():
+        assert f"[{sent[name].headers['x-request-id']}] {line}" in log, name
+    assert f"sign-in refused: scorer key {scorer_id} may not open the pages" in log
+    assert revoked_secret not in log and server.keys["scorer"] not in log and "rk_guessed" not in log
+
+
 def test_an_admin_key_may_do_everything(server, api_records):
     with server.client("admin") as admin:
         scored = admin.post("/v1/scores", json={"record": api_records[0]})
