@@ -1130,7 +1130,7 @@ def test_a_request_head_sent_too_slowly_is_cut_off(server):
     """uvicorn sets no deadline on a request head: 200 connections that sent half a head (or nothing)
     held a worker's file descriptors until /healthz was refused, for as long as they stayed open."""
     address = urlsplit(server.base_url)
-    wait = HEAD_SECONDS + 5
+    wait = 3 * HEAD_SECONDS  # a loaded test machine may fire the server's timer late
     with (
         socket.create_connection((address.hostname, address.port), timeout=wait) as partial,
         socket.create_connection((address.hostname, address.port), timeout=wait) as silent,
@@ -1143,7 +1143,7 @@ def test_a_request_head_sent_too_slowly_is_cut_off(server):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 ") and b"content-type: application/problem+json" in head.lower()
     assert json.loads(body)["detail"] == f"the request head was not complete after {HEAD_SECONDS} s"
-    assert HEAD_SECONDS - 1 < elapsed < HEAD_SECONDS + 3
+    assert HEAD_SECONDS - 1 < elapsed < 2 * HEAD_SECONDS
     with httpx.Client(base_url=server.base_url) as client:
         assert client.get("/healthz").status_code == 200
 
@@ -1157,9 +1157,9 @@ def test_a_request_body_that_stops_arriving_is_cut_off(server):
         b"POST /review/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
         b"Content-Length: 100\r\n\r\n"
     )
-    with socket.create_connection((address.hostname, address.port), timeout=BODY_IDLE_SECONDS + 5) as slow:
+    with socket.create_connection((address.hostname, address.port), timeout=2 * BODY_IDLE_SECONDS) as slow:
         slow.sendall(head + b"key=")
-        time.sleep(BODY_IDLE_SECONDS / 2)
+        time.sleep(BODY_IDLE_SECONDS / 4)
         slow.sendall(b"rk_")  # a byte now and then restarts the wait
         started = time.monotonic()
         answer = b"".join(iter(lambda: slow.recv(65536), b""))
@@ -1168,7 +1168,7 @@ def test_a_request_body_that_stops_arriving_is_cut_off(server):
     assert status == b"HTTP/1.1 408 Request Timeout" and b"application/problem+json" in rest
     detail = f"the request body stopped arriving: nothing for {BODY_IDLE_SECONDS} s"
     assert json.loads(rest.partition(b"\r\n\r\n")[2])["detail"] == detail
-    assert BODY_IDLE_SECONDS - 1 < elapsed < BODY_IDLE_SECONDS + 3
+    assert BODY_IDLE_SECONDS - 1 < elapsed < 1.5 * BODY_IDLE_SECONDS
 
 
 def test_a_request_the_http_parser_refuses_gets_a_problem_too(server):
