@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,19 @@ from tests.tracking import tracking_store
 
 STARTUP_SECONDS = 90
 PORT_ATTEMPTS = 3
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+INSTALL_SECONDS = 900
+REASSESSED = "P-REASSESSED"
+REASSESSMENTS = 3
 
 
 @dataclass
@@ -239,3 +253,49 @@ def score_row(person_id: str, **values) -> ScoreRow:
         "result": {},
     }
     return ScoreRow(person_id=person_id, **{**defaults, **values})
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium; a fresh CI machine gets it from apt (never `playwright install`)."""
+    if not CHROMIUM.exists():
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            pytest.skip(f"{CHROMIUM} is missing and apt-get cannot run here (not root or not Debian)")
+        try:
+            subprocess.run(
+                ["sh", "-c", "apt-get update && apt-get install -y chromium"],
+                check=True,
+                capture_output=True,
+                timeout=INSTALL_SECONDS,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            output = getattr(exc, "stderr", b"") or b""
+            pytest.skip(f"could not install Chromium with apt-get: {exc}; {output.decode()[-500:]}")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Path) -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def scores(server, api_records) -> list[dict]:
+    """Scores in creation order; one person is assessed several times."""
+    created = []
+    with server.client("scorer") as client:
+        for index, record in enumerate(api_records[:12]):
+            person = REASSESSED if index < REASSESSMENTS else f"P-{index}"
+            body = {"assessment_id": f"A-{index}", "person_id": person, "record": record}
+            response = client.post("/v1/scores", json=body)
+            assert response.status_code == 201, response.text
+            created.append(response.json())
+    return created
