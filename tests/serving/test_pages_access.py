@@ -1,0 +1,47 @@
+"""The reviewer pages for a keyboard and screen-reader user on a phone or a 200% zoomed screen
+(WCAG 2.2 AA): a real server and headless Debian Chromium, as in test_pages.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.serving.conftest import REASSESSED
+from tests.serving.test_pages import sign_in
+
+pytestmark = pytest.mark.slow
+
+NARROW = 320  # CSS px: a 1280 px screen at 400%, or the reflow width of WCAG 1.4.10
+
+
+@pytest.fixture(scope="module")
+def narrow(browser, server, scores) -> Iterator:
+    """A signed-in page 320 CSS px wide, and the paths of every kind of page."""
+    context = browser.new_context(base_url=server.base_url, viewport={"width": NARROW, "height": 800})
+    page = context.new_page()
+    sign_in(page, server.keys["reviewer"])
+    paths = {
+        "scores": "/review/scores",
+        "score": f"/review/scores/{scores[0]['id']}",
+        "person": f"/review/people/{REASSESSED}",
+        "model": "/review/model",
+    }
+    yield page, paths
+    context.close()
+
+
+def test_no_page_scrolls_sideways_at_320_px(narrow):
+    """WCAG 1.4.10: only a table or chart may scroll, in its own box; the page itself never does."""
+    page, paths = narrow
+    widths = {}
+    for name, path in paths.items():
+        page.goto(path)
+        widths[name] = page.evaluate("() => document.documentElement.scrollWidth")
+    smallest_need_text = page.evaluate(  # the person page's small charts keep their text size
+        """() => Math.min(...[...document.querySelectorAll(".need-trend svg")].flatMap(svg =>
+            [...svg.querySelectorAll("text")].map(text => parseFloat(getComputedStyle(text).fontSize)
+                * svg.getBoundingClientRect().width / svg.viewBox.baseVal.width)))"""
+    )
+    assert all(width <= NARROW for width in widths.values()), widths
+    assert smallest_need_text >= 9, smallest_need_text
