@@ -45,3 +45,24 @@ def test_no_page_scrolls_sideways_at_320_px(narrow):
     )
     assert all(width <= NARROW for width in widths.values()), widths
     assert smallest_need_text >= 9, smallest_need_text
+
+
+def test_table_cells_at_320_px_keep_their_words_whole(narrow):
+    """WCAG 1.4.10: a table too wide for the screen scrolls in its box; it is never squeezed until
+    a header reads one letter a line ("A", "s", "s", ...) or a person id breaks at every letter."""
+    page, paths = narrow
+    broken = {}
+    for name, path in paths.items():
+        page.goto(path)
+        broken[name] = page.evaluate(
+            """() => [...document.querySelectorAll("main table :is(th, td, td a)")]
+                .filter(cell => /^[^\\s-]+$/.test(cell.textContent.trim()))  // may wrap only at a hyphen
+                .filter(cell => {
+                    const range = document.createRange();
+                    range.selectNodeContents(cell);
+                    const tops = [...range.getClientRects()].map(box => box.top);
+                    return Math.max(...tops) - Math.min(...tops) > 5;  // a band's border is 1 px higher
+                })
+                .map(cell => cell.textContent.trim())"""
+        )
+    assert not any(broken.values()), broken
