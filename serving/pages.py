@@ -331,28 +331,32 @@ def markdown(text: str, shift: int = 1) -> Markup:
             blocks[-1].append(line.rstrip())
         elif blocks[-1]:
             blocks.append([])
+    heading = "Model card"
     for block in filter(None, blocks):
-        html.extend(_block(block, shift))
+        out, heading = _block(block, shift, heading)
+        html.extend(out)
     return Markup("\n".join(html))
 
 
-def _block(lines: list[str], shift: int) -> list[str]:
+def _block(lines: list[str], shift: int, heading: str) -> tuple[list[str], str]:
+    """The block's HTML, and the latest heading so far, which names the tables under it."""
     out: list[str] = []
     paragraph: list[str] = []
     i = 0
     while i < len(lines):
         line = lines[i]
-        heading = re.match(rf"(#{{1,{6 - shift}}}) (.*)", line)
-        if heading or line.startswith(("|", "- ")):
+        title = re.match(rf"(#{{1,{6 - shift}}}) (.*)", line)
+        if title or line.startswith(("|", "- ")):
             out.extend(_paragraph(paragraph))
             paragraph = []
-        if heading:
-            level = len(heading.group(1)) + shift
-            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+        if title:
+            level = len(title.group(1)) + shift
+            heading = title.group(2)
+            out.append(f"<h{level}>{_inline(heading)}</h{level}>")
             i += 1
         elif line.startswith("|"):
             end = next((j for j in range(i, len(lines)) if not lines[j].startswith("|")), len(lines))
-            out.append(_table(lines[i:end]))
+            out.append(_table(lines[i:end], heading))
             i = end
         elif line.startswith("- "):
             end = next((j for j in range(i, len(lines)) if not lines[j].startswith("- ")), len(lines))
@@ -361,19 +365,22 @@ def _block(lines: list[str], shift: int) -> list[str]:
         else:
             paragraph.append(line)
             i += 1
-    return out + _paragraph(paragraph)
+    return out + _paragraph(paragraph), heading
 
 
 def _paragraph(lines: list[str]) -> list[str]:
     return [f"<p>{_inline(' '.join(lines))}</p>"] if lines else []
 
 
-def _table(lines: list[str]) -> str:
+def _table(lines: list[str], heading: str) -> str:
+    """A table in a box that scrolls sideways on a narrow screen, focusable so the keyboard can
+    scroll it, and named by the heading it stands under."""
     rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
     body = [r for r in rows[1:] if not all(re.fullmatch(r":?-+:?", cell) for cell in r)]
     head = "".join(f'<th scope="col">{_inline(cell)}</th>' for cell in rows[0])
     cells = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body)
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table></div>'
+    box = f'<div class="scroll" role="region" tabindex="0" aria-label="{escape(heading)}">'
+    return f"{box}<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table></div>"
 
 
 def _inline(text: str) -> str:

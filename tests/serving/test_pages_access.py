@@ -66,3 +66,27 @@ def test_table_cells_at_320_px_keep_their_words_whole(narrow):
                 .map(cell => cell.textContent.trim())"""
         )
     assert not any(broken.values()), broken
+
+
+def test_every_box_that_scrolls_sideways_takes_the_keyboard_focus_and_is_named(narrow):
+    """WCAG 2.1.1: a table or chart that scrolls in its own box holds nothing else to focus, so
+    without tabindex="0" a keyboard user cannot scroll it (Safari, or Chromium before 130, never
+    focuses it on its own); a screen reader then names the box it entered by its caption."""
+    page, paths = narrow
+    unreachable = {}
+    for name, path in paths.items():
+        page.goto(path)
+        unreachable[name] = page.evaluate(
+            """() => [...document.querySelectorAll("main *")]
+                .filter(box => ["auto", "scroll"].includes(getComputedStyle(box).overflowX)
+                    && box.scrollWidth > box.clientWidth)
+                .filter(box => {
+                    const named = (box.getAttribute("aria-labelledby") || "").split(" ").filter(Boolean)
+                        .map(id => document.getElementById(id)?.textContent.trim() ?? "").join(" ").trim()
+                        || (box.getAttribute("aria-label") || "").trim();
+                    return box.getAttribute("tabindex") !== "0" || !named;
+                })
+                .map(box => box.querySelector("caption, figcaption, h1, h2, h3")?.textContent.trim()
+                    ?? box.outerHTML.slice(0, 80))"""
+        )
+    assert not any(unreachable.values()), unreachable
