@@ -374,12 +374,13 @@ def _paragraph(lines: list[str]) -> list[str]:
 
 def _table(lines: list[str], heading: str) -> str:
     """A table in a box that scrolls sideways on a narrow screen, focusable so the keyboard can
-    scroll it, and named by the heading it stands under."""
+    scroll it, and named by the heading it stands under and its first column (a heading may hold two)."""
     rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
     body = [r for r in rows[1:] if not all(re.fullmatch(r":?-+:?", cell) for cell in r)]
     head = "".join(f'<th scope="col">{_inline(cell)}</th>' for cell in rows[0])
     cells = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body)
-    box = f'<div class="scroll" role="region" tabindex="0" aria-label="{escape(heading)}">'
+    label = re.sub(r"[`*]", "", f"{heading}, by {rows[0][0]}")
+    box = f'<div class="scroll" role="region" tabindex="0" aria-label="{escape(label)}">'
     return f"{box}<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table></div>"
 
 

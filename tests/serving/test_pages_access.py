@@ -90,3 +90,22 @@ def test_every_box_that_scrolls_sideways_takes_the_keyboard_focus_and_is_named(n
                     ?? box.outerHTML.slice(0, 80))"""
         )
     assert not any(unreachable.values()), unreachable
+
+
+def test_no_two_regions_of_a_page_share_a_name(narrow):
+    """A screen reader's list of regions is only a way round the page if each name is its own: the
+    model card's two tables under its heading 'Race' were both 'Race'."""
+    page, paths = narrow
+    repeated = {}
+    for name, path in paths.items():
+        page.goto(path)
+        names = [
+            region.get_attribute("aria-label")
+            or " ".join(
+                page.locator(f"#{part}").text_content().strip()
+                for part in region.get_attribute("aria-labelledby").split()
+            )
+            for region in page.locator("[role=region]").all()
+        ]
+        repeated[name] = sorted({n for n in names if names.count(n) > 1})
+    assert not any(repeated.values()), repeated
