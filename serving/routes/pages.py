@@ -405,7 +405,8 @@ def scores_page(
     pages_count = max(1, -(-total // PAGE_SIZE))
     if page > pages_count:  # an old link or a hand-edited URL: show the last page there is
         return RedirectResponse(f"?{urlencode({**query, 'page': pages_count})}", status_code=303)
-    if first and last and first > last:
+    reversed_range = bool(first and last and first > last)
+    if reversed_range:  # said once, under From, and read on either field
         since_error = f"From ({since}) is after To ({until}): no day is in that range"
     record_shown(request, audit, reviewer.key, rows)
     versions = audit.model_versions(holder.name)
@@ -431,6 +432,7 @@ def scores_page(
                 )
                 if e
             },
+            "reversed_range": reversed_range,
             "bands": bands,
             "versions": versions,
             "previous": f"?{urlencode({**query, 'page': page - 1})}" if page > 1 else None,

@@ -109,3 +109,15 @@ def test_no_two_regions_of_a_page_share_a_name(narrow):
         ]
         repeated[name] = sorted({n for n in names if names.count(n) > 1})
     assert not any(repeated.values()), repeated
+
+
+def test_a_range_that_ends_before_it_starts_marks_both_its_dates(narrow):
+    """WCAG 3.3.1: the error names From and To, so a screen reader on either field must read it; the
+    To field was neither invalid nor described."""
+    page, paths = narrow
+    page.goto(f"{paths['scores']}?since=2026-02-02&until=2026-02-01")
+    for label in ("From (UTC)", "To (UTC, inclusive)"):
+        field = page.get_by_label(label)
+        assert field.get_attribute("aria-invalid") == "true", label
+        described = page.locator(f"#{field.get_attribute('aria-describedby')}")
+        assert "is after To (2026-02-01)" in described.text_content(), label
