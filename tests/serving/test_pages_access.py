@@ -121,3 +121,19 @@ def test_a_range_that_ends_before_it_starts_marks_both_its_dates(narrow):
         assert field.get_attribute("aria-invalid") == "true", label
         described = page.locator(f"#{field.get_attribute('aria-describedby')}")
         assert "is after To (2026-02-01)" in described.text_content(), label
+
+
+def test_the_person_pages_headings_lead_to_the_risk_chart_and_the_table(narrow):
+    """WCAG 1.3.1, 2.4.6: a screen reader user moving by heading reached no heading for the risk chart,
+    and the table of every assessment's risk and needs sat under "Needs over time"."""
+    page, paths = narrow
+    page.goto(paths["person"])
+    following = page.evaluate(
+        """() => Object.fromEntries(["#trend", "#person-scores"].map(selector => {
+            const headings = [...document.querySelectorAll("main h2")].filter(heading =>
+                heading.compareDocumentPosition(document.querySelector(selector))
+                & Node.DOCUMENT_POSITION_FOLLOWING);
+            return [selector, headings.at(-1)?.textContent.trim()];
+        }))"""
+    )
+    assert following == {"#trend": "Risk over time", "#person-scores": "Every assessment"}
