@@ -137,3 +137,30 @@ def test_the_person_pages_headings_lead_to_the_risk_chart_and_the_table(narrow):
         }))"""
     )
     assert following == {"#trend": "Risk over time", "#person-scores": "Every assessment"}
+
+
+def test_a_page_title_says_which_page_and_any_error(browser, server, scores):
+    """WCAG 2.4.2: the title is what a screen reader reads first on each load. A refused key left it
+    'Sign in', as before the attempt, and a filter error left the list 'Scores'; every score was
+    'Score' and eight hex digits."""
+    context = browser.new_context(base_url=server.base_url)
+    page = context.new_page()
+    try:
+        page.goto("/review/sign-in")
+        page.get_by_label("API key").fill("not a key")
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
+        refused = page.title()
+        sign_in(page, server.keys["reviewer"])
+        titles = {}
+        for name, path in {
+            "bad band": "/review/scores?band=nope",
+            "score": f"/review/scores/{scores[0]['id']}",
+        }.items():
+            page.goto(path)
+            titles[name] = page.title()
+    finally:
+        context.close()
+    assert refused.startswith("Error: Sign in"), refused
+    assert titles["bad band"].startswith("Error: Scores"), titles
+    assert titles["score"].startswith(f"Score of person {REASSESSED} at "), titles
