@@ -164,3 +164,14 @@ def test_a_page_title_says_which_page_and_any_error(browser, server, scores):
     assert refused.startswith("Error: Sign in"), refused
     assert titles["bad band"].startswith("Error: Scores"), titles
     assert titles["score"].startswith(f"Score of person {REASSESSED} at "), titles
+
+
+def test_the_risk_chart_says_what_its_filled_points_mean(narrow, scores):
+    """WCAG 1.4.1, 1.3.1: an assessment in a high band is drawn filled red, which nothing on the
+    page explained (the need charts say theirs are flagged)."""
+    page, _ = narrow
+    high = next(s for s in scores if s["risk"]["band"] in ("high", "very_high"))
+    page.goto(f"/review/people/{high['person_id']}")
+    assert page.locator("#trend circle.band-" + high["risk"]["band"]).count() == 1
+    caption = page.locator("#trend-caption").text_content()
+    assert f"filled points are in band {high['risk']['band']}" in caption, caption
