@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from models.registry import DEFAULT_MODEL_NAME
 from serving.keys import ROLES
@@ -27,7 +27,11 @@ def _store_url(url: str) -> str:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ValueError(f"not a database URL; {STORE_URLS}") from exc
-    if (parsed.get_backend_name(), parsed.get_driver_name()) not in STORE_DRIVERS:
+    try:  # the default driver is found by loading the dialect, which fails for a kind it lacks
+        driver = (parsed.get_backend_name(), parsed.get_driver_name())
+    except NoSuchModuleError:  # postgres://, as hosting services write it, or http://
+        driver = None
+    if driver not in STORE_DRIVERS:
         raise ValueError(f"{parsed.drivername} is not supported; {STORE_URLS}")
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise ValueError(f"an in-memory database would lose the audit trail; {STORE_URLS}")

@@ -194,3 +194,20 @@ def test_a_refused_session_secret_is_not_printed(tmp_path):
     [line] = result.stderr.splitlines()
     assert line.startswith("REINTEGRA_SESSION_SECRET='***': at least 32 characters (this one has 7)")
     assert "hunter2" not in result.stderr
+
+
+def test_a_url_naming_a_database_kind_sqlalchemy_does_not_know_is_named_in_one_line(tmp_path):
+    """postgres:// (as many hosting services write it) is not a SQLAlchemy dialect: it was a traceback."""
+    database = f"sqlite:///{tmp_path}/keys.db"
+    for url, shown in (
+        ("postgres://ops:hunter2@db.example/keys", "postgres://ops:***@db.example/keys"),
+        ("http://db.example/keys", "http://db.example/keys"),
+    ):
+        result = CliRunner().invoke(
+            app, ["keys", "list"], env={"REINTEGRA_KEYS_URL": url, "REINTEGRA_AUDIT_URL": database}
+        )
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [
+            f"REINTEGRA_KEYS_URL={shown!r}: {url.split(':')[0]} is not supported; "
+            "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
+        ]
