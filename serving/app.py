@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +17,7 @@ from serving.database import make_engine, migrate
 from serving.head import HeadAsGetMiddleware
 from serving.keys import KeyStore
 from serving.limits import BodySizeLimitMiddleware, KeyBeforeBodyMiddleware
-from serving.model_store import ModelHolder
+from serving.model_store import ModelHolder, ModelUnavailable
 from serving.observability import Metrics, RequestContextMiddleware, configure_logging
 from serving.routes import admin, health, model
 from serving.routes.pages import install_pages
@@ -48,7 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     holder = ModelHolder(
         settings.model_name, settings.model_alias, on_swap=metrics.serving, on_waiting=metrics.waiting
     )
-    holder.reload()
+    try:
+        holder.reload()
+    except ModelUnavailable as exc:  # a worker started again while MLflow is away: one line, no traceback
+        logging.getLogger("reintegra.model").error("%s", exc)
+        raise SystemExit(1) from exc
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from models.registry import configure_tracking
 from serving.database import make_engine, migrate
 from serving.keys import ROLES, KeyStore
-from serving.model_store import ModelUnavailable, alias_version
+from serving.model_store import ModelUnavailable, alias_version, load_version
 from serving.observability import shared_metrics_folder
 from serving.settings import Settings, unknown_variables
 
@@ -48,8 +48,8 @@ def serve(
     configure_tracking()
     for name, value in MLFLOW_HTTP_LIMITS.items():
         os.environ.setdefault(name, value)
-    try:
-        alias_version(settings.model_name, settings.model_alias)
+    try:  # loaded once here: a worker that cannot load it fails, and uvicorn restarts it forever
+        load_version(settings.model_name, alias_version(settings.model_name, settings.model_alias))
     except ModelUnavailable as exc:  # say it once here, not in a traceback from every worker
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc

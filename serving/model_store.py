@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import mlflow
 from mlflow import MlflowClient
@@ -19,6 +20,8 @@ from serving.schemas import record_changes, record_model
 
 log = logging.getLogger("reintegra.model")
 RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md")
+# MLflow's answers when the name or the alias is not registered, as against MLflow being out of reach.
+NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
 class ModelUnavailable(RuntimeError):
@@ -102,7 +105,7 @@ class ModelHolder:
             previous = self._current
             try:
                 version = self._alias_version()
-            except ModelUnavailable as exc:  # the alias was removed: nothing changes here, and it says so
+            except ModelUnavailable as exc:  # no alias, or no MLflow: nothing changes here, and it says so
                 if previous is None:
                     raise
                 raise ModelUnavailable(f"{exc}; still serving version {previous.version}") from exc
@@ -153,6 +156,8 @@ class ModelHolder:
                 self.reload()
             except SchemaChanged:  # logged once, when the version was first refused
                 continue
+            except ModelUnavailable as exc:  # says why in one line: no alias, no MLflow, no artifacts
+                log.warning("alias poll failed: %s", exc)
             except Exception:  # the registry may be briefly unreachable; keep serving
                 log.exception("alias poll failed; still serving the loaded version")
 
@@ -160,20 +165,32 @@ class ModelHolder:
         return alias_version(self.name, self.alias)
 
     def _load(self, version: str) -> ServingModel:
-        client = MlflowClient()
-        model_version = client.get_model_version(self.name, version)
-        bundle = load_bundle(f"models:/{self.name}/{version}")
+        return load_version(self.name, version)
+
+
+def load_version(name: str, version: str) -> ServingModel:
+    """Version `version` of `name` with its documents; ModelUnavailable naming the first line of why
+    not (its artifacts gone or unreadable, MLflow down), so a worker says it without a traceback."""
+    client = MlflowClient()
+    try:
+        model_version = client.get_model_version(name, version)
+        bundle = load_bundle(f"models:/{name}/{version}")
         run_id = model_version.run_id
-        return ServingModel(
-            bundle=bundle,
-            name=self.name,
-            version=version,
-            run_id=run_id,
-            loaded_at=datetime.now(UTC),
-            metrics=dict(client.get_run(run_id).data.metrics),
-            documents=run_documents(run_id),
-            forced_reason=model_version.tags.get(FORCED_REASON_TAG),
-        )
+        metrics = dict(client.get_run(run_id).data.metrics)
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise ModelUnavailable(
+            f"cannot load version {version} of {name} from MLflow: {_first_line(exc)}"
+        ) from exc
+    return ServingModel(
+        bundle=bundle,
+        name=name,
+        version=version,
+        run_id=run_id,
+        loaded_at=datetime.now(UTC),
+        metrics=metrics,
+        documents=run_documents(run_id),
+        forced_reason=model_version.tags.get(FORCED_REASON_TAG),
+    )
 
 
 def alias_version(name: str, alias: str) -> str:
@@ -181,6 +198,11 @@ def alias_version(name: str, alias: str) -> str:
     try:
         return str(MlflowClient().get_model_version_by_alias(name, alias).version)
     except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code not in NOT_FOUND:  # retraining would not help: MLflow itself is out of reach
+            raise ModelUnavailable(
+                f"MLflow did not answer for models:/{name}@{alias} "
+                f"(MLFLOW_TRACKING_URI={_without_password(mlflow.get_tracking_uri())}): {_first_line(exc)}"
+            ) from exc
         how = (
             "make run does both on the synthetic cohort"
             if name == DEFAULT_MODEL_NAME
@@ -189,6 +211,18 @@ def alias_version(name: str, alias: str) -> str:
         raise ModelUnavailable(
             f"no model at models:/{name}@{alias}; train and promote one first ({how})"
         ) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _without_password(uri: str) -> str:
+    """A tracking URI as it may be printed: a password in it is hidden."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
 def _record_schema(model: ServingModel) -> dict:

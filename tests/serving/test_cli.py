@@ -211,3 +211,47 @@ def test_a_url_naming_a_database_kind_sqlalchemy_does_not_know_is_named_in_one_l
             f"REINTEGRA_KEYS_URL={shown!r}: {url.split(':')[0]} is not supported; "
             "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
         ]
+
+
+def test_an_mlflow_that_does_not_answer_is_not_reported_as_a_missing_champion(tmp_path):
+    """It said 'no model ...; train and promote one first', sending the operator to retrain."""
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "REINTEGRA_AUDIT_URL": f"sqlite:///{tmp_path}/audit.db",
+        "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/audit.db",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "--port", "1"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("MLflow did not answer for models:/reintegra@champion (MLFLOW_TRACKING_URI=")
+    assert "127.0.0.1:1" in line and "train and promote" not in line
+
+
+def test_a_champion_that_cannot_be_loaded_stops_the_server_in_one_line(registry, tmp_path):
+    """Its artifacts gone: each of two workers failed with a traceback and uvicorn restarted them
+    forever (one worker: a traceback, exit 1)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    source = client.get_model_version("reintegra", registry.version)
+    name = f"no-artifacts-{tmp_path.name}"
+    client.create_registered_model(name)
+    version = client.create_model_version(name, str(tmp_path / "gone"), run_id=source.run_id).version
+    client.set_registered_model_alias(name, "champion", version)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": registry.uri,
+        "REINTEGRA_MODEL_NAME": name,
+        "REINTEGRA_AUDIT_URL": f"sqlite:///{tmp_path}/audit.db",
+        "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/audit.db",
+    }
+    for workers in ("2", "1"):
+        command = [sys.executable, "-m", "serving", "--port", "1", "--workers", workers]
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 2, result.stderr[-2000:]
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"cannot load version {version} of {name} from MLflow: "), line
