@@ -15,7 +15,7 @@ from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from models.registry import configure_tracking
-from serving.database import make_engine, migrate
+from serving.database import SchemaTooNew, make_engine, migrate
 from serving.keys import ROLES, KeyStore
 from serving.model_store import ModelUnavailable, alias_version, load_version
 from serving.observability import shared_metrics_folder
@@ -85,7 +85,7 @@ def _open_store(url: str) -> Engine:
     try:
         engine = make_engine(url)
         migrate(engine)
-    except (OperationalError, OSError) as exc:
+    except (OperationalError, OSError, SchemaTooNew) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         shown = make_url(url).render_as_string(hide_password=True)
         typer.echo(f"cannot open the store at {shown}: {reason}", err=True)

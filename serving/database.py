@@ -10,7 +10,9 @@ from pathlib import Path
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
 
 # How long a request waits for the store before it answers 503 (problems.py), on either backend.
 LOCK_WAIT_SECONDS = 10
@@ -75,6 +77,10 @@ def _json_text(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
+class SchemaTooNew(RuntimeError):
+    """The store was migrated by a newer release: this one cannot read or migrate it."""
+
+
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema (idempotent, and safe for servers starting at once)."""
     folder = resources.files("serving") / "migrations"
@@ -87,5 +93,19 @@ def migrate(engine: Engine) -> None:
             # The write lock first (waiting out the busy timeout), so the next server reads the
             # version this one wrote instead of creating the same tables beside it.
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+        _refuse_unknown_revisions(connection, ScriptDirectory.from_config(config))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _refuse_unknown_revisions(connection: Connection, scripts: ScriptDirectory) -> None:
+    """A release rolled back after a newer one migrated the store finds a revision it lacks: say so,
+    rather than Alembic's traceback."""
+    known = {script.revision for script in scripts.walk_revisions()}
+    for revision in MigrationContext.configure(connection).get_current_heads():
+        if revision not in known:
+            raise SchemaTooNew(
+                f"its schema is at revision {revision}, which this release does not know (its newest is "
+                f"{scripts.get_current_head()}): a newer release migrated it; serve that release, or restore "
+                "a backup taken before it"
+            )

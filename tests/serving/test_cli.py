@@ -9,7 +9,7 @@ import sys
 from typer.testing import CliRunner, Result
 
 from serving.cli import app
-from serving.database import make_engine
+from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 
 
@@ -255,3 +255,34 @@ def test_a_champion_that_cannot_be_loaded_stops_the_server_in_one_line(registry,
         assert result.returncode == 2, result.stderr[-2000:]
         [line] = result.stderr.splitlines()
         assert line.startswith(f"cannot load version {version} of {name} from MLflow: "), line
+
+
+def test_a_store_migrated_by_a_newer_release_is_named_in_one_line(tmp_path):
+    """After rolling back a release that had migrated the store it was a traceback ('CommandError:
+    Can't locate revision identified by ...')."""
+    from sqlalchemy import text
+
+    database = f"sqlite:///{tmp_path}/audit.db"
+    engine = make_engine(database)
+    migrate(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    result = CliRunner().invoke(
+        app, ["keys", "list"], env={"REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"cannot open the store at {database}: its schema is at revision 0099, which this release does not "
+        f"know (its newest is {newest_revision()}): a newer release migrated it; serve that release, or "
+        "restore a backup taken before it"
+    ]
+
+
+def newest_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", "serving:migrations")
+    return ScriptDirectory.from_config(config).get_current_head()
