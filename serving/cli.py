@@ -18,7 +18,7 @@ from models.registry import configure_tracking
 from serving.database import SchemaTooNew, make_engine, migrate
 from serving.keys import ROLES, KeyStore
 from serving.model_store import ModelUnavailable, alias_version, load_version
-from serving.observability import shared_metrics_folder
+from serving.observability import shared_metrics_folder, uvicorn_log_config
 from serving.settings import Settings, unknown_variables
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
@@ -67,6 +67,7 @@ def serve(
             workers=workers,
             root_path=settings.root_path,
             http="serving.limits:BoundedHeadProtocol",
+            log_config=uvicorn_log_config(),
             log_level="info",
             access_log=False,
         )

@@ -222,12 +222,28 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s pid=%(process)d [%(request_id)s] %(message)s"
+
+
+def uvicorn_log_config() -> dict:
+    """uvicorn's own lines (a worker started, died or stopped) in the app's format: with its default
+    ('INFO:     Child process [8931] died') they carried no time, so a death could not be dated.
+
+    Plain data naming nothing of ours (its lines come from no request): a worker applies it before
+    it answers the parent's health checks, and importing this module there would import MLflow."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"line": {"format": LOG_FORMAT.replace("%(request_id)s", "-")}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line"}},
+        "loggers": {"uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
+    }
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s pid=%(process)d [%(request_id)s] %(message)s")
-    )
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger("reintegra")
     root.handlers[:] = [handler]
     root.setLevel(level)

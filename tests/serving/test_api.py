@@ -7,6 +7,7 @@ import http.client
 import json
 import math
 import os
+import re
 import signal
 import socket
 import time
@@ -1013,6 +1014,10 @@ def test_out_of_range_queries_are_refused_not_crashed(server, params):
     assert response.json()["errors"][0]["field"] == f"query.{next(iter(params))}"
 
 
+# Every line a server writes: time, level, logger, worker pid and request id ('-' outside a request).
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) [\w.]+ pid=\d+ \[[^\]]+\] ")
+
+
 def test_metrics_add_up_across_workers(registry, tmp_path, api_records):
     """With two workers, whichever answers the scrape counts the scores both of them returned."""
     server = start_server(registry, tmp_path, workers=2)
@@ -1067,6 +1072,10 @@ def test_a_worker_killed_outright_no_longer_shows_as_serving(registry, tmp_path)
     assert len(after - before) == 1, "uvicorn started a worker in the dead one's place"
     assert victim not in after
     assert len(after) == 2
+    # uvicorn's own lines (the death, the parent's start and stop) read like the app's: when, and which pid
+    log = (tmp_path / "server.log").read_text().splitlines()
+    assert any(line.endswith(f"Child process [{victim}] died") for line in log)
+    assert [line for line in log if not LOG_LINE.match(line)] == []
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(server):
