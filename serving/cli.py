@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -18,7 +19,7 @@ from models.registry import configure_tracking
 from serving.database import SchemaTooNew, make_engine, migrate
 from serving.keys import ROLES, KeyStore
 from serving.model_store import ModelUnavailable, alias_version, load_version
-from serving.observability import shared_metrics_folder, uvicorn_log_config
+from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
 from serving.settings import Settings, unknown_variables
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
@@ -58,7 +59,12 @@ def serve(
     if workers > 1 and not settings.session_secret:
         # One secret per server, so that a page session signed by one worker is read by the others.
         os.environ["REINTEGRA_SESSION_SECRET"] = secrets.token_urlsafe(32)
-    with shared_metrics_folder(workers):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(shared_metrics_folder(workers))
+        except MetricsFolderUnusable as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
         uvicorn.run(
             "serving.app:create_app",
             factory=True,

@@ -129,6 +129,7 @@ def shared_metrics_folder(workers: int) -> Iterator[None]:
     """
     given = os.environ.get(MULTIPROCESS_DIR)
     if given:
+        _usable_folder(Path(given))
         for stale in Path(given).glob("*.db"):
             stale.unlink()
         yield
@@ -142,6 +143,22 @@ def shared_metrics_folder(workers: int) -> Iterator[None]:
             yield
         finally:
             del os.environ[MULTIPROCESS_DIR]
+
+
+class MetricsFolderUnusable(OSError):
+    """PROMETHEUS_MULTIPROC_DIR cannot be made or written: every worker would fail on its first metric."""
+
+
+def _usable_folder(folder: Path) -> None:
+    """Make the folder if it is not there yet, and write in it once, so a bad one stops the server at
+    start in one line rather than each worker with a traceback that uvicorn restarts forever."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise MetricsFolderUnusable(
+            f"{MULTIPROCESS_DIR}={folder}: cannot write metrics there: {exc}"
+        ) from exc
 
 
 # API answers hold people's records: no cache may keep them.

@@ -1271,9 +1271,8 @@ def test_metrics_keep_their_counts_to_this_server_when_an_operator_sets_the_fold
     registry, tmp_path, api_records
 ):
     """A `PROMETHEUS_MULTIPROC_DIR` set for a one-worker server starts empty: a restart does not add the
-    previous run's counts to the new one's."""
-    folder = tmp_path / "metrics"
-    folder.mkdir()
+    previous run's counts to the new one's. A folder not there yet is made (every worker failed on it)."""
+    folder = tmp_path / "metrics" / "reintegra"
     counts = []
     for scored in (2, 1):
         server = start_server(registry, tmp_path, extra_env={"PROMETHEUS_MULTIPROC_DIR": str(folder)})

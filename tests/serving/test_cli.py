@@ -286,3 +286,22 @@ def newest_revision() -> str:
     config = Config()
     config.set_main_option("script_location", "serving:migrations")
     return ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_a_metrics_folder_that_cannot_be_made_is_named_in_one_line(registry, tmp_path):
+    """Each worker failed on its first metric with a traceback, and uvicorn restarted them forever."""
+    (tmp_path / "a-file").write_text("")
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": registry.uri,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "a-file" / "metrics"),
+        "REINTEGRA_AUDIT_URL": f"sqlite:///{tmp_path}/audit.db",
+        "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/audit.db",
+    }
+    command = [sys.executable, "-m", "serving", "--port", "1", "--workers", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        f"PROMETHEUS_MULTIPROC_DIR={tmp_path / 'a-file' / 'metrics'}: cannot write metrics there: "
+    )
