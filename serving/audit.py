@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine, Select, and_, func, insert, or_, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from serving.tables import IdempotentRequestRow, ReadinessRow, ScoreReadRow, ScoreRow
+
+# Free space a SQLite store's disk needs to count as writable: a few scores' worth.
+MIN_FREE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,8 @@ class AuditStore:
     def writable(self) -> bool:
         """True when a write commits right now. An empty write or a rollback would pass on a full
         disk (nothing reaches it), so one small row is rewritten and committed."""
+        if not self._room_for_scores():
+            return False
         try:
             with self.engine.begin() as connection:
                 connection.execute(text("UPDATE scores SET id = id WHERE 1 = 0"))  # the table is still there
@@ -153,6 +160,14 @@ class AuditStore:
                 return connection.execute(probe).rowcount == 1
         except Exception:  # any driver error means not writable; readiness reports it
             return False
+
+    def _room_for_scores(self) -> bool:
+        """A SQLite disk that scores filled still takes the probe's one-row rewrite, into WAL space a
+        failed score had allocated, while every score (~75 kB in the WAL) fails: so ask for room."""
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database:
+            return True
+        return shutil.disk_usage(Path(database).resolve().parent).free >= MIN_FREE_BYTES
 
 
 def _values(row: ScoreRow | IdempotentRequestRow) -> dict:

@@ -263,3 +263,21 @@ def test_readiness_fails_while_the_audit_disk_is_full(registry, tmp_path, small_
     assert refused.status_code == 503
     assert full.status_code == 503 and full.json()["checks"]["audit_writable"] is False
     assert ready.status_code == 200 and accepted.status_code == 201
+
+
+def test_readiness_fails_once_scores_have_filled_the_audit_disk(registry, tmp_path, small_disk, api_records):
+    """Filled by the scores themselves, the disk still took the probe's one-row rewrite (into WAL space a
+    failed score had allocated), so /readyz said ready while every score got a 503."""
+    server = start_server(registry, tmp_path, database=f"sqlite:///{small_disk}/audit.db")
+    try:
+        with server.client("scorer") as scorer, server.client() as anonymous:
+            statuses = []
+            while 503 not in statuses and len(statuses) < 200:
+                statuses.append(scorer.post("/v1/scores", json={"record": api_records[0]}).status_code)
+            refused = scorer.post("/v1/scores", json={"record": api_records[1]})
+            full = anonymous.get("/readyz")
+    finally:
+        server.stop()
+    assert statuses[-1] == 503 and set(statuses[:-1]) == {201}
+    assert refused.status_code == 503
+    assert full.status_code == 503 and full.json()["checks"]["audit_writable"] is False
