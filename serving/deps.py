@@ -92,10 +92,16 @@ def require(*roles: Role) -> Callable[..., ApiKey]:
         if key.role not in allowed:
             route = _route(request)
             log.warning("refused %s %s: %s key %s may not do this", request.method, route, key.role, key.id)
-            raise HTTPException(403, f"a {key.role} key cannot do this; it needs a {' or '.join(roles)} key")
+            given, needed = key.role, " or ".join(roles)
+            detail = f"{_article(given)} {given} key cannot do this; it needs {_article(needed)} {needed} key"
+            raise HTTPException(403, detail)
         return key
 
     return check
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 ScorerKey = Annotated[ApiKey, Depends(require("scorer"))]

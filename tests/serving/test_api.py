@@ -174,6 +174,7 @@ def test_wrong_role_gets_403(server, api_records):
         reloading = reviewer.post("/v1/admin/reload")
     assert [r.status_code for r in (reading, scoring, reloading)] == [403, 403, 403]
     assert reading.json()["detail"] == "a scorer key cannot do this; it needs a reviewer key"
+    assert reloading.json()["detail"] == "a reviewer key cannot do this; it needs an admin key"
     assert reading.headers["content-type"] == PROBLEM
     assert_problem(reading, 403, "/v1/scores")
 
