@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from models.bundle import ScoringBundle
 from models.pyfunc import load_bundle
-from models.registry import DEFAULT_MODEL_NAME, FORCED_REASON_TAG, run_artifact
+from models.registry import DEFAULT_MODEL_NAME, FORCED_REASON_TAG, run_artifact, sqlite_path
 from serving.schemas import record_changes, record_model
 
 log = logging.getLogger("reintegra.model")
@@ -209,12 +209,23 @@ def alias_version(name: str, alias: str) -> str:
             else f"python -m training train --name {name} ..., then python -m training promote --name {name}"
         )
         raise ModelUnavailable(
-            f"no model at models:/{name}@{alias}; train and promote one first ({how})"
+            f"no model at models:/{name}@{alias}; train and promote one first ({how}); "
+            f"looked in MLflow at {_tracking_store()}"
         ) from exc
 
 
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _tracking_store() -> str:
+    """Where MLflow was asked, as an operator can find it: a relative SQLite path depends on the folder
+    the server was started from."""
+    uri = _without_password(mlflow.get_tracking_uri())
+    database = sqlite_path(uri)
+    if database is None or database.is_absolute():
+        return uri
+    return f"{uri} ({database.resolve()}, from the working folder)"
 
 
 def _without_password(uri: str) -> str:

@@ -305,3 +305,20 @@ def test_a_metrics_folder_that_cannot_be_made_is_named_in_one_line(registry, tmp
     assert line.startswith(
         f"PROMETHEUS_MULTIPROC_DIR={tmp_path / 'a-file' / 'metrics'}: cannot write metrics there: "
     )
+
+
+def test_a_missing_champion_names_the_store_it_was_looked_for_in(tmp_path):
+    """Started from another folder (a service manager's default), the relative default store is another
+    file; the message said only 'no model', not where it had looked."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env |= {
+        "REINTEGRA_AUDIT_URL": f"sqlite:///{tmp_path}/audit.db",
+        "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/audit.db",
+    }
+    command = [sys.executable, "-m", "serving", "--port", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("no model at models:/reintegra@champion; train and promote one first")
+    store = f"sqlite:///mlflow/mlflow.db ({tmp_path}/mlflow/mlflow.db, from the working folder)"
+    assert last.endswith(f"; looked in MLflow at {store}")
