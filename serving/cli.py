@@ -26,6 +26,9 @@ app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_loc
 # MLflow retries a tracking server 7 times, 120 s each: a page asking it while it is down would wait
 # four minutes (holding a pool thread) for its 500; with these it says MLflow did not answer in seconds.
 MLFLOW_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# How long uvicorn waits for a worker to answer: a new worker imports MLflow and loads the model (about
+# 5 s, more on a busy host), and with uvicorn's 5 s every SIGHUP restart was abandoned.
+WORKER_START_SECONDS = 60
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored as hashes).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -74,6 +77,7 @@ def serve(
             root_path=settings.root_path,
             http="serving.limits:BoundedHeadProtocol",
             log_config=uvicorn_log_config(),
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
             log_level="info",
             access_log=False,
         )

@@ -1079,6 +1079,34 @@ def test_a_worker_killed_outright_no_longer_shows_as_serving(registry, tmp_path)
     assert [line for line in log if not LOG_LINE.match(line)] == []
 
 
+def test_sighup_replaces_every_worker_while_requests_go_on(registry, tmp_path, api_records):
+    """uvicorn's rolling restart: each new worker must be ready within the health-check timeout, and
+    with uvicorn's 5 s (a worker imports and loads the model in about 5 s) every SIGHUP was abandoned."""
+    server = start_server(registry, tmp_path, workers=2)
+    reviewer = {"Authorization": f"Bearer {server.keys['reviewer']}"}
+    scorer = {"Authorization": f"Bearer {server.keys['scorer']}"}
+
+    def serving_pids() -> set[str]:
+        text = httpx.get(f"{server.base_url}/metrics", headers=reviewer).text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        return {s.labels["pid"] for s in families["reintegra_model_version"].samples if s.value == 1}
+
+    statuses = Counter()
+    try:
+        before = serving_pids()
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (len(after := serving_pids()) == 2 and not after & before):
+            response = httpx.post(
+                f"{server.base_url}/v1/scores", json={"record": api_records[0]}, headers=scorer
+            )
+            statuses[response.status_code] += 1
+    finally:
+        server.stop()
+    assert len(before) == 2 and len(after) == 2 and not after & before, "both workers were replaced"
+    assert set(statuses) == {201}, statuses
+
+
 def test_an_oversized_body_is_refused_before_it_is_read(server):
     """A declared length over the limit gets 413 at once; the server never waits for the body."""
     host, port = server.base_url.removeprefix("http://").split(":")
