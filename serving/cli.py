@@ -93,14 +93,16 @@ def _migrate_stores(settings: Settings) -> None:
 def _open_store(url: str) -> Engine:
     """The migrated store at `url`, or one line and exit 2 when it does not answer or its SQLite
     folder cannot be made."""
+    shown = make_url(url).render_as_string(hide_password=True)
     try:
         engine = make_engine(url)
-        migrate(engine)
+        before, after = migrate(engine)
     except (OperationalError, OSError, SchemaTooNew) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        shown = make_url(url).render_as_string(hide_password=True)
         typer.echo(f"cannot open the store at {shown}: {reason}", err=True)
         raise typer.Exit(2) from exc
+    if before is not None and before != after:  # an upgrade an operator should know happened
+        typer.echo(f"migrated the store at {shown} from schema {before} to {after}", err=True)
     return engine
 
 

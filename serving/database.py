@@ -81,8 +81,9 @@ class SchemaTooNew(RuntimeError):
     """The store was migrated by a newer release: this one cannot read or migrate it."""
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (idempotent, and safe for servers starting at once)."""
+def migrate(engine: Engine) -> tuple[str | None, str | None]:
+    """Bring the database to the newest schema (idempotent, and safe for servers starting at once);
+    returns its revision before (None: a new store) and after."""
     folder = resources.files("serving") / "migrations"
     config = Config()
     config.set_main_option("script_location", str(folder))
@@ -94,8 +95,10 @@ def migrate(engine: Engine) -> None:
             # version this one wrote instead of creating the same tables beside it.
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         _refuse_unknown_revisions(connection, ScriptDirectory.from_config(config))
+        before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        return before, MigrationContext.configure(connection).get_current_revision()
 
 
 def _refuse_unknown_revisions(connection: Connection, scripts: ScriptDirectory) -> None:

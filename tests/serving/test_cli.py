@@ -322,3 +322,25 @@ def test_a_missing_champion_names_the_store_it_was_looked_for_in(tmp_path):
     assert last.startswith("no model at models:/reintegra@champion; train and promote one first")
     store = f"sqlite:///mlflow/mlflow.db ({tmp_path}/mlflow/mlflow.db, from the working folder)"
     assert last.endswith(f"; looked in MLflow at {store}")
+
+
+def test_a_store_of_an_older_release_is_migrated_and_says_so(tmp_path):
+    """Start-up migrated it in silence: an operator upgrading could not tell that it had."""
+    from alembic import command
+    from alembic.config import Config
+
+    database = f"sqlite:///{tmp_path}/audit.db"
+    engine = make_engine(database)
+    config = Config()
+    config.set_main_option("script_location", "serving:migrations")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    engine.dispose()
+    env = {"REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
+    first, again = (CliRunner().invoke(app, ["keys", "list"], env=env) for _ in range(2))
+    assert first.exit_code == again.exit_code == 0, first.output
+    assert first.stderr.splitlines() == [
+        f"migrated the store at {database} from schema 0001 to {newest_revision()}"
+    ]
+    assert again.stderr == "", "said once, when it migrated"
