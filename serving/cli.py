@@ -20,7 +20,7 @@ from serving.database import SchemaTooNew, make_engine, migrate
 from serving.keys import ROLES, KeyStore
 from serving.model_store import ModelUnavailable, alias_version, load_version
 from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
-from serving.settings import Settings, unknown_variables
+from serving.settings import Settings, store_warnings, unknown_variables
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 # MLflow retries a tracking server 7 times, 120 s each: a page asking it while it is down would wait
@@ -112,7 +112,7 @@ def _settings() -> Settings:
     for line in unknown_variables(os.environ):
         typer.echo(f"warning: {line}", err=True)
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         for error in exc.errors():
             variable = f"REINTEGRA_{'_'.join(str(p) for p in error['loc']).upper()}"
@@ -124,6 +124,9 @@ def _settings() -> Settings:
             message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
             typer.echo(f"{variable}={value!r}: {message}", err=True)
         raise typer.Exit(2) from exc
+    for line in store_warnings(settings):
+        typer.echo(f"warning: {line}", err=True)
+    return settings
 
 
 def _without_password(url: str) -> str:
@@ -135,8 +138,9 @@ def _without_password(url: str) -> str:
     return parsed.render_as_string(hide_password=True) if parsed.password else url
 
 
-def _store() -> KeyStore:
-    return KeyStore(_open_store(_settings().keys_url))
+def _store(settings: Settings | None = None) -> KeyStore:
+    """The key store; settings already read are passed, so their warnings are not printed twice."""
+    return KeyStore(_open_store((settings or _settings()).keys_url))
 
 
 @keys_app.command("create")
@@ -185,7 +189,7 @@ def dev_setup(
     from models.pyfunc import load_bundle
 
     settings = _settings()
-    store = _store()
+    store = _store(settings)
     keys_file, example_file = folder / "dev-keys.env", folder / "example-request.json"
     folder.mkdir(parents=True, exist_ok=True)
     if not store.list() or not keys_file.exists():

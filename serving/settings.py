@@ -120,3 +120,15 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         hint = f"did you mean {prefix}{close[0]}?" if close else f"settings are {prefix}{{{','.join(known)}}}"
         lines.append(f"{variable} is not a setting and is ignored; {hint}")
     return lines
+
+
+def store_warnings(settings: Settings) -> list[str]:
+    """A line when the audit store is set but the keys store left at its default: keys made on one host
+    would then be unknown to the others sharing the audit store, with nothing said."""
+    if "keys_url" in settings.model_fields_set or "audit_url" not in settings.model_fields_set:
+        return []
+    return [
+        f"REINTEGRA_KEYS_URL is not set, so API keys and page sessions are kept in {DEFAULT_DATABASE} "
+        "(relative to the working folder), not in the audit store of REINTEGRA_AUDIT_URL; set "
+        "REINTEGRA_KEYS_URL, to the same URL to keep them there"
+    ]

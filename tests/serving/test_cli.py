@@ -344,3 +344,23 @@ def test_a_store_of_an_older_release_is_migrated_and_says_so(tmp_path):
         f"migrated the store at {database} from schema 0001 to {newest_revision()}"
     ]
     assert again.stderr == "", "said once, when it migrated"
+
+
+def test_an_audit_store_set_without_a_keys_store_is_warned_of(tmp_path, monkeypatch):
+    """Keys then stay in the default SQLite file of the host where they were made: set only
+    REINTEGRA_AUDIT_URL to PostgreSQL, a key made on one host is unknown to the others."""
+    monkeypatch.chdir(tmp_path)
+    audit = f"sqlite:///{tmp_path}/audit.db"
+    result = CliRunner().invoke(
+        app, ["keys", "list"], env={"REINTEGRA_AUDIT_URL": audit, "REINTEGRA_KEYS_URL": None}
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "warning: REINTEGRA_KEYS_URL is not set, so API keys and page sessions are kept in "
+        "sqlite:///data/reintegra.db (relative to the working folder), not in the audit store of "
+        "REINTEGRA_AUDIT_URL; set REINTEGRA_KEYS_URL, to the same URL to keep them there"
+    ]
+    both = CliRunner().invoke(
+        app, ["keys", "list"], env={"REINTEGRA_AUDIT_URL": audit, "REINTEGRA_KEYS_URL": audit}
+    )
+    assert both.stderr == ""
