@@ -48,6 +48,8 @@ def serve(
         return
     if root_path is not None:
         os.environ["REINTEGRA_ROOT_PATH"] = root_path
+    if workers is not None:  # checked with the settings
+        os.environ["REINTEGRA_WORKERS"] = str(workers)
     settings = _settings()
     configure_tracking()
     for name, value in MLFLOW_HTTP_LIMITS.items():
@@ -58,7 +60,7 @@ def serve(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     _migrate_stores(settings)
-    workers = workers or settings.workers
+    workers = settings.workers
     if workers > 1 and not settings.session_secret:
         # One secret per server, so that a page session signed by one worker is read by the others.
         os.environ["REINTEGRA_SESSION_SECRET"] = secrets.token_urlsafe(32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Mapping
 from typing import Annotated
@@ -57,6 +58,21 @@ def _root_path(path: str) -> str:
     return path
 
 
+MAX_WORKERS_PER_CPU = 4
+
+
+def _workers(count: int) -> int:
+    """A typo (1000 for 10) would start workers until the host runs out of memory, and the kernel's
+    out-of-memory killer then ends processes of every kind."""
+    most = MAX_WORKERS_PER_CPU * (os.cpu_count() or 1)
+    if count > most:
+        raise ValueError(
+            f"at most {most} ({MAX_WORKERS_PER_CPU} per CPU of this host): each worker loads its own copy of "
+            "the model (about 340 MB) and opens its own connections to each store"
+        )
+    return count
+
+
 MIN_SECRET_LENGTH = 32
 
 
@@ -77,7 +93,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     root_path: Annotated[str, AfterValidator(_root_path)] = ""
     port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1)
+    workers: Annotated[int, AfterValidator(_workers)] = Field(default=1, ge=1)
     model_name: str = DEFAULT_MODEL_NAME
     model_alias: str = "champion"
     audit_url: StoreUrl = DEFAULT_DATABASE

@@ -364,3 +364,26 @@ def test_an_audit_store_set_without_a_keys_store_is_warned_of(tmp_path, monkeypa
         app, ["keys", "list"], env={"REINTEGRA_AUDIT_URL": audit, "REINTEGRA_KEYS_URL": audit}
     )
     assert both.stderr == ""
+
+
+def test_more_workers_than_the_host_can_hold_are_refused(tmp_path):
+    """REINTEGRA_WORKERS=1000 (a typo for 10) started 1000 workers of about 340 MB each: the kernel's
+    out-of-memory killer then killed processes across the host."""
+    most = 4 * os.cpu_count()
+    database = f"sqlite:///{tmp_path}/audit.db"
+    env = {
+        "REINTEGRA_AUDIT_URL": database,
+        "REINTEGRA_KEYS_URL": database,
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+    }
+    # None: the runner restores the variable that --workers sets for the settings.
+    for args, variables in (
+        (["--workers", "1000"], {"REINTEGRA_WORKERS": None}),
+        ([], {"REINTEGRA_WORKERS": "1000"}),
+    ):
+        result = CliRunner().invoke(app, args, env=env | variables)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [
+            f"REINTEGRA_WORKERS='1000': at most {most} (4 per CPU of this host): each worker loads its own "
+            "copy of the model (about 340 MB) and opens its own connections to each store"
+        ]
