@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import secrets
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -51,6 +52,8 @@ def serve(
     if workers is not None:  # checked with the settings
         os.environ["REINTEGRA_WORKERS"] = str(workers)
     settings = _settings()
+    host, port = host or settings.host, port or settings.port
+    _check_address(host, port)
     configure_tracking()
     for name, value in MLFLOW_HTTP_LIMITS.items():
         os.environ.setdefault(name, value)
@@ -73,8 +76,8 @@ def serve(
         uvicorn.run(
             "serving.app:create_app",
             factory=True,
-            host=host or settings.host,
-            port=port or settings.port,
+            host=host,
+            port=port,
             workers=workers,
             root_path=settings.root_path,
             http="serving.limits:BoundedHeadProtocol",
@@ -83,6 +86,16 @@ def serve(
             log_level="info",
             access_log=False,
         )
+
+
+def _check_address(host: str, port: int) -> None:
+    """A host that names no address here stops the server in one line that says which setting, before the
+    model loads; uvicorn said only '[Errno -2] Name or service not known'."""
+    try:  # "" (None here) is every address, as uvicorn binds it
+        socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        typer.echo(f"cannot listen on {host}:{port} (--host or REINTEGRA_HOST): {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _migrate_stores(settings: Settings) -> None:

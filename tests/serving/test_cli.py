@@ -387,3 +387,19 @@ def test_more_workers_than_the_host_can_hold_are_refused(tmp_path):
             f"REINTEGRA_WORKERS='1000': at most {most} (4 per CPU of this host): each worker loads its own "
             "copy of the model (about 340 MB) and opens its own connections to each store"
         ]
+
+
+def test_a_host_that_is_no_address_here_is_named_in_one_line(tmp_path):
+    """uvicorn said only '[Errno -2] Name or service not known' (exit 3), after loading and migrating."""
+    database = f"sqlite:///{tmp_path}/audit.db"
+    env = {
+        "REINTEGRA_AUDIT_URL": database,
+        "REINTEGRA_KEYS_URL": database,
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+    }
+    for args, variables in ((["--host", "no-such-host.invalid"], {}), ([], {"REINTEGRA_HOST": "999.1.1.1"})):
+        result = CliRunner().invoke(app, [*args, "--port", "8731"], env=env | variables)
+        host = "no-such-host.invalid" if args else "999.1.1.1"
+        assert result.exit_code == 2, result.output
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"cannot listen on {host}:8731 (--host or REINTEGRA_HOST): "), line
