@@ -1062,6 +1062,8 @@ def test_a_worker_killed_outright_no_longer_shows_as_serving(registry, tmp_path)
             time.sleep(0.5)
         victim = min(before)
         os.kill(int(victim), signal.SIGKILL)
+        # A new worker imports the app and loads the model: seconds alone, a minute or more on a busy host.
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             after = serving_pids()
             if len(after - before) == 1:
