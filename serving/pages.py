@@ -64,7 +64,6 @@ class Chart:
     width: int
     height: int
     plot_left: float
-    plot_right: float
 
 
 @dataclass(frozen=True)
@@ -118,9 +117,7 @@ class _Axis:
             Tick(self.x(i * step), f"{i * step:g}")
             for i in range(math.ceil(self.low / step), math.floor(self.high / step) + 1)
         ]
-        return Chart(
-            bars, ticks, self.x(0.0), self.scale, WIDTH, _row_y(len(bars)) + 8, self.left, self.right
-        )
+        return Chart(bars, ticks, self.x(0.0), self.scale, WIDTH, _row_y(len(bars)) + 8, self.left)
 
 
 @dataclass(frozen=True)
