@@ -13,15 +13,11 @@ from features.encoder import UNSEEN_READS_AS, RecordEncoder
 from features.needs import observed_rules
 from features.spec import DatasetSpec, NeedSpec
 from models.baselines import IncumbentBaseline
-from models.calibrated import CalibratedBooster
+from models.calibrated import CalibratedBooster, sigmoid
 
 # How many unseen values of one input a report lists by name (the counts cover them all).
 UNSEEN_SHOWN = 10
 IDENTITY = "base_value + sum(contributions) = log_odds = logit(probability), to within 1e-6"
-
-
-def sigmoid(log_odds: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-log_odds))
 
 
 @dataclass

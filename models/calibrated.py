@@ -29,6 +29,11 @@ DEFAULT_PARAMS: dict[str, object] = {
 }
 
 
+def sigmoid(log_odds: np.ndarray) -> np.ndarray:
+    """One formula for predict_proba and the bundle's explanations, so their probabilities agree."""
+    return 1.0 / (1.0 + np.exp(-log_odds))
+
+
 class CalibratedBooster(ClassifierMixin, BaseEstimator):
     """LightGBM on encoded inputs, Platt-calibrated on its raw margin.
 
@@ -100,7 +105,7 @@ class CalibratedBooster(ClassifierMixin, BaseEstimator):
         return self.slope_ * margin + self.intercept_
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        p = sigmoid(self.decision_function(X))
         return np.column_stack([1 - p, p])
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:

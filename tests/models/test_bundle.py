@@ -9,7 +9,8 @@ import pytest
 
 from features.needs import need_labels
 from features.spec import DatasetSpec
-from models.bundle import ScoringBundle, sigmoid
+from models.bundle import ScoringBundle
+from models.calibrated import sigmoid
 
 
 @pytest.fixture(scope="module")
