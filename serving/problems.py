@@ -62,6 +62,32 @@ def problem_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}}
 
 
+# The errors every /v1 route may answer, documented once for all the API's routers.
+PROBLEMS = {
+    status: problem_response(text)
+    for status, text in {
+        401: "Missing or unknown API key",
+        403: "The key's role may not do this",
+        413: "Request body larger than REINTEGRA_MAX_BODY_BYTES",
+        415: "A compressed body (any Content-Encoding but identity): send it uncompressed",
+        422: "Invalid body: every bad field with what is allowed",
+        503: "No model loaded, or the audit store did not answer (nothing recorded; see Retry-After)",
+    }.items()
+}
+PROBLEMS[401]["headers"] = {
+    "WWW-Authenticate": {"description": "Bearer: the scheme the key is sent in", "schema": {"type": "string"}}
+}
+PROBLEMS[415]["headers"] = {
+    "Accept-Encoding": {"description": "identity: the only encoding taken", "schema": {"type": "string"}}
+}
+PROBLEMS[503]["headers"] = {
+    "Retry-After": {
+        "description": "Seconds to wait before sending again, when the audit or key store did not answer",
+        "schema": {"type": "integer"},
+    }
+}
+
+
 def field_errors(errors: list[dict]) -> list[dict]:
     """Pydantic errors as {field, message, value}: what is wrong and what is allowed."""
     out = []

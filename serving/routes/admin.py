@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from serving.deps import AdminKey, HolderDep
-from serving.problems import problem_response
-from serving.routes.scores import PROBLEMS
+from serving.problems import PROBLEMS, problem_response
 from serving.schemas import ReloadPublic
 
 CONFLICT = problem_response(

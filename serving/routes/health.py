@@ -7,8 +7,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving.deps import AuditDep, HolderDep, KeysDep, MetricsDep, MonitorKey
-from serving.problems import problem, problem_response
-from serving.routes.scores import PROBLEMS
+from serving.problems import PROBLEMS, problem, problem_response
 
 router = APIRouter(tags=["health"])
 

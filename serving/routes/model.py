@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from serving.deps import HolderDep, ReviewerKey, SettingsDep
-from serving.routes.scores import PROBLEMS
+from serving.problems import PROBLEMS
 from serving.schemas import ModelPublic
 
 router = APIRouter(prefix="/v1", tags=["model"], responses=PROBLEMS)

@@ -23,7 +23,7 @@ from serving.idempotency import (
     score_ref,
 )
 from serving.observability import Metrics
-from serving.problems import field_errors, problem_response
+from serving.problems import PROBLEMS, field_errors, problem_response
 from serving.schemas import (
     MAX_UNKNOWN_FIELDS,
     PRINTABLE,
@@ -55,30 +55,6 @@ def _utc(value: datetime) -> datetime:
 
 
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
-
-PROBLEMS = {
-    status: problem_response(text)
-    for status, text in {
-        401: "Missing or unknown API key",
-        403: "The key's role may not do this",
-        413: "Request body larger than REINTEGRA_MAX_BODY_BYTES",
-        415: "A compressed body (any Content-Encoding but identity): send it uncompressed",
-        422: "Invalid body: every bad field with what is allowed",
-        503: "No model loaded, or the audit store did not answer (nothing recorded; see Retry-After)",
-    }.items()
-}
-PROBLEMS[401]["headers"] = {
-    "WWW-Authenticate": {"description": "Bearer: the scheme the key is sent in", "schema": {"type": "string"}}
-}
-PROBLEMS[415]["headers"] = {
-    "Accept-Encoding": {"description": "identity: the only encoding taken", "schema": {"type": "string"}}
-}
-PROBLEMS[503]["headers"] = {
-    "Retry-After": {
-        "description": "Seconds to wait before sending again, when the audit or key store did not answer",
-        "schema": {"type": "integer"},
-    }
-}
 
 
 class ScoreQuery(BaseModel):
