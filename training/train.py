@@ -119,7 +119,7 @@ def train(
     }
     with step("logging to MLflow and registering"), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        _write_artifacts(folder, bundle, test_part, scores, evaluation, gates, data, name)
+        _write_artifacts(folder, bundle, test_part, scores, evaluation, gates)
         return _log_and_register(folder, bundle, evaluation, gates, data, name, experiment)
 
 
@@ -155,8 +155,6 @@ def _write_artifacts(
     scores: pd.DataFrame,
     evaluation: dict,
     gates: list[GateResult],
-    data: Path,
-    name: str,
 ) -> None:
     spec = bundle.spec
     y = outcome(test_part, spec)
