@@ -32,7 +32,7 @@ from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep, record_shown
 from serving.keys import ApiKey, KeyStore
 from serving.model_store import evaluation_of
 from serving.problems import field_errors
-from serving.routes.scores import band_error, cursor_of, known_bands, position
+from serving.search import band_error, cursor_of, known_bands, position
 from serving.settings import Settings
 
 log = logging.getLogger("reintegra.pages")
