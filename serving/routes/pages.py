@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 
 from features.spec import MAX_BAND_LABEL
 from models.registry import alias_history
-from serving import pages
+from serving import pages, runs
 from serving.addresses import app_path, path_for, root_path, without_trailing_slash
 from serving.audit import AuditStore, ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep, record_shown
@@ -452,7 +452,7 @@ def score_page(
         return _not_found(request, reviewer, f"No score with id {score_id}.")
     record_shown(request, audit, reviewer.key, [row])
     explanation = row.result["explanation"]
-    spec = pages.spec_of_run(row.run_id, holder.current)
+    spec = runs.spec_of_run(row.run_id, holder.current)
     needs = spec.needs if spec else []
     described = {n.name: n.description for n in needs}
     # A flag can come from the base value alone, so it is shown beside the largest contributions.
@@ -504,7 +504,7 @@ def person_page(
     record_shown(request, audit, reviewer.key, rows)
     rows.reverse()
     serving = holder.current
-    by_run = {run_id: pages.spec_of_run(run_id, serving) for run_id in {r.run_id for r in rows}}
+    by_run = {run_id: runs.spec_of_run(run_id, serving) for run_id in {r.run_id for r in rows}}
     specs = [by_run[r.run_id] for r in rows]
     # The serving model's needs first, then any an earlier version scored that it dropped.
     need_names = list(
@@ -554,7 +554,7 @@ def model_page(
     """A version's metrics, plots, fairness audit and card; the serving one is already in memory."""
     serving = holder.current
     try:
-        versions: list[pages.VersionRow] | None = pages.registered_versions(holder.name)
+        versions: list[runs.VersionRow] | None = runs.registered_versions(holder.name)
     except mlflow.exceptions.MlflowException as exc:  # the serving version's page is still in memory
         log.warning("MLflow did not answer for the model page: %s", str(exc).splitlines()[0])
         versions = None
@@ -563,7 +563,7 @@ def model_page(
     if version == serving.version:
         documents, run_id = serving.documents, serving.run_id
     elif listed is not None:
-        documents, run_id = pages.run_documents(listed.run_id), listed.run_id
+        documents, run_id = runs.run_documents(listed.run_id), listed.run_id
     elif versions is None:
         what = f"MLflow did not answer: version {version} cannot be shown now; try again later."
         return _render(request, "unavailable.html", {"reviewer": reviewer, "what": what}, 503)
@@ -572,10 +572,10 @@ def model_page(
         if run_id is None:
             what = f"No version {version} of {holder.name} in the registry or in the audit trail."
             return _not_found(request, reviewer, what)
-        documents = pages.run_documents(run_id)
+        documents = runs.run_documents(run_id)
     evaluation = evaluation_of(documents)
     # The version's own spec: a later one may gate promotion elsewhere or name its incumbent otherwise.
-    spec = pages.spec_of_run(run_id, serving)
+    spec = runs.spec_of_run(run_id, serving)
     gates = spec.gates if spec else None
     columns, metric_rows = pages.metric_table(evaluation, spec)
     return _render(
@@ -602,7 +602,7 @@ def model_page(
             "needs": evaluation.get("needs", {}),
             "intervals": evaluation.get("intervals"),
             "macro_auc": evaluation.get("macro_auc"),
-            "artifacts": pages.ARTIFACTS,
+            "artifacts": runs.ARTIFACTS,
             "fairness": {
                 attribute: (
                     table,
@@ -619,7 +619,7 @@ def model_page(
 def _older_version_run(name: str, version: str, audit: AuditStore) -> tuple[str | None, bool]:
     """A version's training run, and whether the registry has lost the version: past the newest listed,
     it is asked for by number; deleted from the registry, its stored scores still name their run."""
-    run_id = pages.version_run_id(name, version)
+    run_id = runs.version_run_id(name, version)
     return (run_id, False) if run_id else (audit.run_of(name, version), True)
 
 
@@ -634,7 +634,7 @@ def model_artifact(
         run_id = serving.run_id
     else:
         run_id, _ = _older_version_run(holder.name, version, audit)
-    content = pages.run_artifact(run_id, name) if run_id else None
+    content = runs.run_artifact(run_id, name) if run_id else None
     if content is None:
         return Response(f"no plot {name} for version {version}", 404, media_type="text/plain")
     return Response(content, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
