@@ -77,7 +77,7 @@ def proxied(registry, tmp_path_factory, api_records) -> Iterator[Server]:
     server.stop()
 
 
-def browser(server: Server) -> httpx.Client:
+def proxied_client(server: Server) -> httpx.Client:
     """A client that reaches the server only through the proxy, keeping cookies by their Path."""
     return httpx.Client(base_url=server.base_url, transport=StrippingProxy(ROOT), timeout=30)
 
@@ -139,7 +139,7 @@ def cookie_paths(response: httpx.Response) -> set[str]:
 
 
 def test_every_address_on_the_pages_carries_the_prefix_and_opens(proxied, registry):
-    with browser(proxied) as client:
+    with proxied_client(proxied) as client:
         walk = Walk(client)
         signed_in = post_form(
             client, walk.visit(f"{ROOT}/review/scores?band=high"), {"key": proxied.keys["reviewer"]}
@@ -192,7 +192,7 @@ def test_every_address_on_the_pages_carries_the_prefix_and_opens(proxied, regist
     ],
 )
 def test_sign_in_returns_only_to_pages_under_the_prefix(proxied, target, landing):
-    with browser(proxied) as client:
+    with proxied_client(proxied) as client:
         form_page = client.get(f"{ROOT}/review/sign-in")
         form = {"key": proxied.keys["reviewer"], "csrf": token(form_page.text), "next": target}
         response = client.post(f"{ROOT}/review/sign-in", data=form)
@@ -200,7 +200,7 @@ def test_sign_in_returns_only_to_pages_under_the_prefix(proxied, target, landing
 
 
 def test_a_missing_page_under_the_prefix_is_a_page(proxied):
-    with browser(proxied) as client:
+    with proxied_client(proxied) as client:
         post_form(client, client.get(f"{ROOT}/review/sign-in"), {"key": proxied.keys["reviewer"]})
         missing = client.get(f"{ROOT}/review/nowhere")
         bad = client.get(f"{ROOT}/review/scores?page=abc")
