@@ -257,11 +257,11 @@ def uvicorn_log_config() -> dict:
     }
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging() -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger("reintegra")
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(logging.INFO)
     root.propagate = False

@@ -22,6 +22,7 @@ ARTIFACTS = {
     "part; colour is the input's encoded value, grey a missing one.",
     "domain_importance.png": "Mean size of each domain's summed risk contribution on the test part.",
 }
+VERSIONS_SHOWN = 20
 VERSION_METRICS = ("test_risk_auc", "test_risk_brier", "test_risk_ece", "test_needs_macro_auc")
 
 
@@ -35,9 +36,9 @@ class VersionRow:
     forced_reason: str | None
 
 
-def registered_versions(name: str, limit: int = 20) -> list[VersionRow]:
+def registered_versions(name: str) -> list[VersionRow]:
     """The newest registered versions of `name` with their aliases and headline test metrics."""
-    versions = registry.model_versions(name)[:limit]
+    versions = registry.model_versions(name)[:VERSIONS_SHOWN]
     # search_model_versions leaves aliases empty; the registered model holds them.
     aliases = MlflowClient().get_registered_model(name).aliases if versions else {}
     return [

@@ -13,20 +13,21 @@ EXPERIMENT = "reintegra"
 CANDIDATE, CHAMPION = "candidate", "champion"
 
 
-def experiment_id(name: str = EXPERIMENT) -> str:
+def experiment_id() -> str:
     """The experiment's id; a new one keeps its artifacts beside an SQLite store."""
-    existing = mlflow.get_experiment_by_name(name)
+    existing = mlflow.get_experiment_by_name(EXPERIMENT)
     if existing is not None and existing.lifecycle_stage == "deleted":
         number = existing.experiment_id
         raise ValueError(
-            f"experiment {name} is deleted in this MLflow store; restore it (mlflow experiments restore "
-            f"--experiment-id {number}) or purge it (mlflow gc --experiment-ids {number}) to train"
+            f"experiment {EXPERIMENT} is deleted in this MLflow store; restore it "
+            f"(mlflow experiments restore --experiment-id {number}) or purge it "
+            f"(mlflow gc --experiment-ids {number}) to train"
         )
     if existing is not None:
         return existing.experiment_id
     database = sqlite_path(mlflow.get_tracking_uri())
     location = (database.parent / "artifacts").resolve().as_uri() if database else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
 
 
 def check_model_name(name: str) -> None:
