@@ -7,6 +7,9 @@ from starlette.requests import Request
 from starlette.routing import Match
 from starlette.types import Scope
 
+# Where the reviewer pages live, below the proxy's prefix.
+PAGES_PREFIX = "/review"
+
 
 def root_path(scope: Scope) -> str:
     """The proxy's prefix. Inside a mount (the static files) root_path also holds the mount's path,

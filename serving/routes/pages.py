@@ -2,48 +2,54 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
-import re
 import secrets
-import time as clock
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import mlflow
-from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import pass_context
 from starlette.exceptions import HTTPException
 
 from features.spec import MAX_BAND_LABEL
 from models.registry import alias_history
 from serving import pages, runs
-from serving.addresses import app_path, path_for, root_path, without_trailing_slash
+from serving.addresses import PAGES_PREFIX, app_path, path_for, without_trailing_slash
 from serving.audit import AuditStore, ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep, record_shown
-from serving.keys import ApiKey, KeyStore
 from serving.model_store import evaluation_of
 from serving.problems import field_errors
 from serving.search import band_error, cursor_of, known_bands, position
+from serving.sessions import (
+    COOKIE,
+    PAGE_ROLES,
+    Reviewer,
+    ReviewerDep,
+    Session,
+    SignInRequired,
+    pages_path,
+    read_session,
+    safe_next,
+    same_token,
+    session_signer,
+    set_session,
+    signed_in_key,
+)
 from serving.settings import Settings
 
 log = logging.getLogger("reintegra.pages")
-PREFIX = "/review"
-COOKIE = "reintegra_review"
-PAGE_ROLES = ("reviewer", "admin")
 PAGE_SIZE = 25
 PERSON_LIMIT = 200
 ALIAS_MOVES_SHOWN = 20
 EXPIRED = "The form expired; please try again."
-DOT = re.compile("%2e", re.IGNORECASE)
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
@@ -62,7 +68,7 @@ templates.env.filters["html_id"] = pages.html_id
 templates.env.filters["iso"] = lambda v: v.astimezone(UTC).isoformat()
 # One path segment: a "/" in an id is encoded, so a browser cannot resolve "a/../b" to another person.
 templates.env.filters["segment"] = lambda v: quote(v, safe="")
-router = APIRouter(prefix=PREFIX, include_in_schema=False)
+router = APIRouter(prefix=PAGES_PREFIX, include_in_schema=False)
 
 
 @pass_context
@@ -73,39 +79,11 @@ def _template_path_for(context: dict[str, Any], name: str, /, **params: str) -> 
 templates.env.globals["path_for"] = _template_path_for
 
 
-class SignInRequired(Exception):
-    """No valid session: the handler redirects to the sign-in page, then back to `next`."""
-
-    def __init__(self, next_url: str):
-        self.next_url = next_url
-
-
-@dataclass(frozen=True)
-class Session:
-    csrf: str
-    key_id: str | None = None
-    since: float = field(
-        default_factory=clock.time
-    )  # sign-in (or form) time: the absolute limit counts from it
-
-
-@dataclass(frozen=True)
-class Reviewer:
-    key: ApiKey
-    csrf: str
-
-
 def install_pages(app: FastAPI) -> None:
     """Add the pages, their static files and the sign-in redirect to `app`."""
-    settings: Settings = app.state.settings
-    secret = settings.session_secret
-    if not secret:
-        secret = secrets.token_urlsafe(32)
-        if settings.workers > 1:
-            log.warning("REINTEGRA_SESSION_SECRET is unset: each worker signs its own sessions; set it")
-    app.state.page_sessions = URLSafeTimedSerializer(secret, salt="reintegra.review.session")
+    app.state.page_sessions = session_signer(app.state.settings)
     app.include_router(router)
-    app.mount(f"{PREFIX}/static", StaticFiles(packages=[("serving", "static")]), name="review-static")
+    app.mount(f"{PAGES_PREFIX}/static", StaticFiles(packages=[("serving", "static")]), name="review-static")
 
     @app.exception_handler(SignInRequired)
     async def sign_in_first(request: Request, exc: SignInRequired) -> Response:
@@ -133,80 +111,9 @@ def install_pages(app: FastAPI) -> None:
         return _not_found(request, None, f"There is no page at {request.url.path}{slash}.")
 
 
-def _pages_path(request: Request) -> str:
-    """Where the pages live under the proxy's prefix: the session cookie's Path, and the only
-    addresses sign-in returns to."""
-    return root_path(request.scope) + PREFIX
-
-
 def _is_page(request: Request) -> bool:
     path = app_path(request.scope)
-    return path == PREFIX or path.startswith(f"{PREFIX}/")
-
-
-def _signed_in_key(session: Session | None, keys: KeyStore) -> ApiKey | None:
-    """The active key a session was signed in with, unless the session was signed out (a copied
-    cookie stays signed) or the key revoked."""
-    if session is None or session.key_id is None or keys.session_ended(session.csrf):
-        return None
-    return keys.active(session.key_id)
-
-
-def _read_session(request: Request, settings: Settings) -> Session | None:
-    raw = request.cookies.get(COOKIE)
-    if not raw:
-        return None
-    try:  # the signature's time is the last page opened: an unused session ends after the idle limit
-        data = request.app.state.page_sessions.loads(raw, max_age=settings.session_idle_minutes * 60)
-    except BadSignature:  # also an expired one
-        return None
-    since = data.get("s", 0.0)  # a cookie signed before sessions had a start has none: it has ended
-    if clock.time() - since > settings.session_hours * 3600:
-        return None
-    return Session(data["c"], data.get("k"), since)
-
-
-def _set_session(response: Response, request: Request, settings: Settings, session: Session) -> None:
-    """The session holds the key's id, a CSRF token and its start, never the key; signed, timestamped
-    (signed again with each page, so the idle limit counts from the last one), HttpOnly."""
-    value = request.app.state.page_sessions.dumps(
-        {"c": session.csrf, "k": session.key_id, "s": session.since}
-    )
-    left = settings.session_hours * 3600 - (clock.time() - session.since)
-    response.set_cookie(
-        COOKIE,
-        value,
-        max_age=max(0, int(min(settings.session_idle_minutes * 60, left))),
-        path=_pages_path(request),
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
-
-
-def signed_in(request: Request, keys: KeysDep, settings: SettingsDep) -> Reviewer:
-    """The session's active reviewer or admin key; otherwise off to sign in, and back afterwards.
-
-    The key is looked up on every request, so revoking it ends its sessions at once; so does
-    signing out end that one session, wherever its cookie was copied.
-    """
-    session = _read_session(request, settings)
-    key = _signed_in_key(session, keys)
-    if session is None or key is None or key.role not in PAGE_ROLES:
-        raise SignInRequired(_requested(request))
-    request.state.page_session = session  # _render signs it again: the idle limit restarts
-    return Reviewer(key, session.csrf)
-
-
-def _requested(request: Request) -> str:
-    """The address as the browser sent it (uvicorn puts the root path back in front of raw_path): the
-    decoded path would turn an id's "%2F" into "/", and "/.." in an id would then open another
-    person's page after sign-in."""
-    path = quote(request.scope["raw_path"], safe="/%:@!$&'()*+,;=~")
-    return path + (f"?{request.url.query}" if request.url.query else "")
-
-
-ReviewerDep = Annotated[Reviewer, Depends(signed_in)]
+    return path == PAGES_PREFIX or path.startswith(f"{PAGES_PREFIX}/")
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
@@ -214,30 +121,8 @@ def _render(request: Request, name: str, context: dict[str, Any], status: int = 
         request, name, context, status_code=status, headers=SECURITY_HEADERS
     )
     if (session := getattr(request.state, "page_session", None)) is not None:
-        _set_session(response, request, request.app.state.settings, session)
+        set_session(response, request, request.app.state.settings, session)
     return response
-
-
-def _safe_next(request: Request, target: str | None) -> str:
-    """Only a path under the pages (/review, under the proxy's prefix): never an open redirect to
-    another site, nor a path that climbs out to another app the proxy serves on the same host."""
-    pages = _pages_path(request)
-    if (
-        target
-        and target.startswith(f"{pages}/")
-        and not target.startswith("//")
-        and "\\" not in target
-        and not _has_dot_segment(target)
-    ):
-        return target
-    return path_for(request, "scores_page")
-
-
-def _has_dot_segment(target: str) -> bool:
-    """A "." or ".." segment of the path, which a browser resolves, reading "%2e" as "." too; an id's
-    encoded "/" leaves its ".." inside one segment."""
-    path = target.partition("?")[0]
-    return any(DOT.sub(".", segment) in (".", "..") for segment in path.split("/"))
 
 
 def _not_found(request: Request, reviewer: Reviewer | None, what: str) -> Response:
@@ -259,9 +144,9 @@ def sign_in_form(
     signed_out: bool = False,
     expired: bool = False,
 ) -> Response:
-    session = _read_session(request, settings)
-    if _signed_in_key(session, keys):
-        return RedirectResponse(_safe_next(request, next), status_code=303)
+    session = read_session(request, settings)
+    if signed_in_key(session, keys):
+        return RedirectResponse(safe_next(request, next), status_code=303)
     message = "You have signed out." if signed_out else EXPIRED if expired else None
     return _sign_in_page(request, settings, session, next, message)
 
@@ -277,9 +162,9 @@ def _sign_in_page(
 ) -> Response:
     """The form with a CSRF token that an anonymous session cookie carries too (double submit)."""
     session = Session(session.csrf if session else secrets.token_urlsafe(32))
-    context = {"csrf": session.csrf, "next": _safe_next(request, next), "message": message, "error": error}
+    context = {"csrf": session.csrf, "next": safe_next(request, next), "message": message, "error": error}
     response = _render(request, "sign_in.html", context, status)
-    _set_session(response, request, settings, session)
+    set_session(response, request, settings, session)
     return response
 
 
@@ -293,13 +178,13 @@ def sign_in(
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Admit a reviewer or admin key; a new session (and CSRF token) replaces the anonymous one."""
-    session = _read_session(request, settings)
-    if _signed_in_key(session, keys):  # a form left open in another tab: its token is stale, the session good
-        return RedirectResponse(_safe_next(request, next), status_code=303)
+    session = read_session(request, settings)
+    if signed_in_key(session, keys):  # a form left open in another tab: its token is stale, the session good
+        return RedirectResponse(safe_next(request, next), status_code=303)
     if session is None:  # no cookie came (another site's form, SameSite) or it expired: set none here
-        query = urlencode({"next": _safe_next(request, next), "expired": "true"})
+        query = urlencode({"next": safe_next(request, next), "expired": "true"})
         return RedirectResponse(f"{path_for(request, 'sign_in_form')}?{query}", status_code=303)
-    if not _same_token(session.csrf, csrf):
+    if not same_token(session.csrf, csrf):
         return _sign_in_page(request, settings, None, next, None, EXPIRED, 403)
     found = keys.verify(key.strip()) if key.strip() else None
     if found is None:
@@ -310,8 +195,8 @@ def sign_in(
         log.warning("sign-in refused: %s key %s may not open the pages", found.role, found.id)
         error = f"A {found.role} key cannot open the reviewer pages; sign in with a reviewer key."
         return _sign_in_page(request, settings, session, next, None, error, 403)
-    response = RedirectResponse(_safe_next(request, next), status_code=303)
-    _set_session(response, request, settings, Session(secrets.token_urlsafe(32), found.id))
+    response = RedirectResponse(safe_next(request, next), status_code=303)
+    set_session(response, request, settings, Session(secrets.token_urlsafe(32), found.id))
     return response
 
 
@@ -321,22 +206,17 @@ def sign_out(
 ) -> Response:
     """Ends the session on the server as well as in this browser, so a copy of its cookie opens
     nothing; without a session cookie (a cross-site form) it changes nothing."""
-    session = _read_session(request, settings)
+    session = read_session(request, settings)
     if session is None:
         return RedirectResponse(path_for(request, "sign_in_form"), status_code=303)
-    if not _same_token(session.csrf, csrf):
+    if not same_token(session.csrf, csrf):
         message = "The sign-out form expired; reload the page and try again."
         return Response(message, 403, headers=SECURITY_HEADERS, media_type="text/plain")
     if session.key_id is not None:
         keys.end_session(session.csrf, datetime.now(UTC) - timedelta(hours=settings.session_hours))
     response = RedirectResponse(f"{path_for(request, 'sign_in_form')}?signed_out=true", status_code=303)
-    response.delete_cookie(COOKIE, path=_pages_path(request), httponly=True, samesite="lax")
+    response.delete_cookie(COOKIE, path=pages_path(request), httponly=True, samesite="lax")
     return response
-
-
-def _same_token(expected: str, given: str) -> bool:
-    """Constant-time comparison that also accepts non-ASCII input (compare_digest on str does not)."""
-    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def _day(text: str | None) -> tuple[date | None, str | None]:
