@@ -206,7 +206,8 @@ def alias_version(name: str, alias: str) -> str:
         how = (
             "make run does both on the synthetic cohort"
             if name == DEFAULT_MODEL_NAME
-            else f"python -m training train --name {name} ..., then python -m training promote --name {name}"
+            else f"python -m training train --name {name} ..., "
+            f"then python -m training promote --name {name} --version VERSION"
         )
         raise ModelUnavailable(
             f"no model at models:/{name}@{alias}; train and promote one first ({how}); "

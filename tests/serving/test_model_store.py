@@ -157,3 +157,23 @@ def test_a_model_named_with_quotes_outside_our_tools_has_its_pages(name, registr
         server.stop()
     assert page.status_code == 200, page.text[-500:]
     assert f'<a href="/review/model/{version}">{version}</a> (serving)' in page.text
+
+
+def test_no_champion_of_another_name_says_a_promote_command_that_runs(tmp_path):
+    """It said 'then python -m training promote --name county', which stops on its missing --version."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from serving.model_store import alias_version
+    from tests.tracking import tracking_store
+    from training.cli import app
+
+    with tracking_store(f"sqlite:///{tmp_path}/mlflow.db"):
+        with pytest.raises(ModelUnavailable) as raised:
+            alias_version("county", "champion")
+        promote_hint = re.search(r"then (python -m training promote [^);]*)", str(raised.value)).group(1)
+        arguments = shlex.split(promote_hint.replace("VERSION", "1"))[3:]
+        result = CliRunner().invoke(app, arguments)
+    assert "Missing option" not in result.output, result.output
+    assert "cannot promote county version 1" in result.output, "it reached the registry, which has no county"
