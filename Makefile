@@ -8,9 +8,25 @@ SYNTH_ROWS ?= 20000
 SYNTH_SEED ?= 42
 SYNTH := data/synthetic_$(notdir $(basename $(SPEC))).csv
 
-.PHONY: install run test lint synth validate train bootstrap bench bench-train mlflow-ui serve dev-setup clean
+.PHONY: help install run test lint synth validate train bootstrap bench bench-train mlflow-ui serve dev-setup clean
 
 install: $(STAMP)
+
+help:
+	@echo "make run          install, synthetic cohort, first champion, development keys, serve on 127.0.0.1:8000"
+	@echo "make test         ruff and the whole pytest suite (a process per core, at most 4)"
+	@echo "make lint         ruff check and ruff format --check"
+	@echo "make install      .venv with the project and its dev tools, pinned by constraints.txt"
+	@echo "make synth        the synthetic cohort, data/synthetic_<spec>.csv (SPEC, SYNTH_ROWS=20000, SYNTH_SEED=42)"
+	@echo "make validate     validate that cohort against SPEC (default georgia_parole)"
+	@echo "make train        train and register a candidate (DATA, default the cohort; SPEC; MODEL_NAME=reintegra)"
+	@echo "make bootstrap    train and promote a first champion on the cohort, only when there is none"
+	@echo "make dev-setup    bootstrap, then one API key per role in data/dev-keys.env and an example request"
+	@echo "make serve        serve the champion (REINTEGRA_* settings, see README.md)"
+	@echo "make mlflow-ui    MLflow UI on 127.0.0.1:5000 over mlflow/mlflow.db"
+	@echo "make bench        API latency and throughput benchmark (about 3 minutes)"
+	@echo "make bench-train  fit time on the Georgia file, or a synthetic one of its size"
+	@echo "make clean        remove .venv and what the next run rebuilds; keeps data/reintegra.db, keys, mlflow/"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
