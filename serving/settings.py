@@ -143,6 +143,8 @@ def store_warnings(settings: Settings) -> list[str]:
     would then be unknown to the others sharing the audit store, with nothing said."""
     if "keys_url" in settings.model_fields_set or "audit_url" not in settings.model_fields_set:
         return []
+    if settings.audit_url == settings.keys_url:  # the default written out: one store, as asked
+        return []
     return [
         f"REINTEGRA_KEYS_URL is not set, so API keys and page sessions are kept in {DEFAULT_DATABASE} "
         "(relative to the working folder), not in the audit store of REINTEGRA_AUDIT_URL; set "

@@ -366,6 +366,19 @@ def test_an_audit_store_set_without_a_keys_store_is_warned_of(tmp_path, monkeypa
     assert both.stderr == ""
 
 
+def test_an_audit_store_set_to_the_keys_default_is_not_warned_of(tmp_path, monkeypatch):
+    """REINTEGRA_AUDIT_URL=sqlite:///data/reintegra.db, the default written out, was warned to keep the
+    keys 'not in the audit store of REINTEGRA_AUDIT_URL', where they were."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        ["keys", "list"],
+        env={"REINTEGRA_AUDIT_URL": "sqlite:///data/reintegra.db", "REINTEGRA_KEYS_URL": None},
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
 def test_more_workers_than_the_host_can_hold_are_refused(tmp_path):
     """REINTEGRA_WORKERS=1000 (a typo for 10) started 1000 workers of about 340 MB each: the kernel's
     out-of-memory killer then killed processes across the host."""
