@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -92,10 +93,27 @@ def _check_address(host: str, port: int) -> None:
     """A host that names no address here stops the server in one line that says which setting, before the
     model loads; uvicorn said only '[Errno -2] Name or service not known'."""
     try:  # "" (None here) is every address, as uvicorn binds it
-        socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except (socket.gaierror, UnicodeError) as exc:
         typer.echo(f"cannot listen on {host}:{port} (--host or REINTEGRA_HOST): {exc}", err=True)
         raise typer.Exit(2) from exc
+    # A port another server holds was found only by uvicorn, after the model loaded: exit 3, no setting named.
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+        )  # as uvicorn binds: TIME_WAIT is no holder
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # anything else is uvicorn's to say, as before
+            typer.echo(
+                f"cannot listen on {host}:{port} (--port or REINTEGRA_PORT): {exc}; another server holds it",
+                err=True,
+            )
+            raise typer.Exit(2) from exc
 
 
 def _migrate_stores(settings: Settings) -> None:

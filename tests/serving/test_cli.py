@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -416,3 +417,24 @@ def test_a_host_that_is_no_address_here_is_named_in_one_line(tmp_path):
         assert result.exit_code == 2, result.output
         [line] = result.stderr.splitlines()
         assert line.startswith(f"cannot listen on {host}:8731 (--host or REINTEGRA_HOST): "), line
+
+
+def test_a_port_another_server_holds_is_named_in_one_line(tmp_path):
+    """uvicorn said '[Errno 98] error while attempting to bind on address ...: address already in use'
+    with exit 3, after loading the model and migrating the stores, naming no setting."""
+    database = f"sqlite:///{tmp_path}/audit.db"
+    env = {
+        "REINTEGRA_AUDIT_URL": database,
+        "REINTEGRA_KEYS_URL": database,
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+    }
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        for args, variables in ((["--port", str(port)], {}), ([], {"REINTEGRA_PORT": str(port)})):
+            result = CliRunner().invoke(app, args, env=env | variables)
+            assert result.exit_code == 2, result.output
+            [line] = result.stderr.splitlines()
+            assert line.startswith(f"cannot listen on 127.0.0.1:{port} (--port or REINTEGRA_PORT): "), line
+            assert "already in use" in line, line
