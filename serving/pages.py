@@ -207,6 +207,16 @@ class Frame:
         return self.bottom - probability * (self.bottom - self.top)
 
 
+def raised_bands(spec: DatasetSpec | None) -> set[str]:
+    """Bands wholly at or above the operating threshold, where the model predicts relapse: the pages
+    mark these, whatever a spec calls them."""
+    if spec is None:
+        return set()
+    lows = [0.0, *spec.risk_bands.cut_points]
+    threshold = spec.gates.operating_threshold
+    return {label for label, low in zip(spec.risk_bands.labels, lows, strict=True) if low >= threshold}
+
+
 RISK_FRAME = Frame(800, 230, 60.0, 700.0, 16.0, 196.0)
 NEED_FRAME = Frame(400, 150, 40.0, 330.0, 12.0, 112.0)
 
@@ -219,6 +229,7 @@ class TrendPoint:
     mark: str  # CSS class: the risk band, or "flagged" for a flagged need
     when: datetime
     score_id: str
+    filled: bool  # a band at or above the operating threshold, or a flagged need
 
 
 @dataclass(frozen=True)
@@ -247,7 +258,7 @@ class Trend:
 
 
 def trend(
-    scores: list[tuple[str, datetime, float | None, str]],
+    scores: list[tuple[str, datetime, float | None, str, bool]],
     cuts: list[tuple[float, ...] | None],
     frame: Frame = RISK_FRAME,
 ) -> Trend:
@@ -262,8 +273,8 @@ def trend(
         for i in range(len(scores))
     ]
     points = [
-        TrendPoint(x, frame.y(p), p, mark, when, score_id)
-        for x, (score_id, when, p, mark) in zip(xs, scores, strict=True)
+        TrendPoint(x, frame.y(p), p, mark, when, score_id, filled)
+        for x, (score_id, when, p, mark, filled) in zip(xs, scores, strict=True)
         if p is not None
     ]
     lines = []
@@ -299,8 +310,8 @@ def need_trends(
         for row, by_name, threshold in zip(rows, scored, thresholds, strict=True):
             found = by_name.get(name)
             probability = None if found is None else found["probability"]
-            mark = "flagged" if found is not None and found["flagged"] else ""
-            series.append((row.id, row.created_at, probability, mark))
+            flagged = found is not None and found["flagged"]
+            series.append((row.id, row.created_at, probability, "flagged" if flagged else "", flagged))
             cuts.append((threshold[name],) if found is not None and name in threshold else None)
         trends[name] = trend(series, cuts, NEED_FRAME)
     return trends

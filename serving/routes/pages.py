@@ -297,6 +297,7 @@ def scores_page(
         "scores.html",
         {
             "reviewer": reviewer,
+            "raised": pages.raised_bands(holder.current.bundle.spec),
             "rows": rows,
             "total": total,
             "page": page,
@@ -351,6 +352,7 @@ def score_page(
         "score.html",
         {
             "reviewer": reviewer,
+            "raised": pages.raised_bands(spec),
             "row": row,
             "scored_by": keys.get(row.key_id),
             "spec_unread": spec is None,
@@ -386,6 +388,7 @@ def person_page(
     serving = holder.current
     by_run = {run_id: runs.spec_of_run(run_id, serving) for run_id in {r.run_id for r in rows}}
     specs = [by_run[r.run_id] for r in rows]
+    raised = [pages.raised_bands(s) for s in specs]  # each assessment's by its own version's cuts
     # The serving model's needs first, then any an earlier version scored that it dropped.
     need_names = list(
         dict.fromkeys(
@@ -400,8 +403,12 @@ def person_page(
             "person_id": person_id,
             "rows": rows,
             "total": total,
+            "raised": set().union(*raised),
             "trend": pages.trend(
-                [(r.id, r.created_at, r.risk_probability, r.risk_band) for r in rows],
+                [
+                    (r.id, r.created_at, r.risk_probability, r.risk_band, r.risk_band in bands)
+                    for r, bands in zip(rows, raised, strict=True)
+                ],
                 [tuple(s.risk_bands.cut_points) if s else None for s in specs],
             ),
             "need_trends": pages.need_trends(

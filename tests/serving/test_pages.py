@@ -1173,10 +1173,11 @@ def test_a_need_named_with_spaces_labels_its_chart():
         person_id="P",
         rows=rows,
         total=1,
-        trend=trend([("s1", rows[0].created_at, 0.4, "low")], [(0.5,)]),
+        trend=trend([("s1", rows[0].created_at, 0.4, "low", False)], [(0.5,)]),
         need_trends=need_trends(rows, [{need.name: need.flag_threshold}], [need.name]),
         need_names=[need.name],
         need_rows=[(rows[0], {need.name: found})],
+        raised=set(),
     )
     ids = set(re.findall(r'\sid="([^"]+)"', html))
     labelled = [i for refs in re.findall(r'aria-labelledby="([^"]+)"', html) for i in refs.split()]

@@ -172,6 +172,7 @@ def test_the_risk_chart_says_what_its_filled_points_mean(narrow, scores):
     page, _ = narrow
     high = next(s for s in scores if s["risk"]["band"] in ("high", "very_high"))
     page.goto(f"/review/people/{high['person_id']}")
-    assert page.locator("#trend circle.band-" + high["risk"]["band"]).count() == 1
+    assert page.locator(f"#trend circle.band-{high['risk']['band']}.filled").count() == 1
+    assert page.locator("#trend circle.filled").count() == 1, "only the assessment in a raised band"
     caption = page.locator("#trend-caption").text_content()
     assert f"filled points are in band {high['risk']['band']}" in caption, caption
