@@ -103,7 +103,7 @@ class AuditStore:
         if query is None:
             return [], 0
         with self._sessions() as session:
-            total = session.scalar(select(func.count()).select_from(query.subquery()))
+            total = session.scalar(_count_of(query))
             if before is not None:
                 at, score_id = before
                 query = query.where(
@@ -126,7 +126,7 @@ class AuditStore:
         if query is None:
             return 0
         with self._sessions() as session:
-            return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+            return int(session.scalar(_count_of(query)) or 0)
 
     def model_versions(self, model_name: str) -> list[str]:
         """Every version of `model_name` that has produced a score."""
@@ -219,3 +219,7 @@ def _matching(where: ScoreFilter) -> Select[tuple[ScoreRow]] | None:
 
 def _newest_first(query: Select[tuple[ScoreRow]]) -> Select[tuple[ScoreRow]]:
     return query.order_by(ScoreRow.created_at.desc(), ScoreRow.id.desc())
+
+
+def _count_of(query: Select[tuple[ScoreRow]]) -> Select[tuple[int]]:
+    return select(func.count()).select_from(query.subquery())

@@ -62,9 +62,7 @@ def authenticate(request: Request, keys: KeyStore) -> ApiKey:
         raise HTTPException(401, "send an API key as 'Authorization: Bearer <key>'")
     key = keys.verify(token)
     if key is None:
-        revoked = keys.refused_id(token)
-        why = f"API key {revoked}, revoked" if revoked else "unknown API key"
-        log.warning("refused %s %s: %s", request.method, _route(request), why)
+        log.warning("refused %s %s: %s", request.method, _route(request), keys.refusal(token))
         raise HTTPException(401, "unknown or revoked API key")
     request.state.api_key = key
     return key
@@ -112,4 +110,4 @@ MonitorKey = Annotated[ApiKey, Depends(require("monitor", "reviewer"))]
 
 def record_shown(request: Request, audit: AuditStore, key: ApiKey, rows: Iterable[ScoreRow]) -> None:
     """Record the scores an answer shows to `key`, under the route's template, before it is sent."""
-    audit.record_reads(key.id, request.state.request_id, request.scope["route"].path, rows)
+    audit.record_reads(key.id, request.state.request_id, _route(request), rows)

@@ -73,11 +73,12 @@ class KeyStore:
         """The active key matching `key`, or None."""
         return self._active(_BY_HASH, hash_key(key))
 
-    def refused_id(self, key: str) -> str | None:
-        """The id of the key `key` is when `verify` refused it (so it is revoked), or None for a key
-        never issued: a refusal's log line names a retired key still in use, never the key itself."""
+    def refusal(self, key: str) -> str:
+        """Why `verify` refused `key`, for a log line: a retired key still in use is named by its id,
+        never by the key itself."""
         with self._engine.connect() as connection:
-            return connection.execute(_ANY_BY_HASH, {"value": hash_key(key)}).scalar()
+            revoked = connection.execute(_ANY_BY_HASH, {"value": hash_key(key)}).scalar()
+        return f"API key {revoked}, revoked" if revoked else "unknown API key"
 
     def active(self, key_id: str) -> ApiKey | None:
         """The key with this id while it is not revoked, or None."""

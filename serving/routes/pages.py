@@ -188,8 +188,7 @@ def sign_in(
         return _sign_in_page(request, settings, None, next, None, EXPIRED, 403)
     found = keys.verify(key.strip()) if key.strip() else None
     if found is None:
-        revoked = keys.refused_id(key.strip()) if key.strip() else None
-        log.warning("sign-in refused: %s", f"API key {revoked}, revoked" if revoked else "unknown API key")
+        log.warning("sign-in refused: %s", keys.refusal(key.strip()))
         return _sign_in_page(request, settings, session, next, None, "Unknown or revoked key.", 401)
     if found.role not in PAGE_ROLES:
         log.warning("sign-in refused: %s key %s may not open the pages", found.role, found.id)
