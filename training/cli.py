@@ -11,15 +11,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from features.encoder import UNSEEN_READS_AS
-from features.records import read_records
 from features.spec import SpecError, load_spec
-from features.validation import RecordsInvalid, validate_records
+from features.validation import RecordsInvalid
 from models.registry import DEFAULT_MODEL_NAME
-from training.evaluate import evaluate_bundle
-from training.overlap import training_rows
+from training.evaluate_file import evaluate_file
 from training.promote import PromotionRefused, promote
-from training.train import file_sha256
 from training.train import train as run_training
 
 app = typer.Typer(
@@ -76,63 +72,13 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="Labelled records in the model's layout.")],
 ) -> None:
     """Score a labelled file with a registered model and print its evaluation as JSON."""
-    from models.pyfunc import load_bundle
-    from models.registry import configure_tracking
-
-    configure_tracking()
     try:
-        bundle = load_bundle(model)
-        typed, report = validate_records(read_records(data), bundle.spec)
-        if not report.ok:
-            raise RecordsInvalid(report)
+        result = evaluate_file(model, data)
     except (RecordsInvalid, OSError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    except Exception as exc:  # MLflow raises its own exception types for unknown models
-        raise _fail(f"cannot load model {model}: {exc}") from exc
-    digest = file_sha256(data)
-    fitted = training_rows(typed, bundle.spec, bundle.metadata)
-    if fitted is None and digest == bundle.metadata.get("data_sha256"):
-        fitted = bundle.metadata["n_train"]  # a model that kept no row hashes knows only its file
-    if fitted:
-        typer.echo(
-            f"warning: {fitted} of the {len(typed)} rows of {data} are rows this model was fitted on "
-            "(same id and values); their numbers are optimistic. The held-out numbers are in the training "
-            "run's evaluation.json (and GET /v1/model).",
-            err=True,
-        )
-    # Saved output must still say whether it includes rows the model was fitted on (null: unknown).
-    source = {
-        "data_sha256": digest,
-        "includes_training_rows": None if fitted is None else fitted > 0,
-        "training_rows": fitted,
-    }
-    report = evaluate_bundle(bundle, typed)
-    if report["risk"]["auc"] is None:
-        typer.echo(
-            f"warning: {bundle.spec.outcome.column} is {'Yes' if report['base_rate'] else 'No'} in all "
-            f"{report['n']} rows of {data}: the risk AUC and calibration slope need both outcomes, so they "
-            "are null",
-            err=True,
-        )
-    for attribute, audit in report["fairness"].items():
-        if audit["n_missing"]:
-            typer.echo(
-                f"warning: {attribute} is missing in {audit['n_missing']} of the {report['n']} rows of {data}"
-                + (
-                    f", so nobody was audited by {attribute} (no groups, null gaps)"
-                    if audit["n_missing"] == report["n"]
-                    else f"; those rows are in no group of the audit by {attribute}"
-                ),
-                err=True,
-            )
-    for name, unseen in report["unseen_values"].items():
-        typer.echo(
-            f"warning: {unseen['rows']} rows give {name} a value this model never saw in training "
-            f"({unseen['distinct']} distinct, most common {next(iter(unseen['most_common']))!r}); "
-            f"each counts as {UNSEEN_READS_AS}. See unseen_values in the JSON.",
-            err=True,
-        )
-    _print_json({"model": model, **source, **report})
+    for warning in result.warnings:
+        typer.echo(warning, err=True)
+    _print_json(result.report)
 
 
 @app.command(name="promote")

@@ -1,0 +1,94 @@
+"""The evaluate job: score a labelled file with a registered model and say what its numbers can mean."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from features.encoder import UNSEEN_READS_AS
+from features.records import read_records
+from features.validation import RecordsInvalid, validate_records
+from models.bundle import ScoringBundle
+from models.pyfunc import load_bundle
+from models.registry import configure_tracking
+from training.evaluate import evaluate_bundle
+from training.overlap import training_rows
+from training.train import file_sha256
+
+
+class ModelUnavailable(ValueError):
+    """The model URI names nothing MLflow can load (MLflow raises its own exception types)."""
+
+
+@dataclass
+class FileEvaluation:
+    """What `python -m training evaluate` prints: the report as JSON, the warnings on stderr."""
+
+    report: dict
+    warnings: list[str]
+
+
+def evaluate_file(model: str, data: Path) -> FileEvaluation:
+    """Load `model`, validate `data` against its spec, evaluate, and warn where the numbers mislead."""
+    configure_tracking()
+    bundle = _load(model)
+    typed, validation = validate_records(read_records(data), bundle.spec)
+    if not validation.ok:
+        raise RecordsInvalid(validation)
+    warnings = []
+    digest = file_sha256(data)
+    fitted = training_rows(typed, bundle.spec, bundle.metadata)
+    if fitted is None and digest == bundle.metadata.get("data_sha256"):
+        fitted = bundle.metadata["n_train"]  # a model that kept no row hashes knows only its file
+    if fitted:
+        warnings.append(
+            f"warning: {fitted} of the {len(typed)} rows of {data} are rows this model was fitted on "
+            "(same id and values); their numbers are optimistic. The held-out numbers are in the training "
+            "run's evaluation.json (and GET /v1/model)."
+        )
+    # Saved output must still say whether it includes rows the model was fitted on (null: unknown).
+    source = {
+        "data_sha256": digest,
+        "includes_training_rows": None if fitted is None else fitted > 0,
+        "training_rows": fitted,
+    }
+    report = evaluate_bundle(bundle, typed)
+    warnings.extend(_report_warnings(bundle, report, data))
+    return FileEvaluation({"model": model, **source, **report}, warnings)
+
+
+def _load(model: str) -> ScoringBundle:
+    try:
+        return load_bundle(model)
+    except (OSError, ValueError):
+        raise
+    except Exception as exc:  # MLflow raises its own exception types for unknown models
+        raise ModelUnavailable(f"cannot load model {model}: {exc}") from exc
+
+
+def _report_warnings(bundle: ScoringBundle, report: dict, data: Path) -> list[str]:
+    """Where the report's numbers are missing or partial, and why."""
+    warnings = []
+    if report["risk"]["auc"] is None:
+        warnings.append(
+            f"warning: {bundle.spec.outcome.column} is {'Yes' if report['base_rate'] else 'No'} in all "
+            f"{report['n']} rows of {data}: the risk AUC and calibration slope need both outcomes, so they "
+            "are null"
+        )
+    for attribute, audit in report["fairness"].items():
+        if audit["n_missing"]:
+            warnings.append(
+                f"warning: {attribute} is missing in {audit['n_missing']} of the {report['n']} rows of {data}"
+                + (
+                    f", so nobody was audited by {attribute} (no groups, null gaps)"
+                    if audit["n_missing"] == report["n"]
+                    else f"; those rows are in no group of the audit by {attribute}"
+                )
+            )
+    for name, unseen in report["unseen_values"].items():
+        warnings.append(
+            f"warning: {unseen['rows']} rows give {name} a value this model never saw in training "
+            f"({unseen['distinct']} distinct, most common {next(iter(unseen['most_common']))!r}); "
+            f"each counts as {UNSEEN_READS_AS}. See unseen_values in the JSON."
+        )
+    return warnings
