@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+from models.calibrated import platt_map
 
 ECE_BINS = 10
 EPSILON = 1e-6
@@ -30,11 +31,7 @@ def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float | N
     logit = np.log(p / (1 - p)).reshape(-1, 1)
     if len(np.unique(np.asarray(y))) < 2 or np.ptp(logit) == 0:
         return None, None
-    # Unpenalised and solved by Newton steps to a tight tolerance: lbfgs at its default stopped up to
-    # 2e-4 short of the maximum-likelihood slope and intercept.
-    fit = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-10, max_iter=100)
-    fit.fit(logit, np.asarray(y, dtype=int))
-    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    return platt_map(logit, y)  # the map a perfectly calibrated model would fit as slope 1, intercept 0
 
 
 def safe_auc(y: np.ndarray, score: np.ndarray) -> float | None:
