@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import re
 import tempfile
 from collections.abc import Callable
@@ -40,12 +39,13 @@ from training.fit import fit_bundle, outcome
 from training.gates import GateResult, check_gates
 from training.intervals import METRICS as INTERVAL_METRICS
 from training.overlap import new_salt, row_hashes, row_keys
+from training.provenance import COMMIT_TAG, DIRTY_TAG, PINNED_PACKAGES, environment, git_state
 from training.tracking import CANDIDATE, check_model_name, experiment_id, move_alias, store_unusable
 
 TEST_SIZE = 0.25
 MIN_PER_OUTCOME = 20
 MIN_LEAF = DEFAULT_PARAMS["min_child_samples"]
-PINNED_PACKAGES = ("lightgbm", "mlflow", "numpy", "pandas", "scikit-learn", "shap")
+SPEC_ARTIFACT = "spec.yaml"  # the spec's whole content: a built-in spec's name may mean other columns later
 
 
 @dataclass
@@ -113,6 +113,7 @@ def train(
         "seed": seed,
         "n_train": len(train_rows),
         "n_test": len(test_rows),
+        "split_sha256": split_sha256(test_rows),
         # so evaluate can count the rows of any file that were fitted on, without keeping an id
         "training_row_salt": salt,
         "training_row_hashes": row_hashes(row_keys(train_part, spec), salt),
@@ -185,7 +186,7 @@ def _write_artifacts(
     (folder / "fairness.json").write_text(json.dumps(evaluation["fairness"], indent=2))
     (folder / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
     (folder / "gates.json").write_text(json.dumps([g.__dict__ for g in gates], indent=2))
-    (folder / "spec.yaml").write_text(
+    (folder / SPEC_ARTIFACT).write_text(
         yaml.safe_dump(spec.model_dump(by_alias=True, exclude_none=True), sort_keys=False)
     )
 
@@ -249,11 +250,15 @@ def _log_and_register(
                 "seed": bundle.metadata["seed"],
                 "n_train": bundle.metadata["n_train"],
                 "n_test": bundle.metadata["n_test"],
+                "split_sha256": bundle.metadata["split_sha256"],
+                "spec_sha256": hashlib.sha256((folder / SPEC_ARTIFACT).read_bytes()).hexdigest(),
                 "risk_rounds": bundle.risk.n_rounds_,
-                "python": platform.python_version(),
-                **{f"version_{p}": metadata.version(p) for p in PINNED_PACKAGES},
+                **environment(),
             }
         )
+        code = git_state()
+        if code is not None:  # MLflow tags the commit of the entry script's checkout, if any: this code's
+            mlflow.set_tags({COMMIT_TAG: code[0], DIRTY_TAG: str(code[1]).lower()})
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(folder))
         joblib.dump(bundle, folder / "bundle.joblib")
@@ -306,6 +311,12 @@ def _band_columns(bands: dict[str, dict[str, dict]], group: str) -> dict:
     return {
         f"band_{band}_{key}": value for band, cells in bands.items() for key, value in cells[group].items()
     }
+
+
+def split_sha256(test_rows: np.ndarray) -> str:
+    """A digest of which rows of the file (by position) form the test part, so two runs can be seen to
+    share a split without logging the rows themselves."""
+    return hashlib.sha256(" ".join(map(str, np.sort(test_rows))).encode()).hexdigest()
 
 
 def file_sha256(path: Path) -> str:

@@ -1,7 +1,9 @@
 """The training jobs against a real MLflow store (SQLite in a temporary folder)."""
 
+import hashlib
 import json
 from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 
 import mlflow
@@ -13,12 +15,15 @@ from mlflow import MlflowClient
 from sklearn.model_selection import train_test_split
 
 from features.example import example_record
-from features.spec import DatasetSpec, load_spec
+from features.records import read_records
+from features.spec import DatasetSpec, load_spec, parse_spec
+from features.validation import validate_records
 from models.registry import alias_history
 from tests.training.conftest import cli
 from training.fit import outcome
 from training.promote import promote
-from training.train import TEST_SIZE, file_sha256, flat_metrics, model_card, train
+from training.provenance import git_state
+from training.train import TEST_SIZE, file_sha256, flat_metrics, model_card, split_sha256, train
 
 EVALUATE_KEYS = {
     "n",
@@ -104,6 +109,22 @@ def test_train_registers_a_candidate_with_its_artifacts(trained, store):
     assert {"test_risk_auc", "validation_risk_auc", "test_Race_fpr_gap"} <= set(run.data.metrics)
     tags = client.get_registered_model("reintegra").tags
     assert any(k.startswith("alias_history.") and k.endswith(".candidate") for k in tags)
+
+
+def test_a_run_logs_what_reproducing_it_needs(trained, data_file, spec, tmp_path):
+    """Months later the run alone must say which spec content, split, packages and code made the model:
+    the spec's name may mean other columns by then, and scipy solves the logistic fits."""
+    run = MlflowClient().get_run(trained.run_id)
+    logged = Path(mlflow.artifacts.download_artifacts(run_id=trained.run_id, artifact_path="spec.yaml"))
+    assert run.data.params["spec_sha256"] == hashlib.sha256(logged.read_bytes()).hexdigest()
+    assert parse_spec(logged.read_text()) == spec
+    y = outcome(validate_records(read_records(data_file), spec)[0], spec)
+    _, test_rows = train_test_split(np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=3)
+    assert run.data.params["split_sha256"] == split_sha256(test_rows)
+    assert run.data.params["version_scipy"] == metadata.version("scipy")
+    code = git_state()
+    assert run.data.tags.get("git_dirty") == (None if code is None else str(code[1]).lower())
+    assert code is None or run.data.tags["mlflow.source.git.commit"] == code[0]
 
 
 def test_the_registered_input_example_is_no_persons_record(trained, spec):
