@@ -16,12 +16,14 @@ from features.validation import RecordsInvalid
 from models.registry import DEFAULT_MODEL_NAME
 from training.evaluate_file import evaluate_file
 from training.promote import PromotionRefused, promote
+from training.reproduce import check_data, logged_run, reproduce
 from training.train import train as run_training
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False
 )
 FAILED = 2
+NOT_REPRODUCED = 1
 MAX_SEED = 2**32 - 1  # numpy's seeds, which the split takes
 
 
@@ -79,6 +81,48 @@ def evaluate(
     for warning in result.warnings:
         typer.echo(warning, err=True)
     _print_json(result.report)
+
+
+@app.command(name="check-data")
+def check_data_file(
+    run: Annotated[str, typer.Option(help="MLflow run id of a training run.")],
+    data: Annotated[Path, typer.Option(help="The file to check.")],
+) -> None:
+    """Say whether DATA is, byte for byte, the file RUN was trained on (by SHA-256)."""
+    try:
+        logged = logged_run(run)
+        digest = check_data(logged, data)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"{data} is the file run {run} was trained on (SHA-256 {digest})")
+
+
+@app.command(name="reproduce")
+def reproduce_run(
+    run: Annotated[str, typer.Option(help="MLflow run id of the training run to reproduce.")],
+    data: Annotated[Path, typer.Option(help="The file that run was trained on (checked by SHA-256).")],
+) -> None:
+    """Retrain RUN's model from its logged spec, seed and file, register the result as a new version
+    tagged `reproduces`, and compare probabilities and metrics; exit 1 when they differ."""
+    console = Console(stderr=True)
+    try:
+        report = reproduce(run, data, step=lambda text: _terminal_step(console, text))
+    except (SpecError, RecordsInvalid, OSError, ValueError) as exc:
+        raise _fail(f"reproduction stopped:\n{exc}") from exc
+    for difference in report["environment_differences"]:
+        typer.echo(f"warning: {difference}", err=True)
+    _print_json(report)
+    if not report["identical"]:
+        typer.echo(f"not reproduced: {_what_differs(report)}; see the JSON", err=True)
+        raise typer.Exit(NOT_REPRODUCED)
+
+
+def _what_differs(report: dict) -> str:
+    column, largest = max(report["max_abs_difference"].items(), key=lambda item: item[1])
+    parts = [f"probabilities differ by up to {largest:.3g} ({column})"] if largest else []
+    if report["metrics_differing"]:
+        parts.append(f"{len(report['metrics_differing'])} metric(s) differ")
+    return " and ".join(parts)
 
 
 @app.command(name="promote")

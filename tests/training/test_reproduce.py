@@ -1,0 +1,84 @@
+"""Reproducing a training run months later from what it logged: the file checked by its hash, the spec
+from the run's artifact, and the probabilities and metrics compared."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from features.spec import load_spec
+from models.registry import model_versions
+from tests.training.conftest import cli
+from training.train import file_sha256, train
+
+NAME = "reproduced"
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory, training_raw) -> Path:
+    path = tmp_path_factory.mktemp("data") / "cohort.csv"
+    training_raw.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_id(store, data_file, spec, tmp_path_factory) -> str:
+    """A run trained from a spec file that is gone by the time it is reproduced."""
+    spec_file = tmp_path_factory.mktemp("spec") / "mine.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.model_dump(by_alias=True, exclude_none=True)))
+    run = train(load_spec(spec_file), data_file, name=NAME, seed=5).run_id
+    spec_file.unlink()
+    return run
+
+
+def test_a_run_is_reproduced_from_what_it_logged(run_id, data_file, store):
+    result = cli("reproduce", "--run", run_id, "--data", str(data_file), uri=store)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["identical"] is True
+    assert set(report["max_abs_difference"].values()) == {0.0}
+    assert {"risk", "need_housing", "baseline_logistic"} <= set(report["max_abs_difference"])
+    assert report["metrics_differing"] == {} and report["params_differing"] == {}
+    assert report["data_sha256"] == file_sha256(data_file)
+    again = MlflowClient().get_run(report["reproduced_run_id"])
+    assert again.data.tags["reproduces"] == run_id
+    assert report["reproduced_model_version"] == str(model_versions(NAME)[0].version)
+
+
+def test_a_file_that_is_not_the_runs_is_refused_naming_both_hashes(run_id, data_file, store, tmp_path):
+    checked = cli("check-data", "--run", run_id, "--data", str(data_file), uri=store)
+    assert checked.returncode == 0, checked.stderr
+    assert (
+        checked.stdout
+        == f"{data_file} is the file run {run_id} was trained on (SHA-256 {file_sha256(data_file)})\n"
+    )
+    edited = tmp_path / "cohort.csv"
+    edited.write_text(data_file.read_text().replace("\n", "\r\n"))  # the same records, saved on Windows
+    refusal = (
+        f"{edited} is not the file run {run_id} was trained on: its SHA-256 is {file_sha256(edited)}, while "
+        f"that run's cohort.csv had {file_sha256(data_file)}\n"
+    )
+    versions = len(model_versions(NAME))
+    checked = cli("check-data", "--run", run_id, "--data", str(edited), uri=store)
+    assert (checked.returncode, checked.stderr) == (2, refusal)
+    reproduced = cli("reproduce", "--run", run_id, "--data", str(edited), uri=store)
+    assert (reproduced.returncode, reproduced.stderr) == (2, "reproduction stopped:\n" + refusal)
+    assert len(model_versions(NAME)) == versions
+    unknown = cli("check-data", "--run", "0" * 32, "--data", str(data_file), uri=store)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith(f"no run {'0' * 32} in the MLflow store {store}: ")
+
+
+def test_a_reproduction_that_differs_says_what_differs(run_id, data_file, store):
+    """A logged number the retraining does not give again is named with both values, and the exit
+    status says the run was not reproduced."""
+    logged = MlflowClient().get_run(run_id).data.metrics["test_risk_auc"]
+    MlflowClient().log_metric(run_id, "test_risk_auc", 0.5)  # as a run trained by other code would hold
+    result = cli("reproduce", "--run", run_id, "--data", str(data_file), uri=store)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["identical"] is False
+    assert report["metrics_differing"] == {"test_risk_auc": [0.5, logged]}
+    assert result.stderr.endswith("not reproduced: 1 metric(s) differ; see the JSON\n")
