@@ -68,9 +68,14 @@ def _read(path: Path) -> tuple[pd.DataFrame, list[int]]:
                     raise ValueError(_unclosed_quote(path)) from exc
                 _csv_rows(path)
                 raise ValueError(str(exc)) from exc
+        header, rows = _csv_rows(path)
+        frame.columns = [
+            blank_header(number) if not name.strip() else column
+            for number, (name, column) in enumerate(zip(header, frame.columns, strict=True), start=1)
+        ]
         # A row of separators only is how a spreadsheet exports a row it once held: a blank line.
         filled = frame.apply(lambda cells: cells.str.strip().ne("") & cells.notna()).any(axis=1).to_numpy()
-        return frame[filled], [row for row, keep in zip(_csv_rows(path), filled, strict=True) if keep]
+        return frame[filled], [row for row, keep in zip(rows, filled, strict=True) if keep]
     if suffix == ".parquet":
         frame = pd.read_parquet(path)
         return frame, list(range(1, len(frame) + 1))
@@ -89,15 +94,22 @@ def _json_text(path: Path) -> str:
     return path.read_text(encoding="utf-8-sig")
 
 
-def _csv_rows(path: Path) -> list[int]:
-    """The line each record starts on, after checking the shape: pandas renames a repeated header
-    (x, x.1), pads a short row with missing values and warns on a long one, so each is an error."""
+def _csv_rows(path: Path) -> tuple[list[str], list[int]]:
+    """The header and the line each record starts on, after checking the shape: pandas renames a
+    repeated header (x, x.1), pads a short row with missing values and warns on a long one, so each is
+    an error."""
     (_, header), *records = _csv_records(path)
     _check_header(header)
     for start, row in records:
         if any(cell.strip() for cell in row) and len(row) != len(header):
             raise ValueError(f"line {start} has {len(row)} fields but the header names {len(header)} columns")
-    return [start for start, _ in records]
+    return header, [start for start, _ in records]
+
+
+def blank_header(number: int) -> str:
+    """A column without a header (a row index pandas saved with the data, a spreadsheet's stray
+    column) by its place, from 1: pandas would call it 'Unnamed: N', a name the file nowhere holds."""
+    return f"column {number} (no header)"
 
 
 def _csv_records(path: Path) -> list[tuple[int, list[str]]]:
@@ -122,7 +134,7 @@ def _unclosed_quote(path: Path) -> str:
 
 
 def _check_header(header: list[str]) -> None:
-    """Blank names are columns a spreadsheet left without a header; pandas names each 'Unnamed: N'."""
+    """Blank names are columns left without a header (see blank_header); they may repeat."""
     repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})
     if repeated:
         raise ValueError(f"the header names {', '.join(map(repr, repeated))} more than once; keep one")

@@ -44,6 +44,21 @@ def test_validate_exits_2_naming_every_problem(tmp_path, synthetic_raw):
     assert "row 8, column Prison_Years: 'forever' is not allowed" in result.stderr
 
 
+def test_a_saved_row_index_is_named_by_its_place_and_ignored(tmp_path, synthetic_raw):
+    """pandas' to_csv keeps the index as a first column with an empty header, which validate called
+    'Unnamed: 0', a name the file nowhere holds; read back and saved again it made 'Unnamed: 0.1'."""
+    path = tmp_path / "indexed.csv"
+    synthetic_raw.to_csv(path)
+    result = _features("validate", "--spec", "georgia_parole", "--data", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "ignored unknown columns: column 1 (no header)\n"
+    assert json.loads(result.stdout)["ignored_columns"] == ["column 1 (no header)"]
+    again = tmp_path / "indexed_again.csv"
+    pd.read_csv(path, dtype=str, keep_default_na=False).to_csv(again)
+    result = _features("validate", "--spec", "georgia_parole", "--data", str(again))
+    assert result.stderr == "ignored unknown columns: column 1 (no header), Unnamed: 0\n"
+
+
 def test_drop_invalid_keeps_valid_rows_and_writes_the_rejected(tmp_path, synthetic_raw):
     broken = synthetic_raw.copy()
     broken.loc[broken.index[[2, 9]], "Gender"] = "?"

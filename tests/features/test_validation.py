@@ -359,4 +359,4 @@ def test_trailing_empty_columns_of_a_spreadsheet_export_are_ignored(tmp_path, fr
     path.write_text("".join(line + ",,\n" for line in lines))
     _, report = validate_records(read_records(path), free_text_spec)
     assert report.ok, report.lines()
-    assert report.unknown_columns == ["Unnamed: 6", "Unnamed: 7"]
+    assert report.unknown_columns == ["column 7 (no header)", "column 8 (no header)"]
