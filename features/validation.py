@@ -14,6 +14,7 @@ from features.spec import FALSE_WORDS, TRUE_WORDS, WHOLE_NUMBER, ColumnSpec, Dat
 
 MAX_PROBLEMS = 100
 SHOWN_CHARACTERS = 60
+SHOWN_ROWS = 10  # rows a line names for one problem repeated down a column (the count covers them all)
 
 
 @dataclass(frozen=True)
@@ -26,15 +27,22 @@ class Problem:
     value: str | None = None
 
     def __str__(self) -> str:
-        where = ", ".join(
-            part
-            for part in (
-                f"row {self.row}" if self.row is not None else "",
-                f"column {self.column}" if self.column else "",
-            )
-            if part
-        )
-        return f"{where}: {self.message}" if where else self.message
+        return _line(self.message, [] if self.row is None else [self.row], self.column)
+
+
+def _line(message: str, rows: list[int], column: str | None) -> str:
+    """One problem as a person reads it, with the rows it is in: "rows 3, 7 and 9, column X: ..."."""
+    where = ", ".join(part for part in (_rows_text(rows), f"column {column}" if column else "") if part)
+    return f"{where}: {message}" if where else message
+
+
+def _rows_text(rows: list[int]) -> str:
+    if len(rows) <= 1:
+        return f"row {rows[0]}" if rows else ""
+    shown = [str(row) for row in rows[:SHOWN_ROWS]]
+    if len(rows) > SHOWN_ROWS:
+        shown.append(f"{len(rows) - SHOWN_ROWS:,} more")
+    return f"rows {', '.join(shown[:-1])} and {shown[-1]}"
 
 
 @dataclass
@@ -48,6 +56,8 @@ class ValidationReport:
     unknown_columns: list[str] = field(default_factory=list)
     invalid_rows: dict[int, list[str]] = field(default_factory=dict)
     max_problems: int = MAX_PROBLEMS
+    # Every problem's rows by column and message, in the order found: one line each for a person.
+    by_cause: dict[tuple[str | None, str], list[int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -62,14 +72,20 @@ class ValidationReport:
         self.n_problems += 1
         if len(self.problems) < self.max_problems:
             self.problems.append(problem)
+        rows = self.by_cause.setdefault((problem.column, problem.message), [])
         if problem.row is not None:
+            rows.append(problem.row)
             self.invalid_rows.setdefault(problem.row, []).append(str(problem))
 
     def lines(self) -> list[str]:
-        """The report as lines for a person: problems first, then the ignored columns."""
-        lines = [str(p) for p in self.problems]
-        if self.n_problems > len(self.problems):
-            lines.append(f"... and {self.n_problems - len(self.problems)} more problems")
+        """The report as lines for a person: one per problem, naming every row it is in, so a value
+        wrong down a whole column is one line and the next column's problems still show; then the
+        ignored columns."""
+        causes = list(self.by_cause.items())[: self.max_problems]
+        lines = [_line(message, rows, column) for (column, message), rows in causes]
+        hidden = self.n_problems - sum(max(len(rows), 1) for _, rows in causes)
+        if hidden:
+            lines.append(f"... and {hidden} more problems")
         if self.unknown_columns:
             lines.append("ignored unknown columns: " + ", ".join(self.unknown_columns))
         return lines

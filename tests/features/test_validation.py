@@ -86,12 +86,31 @@ def test_a_duplicate_id_names_the_row_that_holds_it_first(synthetic_raw, spec):
     assert f"row 10, column ID: id '{first}' appears more than once (first in row 4)" in messages
 
 
+def test_a_value_wrong_down_a_column_is_one_line_and_the_next_column_still_shows(synthetic_raw, spec):
+    """Problems were listed one row each, column by column, and the first 100 of them shown: a value
+    an export wrote its own way in every row filled all 100 lines, hiding every other column's."""
+    raw = synthetic_raw.assign(Gender="Q")
+    raw.loc[raw.index[6], "Prison_Years"] = "forever"
+    _, report = validate_records(raw, spec)
+    assert report.n_problems == len(raw) + 1
+    gender, prison = report.lines()
+    assert gender.startswith(
+        f"rows 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and {len(raw) - 10:,} more, column Gender: 'Q' is not allowed"
+    )
+    assert prison.startswith("row 7, column Prison_Years: 'forever' is not allowed")
+    assert len(report.invalid_rows) == len(raw)
+
+
 def test_problems_are_capped_with_a_count_of_the_rest(synthetic_raw, spec):
     raw = synthetic_raw.assign(Gender="Q")
-    _, report = validate_records(raw, spec, max_problems=10)
-    assert len(report.problems) == 10
-    assert report.n_problems == len(raw)
-    assert report.lines()[10] == f"... and {len(raw) - 10} more problems"
+    raw.loc[raw.index[[3, 5]], "Age_at_Release"] = "33"
+    raw.loc[raw.index[6], "Prison_Years"] = "forever"
+    _, report = validate_records(raw, spec, max_problems=2)
+    assert len(report.problems) == 2
+    assert report.n_problems == len(raw) + 3
+    lines = report.lines()
+    assert lines[1].startswith("rows 4 and 6, column Age_at_Release: '33' is not allowed")
+    assert lines[2:] == ["... and 1 more problems"]
 
 
 @pytest.mark.parametrize("word", ["yes", "YES", "True", "true", "1", "No", "FALSE", "0"])
