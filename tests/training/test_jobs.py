@@ -179,6 +179,7 @@ def test_model_card_names_its_version_run_data_and_gate_verdict(trained, store, 
     assert card.startswith(f"# Model card: reintegra version {trained.model_version}\n")
     assert f"MLflow run `{trained.run_id}`" in card
     assert f"sha256 `{run.data.params['data_sha256']}`" in card
+    assert f"`python -m training reproduce --run {trained.run_id} --data FILE`" in card
     verdict = f"fails {len(failed)} of {len(gates)}" if failed else f"passes all {len(gates)}"
     assert f"**Promotion gates: {verdict}" in card
     version = MlflowClient().get_model_version("reintegra", trained.model_version)
