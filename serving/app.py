@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from features.example import example_record
@@ -30,6 +31,12 @@ DESCRIPTION = """Relapse risk, needs and exact explanations. The serving model's
 Every score is committed to the audit trail before it is returned. Send an API key as
 `Authorization: Bearer <key>`: scorer keys score, reviewer keys read scores and the model,
 admin keys reload, monitor keys only read /metrics. Every error is `application/problem+json`."""
+
+
+def operation_id(route: APIRoute) -> str:
+    """The handler's name (`create_score`): generated clients name their methods by it, and FastAPI's
+    default (`create_score_v1_scores_post`) changes whenever a path or method does."""
+    return route.name
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -74,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=description,
         lifespan=lifespan,
         redirect_slashes=False,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.holder = holder

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import schemathesis
 from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
@@ -941,6 +942,30 @@ def test_openapi_documents_the_generated_record(server):
         "/v1/model",
         "/v1/admin/reload",
     } <= set(schema["paths"])
+
+
+def test_openapi_names_operations_as_their_handlers_in_a_valid_document(server):
+    """A client generated from the document named its methods after FastAPI's default operation ids
+    (`create_score_v1_scores_post`), which change when a path moves; the document must also load."""
+    with server.client() as client:
+        document = client.get("/openapi.json").json()
+    ids = [
+        operation["operationId"]
+        for operations in document["paths"].values()
+        for operation in operations.values()
+    ]
+    assert sorted(ids) == [
+        "create_score",
+        "create_scores_batch",
+        "list_scores",
+        "read_health",
+        "read_metrics",
+        "read_model",
+        "read_readiness",
+        "read_score",
+        "reload_model",
+    ]
+    schemathesis.openapi.from_dict(document).validate()
 
 
 def test_openapi_documents_errors_as_the_problems_the_server_sends(server):
