@@ -19,6 +19,7 @@ from serving.head import HeadAsGetMiddleware
 from serving.keys import KeyStore
 from serving.limits import BodySizeLimitMiddleware, KeyBeforeBodyMiddleware
 from serving.model_store import ModelHolder, ModelUnavailable
+from serving.negotiation import AcceptMiddleware
 from serving.observability import Metrics, RequestContextMiddleware, configure_logging
 from serving.routes import admin, health, model
 from serving.routes.pages import install_pages
@@ -99,5 +100,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(KeyBeforeBodyMiddleware)
+    app.add_middleware(AcceptMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

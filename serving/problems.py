@@ -68,6 +68,7 @@ PROBLEMS = {
     for status, text in {
         401: "Missing or unknown API key",
         403: "The key's role may not do this",
+        406: "The Accept header allows neither application/json nor application/problem+json",
         413: "Request body larger than REINTEGRA_MAX_BODY_BYTES",
         415: "A compressed body (any Content-Encoding but identity): send it uncompressed",
         422: "Invalid body: every bad field with what is allowed",

@@ -1,0 +1,62 @@
+"""Content negotiation (RFC 9110 12.5): the API answers in JSON only, so an Accept that allows no JSON
+gets a 406 saying what is sent, rather than JSON it said it cannot read."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from serving.addresses import app_path
+from serving.problems import PROBLEM_JSON, problem
+
+# What /v1 answers in: scores and the model in JSON, every error as a problem.
+OFFERED = ("application/json", PROBLEM_JSON)
+NOT_ACCEPTABLE_DETAIL = (
+    f"this API answers in {OFFERED[0]} (errors in {OFFERED[1]}) and the request's Accept allows neither; "
+    f"send Accept: {OFFERED[0]}, */*, or no Accept header"
+)
+
+
+def acceptable(accept: str, offered: str) -> bool:
+    """Whether an Accept header value allows media type `offered`: its most specific matching range
+    decides, and q=0 refuses. A blank header allows anything, as no header does."""
+    if not accept.strip():
+        return True
+    kind = offered.split("/")[0]
+    best: tuple[int, float] | None = None  # (specificity, q) of the most specific range that matches
+    for element in accept.split(","):
+        media_range, *parameters = (part.strip() for part in element.split(";"))
+        specificity = {offered: 2, f"{kind}/*": 1, "*/*": 0}.get(media_range.lower())
+        if specificity is None or (best is not None and best[0] >= specificity):
+            continue
+        best = (specificity, _quality(parameters))
+    return best is not None and best[1] > 0
+
+
+def _quality(parameters: list[str]) -> float:
+    """A range's q (1 when absent); an unreadable one counts as 1, as the range was still named."""
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 1.0
+    return 1.0
+
+
+class AcceptMiddleware:
+    """Answers 406 to a /v1 request whose Accept allows none of the API's types; pages, health checks and
+    /metrics keep their own answers."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and app_path(scope).startswith("/v1/"):
+            accept = b",".join(value for name, value in scope["headers"] if name == b"accept")
+            if accept and not any(acceptable(accept.decode("latin-1"), media) for media in OFFERED):
+                response = problem(406, "Not Acceptable", NOT_ACCEPTABLE_DETAIL, Request(scope))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

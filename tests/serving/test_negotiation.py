@@ -1,0 +1,67 @@
+"""Accept negotiation: the API answers JSON, and says so with a 406 to a client that accepts none."""
+
+import pytest
+
+from serving.negotiation import acceptable
+
+PROBLEM = "application/problem+json"
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(
+    ("accept", "allowed"),
+    [
+        ("", True),
+        ("*/*", True),
+        ("application/json", True),
+        ("Application/JSON; charset=utf-8", True),
+        ("application/*", True),
+        (BROWSER, True),
+        ("application/xml, application/json;q=0.1", True),
+        ("application/*;q=0, application/json", True),
+        ("application/xml", False),
+        ("text/html", False),
+        ("application/json;q=0", False),
+        ("application/json;q=0, */*", False),
+        ("*/*;q=0", False),
+        ("json", False),
+    ],
+)
+def test_accept_allows_json_by_its_most_specific_range(accept, allowed):
+    assert acceptable(accept, "application/json") is allowed
+
+
+def test_an_accept_for_problems_only_is_allowed():
+    assert acceptable(PROBLEM, PROBLEM) and not acceptable(PROBLEM, "application/json")
+
+
+def test_an_api_request_accepting_no_json_gets_a_406_naming_what_is_sent(server, api_records):
+    """A client asking for XML was sent JSON with a 201, which its XML parser then failed on."""
+    body = {"person_id": "P-accept", "record": api_records[0]}
+    with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
+        refused = scorer.post("/v1/scores", json=body, headers={"Accept": "application/xml"})
+        refused_read = reviewer.get("/v1/model", headers={"Accept": "text/html"})
+        scored = {
+            accept: scorer.post("/v1/scores", json=body, headers={"Accept": accept}).status_code
+            for accept in ("*/*", "application/json", PROBLEM, BROWSER)
+        }
+        plain = scorer.post("/v1/scores", json=body, headers={"Accept": ""})
+        documented = scorer.get("/openapi.json").json()["paths"]["/v1/scores"]["post"]["responses"]
+        recorded = reviewer.get("/v1/scores", params={"person_id": "P-accept"}).json()["total"]
+    assert refused.status_code == 406 and refused.headers["content-type"] == PROBLEM
+    assert refused.json()["detail"].startswith(
+        "this API answers in application/json (errors in application/problem+json)"
+    )
+    assert refused.json()["request_id"] == refused.headers["x-request-id"]
+    assert refused_read.status_code == 406
+    assert scored == dict.fromkeys(scored, 201) and plain.status_code == 201
+    assert recorded == len(scored) + 1, "the refused request scored nobody"
+    assert list(documented["406"]["content"]) == [PROBLEM]
+
+
+def test_pages_and_health_checks_keep_their_own_answers_whatever_the_accept(server):
+    with server.client() as client:
+        page = client.get("/review/sign-in", headers={"Accept": "text/html"})
+        health = client.get("/healthz", headers={"Accept": "text/plain"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert health.status_code == 200
