@@ -1,7 +1,10 @@
 """Content negotiation (RFC 9110 12.5): the API answers in JSON only, so an Accept that allows no JSON
-gets a 406 saying what is sent, rather than JSON it said it cannot read."""
+gets a 406 saying what is sent, rather than JSON it said it cannot read; a batch's answer is gzipped
+when Accept-Encoding allows it."""
 
 from __future__ import annotations
+
+import gzip
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -11,6 +14,9 @@ from serving.problems import PROBLEM_JSON, problem
 
 # What /v1 answers in: scores and the model in JSON, every error as a problem.
 OFFERED = ("application/json", PROBLEM_JSON)
+# 35.6 MB of JSON for 1,000 records: level 1 gives 6.9 MB in 0.43 s, level 6 5.3 MB in 0.93 s, level 9
+# (Starlette's GZipMiddleware) 5.0 MB in 2.1 s; the batch itself takes about 4.5 s.
+GZIP_LEVEL = 1
 NOT_ACCEPTABLE_DETAIL = (
     f"this API answers in {OFFERED[0]} (errors in {OFFERED[1]}) and the request's Accept allows neither; "
     f"send Accept: {OFFERED[0]}, */*, or no Accept header"
@@ -31,6 +37,23 @@ def acceptable(accept: str, offered: str) -> bool:
             continue
         best = (specificity, _quality(parameters))
     return best is not None and best[1] > 0
+
+
+def allows_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding value allows gzip: named (or as x-gzip), else through `*`, with q > 0."""
+    named: dict[str, float] = {}
+    for element in accept_encoding.split(","):
+        coding, *parameters = (part.strip() for part in element.split(";"))
+        named.setdefault(coding.lower(), _quality(parameters))
+    return named.get("gzip", named.get("x-gzip", named.get("*", 0.0))) > 0
+
+
+def encoded(body: bytes, accept_encoding: str) -> tuple[bytes, dict[str, str]]:
+    """The body gzipped when the client allows it, with the headers saying how it was chosen. Called in
+    a route's thread-pool thread, so compressing a large answer never holds the event loop."""
+    if not allows_gzip(accept_encoding):
+        return body, {"Vary": "Accept-Encoding"}
+    return gzip.compress(body, GZIP_LEVEL, mtime=0), {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
 
 
 def _quality(parameters: list[str]) -> float:

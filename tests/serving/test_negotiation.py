@@ -1,8 +1,11 @@
 """Accept negotiation: the API answers JSON, and says so with a 406 to a client that accepts none."""
 
+import gzip
+import json
+
 import pytest
 
-from serving.negotiation import acceptable
+from serving.negotiation import acceptable, allows_gzip
 
 PROBLEM = "application/problem+json"
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
@@ -65,3 +68,56 @@ def test_pages_and_health_checks_keep_their_own_answers_whatever_the_accept(serv
         health = client.get("/healthz", headers={"Accept": "text/plain"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert health.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "allowed"),
+    [
+        ("gzip", True),
+        ("gzip, deflate, br, zstd", True),
+        ("GZIP;q=0.5", True),
+        ("x-gzip", True),
+        ("*", True),
+        ("", False),
+        ("identity", False),
+        ("br", False),
+        ("gzip;q=0", False),
+        ("gzip;q=0, *", False),
+        ("*;q=0", False),
+    ],
+)
+def test_accept_encoding_allows_gzip_when_named_or_starred_with_a_nonzero_q(accept_encoding, allowed):
+    assert allows_gzip(accept_encoding) is allowed
+
+
+def test_a_batch_answer_is_gzipped_when_the_client_allows_it(server, api_records):
+    """A batch answer is 35 kB of JSON a record, 35 MB for 1,000, and was sent uncompressed to clients
+    that asked for gzip (httpx, requests and browsers all do); a single score stays as it was."""
+    batch = {
+        "items": [{"person_id": f"P-gzip-{i}", "record": record} for i, record in enumerate(api_records[:20])]
+    }
+    with server.client("scorer") as scorer:
+        wire = {}
+        for accept_encoding in ("gzip", "identity", "gzip;q=0"):
+            with scorer.stream(
+                "POST", "/v1/scores:batch", json=batch, headers={"Accept-Encoding": accept_encoding}
+            ) as response:
+                wire[accept_encoding] = (response, b"".join(response.iter_raw()))
+        single = scorer.post("/v1/scores", json=batch["items"][0], headers={"Accept-Encoding": "gzip"})
+        documented = scorer.get("/openapi.json").json()["paths"]["/v1/scores:batch"]["post"]["responses"]
+    gzipped, raw = wire["gzip"]
+    assert gzipped.headers["content-encoding"] == "gzip" and gzipped.headers["vary"] == "Accept-Encoding"
+    answer = json.loads(gzip.decompress(raw))
+    assert (
+        answer["scored"] == 20
+        and len(answer["items"][0]["score"]["explanation"]["risk"]["contributions"]) > 10
+    )
+    plain_response, plain = wire["identity"]
+    assert (
+        "content-encoding" not in plain_response.headers
+        and plain_response.headers["vary"] == "Accept-Encoding"
+    )
+    assert json.loads(plain)["scored"] == 20 and len(raw) * 4 < len(plain)
+    assert "content-encoding" not in wire["gzip;q=0"][0].headers
+    assert single.status_code == 201 and "content-encoding" not in single.headers
+    assert {"Content-Encoding", "Vary"} <= set(documented["200"]["headers"])
