@@ -28,6 +28,10 @@ class ModelUnavailable(RuntimeError):
     """No model could be loaded (no such alias, or the registry cannot be reached)."""
 
 
+class RegistryUnreachable(ModelUnavailable):
+    """MLflow did not answer: unlike a missing alias, the same request may succeed later."""
+
+
 class SchemaChanged(ModelUnavailable):
     """The alias points at a version that accepts different records; it needs a restart.
 
@@ -108,7 +112,7 @@ class ModelHolder:
             except ModelUnavailable as exc:  # no alias, or no MLflow: nothing changes here, and it says so
                 if previous is None:
                     raise
-                raise ModelUnavailable(f"{exc}; still serving version {previous.version}") from exc
+                raise type(exc)(f"{exc}; still serving version {previous.version}") from exc
             if previous is not None and previous.version == version:
                 self._wait_for(None)
                 return previous.version, version
@@ -199,7 +203,7 @@ def alias_version(name: str, alias: str) -> str:
         return str(MlflowClient().get_model_version_by_alias(name, alias).version)
     except mlflow.exceptions.MlflowException as exc:
         if exc.error_code not in NOT_FOUND:  # retraining would not help: MLflow itself is out of reach
-            raise ModelUnavailable(
+            raise RegistryUnreachable(
                 f"MLflow did not answer for models:/{name}@{alias} "
                 f"(MLFLOW_TRACKING_URI={_without_password(mlflow.get_tracking_uri())}): {_first_line(exc)}"
             ) from exc

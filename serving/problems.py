@@ -16,7 +16,7 @@ from starlette.routing import Match, Mount
 
 from serving.addresses import without_trailing_slash
 from serving.idempotency import VISIBLE_ASCII
-from serving.model_store import ModelUnavailable, SchemaChanged
+from serving.model_store import ModelUnavailable, RegistryUnreachable, SchemaChanged
 from serving.schemas import PRINTABLE, Problem
 
 PROBLEM_JSON = "application/problem+json"
@@ -29,6 +29,8 @@ PATTERN_WORDS = {
 NOT_AN_OBJECT = {"missing", "model_attributes_type", "dict_type"}
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 STORE_RETRY_SECONDS = 5
+# MLflow's own answer may take 20 s (2 retries of 10 s); the alias poller's default interval.
+REGISTRY_RETRY_SECONDS = 30
 MISSING_SCHEMA_SQLSTATES = {"42P01", "42703"}  # PostgreSQL's undefined_table and undefined_column
 log = logging.getLogger("reintegra.errors")
 # Sent on every answer by RequestContextMiddleware, which no route's documentation knows of.
@@ -83,7 +85,8 @@ PROBLEMS[415]["headers"] = {
 }
 PROBLEMS[503]["headers"] = {
     "Retry-After": {
-        "description": "Seconds to wait before sending again, when the audit or key store did not answer",
+        "description": "Seconds to wait before sending again, when the audit or key store did not answer "
+        "(5) or, for a reload, MLflow (30); absent when a retry cannot help (the alias points at nothing)",
         "schema": {"type": "integer"},
     }
 }
@@ -199,7 +202,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ModelUnavailable)
     async def no_model(request: Request, exc: ModelUnavailable) -> JSONResponse:
-        return problem(503, "Model unavailable", str(exc), request)
+        headers = (
+            {"Retry-After": str(REGISTRY_RETRY_SECONDS)} if isinstance(exc, RegistryUnreachable) else None
+        )
+        return problem(503, "Model unavailable", str(exc), request, headers)
 
 
 def _not_utf8(error: UnicodeDecodeError) -> dict[str, Any]:

@@ -7,9 +7,13 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving.deps import AuditDep, HolderDep, KeysDep, MetricsDep, MonitorKey
-from serving.problems import PROBLEMS, problem, problem_response
+from serving.problems import PROBLEMS, STORE_RETRY_SECONDS, problem, problem_response
 
 router = APIRouter(tags=["health"])
+NOT_READY = problem_response("Not ready: `checks` names each check and whether it passed")
+NOT_READY["headers"] = {
+    "Retry-After": {"description": "Seconds to wait before asking again", "schema": {"type": "integer"}}
+}
 
 
 @router.get("/healthz", summary="The process is up")
@@ -20,7 +24,7 @@ def read_health() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="A model is loaded, the audit store takes writes and keys can be checked",
-    responses={503: problem_response("Not ready: `checks` names each check and whether it passed")},
+    responses={503: NOT_READY},
 )
 def read_readiness(request: Request, holder: HolderDep, audit: AuditDep, keys: KeysDep) -> Response:
     checks = {
@@ -31,7 +35,8 @@ def read_readiness(request: Request, holder: HolderDep, audit: AuditDep, keys: K
     if all(checks.values()):
         return Response('{"status":"ready"}', media_type="application/json")
     failing = ", ".join(name for name, ok in checks.items() if not ok)
-    return problem(503, "Not ready", f"failing checks: {failing}", request, checks=checks)
+    retry = {"Retry-After": str(STORE_RETRY_SECONDS)}
+    return problem(503, "Not ready", f"failing checks: {failing}", request, retry, checks=checks)
 
 
 # Documented as the Prometheus text it is, not JSON, with the refusals of its key check.

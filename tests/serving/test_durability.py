@@ -217,7 +217,7 @@ def test_readiness_fails_while_keys_in_a_store_of_their_own_cannot_be_read(regis
                 connection.execute(text("ALTER TABLE api_keys_away RENAME TO api_keys"))
             ready = anonymous.get("/readyz")
             accepted = scorer.post("/v1/scores", json={"record": api_records[0]})
-            problem_schema = anonymous.get("/openapi.json").json()["components"]["schemas"]["Problem"]
+            document = anonymous.get("/openapi.json").json()
     finally:
         server.stop()
         engine.dispose()
@@ -225,7 +225,11 @@ def test_readiness_fails_while_keys_in_a_store_of_their_own_cannot_be_read(regis
     assert down.json()["checks"] == {"model_loaded": True, "audit_writable": True, "keys_readable": False}
     # Like every other problem (it had neither), and `checks` is in the documented Problem.
     assert (down.json()["request_id"], down.json()["instance"]) == ("probe-1", "/readyz")
-    assert "checks" in problem_schema["properties"]
+    assert "checks" in document["components"]["schemas"]["Problem"]["properties"]
+    assert down.headers["retry-after"] == "5", (
+        "a deployment script waiting for readiness knows when to ask again"
+    )
+    assert "Retry-After" in document["paths"]["/readyz"]["get"]["responses"]["503"]["headers"]
     assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
     assert ready.status_code == 200 and accepted.status_code == 201
 

@@ -3,8 +3,10 @@
 import html
 import logging
 import re
+import sqlite3
 import time
 
+import httpx
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -177,3 +179,35 @@ def test_no_champion_of_another_name_says_a_promote_command_that_runs(tmp_path):
         result = CliRunner().invoke(app, arguments)
     assert "Missing option" not in result.output, result.output
     assert "cannot promote county version 1" in result.output, "it reached the registry, which has no county"
+
+
+def test_a_reload_while_mlflow_does_not_answer_says_when_to_retry(versions, registry, tmp_path):
+    """Its 503 carried no Retry-After, so a client could not tell MLflow being away (retry later) from an
+    alias pointing at nothing (a retry cannot help, and gets no Retry-After)."""
+    first, _ = versions
+    promote(NAME, first, force=True, reason="test")
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": NAME})
+    # A training job holding the registry's write lock: MLflow's reads wait 20 s, then give up.
+    lock = sqlite3.connect(registry.uri.removeprefix("sqlite:///"), isolation_level=None, timeout=60)
+    try:
+        with server.client("admin") as admin:
+            admin.timeout = httpx.Timeout(90)
+            lock.execute("BEGIN EXCLUSIVE")
+            try:
+                away = admin.post("/v1/admin/reload")
+            finally:
+                lock.execute("ROLLBACK")
+            MlflowClient().delete_registered_model_alias(NAME, "champion")
+            unaliased = admin.post("/v1/admin/reload")
+            promote(NAME, first, force=True, reason="back")
+            back = admin.post("/v1/admin/reload")
+            documented = admin.get("/openapi.json").json()["paths"]["/v1/admin/reload"]["post"]["responses"]
+    finally:
+        lock.close()
+        server.stop()
+    assert away.status_code == 503 and away.headers["retry-after"] == "30", away.text
+    assert away.json()["detail"].startswith(f"MLflow did not answer for models:/{NAME}@champion")
+    assert away.json()["detail"].endswith(f"; still serving version {first}")
+    assert unaliased.status_code == 503 and "retry-after" not in unaliased.headers
+    assert back.status_code == 200
+    assert "Retry-After" in documented["503"]["headers"]
