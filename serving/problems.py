@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import InternalError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
@@ -31,7 +31,9 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 STORE_RETRY_SECONDS = 5
 # MLflow's own answer may take 20 s (2 retries of 10 s); the alias poller's default interval.
 REGISTRY_RETRY_SECONDS = 30
-MISSING_SCHEMA_SQLSTATES = {"42P01", "42703"}  # PostgreSQL's undefined_table and undefined_column
+# PostgreSQL's undefined_table and undefined_column (a table renamed or dropped under the server), and
+# read_only_sql_transaction (a store turned read-only, a standby after a failover, say).
+UNAVAILABLE_SQLSTATES = {"42P01", "42703", "25006"}
 log = logging.getLogger("reintegra.errors")
 # Sent on every answer by RequestContextMiddleware, which no route's documentation knows of.
 REQUEST_ID_DOC = {
@@ -191,14 +193,16 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, store_unavailable)
     app.add_exception_handler(PoolTimeout, store_unavailable)
 
-    @app.exception_handler(ProgrammingError)
-    async def store_schema_gone(request: Request, exc: ProgrammingError) -> JSONResponse:
-        """A table or column this server migrated was renamed or dropped under it: on PostgreSQL that
-        is a ProgrammingError (SQLite calls it an OperationalError), and readiness already says 503.
-        Any other programming error is a bug and stays a 500."""
-        if getattr(exc.orig, "sqlstate", None) not in MISSING_SCHEMA_SQLSTATES:
+    async def store_refused(request: Request, exc: Exception) -> JSONResponse:
+        """A table or column this server migrated was renamed or dropped under it, or the store became
+        read-only: PostgreSQL's ProgrammingError and InternalError (SQLite calls both OperationalError),
+        and readiness already says 503. Any other such error is a bug and stays a 500."""
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) not in UNAVAILABLE_SQLSTATES:
             raise exc
         return await store_unavailable(request, exc)
+
+    app.add_exception_handler(ProgrammingError, store_refused)
+    app.add_exception_handler(InternalError, store_refused)
 
     @app.exception_handler(ModelUnavailable)
     async def no_model(request: Request, exc: ModelUnavailable) -> JSONResponse:

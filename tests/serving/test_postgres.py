@@ -152,5 +152,43 @@ def test_a_locked_audit_table_answers_503_in_bounded_time(registry, tmp_path, fr
     assert after.status_code == 201
 
 
+def test_a_read_only_audit_store_answers_503_as_readiness_says(
+    registry, tmp_path, postgres_url, fresh_database, api_records
+):
+    """A store that turned read-only (a failover onto a standby, default_transaction_read_only) refused
+    every score with PostgreSQL's 25006, which SQLAlchemy calls an InternalError: a 500 'Internal error',
+    though /readyz said not ready, and a client had no Retry-After to go by."""
+    server = start_server(registry, tmp_path, database=fresh_database)
+    name = make_url(fresh_database).database
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+
+    def read_only(on: bool) -> None:
+        """New sessions of the database read-only or not; the server's pooled ones end, so it reconnects."""
+        setting = "SET default_transaction_read_only = on" if on else "RESET default_transaction_read_only"
+        with admin.connect() as connection:
+            connection.execute(text(f"ALTER DATABASE {name} {setting}"))
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": name},
+            )
+
+    try:
+        with server.client("scorer") as scorer, server.client() as anonymous:
+            read_only(True)
+            refused = scorer.post("/v1/scores", json={"record": api_records[0]})
+            ready = anonymous.get("/readyz")
+            read_only(False)
+            accepted = scorer.post("/v1/scores", json={"record": api_records[0]})
+    finally:
+        server.stop()
+        admin.dispose()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "5" and refused.json()["title"] == "Store unavailable"
+    assert ready.status_code == 503 and ready.json()["checks"]["audit_writable"] is False
+    assert accepted.status_code == 201
+    log = (tmp_path / "server.log").read_text()
+    assert "audit or key store unavailable (POST /v1/scores): (psycopg.errors.ReadOnlySqlTransaction)" in log
+
+
 def test_odd_key_names_on_postgres(postgres_url):
     refuse_odd_key_names(postgres_url)
