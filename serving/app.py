@@ -55,7 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrate(keys_engine)
     metrics = Metrics()
     holder = ModelHolder(
-        settings.model_name, settings.model_alias, on_swap=metrics.serving, on_waiting=metrics.waiting
+        settings.model_name,
+        settings.model_alias,
+        on_swap=metrics.serving,
+        on_waiting=metrics.waiting,
+        on_failed=metrics.failed,
     )
     try:
         holder.reload()

@@ -32,6 +32,11 @@ class RegistryUnreachable(ModelUnavailable):
     """MLflow did not answer: unlike a missing alias, the same request may succeed later."""
 
 
+class LoadFailed(ModelUnavailable):
+    """The alias points at a version whose artifacts could not be loaded; the poller leaves it alone
+    until the alias moves or an admin reload tries again."""
+
+
 class SchemaChanged(ModelUnavailable):
     """The alias points at a version that accepts different records; it needs a restart.
 
@@ -63,9 +68,10 @@ class ServingModel:
 class ModelHolder:
     """Holds the serving model; a reload loads beside the old one and swaps one reference.
 
-    `on_swap(name, version, previous_version)` runs after every swap, and
+    `on_swap(name, version, previous_version)` runs after every swap,
     `on_waiting(name, version, previous_version)` whenever the version the alias points at but this
-    process cannot serve changes (None: none); the metrics use both.
+    process cannot serve changes (None: none), and `on_failed(name, version, previous_version)`
+    likewise for a version that failed to load; the metrics use all three.
     """
 
     def __init__(
@@ -74,12 +80,14 @@ class ModelHolder:
         alias: str,
         on_swap: Callable[[str, str, str | None], None],
         on_waiting: Callable[[str, str | None, str | None], None],
+        on_failed: Callable[[str, str | None, str | None], None],
     ):
         self.name, self.alias = name, alias
-        self._on_swap, self._on_waiting = on_swap, on_waiting
+        self._on_swap, self._on_waiting, self._on_failed = on_swap, on_waiting, on_failed
         self._current: ServingModel | None = None
         self._refused: dict[str, tuple[str, list[str]]] = {}  # version -> (why, record changes)
         self._waiting: str | None = None
+        self._failed: tuple[str, str] | None = None  # (version, why) the alias points at and failed to load
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -100,11 +108,16 @@ class ModelHolder:
         """(version, why) when the alias has moved to a version this process refused to swap in."""
         return (self._waiting, self._refused[self._waiting][0]) if self._waiting else None
 
-    def reload(self) -> tuple[str | None, str]:
+    @property
+    def load_failed(self) -> tuple[str, str] | None:
+        """(version, why) when the alias points at a version whose artifacts could not be loaded."""
+        return self._failed
+
+    def reload(self, retry_failed: bool = True) -> tuple[str | None, str]:
         """Load the version the alias points at, if it is new; returns (previous, current).
 
-        A version whose record schema differs from the serving one is refused, and remembered so
-        that polling does not load it again."""
+        A version whose record schema differs from the serving one is refused, and one that fails to
+        load is remembered, so that polling (`retry_failed=False`) does not download either again."""
         with self._reload_lock:
             previous = self._current
             try:
@@ -113,13 +126,25 @@ class ModelHolder:
                 if previous is None:
                     raise
                 raise type(exc)(f"{exc}; still serving version {previous.version}") from exc
+            if self._failed is not None and (self._failed[0] != version or retry_failed):
+                self._fail(None)
             if previous is not None and previous.version == version:
                 self._wait_for(None)
                 return previous.version, version
             if version in self._refused:
                 self._wait_for(version)
                 raise SchemaChanged(*self._refused[version])
-            loaded = self._load(version)
+            if self._failed is not None:
+                raise LoadFailed(self._failed[1])
+            try:
+                loaded = self._load(version)
+            except ModelUnavailable as exc:
+                if previous is None:
+                    raise
+                self._wait_for(None)
+                self._fail((version, f"{exc}; still serving version {previous.version}"))
+                log.error("%s; not tried again until the alias moves or an admin reload", self._failed[1])
+                raise LoadFailed(self._failed[1]) from exc
             changes = record_changes(_record_schema(previous), _record_schema(loaded)) if previous else []
             if changes:
                 why = (
@@ -142,6 +167,10 @@ class ModelHolder:
             previous, self._waiting = self._waiting, version
             self._on_waiting(self.name, version, previous)
 
+    def _fail(self, failed: tuple[str, str] | None) -> None:
+        previous, self._failed = self._failed, failed
+        self._on_failed(self.name, failed and failed[0], previous and previous[0])
+
     def start_polling(self, seconds: float) -> None:
         """Check the alias every `seconds` in a daemon thread; a failed check keeps the old model."""
         if seconds <= 0:
@@ -156,14 +185,18 @@ class ModelHolder:
 
     def _poll(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
-            try:
-                self.reload()
-            except SchemaChanged:  # logged once, when the version was first refused
-                continue
-            except ModelUnavailable as exc:  # says why in one line: no alias, no MLflow, no artifacts
-                log.warning("alias poll failed: %s", exc)
-            except Exception:  # the registry may be briefly unreachable; keep serving
-                log.exception("alias poll failed; still serving the loaded version")
+            self.poll_once()
+
+    def poll_once(self) -> None:
+        """One check of the alias, as the poller makes it: a failure is logged, never raised."""
+        try:
+            self.reload(retry_failed=False)
+        except (SchemaChanged, LoadFailed):  # logged once, when the version was first refused or failed
+            return
+        except ModelUnavailable as exc:  # says why in one line: no alias, no MLflow
+            log.warning("alias poll failed: %s", exc)
+        except Exception:  # the registry may be briefly unreachable; keep serving
+            log.exception("alias poll failed; still serving the loaded version")
 
     def _alias_version(self) -> str:
         return alias_version(self.name, self.alias)
@@ -184,6 +217,11 @@ def load_version(name: str, version: str) -> ServingModel:
     except (mlflow.exceptions.MlflowException, OSError) as exc:
         raise ModelUnavailable(
             f"cannot load version {version} of {name} from MLflow: {_first_line(exc)}"
+        ) from exc
+    except Exception as exc:  # a damaged bundle fails while unpickling, with any error at all
+        raise ModelUnavailable(
+            f"cannot load version {version} of {name} from MLflow: its bundle cannot be read "
+            f"({type(exc).__name__}: {_first_line(exc)})"
         ) from exc
     return ServingModel(
         bundle=bundle,

@@ -66,6 +66,10 @@ class Metrics:
             "reintegra_model_restart_required",
             "1 while the alias points at a version a worker refused to swap in (it accepts other records)",
         )
+        self.load_failed = self._per_version(
+            "reintegra_model_load_failed",
+            "1 while the alias points at a version a worker could not load (artifacts gone or unreadable)",
+        )
 
     def _per_version(self, metric: str, documentation: str) -> Gauge:
         """A gauge per model version whose 1 moves between versions, kept per live worker."""
@@ -80,6 +84,10 @@ class Metrics:
     def waiting(self, name: str, version: str | None, previous: str | None) -> None:
         """Marks the version the alias points at but this worker cannot serve (None: caught up)."""
         _move_one(self.restart_required, name, previous, version)
+
+    def failed(self, name: str, version: str | None, previous: str | None) -> None:
+        """Marks the version the alias points at but this worker could not load (None: none)."""
+        _move_one(self.load_failed, name, previous, version)
 
     def exposition(self) -> bytes:
         """The text a scrape returns: this worker's values, or every live worker's together."""

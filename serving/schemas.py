@@ -324,6 +324,11 @@ class RestartRequired(BaseModel):
     reason: str = Field(description="Why this server cannot swap it in while running")
 
 
+class LoadFailed(BaseModel):
+    version: str = Field(description="The version the alias points at")
+    reason: str = Field(description="Why it could not be loaded, and which version still serves")
+
+
 class ModelPublic(BaseModel):
     name: str
     version: str
@@ -341,6 +346,11 @@ class ModelPublic(BaseModel):
     )
     restart_required: RestartRequired | None = Field(
         None, description="Set while the alias points at a version this server serves only after a restart"
+    )
+    load_failed: LoadFailed | None = Field(
+        None,
+        description="Set while the alias points at a version this server could not load; polling does not "
+        "try it again until the alias moves, an admin reload does",
     )
 
 

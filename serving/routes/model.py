@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["model"], responses=PROBLEMS)
 @router.get("/model", response_model=ModelPublic, summary="The serving model and its audit")
 def read_model(key: ReviewerKey, holder: HolderDep, settings: SettingsDep) -> dict[str, Any]:
     model = holder.current
-    waiting = holder.restart_required
+    waiting, failed = holder.restart_required, holder.load_failed
     evaluation = model.evaluation
     return {
         "name": model.name,
@@ -37,4 +37,5 @@ def read_model(key: ReviewerKey, holder: HolderDep, settings: SettingsDep) -> di
         "model_card": model.documents.get("model_card.md", ""),
         "forced_promotion_reason": model.forced_reason,
         "restart_required": {"version": waiting[0], "reason": waiting[1]} if waiting else None,
+        "load_failed": {"version": failed[0], "reason": failed[1]} if failed else None,
     }

@@ -477,6 +477,7 @@ def model_page(
             "unregistered": unregistered,
             "forced_reason": listed.forced_reason if listed else serving.forced_reason,
             "restart_required": holder.restart_required,
+            "load_failed": holder.load_failed,
             "versions": versions,
             "alias_moves": [
                 (datetime.fromisoformat(moved_at), entry)

@@ -5,8 +5,10 @@ import logging
 import re
 import sqlite3
 import time
+from pathlib import Path
 
 import httpx
+import mlflow
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -19,6 +21,10 @@ from training.promote import promote
 from training.train import train
 
 NAME = "schema-change"
+
+
+def ignore(*args) -> None:
+    """A holder callback a test does not look at."""
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +46,11 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     promote(NAME, first, force=True, reason="test")
     swaps, waiting = [], []
     holder = ModelHolder(
-        NAME, "champion", on_swap=lambda *args: swaps.append(args), on_waiting=lambda *a: waiting.append(a)
+        NAME,
+        "champion",
+        on_swap=lambda *args: swaps.append(args),
+        on_waiting=lambda *a: waiting.append(a),
+        on_failed=lambda *a: None,
     )
     holder.reload()
     assert holder.restart_required is None
@@ -71,7 +81,7 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
 def test_a_reload_after_the_alias_was_removed_says_the_loaded_version_still_serves(versions):
     first, _ = versions
     promote(NAME, first, force=True, reason="test")
-    holder = ModelHolder(NAME, "champion", on_swap=lambda *args: None, on_waiting=lambda *args: None)
+    holder = ModelHolder(NAME, "champion", on_swap=ignore, on_waiting=ignore, on_failed=ignore)
     holder.reload()
     MlflowClient().delete_registered_model_alias(NAME, "champion")
     try:
@@ -89,7 +99,7 @@ def test_the_serving_model_carries_its_forced_promotion_reason(versions):
     first, _ = versions
     promote(NAME, first, force=True, reason="test")
     MlflowClient().set_model_version_tag(NAME, first, FORCED_REASON_TAG, "pilot approved by the board")
-    holder = ModelHolder(NAME, "champion", on_swap=lambda *args: None, on_waiting=lambda *args: None)
+    holder = ModelHolder(NAME, "champion", on_swap=ignore, on_waiting=ignore, on_failed=ignore)
     holder.reload()
     assert holder.current.forced_reason == "pilot approved by the board"
 
@@ -139,6 +149,81 @@ def test_a_server_refusing_a_version_says_so_until_the_alias_returns(versions, r
     ], "every move is kept, newest first, even when a version is promoted again"
     assert moves.group(1).index(newest[0]) < moves.group(1).index(newest[1]), "the model page lists them"
     assert " UTC</time>" in moves.group(1)
+
+
+def broken_copy(version: str, folder: Path) -> tuple[str, Path]:
+    """A new version of NAME registered from a copy of `version`'s artifacts, with its bundle file
+    overwritten so it cannot be loaded; returns the version and the bundle file (to mend it)."""
+    source = MlflowClient().get_model_version(NAME, version)
+    copy = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/{version}", dst_path=str(folder)))
+    bundle = next(copy.rglob("bundle.joblib"))
+    bundle.write_bytes(b"not a bundle")
+    return str(MlflowClient().create_model_version(NAME, str(copy), run_id=source.run_id).version), bundle
+
+
+def test_a_version_that_fails_to_load_is_tried_again_only_when_asked(versions, tmp_path, caplog):
+    """The poller downloaded and tried a broken champion on every poll, with a warning each time."""
+    first, _ = versions
+    promote(NAME, first, force=True, reason="test")
+    failed = []
+    holder = ModelHolder(
+        NAME, "champion", on_swap=ignore, on_waiting=ignore, on_failed=lambda *a: failed.append(a)
+    )
+    holder.reload()
+    broken, bundle = broken_copy(first, tmp_path)
+    promote(NAME, broken, force=True, reason="test")
+    with caplog.at_level(logging.INFO, logger="reintegra.model"):
+        holder.poll_once()
+        assert holder.load_failed[0] == broken
+        assert f"cannot load version {broken} of {NAME}" in holder.load_failed[1]
+        assert holder.load_failed[1].endswith(f"; still serving version {first}")
+        mlflow.artifacts.download_artifacts(f"models:/{NAME}/{first}", dst_path=str(tmp_path / "mended"))
+        bundle.write_bytes(next((tmp_path / "mended").rglob("bundle.joblib")).read_bytes())
+        for _ in range(3):
+            holder.poll_once()
+    said = [r for r in caplog.records if f"version {broken}" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.ERROR, "said once, not on every poll"
+    assert "not tried again until the alias moves or an admin reload" in said[0].getMessage()
+    assert holder.current.version == first, "mended, but polls leave it alone: they did not load it again"
+    assert failed == [(NAME, broken, None)]
+
+    assert holder.reload() == (first, broken), "an admin reload tries it again"
+    assert holder.load_failed is None and failed[-1] == (NAME, None, broken)
+
+
+def test_a_server_that_could_not_load_the_champion_says_so_until_it_can(versions, registry, tmp_path):
+    """Monitoring and reviewers see the failed version, not only a log line."""
+    first, _ = versions
+    promote(NAME, first, force=True, reason="test")
+    broken, bundle = broken_copy(first, tmp_path / "broken")
+    intact = bundle.with_name("intact.joblib")
+    mlflow.artifacts.download_artifacts(f"models:/{NAME}/{first}", dst_path=str(tmp_path / "intact"))
+    intact.write_bytes(next((tmp_path / "intact").rglob("bundle.joblib")).read_bytes())
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": NAME})
+    gauge = re.compile(rf'reintegra_model_load_failed{{name="{NAME}",version="{broken}"}} (\S+)')
+    try:
+        admin, reviewer = server.client("admin"), server.client("reviewer")
+        promote(NAME, broken, force=True, reason="test")
+        reload = admin.post("/v1/admin/reload")
+        assert reload.status_code == 503
+        assert reload.json()["detail"].startswith(f"cannot load version {broken} of {NAME} from MLflow: ")
+        failed = reviewer.get("/v1/model").json()
+        assert failed["version"] == first and failed["load_failed"]["version"] == broken
+        assert failed["load_failed"]["reason"] == reload.json()["detail"]
+        assert gauge.search(reviewer.get("/metrics").text).group(1) == "1.0"
+        with server.page_client() as browser:
+            notice = re.search(r'id="load-failed">(.*?)</p>', browser.get(f"/review/model/{first}").text)
+        assert notice and f"now points at version {broken}, which this server could not load" in notice.group(
+            1
+        )
+
+        bundle.write_bytes(intact.read_bytes())
+        assert admin.post("/v1/admin/reload").json()["version"] == broken
+        assert reviewer.get("/v1/model").json()["load_failed"] is None
+        assert gauge.search(reviewer.get("/metrics").text).group(1) == "0.0"
+    finally:
+        server.stop()
+        promote(NAME, first, force=True, reason="back")
 
 
 @pytest.mark.parametrize("name", ["o'brien", 'o\'brien "the" 2nd'])
