@@ -85,6 +85,8 @@ def serve(
             log_config=uvicorn_log_config(),
             timeout_worker_healthcheck=WORKER_START_SECONDS,
             log_level="info",
+            # uvicorn's access line names the path and query (a person's id) and neither the request
+            # id nor the duration: RequestContextMiddleware writes one per request instead.
             access_log=False,
         )
 

@@ -22,6 +22,7 @@ from serving.addresses import app_path
 from serving.problems import problem
 
 errors_log = logging.getLogger("reintegra.errors")
+access_log = logging.getLogger("reintegra.access")
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -222,8 +223,12 @@ class RequestContextMiddleware:
         finally:
             route = _route_label(scope)
             method = scope["method"] if scope["method"] in METHODS else "other"
+            seconds = time.perf_counter() - started
             self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.latency.labels(route, method, str(status)).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(route, method, str(status)).observe(seconds)
+            access_log.info(
+                "%s %s %d %.1f ms key=%s", scope["method"], route, status, seconds * 1000, _key_id(scope)
+            )
             request_id_var.reset(token)
 
 
@@ -237,6 +242,12 @@ def _route_label(scope: Scope) -> str:
         routes = getattr(getattr(scope.get("app"), "router", None), "routes", [])
         route = next((r for r in routes if r.matches(scope)[0] is Match.FULL), None)
     return getattr(route, "path", None) or scope.get("root_path") or "unmatched"
+
+
+def _key_id(scope: Scope) -> str:
+    """The id of the API key the request was checked with ("-": none), never the key itself."""
+    key = scope.get("state", {}).get("api_key")
+    return key.id if key is not None else "-"
 
 
 class RequestIdFilter(logging.Filter):

@@ -116,6 +116,7 @@ def signed_in(request: Request, keys: KeysDep, settings: SettingsDep) -> Reviewe
     if session is None or key is None or key.role not in PAGE_ROLES:
         raise SignInRequired(_requested(request))
     request.state.page_session = session  # pages.render signs it again: the idle limit restarts
+    request.state.api_key = key  # the access log names it
     return Reviewer(key, session.csrf)
 
 

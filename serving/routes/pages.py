@@ -190,6 +190,7 @@ def sign_in(
     if found is None:
         log.warning("sign-in refused: %s", keys.refusal(key.strip()))
         return _sign_in_page(request, settings, session, next, None, "Unknown or revoked key.", 401)
+    request.state.api_key = found  # the access log names who signed in, or tried to
     if found.role not in PAGE_ROLES:
         log.warning("sign-in refused: %s key %s may not open the pages", found.role, found.id)
         error = f"A {found.role} key cannot open the reviewer pages; sign in with a reviewer key."
