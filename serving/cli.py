@@ -196,7 +196,12 @@ def create_key(
 @keys_app.command("list")
 def list_keys() -> None:
     """Every key with its id, role, name and state (never the key itself)."""
-    for key in _store().list():
+    settings = _settings()
+    keys = _store(settings).list()
+    if not keys:  # on stderr, as kubectl says "No resources found": the list on stdout stays empty
+        shown = _without_password(settings.keys_url)
+        typer.echo(f"no API keys in the store at {shown}; create one with keys create --role ROLE", err=True)
+    for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
         typer.echo(f"{key.id}  {key.role:<8}  {state:<24}  {key.name}")
 

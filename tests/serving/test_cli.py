@@ -127,6 +127,22 @@ def test_a_port_option_out_of_range_is_refused(tmp_path):
     assert "no model" not in result.stderr
 
 
+def no_keys(url: str) -> str:
+    """What `keys list` says on stderr for a store holding no key."""
+    return f"no API keys in the store at {url}; create one with keys create --role ROLE"
+
+
+def test_an_empty_key_store_is_said_so_not_listed_as_nothing(tmp_path):
+    """It printed nothing at all, so a misspelt store URL looked like a store whose keys were all gone."""
+    database = f"sqlite:///{tmp_path}/keys.db"
+    env = {"REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
+    empty = CliRunner().invoke(app, ["keys", "list"], env=env)
+    assert (empty.exit_code, empty.stdout, empty.stderr.splitlines()) == (0, "", [no_keys(database)])
+    CliRunner().invoke(app, ["keys", "create", "--role", "monitor", "--name", "prometheus"], env=env)
+    listed = CliRunner().invoke(app, ["keys", "list"], env=env)
+    assert listed.stderr == "" and listed.stdout.rstrip().endswith("prometheus")
+
+
 def test_key_names_that_would_forge_list_lines_or_not_fit_are_refused(tmp_path):
     refuse_odd_key_names(f"sqlite:///{tmp_path}/keys.db")
 
@@ -183,6 +199,7 @@ def test_a_variable_that_sets_nothing_is_named_with_the_setting_it_resembles(tmp
         "ROOT_PATH,PORT,WORKERS,MODEL_NAME,MODEL_ALIAS,AUDIT_URL,KEYS_URL,POLL_SECONDS,DB_POOL_SIZE,"
         "DB_MAX_OVERFLOW,MAX_BATCH,MAX_BODY_BYTES,SESSION_SECRET,SESSION_HOURS,SESSION_IDLE_MINUTES}",
         "warning: REINTEGRA_KEYS_ULR is not a setting and is ignored; did you mean REINTEGRA_KEYS_URL?",
+        no_keys(database),
     ]
 
 
@@ -342,9 +359,10 @@ def test_a_store_of_an_older_release_is_migrated_and_says_so(tmp_path):
     first, again = (CliRunner().invoke(app, ["keys", "list"], env=env) for _ in range(2))
     assert first.exit_code == again.exit_code == 0, first.output
     assert first.stderr.splitlines() == [
-        f"migrated the store at {database} from schema 0001 to {newest_revision()}"
+        f"migrated the store at {database} from schema 0001 to {newest_revision()}",
+        no_keys(database),
     ]
-    assert again.stderr == "", "said once, when it migrated"
+    assert again.stderr.splitlines() == [no_keys(database)], "said once, when it migrated"
 
 
 def test_an_audit_store_set_without_a_keys_store_is_warned_of(tmp_path, monkeypatch):
@@ -359,12 +377,13 @@ def test_an_audit_store_set_without_a_keys_store_is_warned_of(tmp_path, monkeypa
     assert result.stderr.splitlines() == [
         "warning: REINTEGRA_KEYS_URL is not set, so API keys and page sessions are kept in "
         "sqlite:///data/reintegra.db (relative to the working folder), not in the audit store of "
-        "REINTEGRA_AUDIT_URL; set REINTEGRA_KEYS_URL, to the same URL to keep them there"
+        "REINTEGRA_AUDIT_URL; set REINTEGRA_KEYS_URL, to the same URL to keep them there",
+        no_keys("sqlite:///data/reintegra.db"),
     ]
     both = CliRunner().invoke(
         app, ["keys", "list"], env={"REINTEGRA_AUDIT_URL": audit, "REINTEGRA_KEYS_URL": audit}
     )
-    assert both.stderr == ""
+    assert both.stderr.splitlines() == [no_keys(audit)]
 
 
 def test_an_audit_store_set_to_the_keys_default_is_not_warned_of(tmp_path, monkeypatch):
@@ -377,7 +396,7 @@ def test_an_audit_store_set_to_the_keys_default_is_not_warned_of(tmp_path, monke
         env={"REINTEGRA_AUDIT_URL": "sqlite:///data/reintegra.db", "REINTEGRA_KEYS_URL": None},
     )
     assert result.exit_code == 0, result.output
-    assert result.stderr == ""
+    assert result.stderr.splitlines() == [no_keys("sqlite:///data/reintegra.db")], "and no warning"
 
 
 def test_more_workers_than_the_host_can_hold_are_refused(tmp_path):
