@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import secrets
+import shlex
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -48,11 +49,12 @@ def serve(
     """Serve the API under uvicorn (the default command)."""
     if ctx.invoked_subcommand is not None:
         return
+    options = {}  # checked with the settings, and named as given when refused
     if root_path is not None:
-        os.environ["REINTEGRA_ROOT_PATH"] = root_path
-    if workers is not None:  # checked with the settings
-        os.environ["REINTEGRA_WORKERS"] = str(workers)
-    settings = _settings()
+        os.environ["REINTEGRA_ROOT_PATH"], options["root_path"] = root_path, "--root-path"
+    if workers is not None:
+        os.environ["REINTEGRA_WORKERS"], options["workers"] = str(workers), "--workers"
+    settings = _settings(options)
     host, port = host or settings.host, port or settings.port
     _check_address(host, port)
     configure_tracking()
@@ -141,23 +143,30 @@ def _open_store(url: str) -> Engine:
     return engine
 
 
-def _settings() -> Settings:
+def _settings(options: dict[str, str] | None = None) -> Settings:
     """The settings, or one line per bad environment variable and exit status 2; a variable that
-    sets nothing is named as a warning."""
+    sets nothing is named as a warning. `options` maps a setting given on the command line to its
+    option, so a refusal names what the user typed."""
     for line in unknown_variables(os.environ):
         typer.echo(f"warning: {line}", err=True)
     try:
         settings = Settings()
     except ValidationError as exc:
         for error in exc.errors():
-            variable = f"REINTEGRA_{'_'.join(str(p) for p in error['loc']).upper()}"
+            field = "_".join(str(p) for p in error["loc"])
+            variable = f"REINTEGRA_{field.upper()}"
             value = error["input"]
             if variable.endswith("_URL"):
                 value = _without_password(value)
             elif variable.endswith("_SECRET"):  # refused, yet perhaps the one really used elsewhere
                 value = "***"
             message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
-            typer.echo(f"{variable}={value!r}: {message}", err=True)
+            given = (
+                f"{options[field]} {shlex.quote(value)}"
+                if field in (options or {})
+                else f"{variable}={value!r}"
+            )
+            typer.echo(f"{given}: {message}", err=True)
         raise typer.Exit(2) from exc
     for line in store_warnings(settings):
         typer.echo(f"warning: {line}", err=True)

@@ -409,17 +409,32 @@ def test_more_workers_than_the_host_can_hold_are_refused(tmp_path):
         "REINTEGRA_KEYS_URL": database,
         "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
     }
-    # None: the runner restores the variable that --workers sets for the settings.
-    for args, variables in (
-        (["--workers", "1000"], {"REINTEGRA_WORKERS": None}),
-        ([], {"REINTEGRA_WORKERS": "1000"}),
+    # None: the runner restores the variable that --workers sets for the settings. Each refusal names
+    # what was used: '--workers 1000' was reported as REINTEGRA_WORKERS, which was not set.
+    for args, variables, given in (
+        (["--workers", "1000"], {"REINTEGRA_WORKERS": None}, "--workers 1000"),
+        (["--workers", "1000"], {"REINTEGRA_WORKERS": "2"}, "--workers 1000"),
+        ([], {"REINTEGRA_WORKERS": "1000"}, "REINTEGRA_WORKERS='1000'"),
     ):
         result = CliRunner().invoke(app, args, env=env | variables)
         assert result.exit_code == 2, result.output
         assert result.stderr.splitlines() == [
-            f"REINTEGRA_WORKERS='1000': at most {most} (4 per CPU of this host): each worker loads its own "
+            f"{given}: at most {most} (4 per CPU of this host): each worker loads its own "
             "copy of the model (about 340 MB) and opens its own connections to each store"
         ]
+
+
+def test_a_refused_root_path_is_named_as_it_was_given(tmp_path):
+    database = f"sqlite:///{tmp_path}/audit.db"
+    env = {"REINTEGRA_AUDIT_URL": database, "REINTEGRA_KEYS_URL": database, "REINTEGRA_ROOT_PATH": None}
+    for args, variables, given in (
+        (["--root-path", "/app path/"], {}, "--root-path '/app path/'"),
+        ([], {"REINTEGRA_ROOT_PATH": "/app/"}, "REINTEGRA_ROOT_PATH='/app/'"),
+    ):
+        result = CliRunner().invoke(app, args, env=env | variables)
+        assert result.exit_code == 2, result.output
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"{given}: a path such as /reintegra"), line
 
 
 def test_a_host_that_is_no_address_here_is_named_in_one_line(tmp_path):
