@@ -32,8 +32,8 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 10) -> Engine:
     JSON columns go through orjson: every score writes a ~35 kB explanation before its 201.
     Statement parameters stay out of error messages: they hold people's records.
     """
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite:///"):  # the default store's folder; settings refuse any other missing one
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(exist_ok=True)
     engine = create_engine(
         url,
         pool_pre_ping=True,

@@ -6,6 +6,7 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -17,6 +18,7 @@ from models.registry import DEFAULT_MODEL_NAME
 from serving.keys import ROLES
 
 DEFAULT_DATABASE = "sqlite:///data/reintegra.db"
+DEFAULT_FOLDER = Path(make_url(DEFAULT_DATABASE).database).parent
 STORE_URLS = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
 STORE_DRIVERS = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
 
@@ -36,7 +38,20 @@ def _store_url(url: str) -> str:
         raise ValueError(f"{parsed.drivername} is not supported; {STORE_URLS}")
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise ValueError(f"an in-memory database would lose the audit trail; {STORE_URLS}")
+    if parsed.get_backend_name() == "sqlite":
+        _existing_folder(Path(parsed.database))
     return url
+
+
+def _existing_folder(database: Path) -> None:
+    """A misspelt folder (sqlite:///dta/...) was made without a word, and the trail kept where nobody
+    looks for it; only the default store's folder is made when missing."""
+    folder = database.parent
+    if not folder.exists() and folder.resolve() != DEFAULT_FOLDER.resolve():
+        raise ValueError(
+            f"folder {folder.resolve()} does not exist; create it or correct the URL "
+            f"(only {DEFAULT_FOLDER}/, the default store's, is made when missing)"
+        )
 
 
 StoreUrl = Annotated[str, AfterValidator(_store_url)]

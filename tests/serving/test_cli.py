@@ -181,6 +181,27 @@ def test_keys_commands_say_in_one_line_when_the_store_cannot_be_opened(tmp_path)
         assert reason in line and "secret" not in line
 
 
+def test_a_sqlite_store_in_a_missing_folder_is_refused_except_the_default_one(tmp_path, monkeypatch):
+    """sqlite:///dta/reintegra.db (data misspelt) made the folder dta and kept the keys there, unsaid."""
+    monkeypatch.chdir(tmp_path)
+    database = f"sqlite:///{tmp_path}/dta/keys.db"
+    result = CliRunner().invoke(
+        app, ["keys", "list"], env={"REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"REINTEGRA_{variable}_URL={database!r}: folder {tmp_path}/dta does not exist; create it or "
+        "correct the URL (only data/, the default store's, is made when missing)"
+        for variable in ("AUDIT", "KEYS")
+    ]
+    assert not (tmp_path / "dta").exists()
+    default = CliRunner().invoke(
+        app, ["keys", "list"], env={"REINTEGRA_KEYS_URL": None, "REINTEGRA_AUDIT_URL": None}
+    )
+    assert default.exit_code == 0, default.output
+    assert (tmp_path / "data" / "reintegra.db").exists(), "the default store's folder is made"
+
+
 def test_a_variable_that_sets_nothing_is_named_with_the_setting_it_resembles(tmp_path):
     """A misspelt REINTEGRA_KEYS_URL would otherwise create keys in the default store without a word."""
     database = f"sqlite:///{tmp_path}/keys.db"
