@@ -204,7 +204,7 @@ def create_key(
 
 @keys_app.command("list")
 def list_keys() -> None:
-    """Every key with its id, role, name and state (never the key itself)."""
+    """Every key with its id, role, state, last use (to the minute) and name (never the key itself)."""
     settings = _settings()
     keys = _store(settings).list()
     if not keys:  # on stderr, as kubectl says "No resources found": the list on stdout stays empty
@@ -212,7 +212,8 @@ def list_keys() -> None:
         typer.echo(f"no API keys in the store at {shown}; create one with keys create --role ROLE", err=True)
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-        typer.echo(f"{key.id}  {key.role:<8}  {state:<24}  {key.name}")
+        used = f"used {key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never used"
+        typer.echo(f"{key.id}  {key.role:<8}  {state:<24}  {used:<21}  {key.name}")
 
 
 @keys_app.command("revoke")

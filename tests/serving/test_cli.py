@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -138,9 +139,16 @@ def test_an_empty_key_store_is_said_so_not_listed_as_nothing(tmp_path):
     env = {"REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
     empty = CliRunner().invoke(app, ["keys", "list"], env=env)
     assert (empty.exit_code, empty.stdout, empty.stderr.splitlines()) == (0, "", [no_keys(database)])
-    CliRunner().invoke(app, ["keys", "create", "--role", "monitor", "--name", "prometheus"], env=env)
+    created = CliRunner().invoke(
+        app, ["keys", "create", "--role", "monitor", "--name", "prometheus"], env=env
+    )
     listed = CliRunner().invoke(app, ["keys", "list"], env=env)
-    assert listed.stderr == "" and listed.stdout.rstrip().endswith("prometheus")
+    assert listed.stderr == "" and listed.stdout.rstrip().endswith("never used             prometheus")
+    engine = make_engine(database)
+    KeyStore(engine).verify(created.stdout.splitlines()[-1])
+    engine.dispose()
+    used = CliRunner().invoke(app, ["keys", "list"], env=env).stdout
+    assert re.search(r"  active {18}  used \d{4}-\d\d-\d\d \d\d:\d\d  prometheus$", used, re.M), used
 
 
 def test_key_names_that_would_forge_list_lines_or_not_fit_are_refused(tmp_path):

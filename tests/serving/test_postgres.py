@@ -17,7 +17,10 @@ from tests.serving.conftest import score_row, start_server
 from tests.serving.test_cli import refuse_odd_key_names
 from tests.serving.test_durability import refuse_a_write
 from tests.serving.test_idempotency import claim_twice, race_on_one_key
-from tests.serving.test_keys import ended_sessions_are_remembered_then_forgotten
+from tests.serving.test_keys import (
+    a_key_use_is_written_at_most_once_a_minute,
+    ended_sessions_are_remembered_then_forgotten,
+)
 
 POSTGRES_URL = os.environ.get(
     "REINTEGRA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -83,6 +86,7 @@ def test_keys_on_postgres(postgres_url):
     keys.revoke(key.id)
     assert keys.verify(secret) is None
     ended_sessions_are_remembered_then_forgotten(keys)
+    a_key_use_is_written_at_most_once_a_minute(make_engine(postgres_url))
 
 
 def test_two_workers_share_one_audit_store(registry, tmp_path, postgres_url, api_records):
