@@ -20,7 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from serving.addresses import app_path
 from serving.deps import authenticate
-from serving.observability import REQUEST_ID_HEADER
+from serving.observability import REFUSED_BEFORE_APP, REQUEST_ID_HEADER
 from serving.problems import problem
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -144,10 +144,12 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """A problem with a request id, as every other error is, not uvicorn's plain text: also what
         the parser refuses before any app code runs."""
-        self._refuse(HTTPStatus.BAD_REQUEST, msg)
+        self._refuse(HTTPStatus.BAD_REQUEST, msg, "unreadable")
 
-    def _refuse(self, status: HTTPStatus, msg: str) -> None:
-        """Answer a problem before any app code runs, and close the connection."""
+    def _refuse(self, status: HTTPStatus, msg: str, reason: str) -> None:
+        """Answer a problem before any app code runs, close the connection, and count it: the app's
+        request metrics never see it."""
+        REFUSED_BEFORE_APP.labels(str(status.value), reason).inc()
         request_id = uuid.uuid4().hex
         response = problem(status.value, status.phrase, msg, request_id=request_id)
         head = [f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()]
@@ -172,7 +174,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._head_bytes += len(data)
         if self._head_bytes > MAX_HEAD_BYTES:
             log.warning("request head larger than %d bytes refused", MAX_HEAD_BYTES)
-            self.send_400_response(f"the request head is larger than the {MAX_HEAD_BYTES} bytes allowed")
+            message = f"the request head is larger than the {MAX_HEAD_BYTES} bytes allowed"
+            self._refuse(HTTPStatus.BAD_REQUEST, message, "head_too_large")
 
     def _arm_head_deadline(self) -> None:
         """Counts from the first moment a head could start; a later byte does not push it back."""
@@ -203,6 +206,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._refuse(
             HTTPStatus.REQUEST_TIMEOUT,
             f"the request body stopped arriving: nothing for {BODY_IDLE_SECONDS} s",
+            "body_stalled",
         )
 
     def _head_too_slow(self) -> None:
@@ -212,7 +216,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self._part == "head":
             log.warning("request head not complete after %d s refused", HEAD_SECONDS)
             self._refuse(
-                HTTPStatus.REQUEST_TIMEOUT, f"the request head was not complete after {HEAD_SECONDS} s"
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"the request head was not complete after {HEAD_SECONDS} s",
+                "head_too_slow",
             )
         else:
             self.transport.close()

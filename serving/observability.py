@@ -34,6 +34,17 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+# Requests the HTTP protocol answers before any app code runs (serving.limits): it has no way to the
+# app's Metrics, so the counter is the module's, and each app's registry registers it.
+REFUSED_BEFORE_APP = Counter(
+    "reintegra_refused_before_app_total",
+    "Requests refused by the HTTP protocol before the app ran (a head too large, unreadable or too slow, "
+    "a body that stopped arriving), by status and reason",
+    ["status", "reason"],
+    registry=None,
+)
+
+
 class Metrics:
     """Prometheus metrics of one app, in their own registry.
 
@@ -44,6 +55,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(REFUSED_BEFORE_APP)
         self.requests = Counter(
             "reintegra_requests_total", "HTTP requests", ["route", "method", "status"], registry=self.registry
         )
