@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fcntl
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+SERVER_LOCK = "reintegra-server.lock"  # beside the workers' *.db files, which a scrape reads
 # Methods labelled by name; any other one uvicorn parses (WebDAV's, PURGE, ...) is "other", so a
 # client cannot add a series per method.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -151,9 +153,10 @@ def shared_metrics_folder(workers: int) -> Iterator[None]:
     given = os.environ.get(MULTIPROCESS_DIR)
     if given:
         _usable_folder(Path(given))
-        for stale in Path(given).glob("*.db"):
-            stale.unlink()
-        yield
+        with _held_by_this_server(Path(given)):
+            for stale in Path(given).glob("*.db"):
+                stale.unlink()
+            yield
         return
     if workers == 1:
         yield
@@ -164,6 +167,26 @@ def shared_metrics_folder(workers: int) -> Iterator[None]:
             yield
         finally:
             del os.environ[MULTIPROCESS_DIR]
+
+
+@contextlib.contextmanager
+def _held_by_this_server(folder: Path) -> Iterator[None]:
+    """A lock on the folder for as long as this server runs (the kernel drops it when the process ends,
+    even killed): a second server would empty it, and its workers would count in this one's scrapes."""
+    with open(folder / SERVER_LOCK, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise MetricsFolderUnusable(
+                f"{MULTIPROCESS_DIR}={folder}: another server (pid {holder}) keeps its metrics there; "
+                "give each server a folder of its own"
+            ) from exc
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
 
 
 class MetricsFolderUnusable(OSError):

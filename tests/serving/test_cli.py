@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 from serving.cli import app
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
+from tests.serving.conftest import free_port, start_server
 
 
 def test_serving_without_a_champion_says_what_to_do(tmp_path):
@@ -352,6 +353,34 @@ def test_a_metrics_folder_that_cannot_be_made_is_named_in_one_line(registry, tmp
     assert line.startswith(
         f"PROMETHEUS_MULTIPROC_DIR={tmp_path / 'a-file' / 'metrics'}: cannot write metrics there: "
     )
+
+
+def test_a_second_server_on_the_metrics_folder_of_a_running_one_is_refused(registry, tmp_path, api_records):
+    """It emptied the folder, so the first server's counts were gone, and each scrape then added up the
+    workers of both servers."""
+    folder = tmp_path / "metrics"
+    first = start_server(registry, tmp_path, extra_env={"PROMETHEUS_MULTIPROC_DIR": str(folder)})
+    try:
+        with first.client("scorer") as scorer:
+            assert scorer.post("/v1/scores", json={"record": api_records[0]}).status_code == 201
+        command = [sys.executable, "-m", "serving", "--port", str(free_port()), "--workers", "2"]
+        second = subprocess.Popen(command, env=first.env, stderr=subprocess.PIPE, text=True)
+        try:
+            _, stderr = second.communicate(timeout=120)
+        finally:
+            if second.poll() is None:  # it started: SIGTERM, so that it stops its workers too
+                second.terminate()
+                second.wait(timeout=60)
+        with first.client("reviewer") as reviewer:
+            scraped = reviewer.get("/metrics").text
+    finally:
+        first.stop()
+    assert second.returncode == 2
+    assert stderr.splitlines() == [
+        f"PROMETHEUS_MULTIPROC_DIR={folder}: another server (pid {first.process.pid}) keeps its metrics "
+        "there; give each server a folder of its own"
+    ]
+    assert 'reintegra_requests_total{method="POST",route="/v1/scores",status="201"} 1.0' in scraped
 
 
 def test_a_missing_champion_names_the_store_it_was_looked_for_in(tmp_path):
