@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import secrets
 import shlex
+import signal
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -67,6 +69,8 @@ def serve(
         raise typer.Exit(2) from exc
     _migrate_stores(settings)
     workers = settings.workers
+    if workers == 1:  # uvicorn replaces workers on SIGHUP only as their supervisor, which one worker has not
+        signal.signal(signal.SIGHUP, _sighup_without_workers)
     if workers > 1 and not settings.session_secret:
         # One secret per server, so that a page session signed by one worker is read by the others.
         os.environ["REINTEGRA_SESSION_SECRET"] = secrets.token_urlsafe(32)
@@ -91,6 +95,16 @@ def serve(
             # id nor the duration: RequestContextMiddleware writes one per request instead.
             access_log=False,
         )
+
+
+def _sighup_without_workers(signum: int, frame: object) -> None:
+    """SIGHUP's default action ended a one-worker server at once, requests under way included; it is
+    refused in the log instead, saying what does what the operator wanted."""
+    logging.getLogger("reintegra.server").warning(
+        "SIGHUP ignored: a one-worker server has no workers to replace; POST /v1/admin/reload loads the "
+        "version the alias points at, and a new release or a version that accepts other records needs a "
+        "restart (SIGTERM, then start it again), or serve with --workers 2 to restart by SIGHUP"
+    )
 
 
 def _check_address(host: str, port: int) -> None:

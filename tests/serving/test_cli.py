@@ -3,10 +3,12 @@
 import json
 import os
 import re
+import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 
 from typer.testing import CliRunner, Result
 
@@ -381,6 +383,32 @@ def test_a_second_server_on_the_metrics_folder_of_a_running_one_is_refused(regis
         "there; give each server a folder of its own"
     ]
     assert 'reintegra_requests_total{method="POST",route="/v1/scores",status="201"} 1.0' in scraped
+
+
+def test_a_sighup_to_a_one_worker_server_is_refused_in_its_log_not_its_end(registry, tmp_path):
+    """make run and make serve start one worker, and a SIGHUP to it ended it at once, requests under way
+    included ('make: *** [Makefile:69: serve] Hangup'), with no line saying why."""
+    server = start_server(registry, tmp_path)
+    log = tmp_path / "server.log"
+    try:
+        server.process.send_signal(signal.SIGHUP)
+        for _ in range(150):  # until it says so, or ends
+            if b"SIGHUP ignored" in log.read_bytes() or server.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        with server.client() as client:
+            answer = client.get("/healthz").status_code
+    finally:
+        server.stop()
+    assert answer == 200, "it served on"
+    assert server.process.returncode == -signal.SIGTERM, "and ended by the SIGTERM (uvicorn raises it again)"
+    [line] = [line for line in log.read_text().splitlines() if "SIGHUP" in line]
+    assert " WARNING reintegra.server pid=" in line
+    assert line.endswith(
+        "SIGHUP ignored: a one-worker server has no workers to replace; POST /v1/admin/reload loads the "
+        "version the alias points at, and a new release or a version that accepts other records needs a "
+        "restart (SIGTERM, then start it again), or serve with --workers 2 to restart by SIGHUP"
+    )
 
 
 def test_a_missing_champion_names_the_store_it_was_looked_for_in(tmp_path):
