@@ -20,7 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from serving.addresses import app_path
 from serving.deps import authenticate
-from serving.observability import REFUSED_BEFORE_APP, REQUEST_ID_HEADER
+from serving.observability import REFUSED_BEFORE_APP, REQUEST_ID_HEADER, request_id_var
 from serving.problems import problem
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -147,10 +147,13 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._refuse(HTTPStatus.BAD_REQUEST, msg, "unreadable")
 
     def _refuse(self, status: HTTPStatus, msg: str, reason: str) -> None:
-        """Answer a problem before any app code runs, close the connection, and count it: the app's
-        request metrics never see it."""
+        """Answer a problem before any app code runs, close the connection, count it (the app's request
+        metrics never see it) and log it with the request id the answer carries."""
         REFUSED_BEFORE_APP.labels(str(status.value), reason).inc()
         request_id = uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        log.warning("refused before the app, %d %s: %s", status.value, reason, msg)
+        request_id_var.reset(token)
         response = problem(status.value, status.phrase, msg, request_id=request_id)
         head = [f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
@@ -173,7 +176,6 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             return
         self._head_bytes += len(data)
         if self._head_bytes > MAX_HEAD_BYTES:
-            log.warning("request head larger than %d bytes refused", MAX_HEAD_BYTES)
             message = f"the request head is larger than the {MAX_HEAD_BYTES} bytes allowed"
             self._refuse(HTTPStatus.BAD_REQUEST, message, "head_too_large")
 
@@ -199,8 +201,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self.flow.read_paused:  # the app has not read what came yet: the client is not the one late
             self._body_wait = self.loop.call_later(BODY_IDLE_SECONDS, self._body_stalled)
             return
-        log.warning("request body stalled for %d s refused", BODY_IDLE_SECONDS)
         if self.cycle is not None and self.cycle.response_started:  # no second answer inside the first
+            log.warning(
+                "request body stalled for %d s after its answer began: connection closed", BODY_IDLE_SECONDS
+            )
             self.transport.close()
             return
         self._refuse(
@@ -214,7 +218,6 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._part == "head":
-            log.warning("request head not complete after %d s refused", HEAD_SECONDS)
             self._refuse(
                 HTTPStatus.REQUEST_TIMEOUT,
                 f"the request head was not complete after {HEAD_SECONDS} s",

@@ -1,5 +1,6 @@
 """Requests the HTTP protocol refuses before the app runs (serving.limits) are counted in /metrics."""
 
+import re
 import socket
 from urllib.parse import urlsplit
 
@@ -9,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving.limits import BODY_IDLE_SECONDS, MAX_HEAD_BYTES
 from tests.serving.conftest import start_server
 
+REASONS = ["400 unreadable", "400 head_too_large", "408 head_too_slow", "408 body_stalled"]
 HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
 BODY = (
     b"POST /review/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
@@ -33,13 +35,18 @@ def test_requests_refused_before_the_app_are_counted(registry, tmp_path, workers
             connection.sendall(data)
         answers = []
         for connection in connections:  # the server answers each and closes it
-            answers.append(b"".join(iter(lambda c=connection: c.recv(65536), b"")).split(b"\r\n")[0])
+            answers.append(b"".join(iter(lambda c=connection: c.recv(65536), b"")).decode())
             connection.close()
         with server.client("reviewer") as reviewer:
             text = reviewer.get("/metrics").text
     finally:
         server.stop()
-    assert answers == [b"HTTP/1.1 400 Bad Request"] * 2 + [b"HTTP/1.1 408 Request Timeout"] * 2
+    statuses = [answer.partition("\r\n")[0] for answer in answers]
+    assert statuses == ["HTTP/1.1 400 Bad Request"] * 2 + ["HTTP/1.1 408 Request Timeout"] * 2
+    log = (tmp_path / "server.log").read_text()
+    for answer, said in zip(answers, REASONS, strict=True):
+        request_id = re.search(r"\r\nx-request-id: (\w+)\r\n", answer).group(1)
+        assert f"[{request_id}] refused before the app, {said}: " in log, "logged with the answer's id"
     [family] = [f for f in text_string_to_metric_families(text) if f.name == "reintegra_refused_before_app"]
     counted = {
         (s.labels["status"], s.labels["reason"]): s.value for s in family.samples if s.name.endswith("_total")
