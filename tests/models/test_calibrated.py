@@ -36,3 +36,17 @@ def test_platt_map_is_the_maximum_likelihood_fit():
     residual = y - 1 / (1 + np.exp(-(slope * margin + intercept)))
     assert abs(residual.mean()) < 1e-9
     assert abs((residual * margin).mean()) < 1e-9
+
+
+def test_the_platt_map_is_fitted_on_margins_of_rows_each_fold_never_saw():
+    """On pure noise, deep trees separate their own training rows; fitted on those in-sample margins the
+    map would spread probabilities that out-of-fold margins show to mean nothing."""
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame(rng.normal(size=(2000, 5)), columns=list("abcde"))
+    y = (rng.random(2000) < 0.3).astype(int)
+    overfit = {"num_leaves": 64, "min_child_samples": 2, "learning_rate": 0.3, "feature_fraction": 1.0}
+    model = CalibratedBooster(overfit, max_rounds=200, random_state=0).fit(X, y)
+    held_out = pd.DataFrame(rng.normal(size=(5000, 5)), columns=list("abcde"))
+    p = model.predict_proba(held_out)[:, 1]
+    assert abs(model.slope_) < 0.3
+    assert np.ptp(p) < 0.2

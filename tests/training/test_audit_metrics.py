@@ -24,6 +24,12 @@ def test_ece_weights_each_bin_by_its_share():
     assert expected_calibration_error(y, p) == pytest.approx(0.5 * 0.2 + 0.5 * 0.2125)
 
 
+def test_ece_bins_are_equal_width_from_zero_not_centred_on_tenths():
+    """0.19 and 0.21 lie in bins [0.1, 0.2) and [0.2, 0.3): rounding to the nearest tenth would pool them."""
+    y, p = np.array([0, 1]), np.array([0.19, 0.21])
+    assert expected_calibration_error(y, p) == pytest.approx(0.5 * 0.19 + 0.5 * 0.79)
+
+
 def test_error_rates_flag_at_the_threshold():
     fpr, fnr = error_rates(np.array([0, 0, 0, 1, 1]), np.array([0.5, 0.49, 0.2, 0.5, 0.1]), 0.5)
     assert fpr == pytest.approx(1 / 3) and fnr == pytest.approx(1 / 2)
@@ -69,6 +75,15 @@ def test_nij_score_takes_the_size_of_the_fpr_gap_whichever_group_is_higher():
     p = np.array([0.6, 0.6, 0.7, 0.6, 0.2, 0.9])
     race = pd.Series(["BLACK", "BLACK", "BLACK", "WHITE", "WHITE", "WHITE"], dtype="str")
     # FPR BLACK 1.0, WHITE 0.5: the penalty is |1.0 - 0.5|, not WHITE minus BLACK
+    brier = float(np.mean((p - y) ** 2))
+    assert nij_fair_accurate(y, p, race, min_group_size=1) == pytest.approx((1 - brier) * (1 - 0.5))
+
+
+def test_the_nij_score_flags_at_one_half_whatever_the_operating_threshold():
+    """The challenge's FPR counts p >= 0.5 as flagged: 0.5 is flagged, 0.47 is not."""
+    y = np.array([0, 0, 1, 0, 0, 1])
+    p = np.array([0.5, 0.47, 0.9, 0.47, 0.47, 0.9])
+    race = pd.Series(["BLACK"] * 3 + ["WHITE"] * 3, dtype="str")
     brier = float(np.mean((p - y) ** 2))
     assert nij_fair_accurate(y, p, race, min_group_size=1) == pytest.approx((1 - brier) * (1 - 0.5))
 
