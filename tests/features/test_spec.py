@@ -237,6 +237,11 @@ protected: [race]
             "derived:\n  - {name: x, domain: d, op: sum, of: [age, moves]}",
             "derived x uses moves, which is known only during supervision",
         ),
+        (
+            "protected: [race]",
+            "protected: [race, school]\nderived:\n  - {name: x, domain: d, op: sum, of: [age, school]}",
+            "derived x uses protected attribute school; those are never inputs",
+        ),
     ],
 )
 def test_contradictory_specs_are_refused(old: str, new: str, message: str):

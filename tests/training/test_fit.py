@@ -77,3 +77,22 @@ def test_optional_columns_left_out_are_fitted_and_explained_as_missing(training_
     typed, _ = validate_records(training_raw.iloc[:1500].drop(columns=["Residence_Changes"]), optional)
     with pytest.raises(ValueError, match="need housing has only 0 known labels"):
         fit_bundle(typed, optional)
+
+
+def test_a_need_model_sees_no_input_derived_from_its_own_sources(training_typed, spec):
+    """A derived input carries its sources' values: a need fitted on one computed from its own rule's
+    columns would read its label back."""
+    data = spec.model_dump(by_alias=True, exclude_none=True)
+    data["derived"].append(
+        {
+            "name": "Conditions",
+            "domain": "supervision",
+            "op": "sum",
+            "of": ["Condition_MH_SA", "Condition_Cog_Ed"],
+        }
+    )
+    with_conditions = DatasetSpec.model_validate(data)
+    bundle = fit_bundle(training_typed.iloc[:1500], with_conditions, seed=1)
+    assert "Conditions" in bundle.risk.feature_names_in_
+    assert "Conditions" not in bundle.needs["treatment"].feature_names_in_
+    assert "Conditions" not in bundle.needs["education"].feature_names_in_
