@@ -84,6 +84,7 @@ def test_a_duplicate_id_names_the_row_that_holds_it_first(synthetic_raw, spec):
     messages = [str(p) for p in report.problems]
     assert f"row 8, column ID: id '{first}' appears more than once (first in row 4)" in messages
     assert f"row 10, column ID: id '{first}' appears more than once (first in row 4)" in messages
+    assert sorted(report.invalid_rows) == [8, 10], "the first row holding the id is kept, not rejected"
 
 
 def test_a_value_wrong_down_a_column_is_one_line_and_the_next_column_still_shows(synthetic_raw, spec):
