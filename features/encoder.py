@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
 from features.spec import (
@@ -48,6 +49,8 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: object = None) -> RecordEncoder:
         spec = self._spec()
         _check_records(X)
+        if len(X) == 0:
+            raise ValueError("RecordEncoder needs at least one record to fit; got 0")
         for name, names in (("known", self.known), ("exclude", self.exclude)):
             # A string is a sequence of letters: exclude="Gender" would keep Gender.
             if isinstance(names, str):
@@ -98,10 +101,18 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
             return float(value)
         return lookup.get(level_key(value, lookup), np.nan)
 
-    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
         check_is_fitted(self, "columns_")
+        if input_features is not None and list(input_features) != list(self.feature_names_in_):
+            raise ValueError("input_features must be None or the columns fit was given (feature_names_in_)")
         names = [c.name for c in self.columns_] + [d.name for d in self.derived_]
         return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self) -> Tags:
+        """Records hold text categories and missing cells, which the encoder reads as NaN."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = tags.input_tags.string = tags.input_tags.allow_nan = True
+        return tags
 
     @property
     def free_text_features_(self) -> list[str]:

@@ -1,12 +1,10 @@
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
-from sklearn.utils.estimator_checks import (
-    check_get_params_invariance,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-)
+from sklearn.utils import estimator_checks
 
 from features.encoder import RecordEncoder
 from features.spec import DatasetSpec
@@ -75,11 +73,62 @@ def test_changing_race_changes_nothing(typed, spec):
     pd.testing.assert_frame_equal(encoder.transform(flipped), encoder.transform(typed))
 
 
-def test_sklearn_contract(spec):
-    check_no_attributes_set_in_init("RecordEncoder", RecordEncoder(spec))
-    check_parameters_default_constructible("RecordEncoder", RecordEncoder())
-    check_get_params_invariance("RecordEncoder", RecordEncoder(spec))
-    assert clone(RecordEncoder(spec, exclude=("Gender",))).get_params()["exclude"] == ("Gender",)
+# sklearn's checks that need no data: the others fit on generated numeric arrays, and the encoder
+# reads only a DataFrame of the spec's records, so their contract is checked on records below.
+API_CHECKS = [
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_no_attributes_set_in_init",
+    "check_parameters_default_constructible",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_do_not_raise_errors_in_init_or_set_params",
+    "check_mixin_order",
+    "check_valid_tag_types",
+    "check_estimator_tags_renamed",
+    "check_estimators_unfitted",
+]
+
+
+@pytest.mark.parametrize("check", API_CHECKS)
+def test_sklearn_api_checks(check, spec):
+    getattr(estimator_checks, check)("RecordEncoder", RecordEncoder(spec))
+
+
+def test_sklearn_contract_on_records(typed, spec):
+    """What sklearn's data checks ask, on records: fit returns self, changes no parameter, sets only
+    learned attributes, gives the same encoding again, leaves state alone in transform and pickles."""
+    encoder = RecordEncoder(spec, exclude=("Gender",))
+    params = encoder.get_params()
+    public = set(vars(encoder))
+    assert encoder.fit(typed) is encoder
+    assert encoder.get_params() == params
+    assert all(name.endswith("_") for name in set(vars(encoder)) - public)
+    first = encoder.transform(typed)
+    state = dict(vars(encoder))
+    pd.testing.assert_frame_equal(encoder.fit(typed).transform(typed), first)
+    assert vars(encoder).keys() == state.keys()
+    pd.testing.assert_frame_equal(pickle.loads(pickle.dumps(encoder)).transform(typed), first)
+    pd.testing.assert_frame_equal(RecordEncoder(spec, exclude=("Gender",)).fit_transform(typed), first)
+    assert clone(encoder).get_params()["exclude"] == ("Gender",)
+
+
+def test_fitting_no_records_is_refused(typed, spec):
+    with pytest.raises(ValueError, match="needs at least one record to fit; got 0"):
+        RecordEncoder(spec).fit(typed.iloc[:0])
+
+
+def test_feature_names_out_refuses_other_input_features(typed, spec):
+    encoder = RecordEncoder(spec).fit(typed)
+    names = encoder.get_feature_names_out()
+    np.testing.assert_array_equal(encoder.get_feature_names_out(list(typed.columns)), names)
+    with pytest.raises(ValueError, match="input_features must be None or the columns fit was given"):
+        encoder.get_feature_names_out(["a", "b"])
+
+
+def test_tags_say_records_hold_text_categories_and_missing_cells(spec):
+    tags = RecordEncoder(spec).__sklearn_tags__().input_tags
+    assert tags.string and tags.categorical and tags.allow_nan
 
 
 def test_unfitted_encoder_refuses(typed, spec):
