@@ -1,31 +1,18 @@
-"""A real MLflow store with a champion, and real uvicorn servers on loopback."""
+"""Fixtures: a real MLflow store with a champion, a server over it, records to score and a browser."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
-from serving.audit import AuditStore, new_score_id, utc_now
-from serving.database import make_engine, migrate
-from serving.keys import KeyStore
-from serving.tables import ScoreRow
+from tests.serving.servers import REASSESSED, REASSESSMENTS, Registry, Server, start_server
 from tests.tracking import tracking_store
 
-STARTUP_SECONDS = 90
-PORT_ATTEMPTS = 3
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -37,18 +24,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 INSTALL_SECONDS = 900
-REASSESSED = "P-REASSESSED"
-REASSESSMENTS = 3
-
-
-@dataclass
-class Registry:
-    """A temporary MLflow store holding a trained and promoted model."""
-
-    uri: str
-    version: str
-    folder: Path
-    data: Path
 
 
 @pytest.fixture(scope="session")
@@ -71,144 +46,6 @@ def second_version(registry, spec):
     from training.train import train
 
     return train(spec, registry.data, name="reintegra", seed=9)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    """A `python -m serving` process on loopback with one key per role."""
-
-    base_url: str
-    process: subprocess.Popen
-    database: str
-    env: dict[str, str]
-    keys: dict[str, str] = field(default_factory=dict)
-
-    def client(self, role: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
-
-    @contextlib.contextmanager
-    def page_client(self) -> Iterator[httpx.Client]:
-        """A client signed in to the reviewer pages with the reviewer key, as a browser would be."""
-        with httpx.Client(base_url=self.base_url, timeout=30) as client:
-            client.post("/review/sign-in", data={"key": self.keys["reviewer"], "csrf": form_token(client)})
-            yield client
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start_server(
-    registry: Registry,
-    folder: Path,
-    *,
-    database: str | None = None,
-    keys_database: str | None = None,
-    extra_env: dict | None = None,
-    workers: int = 1,
-) -> Server:
-    """A ready server whose audit store is `database` and whose keys are in `keys_database` (by
-    default the same store)."""
-    database = database or f"sqlite:///{folder}/reintegra.db"
-    keys_database = keys_database or database
-    engine = make_engine(keys_database)
-    migrate(engine)
-    store = KeyStore(engine)
-    keys = {role: store.create(role, f"test {role}")[1] for role in ("scorer", "reviewer", "admin")}
-    engine.dispose()
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": registry.uri,
-        "REINTEGRA_AUDIT_URL": database,
-        "REINTEGRA_KEYS_URL": keys_database,
-        "REINTEGRA_POLL_SECONDS": "0",
-        **(extra_env or {}),
-    }
-    # Another test process may bind the free port first; a fresh one is then tried.
-    for _ in range(PORT_ATTEMPTS):
-        server = _launch(folder / "server.log", database, env, keys, workers)
-        if server is not None:
-            return server
-    raise RuntimeError(f"{PORT_ATTEMPTS} free ports were each taken before the server could bind one")
-
-
-def serve_new_model(registry: Registry, folder: Path, spec, name: str) -> tuple:
-    """A model of its own name trained, promoted and served, for a test that changes its versions."""
-    from training.promote import promote
-    from training.train import train
-
-    first = train(spec, registry.data, name=name, seed=3)
-    promote(name, first.model_version, force=True, reason="test fixture")
-    return first, start_server(registry, folder, extra_env={"REINTEGRA_MODEL_NAME": name})
-
-
-def serve_next_version(server: Server, registry: Registry, spec, name: str, seed: int = 3):
-    """Another version of `name` trained from `spec`, promoted and swapped into the running server."""
-    from training.promote import promote
-    from training.train import train
-
-    result = train(spec, registry.data, name=name, seed=seed)
-    promote(name, result.model_version, force=True, reason="test fixture")
-    with server.client("admin") as admin:
-        assert admin.post("/v1/admin/reload").json()["version"] == result.model_version
-    return result
-
-
-def with_a_retired_band_score(registry: Registry, folder: Path) -> tuple[Server, ScoreRow]:
-    """A server whose store holds a score an earlier version put in a band the serving spec lacks."""
-    server = start_server(registry, folder)
-    engine = make_engine(server.database)
-    old = score_row("P-RETIRED-BAND", model_version="0", risk_band="retired")
-    AuditStore(engine).record([old])
-    engine.dispose()
-    return server, old
-
-
-def _launch(log: Path, database: str, env: dict, keys: dict, workers: int) -> Server | None:
-    """A ready server on a free port, or None when that port was taken meanwhile."""
-    earlier = log.stat().st_size if log.exists() else 0
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(log, "ab"),  # noqa: SIM115
-    )
-    server = Server(f"http://127.0.0.1:{port}", process, database, env, keys)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        output = log.read_bytes()[earlier:]
-        if process.poll() is not None:
-            if b"address already in use" in output.lower():
-                return None
-            raise RuntimeError(f"server exited: {output.decode(errors='replace')[-2000:]}")
-        # Every worker must be up: one answering /readyz says nothing about the others.
-        started = output.count(b"Application startup complete")
-        try:
-            if started >= workers and httpx.get(f"{server.base_url}/readyz", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    server.stop(signal.SIGKILL)
-    raise RuntimeError("server did not become ready in time")
-
-
-def form_token(client: httpx.Client, path: str = "/review/sign-in") -> str:
-    """The CSRF token of the form at `path`, as a browser would read it."""
-    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).text).group(1)
 
 
 @pytest.fixture(scope="module")
@@ -234,25 +71,6 @@ def api_records(training_raw, spec) -> list[dict]:
             )
         records.append(record)
     return records
-
-
-def score_row(person_id: str, **values) -> ScoreRow:
-    """An audit row as the server writes it, for tests of the store itself."""
-    defaults = {
-        "id": new_score_id(),
-        "created_at": utc_now(),
-        "request_id": "r",
-        "key_id": "k",
-        "assessment_id": None,
-        "model_name": "reintegra",
-        "model_version": "1",
-        "run_id": "run",
-        "risk_probability": 0.4,
-        "risk_band": "moderate",
-        "record": {},
-        "result": {},
-    }
-    return ScoreRow(person_id=person_id, **{**defaults, **values})
 
 
 @pytest.fixture(scope="session")

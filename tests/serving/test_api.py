@@ -29,7 +29,7 @@ from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.limits import BODY_IDLE_SECONDS, HEAD_SECONDS, MAX_HEAD_BYTES
 from serving.tables import ScoreReadRow, ScoreRow
-from tests.serving.conftest import form_token, start_server, with_a_retired_band_score
+from tests.serving.servers import form_token, start_server, with_a_retired_band_score
 
 PROBLEM = "application/problem+json"
 

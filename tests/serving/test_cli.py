@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from serving.cli import app
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
-from tests.serving.conftest import free_port, start_server
+from tests.serving.scenarios import refuse_odd_key_names
+from tests.serving.servers import free_port, start_server
 
 
 def test_serving_without_a_champion_says_what_to_do(tmp_path):
@@ -156,24 +157,6 @@ def test_an_empty_key_store_is_said_so_not_listed_as_nothing(tmp_path):
 
 def test_key_names_that_would_forge_list_lines_or_not_fit_are_refused(tmp_path):
     refuse_odd_key_names(f"sqlite:///{tmp_path}/keys.db")
-
-
-def refuse_odd_key_names(database: str) -> None:
-    """A name is one printable line that fits its column: a newline or an escape sequence in it could
-    forge a line of `keys list`, and a longer name is refused by PostgreSQL with a traceback."""
-    env = {"REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
-
-    def keys(*args: str) -> Result:  # in process: a fresh interpreter per call cost ~5 s each
-        return CliRunner().invoke(app, ["keys", *args], env=env)
-
-    before = keys("list").stdout.splitlines()
-    for name in ("ci\n0000  admin     active  forged", "ci\x1b[2K", "n" * 129):
-        result = keys("create", "--role", "scorer", "--name", name)
-        assert result.exit_code == 2, result.stderr
-        assert result.stderr.startswith("a key name is one line of at most 128 printable characters")
-        assert "Traceback" not in result.stderr
-    assert keys("list").stdout.splitlines() == before
-    assert keys("create", "--role", "scorer", "--name", "Case system (Élodie's) " + "n" * 100).exit_code == 0
 
 
 def test_keys_commands_say_in_one_line_when_the_store_cannot_be_opened(tmp_path):

@@ -1,7 +1,6 @@
 """Nothing returned is lost, reloads swap versions cleanly, online equals offline, keys apply live."""
 
 import contextlib
-import re
 import signal
 import subprocess
 import sys
@@ -14,12 +13,10 @@ import pytest
 from sqlalchemy import text
 
 from models.pyfunc import load_bundle
-from serving.audit import AuditStore, ScoreFilter
+from serving.audit import AuditStore
 from serving.database import make_engine
-from tests.serving.conftest import start_server
-
-# uvicorn's lines are written in the app's format too.
-OUR_LINE = re.compile(r"\d{4}-\d\d-\d\d [\d:,]+ [A-Z]+ (reintegra|uvicorn)[.\w]* pid=\d+ \[[\w.:-]+\] ")
+from tests.serving.scenarios import refuse_a_write
+from tests.serving.servers import start_server
 
 
 def test_a_score_survives_sigkill_right_after_its_201(registry, tmp_path, api_records):
@@ -46,45 +43,6 @@ def test_a_write_the_audit_store_refuses_is_a_503_and_keeps_the_record_out_of_th
     registry, tmp_path, api_records
 ):
     refuse_a_write(start_server(registry, tmp_path), tmp_path, api_records)
-
-
-def refuse_a_write(server, tmp_path, api_records: list[dict]) -> None:
-    """No 201 without a stored record; the failure says retry, and the log holds no personal data."""
-    engine = make_engine(server.database)
-    body = {"person_id": "P-secret-7731", "record": api_records[8]}
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("ALTER TABLE scores RENAME TO scores_away"))
-        with server.client("reviewer") as reviewer, server.page_client() as pages:
-            refused_read = reviewer.get("/v1/scores")
-            refused_page = pages.get("/review/people/P-secret-7731")
-        with server.client("scorer") as client:
-            refused = client.post("/v1/scores", json=body)
-            with engine.begin() as connection:
-                connection.execute(text("ALTER TABLE scores_away RENAME TO scores"))
-            accepted = client.post("/v1/scores", json=body)
-    finally:
-        server.stop()
-    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
-    assert refused.json()["title"] == "Store unavailable"
-    assert refused.json()["detail"] == (
-        "the audit or key store is unavailable; nothing was recorded, try again"
-    )
-    assert refused_read.status_code == 503, "a read is not told that nothing was recorded"
-    assert refused_read.json()["detail"] == "the audit or key store is unavailable; try again"
-    assert refused_page.status_code == 503, "a person's page too, and the log names its route, not the person"
-    assert refused.json()["request_id"] == refused.headers["x-request-id"]
-    assert accepted.status_code == 201
-    log = (tmp_path / "server.log").read_text()
-    assert f"[{refused.json()['request_id']}] audit or key store unavailable (POST /v1/scores): " in log
-    assert "audit or key store unavailable (GET /review/people/{person_id:path}): " in log
-    untagged = [line for line in log.splitlines() if not OUR_LINE.match(line)]
-    assert untagged == [], (
-        "the error is one line with its request id, not SQL and links on lines of their own"
-    )
-    assert "P-secret-7731" not in log and "Prison_Years" not in log
-    _, stored = AuditStore(engine).search(ScoreFilter(person_id="P-secret-7731"), 10, 0)
-    assert stored == 1, "only the accepted score is in the audit trail"
 
 
 def test_online_scores_equal_the_registered_bundle_offline(server, registry, api_records):

@@ -2,21 +2,18 @@
 
 import json
 import signal
-import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.exc import IntegrityError
 
-from serving.audit import AuditStore, ScoreFilter, utc_now
+from serving.audit import AuditStore, ScoreFilter
 from serving.database import make_engine, migrate
-from serving.idempotency import answer_once, score_ref
 from serving.keys import KeyStore
-from serving.tables import IdempotentRequestRow, ScoreRow
-from tests.serving.conftest import score_row, start_server
+from tests.serving.scenarios import claim_twice, race_on_one_key
+from tests.serving.servers import start_server
 
 
 def _stored(server, person_id: str) -> int:
@@ -176,26 +173,6 @@ def test_a_retry_after_the_server_was_killed_gets_the_score_it_lost(registry, tm
     assert _stored(server, person) == 1
 
 
-def claim_twice(store: AuditStore) -> None:
-    """A claim already taken refuses the second transaction whole: its scores are not recorded."""
-    person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
-    first = score_row(person)
-
-    def claim(row: ScoreRow) -> IdempotentRequestRow:
-        response = {"score_id": row.id}
-        return IdempotentRequestRow(
-            key_id="k", idempotency_key=key, request_hash="h", created_at=utc_now(), response=response
-        )
-
-    store.record([first], claim(first))
-    second = score_row(person)
-    with pytest.raises(IntegrityError):
-        store.record([second], claim(second))
-    assert store.get(second.id) is None
-    assert store.claim("k", key).response == {"score_id": first.id}
-    assert list(store.get_many([first.id, second.id])) == [first.id]
-
-
 def test_a_taken_claim_records_nothing_on_sqlite(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/audit.db")
     migrate(engine)
@@ -206,23 +183,6 @@ def test_two_requests_racing_on_one_key_answer_with_the_first_committed_score(tm
     engine = make_engine(f"sqlite:///{tmp_path}/audit.db")
     migrate(engine)
     race_on_one_key(AuditStore(engine))
-
-
-def race_on_one_key(store: AuditStore) -> None:
-    """Both pass the look-up before either commits (a barrier makes sure); the loser's score is
-    rolled back and it replays the winner's."""
-    person, key, both_scored = f"P-{uuid.uuid4()}", str(uuid.uuid4()), threading.Barrier(2)
-
-    def score() -> tuple[dict, list[ScoreRow]]:
-        row = score_row(person)
-        both_scored.wait(timeout=10)
-        return score_ref(row), [row]
-
-    with ThreadPoolExecutor(2) as pool:
-        answers = list(pool.map(lambda _: answer_once(store, "k", key, "h", score), range(2)))
-    assert sorted(a.replayed for a in answers) == [False, True]
-    assert answers[0].body == answers[1].body
-    assert store.search(ScoreFilter(person_id=person), 10, 0)[1] == 1
 
 
 def test_a_batch_item_with_a_lone_surrogate_or_a_huge_integer_is_refused_in_place(server, api_records):
@@ -255,16 +215,15 @@ def test_a_retry_after_a_restart_onto_a_version_with_another_field_replays(
 ):
     """The lost 201 of a server that restarts onto a version accepting one more (optional) field: the
     same body is the same request, so the retry replays instead of being refused as another."""
-    from features.spec import parse_spec
+    from features.spec import DatasetSpec
     from features.synth_generic import generate_cohort
-    from tests.conftest import FREE_TEXT_SPEC
     from training.promote import promote
     from training.train import train
 
     name = "retry-restart"
-    wider = parse_spec(
-        FREE_TEXT_SPEC + "  - {name: housed, kind: boolean, domain: school_work}\n", source="free_text"
-    )
+    layout = free_text_spec.model_dump(by_alias=True, exclude_none=True)
+    layout["columns"].append({"name": "housed", "kind": "boolean", "domain": "school_work"})
+    wider = DatasetSpec.model_validate(layout)
     versions = []
     for spec in (free_text_spec, wider):
         data = tmp_path / f"cohort-{len(versions)}.csv"

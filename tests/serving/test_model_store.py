@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from features.spec import load_spec
 from models.registry import FORCED_REASON_TAG, alias_history, registered_spec
 from serving.model_store import ModelHolder, ModelUnavailable, SchemaChanged
-from tests.serving.conftest import start_server
+from tests.serving.servers import start_server
 from training.promote import promote
 from training.train import train
 

@@ -13,7 +13,7 @@ import pytest
 
 from features.spec import DatasetSpec, load_spec
 from features.synth_generic import generate_cohort
-from tests.serving.conftest import Registry, Server, start_server
+from tests.serving.servers import Registry, Server, start_server
 from tests.tracking import tracking_store
 
 DOCS_SPEC = Path(__file__).resolve().parents[2] / "docs" / "examples" / "county_probation.yaml"

@@ -26,13 +26,14 @@ from serving.keys import KeyStore
 from serving.pages import NEED_FRAME, RISK_FRAME
 from serving.routes.pages import install_pages
 from serving.settings import Settings
-from tests.serving.conftest import (
+from tests.serving.servers import (
     REASSESSED,
     REASSESSMENTS,
     form_token,
     score_row,
     serve_new_model,
     serve_next_version,
+    sign_in,
     start_server,
     with_a_retired_band_score,
 )
@@ -48,13 +49,6 @@ def page(browser, server):
     context = browser.new_context(base_url=server.base_url, viewport={"width": 1200, "height": 900})
     yield context.new_page()
     context.close()
-
-
-def sign_in(page, key: str, path: str = "/review/scores") -> None:
-    page.goto(path)
-    page.get_by_label("API key").fill(key)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Sign in").click()
 
 
 def screenshot(page, name: str) -> None:
@@ -780,7 +774,7 @@ def test_the_model_page_says_when_mlflow_does_not_answer(registry, tmp_path, sec
     """A tracking server that goes away while the API serves: the serving version's page stays up from
     what was loaded with it and says what cannot be listed; an earlier version's page says why it cannot
     be shown. Neither waits minutes on MLflow's retries nor ends in a 500."""
-    from tests.serving.conftest import free_port
+    from tests.serving.servers import free_port
 
     port = free_port()
     tracking = subprocess.Popen(

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.serving.conftest import REASSESSED
-from tests.serving.test_pages import sign_in
+from tests.serving.servers import REASSESSED, sign_in
 
 pytestmark = pytest.mark.slow
 

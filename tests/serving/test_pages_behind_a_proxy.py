@@ -12,7 +12,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from tests.serving.conftest import Server, start_server
+from tests.serving.servers import Server, start_server
 
 pytestmark = pytest.mark.slow
 

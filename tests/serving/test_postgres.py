@@ -13,14 +13,15 @@ from sqlalchemy import create_engine, make_url, text
 from serving.audit import AuditStore, ScoreFilter, utc_now
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
-from tests.serving.conftest import score_row, start_server
-from tests.serving.test_cli import refuse_odd_key_names
-from tests.serving.test_durability import refuse_a_write
-from tests.serving.test_idempotency import claim_twice, race_on_one_key
-from tests.serving.test_keys import (
+from tests.serving.scenarios import (
     a_key_use_is_written_at_most_once_a_minute,
+    claim_twice,
     ended_sessions_are_remembered_then_forgotten,
+    race_on_one_key,
+    refuse_a_write,
+    refuse_odd_key_names,
 )
+from tests.serving.servers import score_row, start_server
 
 POSTGRES_URL = os.environ.get(
     "REINTEGRA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -8,7 +8,7 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from tests.training.conftest import cli
+from tests.training.commands import cli
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 

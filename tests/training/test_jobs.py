@@ -19,7 +19,7 @@ from features.records import read_records
 from features.spec import DatasetSpec, load_spec, parse_spec
 from features.validation import validate_records
 from models.registry import alias_history
-from tests.training.conftest import cli
+from tests.training.commands import cli
 from training.fit import outcome
 from training.promote import promote
 from training.provenance import git_state

@@ -1,0 +1,164 @@
+"""Store scenarios that the SQLite tests and the PostgreSQL tests both run."""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, event, text, update
+from sqlalchemy.exc import IntegrityError
+from typer.testing import CliRunner, Result
+
+from serving.audit import AuditStore, ScoreFilter, utc_now
+from serving.cli import app
+from serving.database import make_engine
+from serving.idempotency import answer_once, score_ref
+from serving.keys import KeyStore
+from serving.tables import ApiKeyRow, IdempotentRequestRow, ScoreRow
+from tests.serving.servers import score_row
+
+
+def claim_twice(store: AuditStore) -> None:
+    """A claim already taken refuses the second transaction whole: its scores are not recorded."""
+    person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
+    first = score_row(person)
+
+    def claim(row: ScoreRow) -> IdempotentRequestRow:
+        response = {"score_id": row.id}
+        return IdempotentRequestRow(
+            key_id="k", idempotency_key=key, request_hash="h", created_at=utc_now(), response=response
+        )
+
+    store.record([first], claim(first))
+    second = score_row(person)
+    with pytest.raises(IntegrityError):
+        store.record([second], claim(second))
+    assert store.get(second.id) is None
+    assert store.claim("k", key).response == {"score_id": first.id}
+    assert list(store.get_many([first.id, second.id])) == [first.id]
+
+
+def race_on_one_key(store: AuditStore) -> None:
+    """Both pass the look-up before either commits (a barrier makes sure); the loser's score is
+    rolled back and it replays the winner's."""
+    person, key, both_scored = f"P-{uuid.uuid4()}", str(uuid.uuid4()), threading.Barrier(2)
+
+    def score() -> tuple[dict, list[ScoreRow]]:
+        row = score_row(person)
+        both_scored.wait(timeout=10)
+        return score_ref(row), [row]
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: answer_once(store, "k", key, "h", score), range(2)))
+    assert sorted(a.replayed for a in answers) == [False, True]
+    assert answers[0].body == answers[1].body
+    assert store.search(ScoreFilter(person_id=person), 10, 0)[1] == 1
+
+
+def ended_sessions_are_remembered_then_forgotten(keys: KeyStore) -> None:
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    keys.end_session(first, forget_before=datetime.now(UTC) - timedelta(hours=8))
+    keys.end_session(first, forget_before=datetime.now(UTC) - timedelta(hours=8))  # twice is fine
+    assert keys.session_ended(first) and not keys.session_ended(second)
+    keys.end_session(second, forget_before=datetime.now(UTC) + timedelta(seconds=1))
+    assert not keys.session_ended(first), "older than any live cookie: forgotten"
+    assert keys.session_ended(second)
+
+
+def refuse_odd_key_names(database: str) -> None:
+    """A name is one printable line that fits its column: a newline or an escape sequence in it could
+    forge a line of `keys list`, and a longer name is refused by PostgreSQL with a traceback."""
+    env = {"REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
+
+    def keys(*args: str) -> Result:  # in process: a fresh interpreter per call cost ~5 s each
+        return CliRunner().invoke(app, ["keys", *args], env=env)
+
+    before = keys("list").stdout.splitlines()
+    for name in ("ci\n0000  admin     active  forged", "ci\x1b[2K", "n" * 129):
+        result = keys("create", "--role", "scorer", "--name", name)
+        assert result.exit_code == 2, result.stderr
+        assert result.stderr.startswith("a key name is one line of at most 128 printable characters")
+        assert "Traceback" not in result.stderr
+    assert keys("list").stdout.splitlines() == before
+    assert keys("create", "--role", "scorer", "--name", "Case system (Élodie's) " + "n" * 100).exit_code == 0
+
+
+# uvicorn's lines are written in the app's format too.
+OUR_LINE = re.compile(r"\d{4}-\d\d-\d\d [\d:,]+ [A-Z]+ (reintegra|uvicorn)[.\w]* pid=\d+ \[[\w.:-]+\] ")
+
+
+def refuse_a_write(server, tmp_path, api_records: list[dict]) -> None:
+    """No 201 without a stored record; the failure says retry, and the log holds no personal data."""
+    engine = make_engine(server.database)
+    body = {"person_id": "P-secret-7731", "record": api_records[8]}
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE scores RENAME TO scores_away"))
+        with server.client("reviewer") as reviewer, server.page_client() as pages:
+            refused_read = reviewer.get("/v1/scores")
+            refused_page = pages.get("/review/people/P-secret-7731")
+        with server.client("scorer") as client:
+            refused = client.post("/v1/scores", json=body)
+            with engine.begin() as connection:
+                connection.execute(text("ALTER TABLE scores_away RENAME TO scores"))
+            accepted = client.post("/v1/scores", json=body)
+    finally:
+        server.stop()
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+    assert refused.json()["title"] == "Store unavailable"
+    assert refused.json()["detail"] == (
+        "the audit or key store is unavailable; nothing was recorded, try again"
+    )
+    assert refused_read.status_code == 503, "a read is not told that nothing was recorded"
+    assert refused_read.json()["detail"] == "the audit or key store is unavailable; try again"
+    assert refused_page.status_code == 503, "a person's page too, and the log names its route, not the person"
+    assert refused.json()["request_id"] == refused.headers["x-request-id"]
+    assert accepted.status_code == 201
+    log = (tmp_path / "server.log").read_text()
+    assert f"[{refused.json()['request_id']}] audit or key store unavailable (POST /v1/scores): " in log
+    assert "audit or key store unavailable (GET /review/people/{person_id:path}): " in log
+    untagged = [line for line in log.splitlines() if not OUR_LINE.match(line)]
+    assert untagged == [], (
+        "the error is one line with its request id, not SQL and links on lines of their own"
+    )
+    assert "P-secret-7731" not in log and "Prison_Years" not in log
+    _, stored = AuditStore(engine).search(ScoreFilter(person_id="P-secret-7731"), 10, 0)
+    assert stored == 1, "only the accepted score is in the audit trail"
+
+
+def a_key_use_is_written_at_most_once_a_minute(engine: Engine) -> None:
+    """Keys had no last-used time, so a key nobody uses any more could not be told from one in use."""
+    keys = KeyStore(engine)
+    key, secret = keys.create("scorer", "case system")
+    assert keys.get(key.id).last_used_at is None
+    writes = []
+
+    def count(connection, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("UPDATE API_KEYS"):
+            writes.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        before = datetime.now(UTC)
+        for _ in range(50):
+            assert keys.verify(secret).id == key.id
+        assert keys.active(key.id) is not None, "a page session's look-up counts as a use too"
+        assert len(writes) == 1, "one write for 51 uses within the minute"
+        first = keys.get(key.id).last_used_at
+        assert first >= before - timedelta(seconds=1)
+        with engine.begin() as connection:  # as if that use were two minutes old
+            connection.execute(
+                update(ApiKeyRow)
+                .where(ApiKeyRow.id == key.id)
+                .values(last_used_at=first - timedelta(minutes=2))
+            )
+        writes.clear()
+        keys.verify(secret)
+        keys.verify(secret)
+        assert len(writes) == 1 and keys.get(key.id).last_used_at >= first
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
