@@ -583,6 +583,18 @@ def test_the_test_part_is_a_stratified_quarter_of_the_file(lenient, training_typ
     assert abs(evaluation["base_rate"] - y.mean()) <= 1 / evaluation["n"]
 
 
+def test_the_test_part_is_kept_out_of_every_fitted_model(store, free_text_spec, free_text_raw, tmp_path):
+    """Each row its own employer: the encoder learns the values of the rows it is fitted on, so exactly
+    the test part's values must be ones the model never saw, or its numbers were measured on training rows."""
+    unique = free_text_raw.assign(employer=[f"employer {i}" for i in range(len(free_text_raw))])
+    data = tmp_path / "unique_employers.csv"
+    unique.to_csv(data, index=False)
+    result = train(free_text_spec, data, name="held_out", seed=1)
+    unseen = result.bundle.unseen_values(unique)["employer"]
+    n_test = result.bundle.metadata["n_test"]
+    assert unseen["rows"] == unseen["distinct"] == n_test == round(TEST_SIZE * len(unique))
+
+
 def test_promote_moves_champion_when_gates_pass(trained, store):
     gates = mlflow.artifacts.download_artifacts(run_id=trained.run_id, artifact_path="gates.json")
     report = json.loads(Path(gates).read_text())
