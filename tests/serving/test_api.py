@@ -146,12 +146,19 @@ def test_missing_and_unknown_keys_get_401(server, api_records):
         unknown = client.post(
             "/v1/scores", json={"record": api_records[0]}, headers={"Authorization": "Bearer rk_nope"}
         )
-    for response in (missing, unknown):
+        # a valid key under another scheme: a Basic or Token header is not an API key
+        other_scheme = client.post(
+            "/v1/scores",
+            json={"record": api_records[0]},
+            headers={"Authorization": f"Token {server.keys['scorer']}"},
+        )
+    for response in (missing, unknown, other_scheme):
         assert response.status_code == 401
         assert response.headers["content-type"] == PROBLEM
         assert response.headers["www-authenticate"] == "Bearer"
         assert_problem(response, 401, "/v1/scores")
     assert "Authorization: Bearer" in missing.json()["detail"]
+    assert other_scheme.json()["detail"] == missing.json()["detail"]
     assert unknown.json()["detail"] == "unknown or revoked API key"
 
 
@@ -587,9 +594,29 @@ def test_every_score_shown_to_a_reviewer_is_recorded_with_the_key_that_read_it(s
     assert {(r.key_id, r.score_id) for r in rows} == {(reviewer_id, score_id)}
 
 
+def test_a_search_records_a_read_of_every_score_on_its_page_and_of_no_other(server, api_records):
+    """A page of two of a person's three scores: both shown are recorded as read, the third is not."""
+    person = "P-read-page-5120"
+    with server.client("scorer") as scorer:
+        for record in api_records[:3]:
+            assert scorer.post("/v1/scores", json={"person_id": person, "record": record}).status_code == 201
+    with server.client("reviewer") as reviewer:
+        page = reviewer.get("/v1/scores", params={"person_id": person, "limit": 2})
+    engine = make_engine(server.database)
+    with Session(engine) as session:
+        rows = session.scalars(select(ScoreReadRow).where(ScoreReadRow.person_id == person)).all()
+    engine.dispose()
+    shown = [item["id"] for item in page.json()["items"]]
+    assert page.json()["total"] == 3 and len(shown) == 2
+    assert sorted(r.score_id for r in rows) == sorted(shown)
+    assert {r.request_id for r in rows} == {page.headers["x-request-id"]}
+
+
 def test_audit_record_is_retrievable_and_searchable(server, api_records):
     with server.client("scorer") as scorer:
         created = scorer.post("/v1/scores", json={"person_id": "P-audit", "record": api_records[3]}).json()
+        # newer, of someone else: the person filter, not the order, keeps it off P-audit's page
+        scorer.post("/v1/scores", json={"person_id": "P-audit-other", "record": api_records[4]})
     with server.client("reviewer") as reviewer:
         stored = reviewer.get(f"/v1/scores/{created['id']}")
         page = reviewer.get("/v1/scores", params={"person_id": "P-audit"})
@@ -802,6 +829,19 @@ def test_pages_followed_by_cursor_neither_repeat_nor_skip_while_scores_arrive(se
             params["cursor"] = page.json()["next_cursor"]
     assert len(everything) == 5
     assert seen == [item["id"] for item in everything], "every score once, newest first"
+
+
+def test_a_page_ending_on_the_last_score_has_no_next_cursor(server, api_records):
+    """Two scores on a page of two: a next_cursor would send a client on to an empty page."""
+    person = "P-last-page"
+    with server.client("scorer") as scorer:
+        for record in api_records[16:18]:
+            assert scorer.post("/v1/scores", json={"person_id": person, "record": record}).status_code == 201
+    with server.client("reviewer") as reviewer:
+        full = reviewer.get("/v1/scores", params={"person_id": person, "limit": 2}).json()
+        first = reviewer.get("/v1/scores", params={"person_id": person, "limit": 1}).json()
+    assert (len(full["items"]), full["total"], full["next_cursor"]) == (2, 2, None)
+    assert len(first["items"]) == 1 and first["next_cursor"] is not None
 
 
 @pytest.mark.parametrize(
