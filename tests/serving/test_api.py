@@ -178,9 +178,11 @@ def test_two_authorization_headers_get_401_whichever_comes_first(server, api_rec
 def test_wrong_role_gets_403(server, api_records):
     with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
         reading = scorer.get("/v1/scores")
+        scraping = scorer.get("/metrics")
         scoring = reviewer.post("/v1/scores", json={"record": api_records[0]})
         reloading = reviewer.post("/v1/admin/reload")
-    assert [r.status_code for r in (reading, scoring, reloading)] == [403, 403, 403]
+    assert [r.status_code for r in (reading, scraping, scoring, reloading)] == [403, 403, 403, 403]
+    assert scraping.json()["detail"] == "a scorer key cannot do this; it needs a monitor or reviewer key"
     assert reading.json()["detail"] == "a scorer key cannot do this; it needs a reviewer key"
     assert reloading.json()["detail"] == "a reviewer key cannot do this; it needs an admin key"
     assert reading.headers["content-type"] == PROBLEM
@@ -260,7 +262,10 @@ def test_an_admin_key_may_do_everything(server, api_records):
 
 def test_a_reload_without_an_alias_move_changes_nothing(server, registry):
     with server.client("admin") as admin:
+        before = admin.get("/v1/model").json()["loaded_at"]
         response = admin.post("/v1/admin/reload")
+        after = admin.get("/v1/model").json()["loaded_at"]
+    assert after == before, "the serving version is not loaded again"
     assert response.status_code == 200
     assert response.json() == {
         "previous_version": registry.version,
@@ -610,6 +615,29 @@ def test_a_search_records_a_read_of_every_score_on_its_page_and_of_no_other(serv
     assert page.json()["total"] == 3 and len(shown) == 2
     assert sorted(r.score_id for r in rows) == sorted(shown)
     assert {r.request_id for r in rows} == {page.headers["x-request-id"]}
+
+
+def test_the_pages_record_a_read_of_every_score_they_show(server, api_records):
+    """A person with two scores: their page and the scores page filtered to them each show both."""
+    person = "P-read-pages-8841"
+    with server.client("scorer") as scorer:
+        ids = [
+            scorer.post("/v1/scores", json={"person_id": person, "record": r}).json()["id"]
+            for r in api_records[5:7]
+        ]
+    with server.page_client() as browser:
+        answers = [
+            browser.get(f"/review/people/{person}"),
+            browser.get("/review/scores", params={"person_id": person}),
+        ]
+    engine = make_engine(server.database)
+    with Session(engine) as session:
+        rows = session.scalars(select(ScoreReadRow).where(ScoreReadRow.person_id == person)).all()
+    engine.dispose()
+    assert [answer.status_code for answer in answers] == [200, 200]
+    for answer in answers:
+        read = [r.score_id for r in rows if r.request_id == answer.headers["x-request-id"]]
+        assert sorted(read) == sorted(ids)
 
 
 def test_audit_record_is_retrievable_and_searchable(server, api_records):
