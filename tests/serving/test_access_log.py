@@ -6,7 +6,7 @@ import httpx
 
 from serving.database import make_engine
 from serving.keys import KeyStore
-from tests.serving.conftest import form_token, start_server
+from tests.serving.servers import form_token, start_server
 
 PERSON, ASSESSMENT = "P-ACCESS-LOG-7", "A-ACCESS-LOG-9"
 LINE = re.compile(r" INFO reintegra\.access pid=\d+ \[(?P<id>[^\]]+)\] (?P<rest>.*)$")

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 
 from features.spec import load_spec
 from models.registry import model_versions
-from tests.training.conftest import cli
+from tests.training.commands import cli
 from training.train import file_sha256, train
 
 NAME = "reproduced"
