@@ -82,7 +82,7 @@ lint: install
 	$(PY) -m ruff format --check .
 
 # Removes what the next run rebuilds; keeps the audit trail and keys (data/reintegra.db,
-# data/dev-keys.env) and the registered models (mlflow/): delete those by hand to start over.
+# data/audit.key, data/dev-keys.env) and the registered models (mlflow/): delete those by hand to start over.
 clean:
 	rm -rf $(VENV) data/synthetic_*.csv data/example-request.json test-output
-	@echo "kept data/reintegra.db, data/dev-keys.env and mlflow/ (audit trail, keys, models)"
+	@echo "kept data/reintegra.db, data/audit.key, data/dev-keys.env and mlflow/ (audit trail, its key, keys, models)"

@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from features.example import example_record
 from models.registry import configure_tracking
 from serving import problems
-from serving.audit import AuditStore
+from serving.audit import AuditStore, open_seal
 from serving.database import make_engine, migrate
 from serving.head import HeadAsGetMiddleware
 from serving.keys import KeyStore
@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if keys_engine is not audit_engine:
         migrate(keys_engine)
+    audit = AuditStore(audit_engine, open_seal(audit_engine, settings.audit_key_file)[0])
+    audit.bind_key()
     metrics = Metrics()
     holder = ModelHolder(
         settings.model_name,
@@ -90,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.holder = holder
-    app.state.audit = AuditStore(audit_engine)
+    app.state.audit = audit
     app.state.keys = KeyStore(keys_engine)
     app.state.metrics = metrics
     example = {"assessment_id": "A-1001", "person_id": "P-42", "record": example_record(spec)}

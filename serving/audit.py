@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, Select, and_, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, Select, Table, and_, func, insert, or_, select, text, update
 from sqlalchemy.orm import sessionmaker
 
-from serving.tables import IdempotentRequestRow, ReadinessRow, ScoreReadRow, ScoreRow
+from serving.seal import AuditKeyError, Seal, content_hash, create_seal, load_seal
+from serving.tables import AuditChainRow, IdempotentRequestRow, ReadinessRow, ScoreReadRow, ScoreRow
 
 # Free space a SQLite store's disk needs to count as writable: a few scores' worth.
 MIN_FREE_BYTES = 256 * 1024
@@ -34,11 +35,15 @@ class ScoreFilter:
     upto: tuple[datetime, str] | None = None  # (created_at, id) of the newest score a paged list shows
 
 
-class AuditStore:
-    """Scores in a SQL database (SQLite or PostgreSQL), newest first."""
+CHAIN = AuditChainRow.__table__
 
-    def __init__(self, engine: Engine):
+
+class AuditStore:
+    """Scores in a SQL database (SQLite or PostgreSQL), newest first, each signed by `seal`."""
+
+    def __init__(self, engine: Engine, seal: Seal):
         self.engine = engine
+        self.seal = seal
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     def record(self, rows: list[ScoreRow], claim: IdempotentRequestRow | None = None) -> None:
@@ -49,11 +54,13 @@ class AuditStore:
         """
         if not rows and claim is None:
             return
+        values = [_values(row) for row in rows]
+        hashes = [content_hash("scores", v) for v in values]
         with self.engine.begin() as connection:
             if claim is not None:
                 connection.execute(insert(IdempotentRequestRow.__table__), _values(claim))
             if rows:
-                connection.execute(insert(ScoreRow.__table__), [_values(row) for row in rows])
+                self._append(connection, ScoreRow.__table__, values, hashes)
 
     def record_reads(self, key_id: str, request_id: str, route: str, rows: Iterable[ScoreRow]) -> None:
         """Commit that these scores were shown to `key_id`, one row each, before they are sent: the
@@ -72,8 +79,41 @@ class AuditStore:
             for row in rows
         ]
         if values:
+            hashes = [content_hash("score_reads", v) for v in values]
             with self.engine.begin() as connection:
-                connection.execute(insert(ScoreReadRow.__table__), values)
+                self._append(connection, ScoreReadRow.__table__, values, hashes)
+
+    def _append(self, connection: Connection, table: Table, values: list[dict], hashes: list[bytes]) -> None:
+        """Insert rows at the chain's end, each with its place and digest. Advancing the chain row
+        first locks it (a row lock on PostgreSQL, the write lock on SQLite) until the commit, so
+        concurrent writers, from any worker or host, take turns and never fork the chain."""
+        advance = (
+            update(CHAIN)
+            .where(CHAIN.c.id == 1)
+            .values(seq=CHAIN.c.seq + len(values))
+            .returning(CHAIN.c.seq, CHAIN.c.digest)
+        )
+        end, digest = connection.execute(advance).one()
+        digest = digest or ""
+        for seq, value, content in zip(range(end - len(values) + 1, end + 1), values, hashes, strict=True):
+            digest = self.seal.link(digest, seq, content)
+            value["seq"], value["digest"] = seq, digest
+        connection.execute(insert(table), values)
+        connection.execute(update(CHAIN).where(CHAIN.c.id == 1).values(digest=digest))
+
+    def bind_key(self) -> None:
+        """Record which key signs this store, or refuse a key other than the one its rows are signed with:
+        rows signed by two keys could not be verified with either."""
+        fingerprint = self.seal.fingerprint
+        with self.engine.begin() as connection:
+            claim = update(CHAIN).where(CHAIN.c.id == 1, CHAIN.c.key_fingerprint.is_(None))
+            connection.execute(claim.values(key_fingerprint=fingerprint))
+            signer = connection.execute(select(CHAIN.c.key_fingerprint).where(CHAIN.c.id == 1)).scalar_one()
+        if signer != fingerprint:
+            raise AuditKeyError(
+                f"the audit store is signed with key {signer}, and this key is {fingerprint}: "
+                "give the key file the store was signed with (REINTEGRA_AUDIT_KEY_FILE)"
+            )
 
     def claim(self, key_id: str, idempotency_key: str) -> IdempotentRequestRow | None:
         """The request an API key first sent with this Idempotency-Key, if any."""
@@ -168,6 +208,21 @@ class AuditStore:
         if self.engine.dialect.name != "sqlite" or not database:
             return True
         return shutil.disk_usage(Path(database).resolve().parent).free >= MIN_FREE_BYTES
+
+
+def open_seal(engine: Engine, path: Path) -> tuple[Seal, bool]:
+    """The key in `path`, or a new one made there (True) when the store has signed nothing yet; a store
+    already signed with a key whose file is missing is refused, not signed on with a new key."""
+    if path.exists():
+        return load_seal(path), False
+    with engine.connect() as connection:
+        signer = connection.execute(select(CHAIN.c.key_fingerprint).where(CHAIN.c.id == 1)).scalar_one()
+    if signer is not None:
+        raise AuditKeyError(
+            f"the audit key file {path} does not exist, and the audit store is signed with key "
+            f"{signer}: put that key's file there or set REINTEGRA_AUDIT_KEY_FILE to it"
+        )
+    return create_seal(path), True
 
 
 def _values(row: ScoreRow | IdempotentRequestRow) -> dict:

@@ -21,11 +21,14 @@ from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from models.registry import configure_tracking
+from serving.audit import AuditStore, open_seal
 from serving.database import SchemaTooNew, make_engine, migrate
 from serving.keys import ROLES, KeyStore
 from serving.model_store import ModelUnavailable, alias_version, load_version
 from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
+from serving.seal import AuditKeyError, load_seal
 from serving.settings import Settings, store_warnings, unknown_variables
+from serving.verification import TamperEvidence, verify
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 # MLflow retries a tracking server 7 times, 120 s each: a page asking it while it is down would wait
@@ -36,6 +39,8 @@ MLFLOW_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUE
 WORKER_START_SECONDS = 60
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored as hashes).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(help="Check the audit trail's tamper evidence.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 
 @app.callback(invoke_without_command=True)
@@ -138,7 +143,27 @@ def _migrate_stores(settings: Settings) -> None:
     """Once, before the workers start, so a store that cannot be opened stops the server in one line,
     not in a traceback from every worker that uvicorn restarts forever."""
     for url in dict.fromkeys((settings.audit_url, settings.keys_url)):
-        _open_store(url).dispose()
+        engine = _open_store(url)
+        if url == settings.audit_url:
+            _bind_audit_key(engine, settings.audit_key_file)
+        engine.dispose()
+
+
+def _bind_audit_key(engine: Engine, path: Path) -> None:
+    """The key that signs audit rows, made here before the workers start when the store has none yet."""
+    try:
+        seal, created = open_seal(engine, path)
+        AuditStore(engine, seal).bind_key()
+    except AuditKeyError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    if created:
+        typer.echo(
+            f"created the audit key {path} (key {seal.fingerprint}), which signs every audit row: keep a "
+            "copy away from the audit store, and give every server of this store the same file "
+            "(REINTEGRA_AUDIT_KEY_FILE); README.md, 'Tamper evidence', says what it proves",
+            err=True,
+        )
 
 
 def _open_store(url: str) -> Engine:
@@ -240,6 +265,46 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id from 'ke
         raise typer.Exit(2) from exc
     since = f"{key.revoked_at:%Y-%m-%d %H:%M:%S} UTC"
     typer.echo(f"{key.role} key {key.id} ({key.name}) is revoked since {since}")
+
+
+@audit_app.command("verify")
+def verify_audit(
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="SEQ:DIGEST, the 'anchor' line of an earlier verify, kept outside the store."),
+    ] = None,
+) -> None:
+    """Recompute every audit row's digest along the chain; exit 1 naming the first row that fails."""
+    settings = _settings()
+    place = _anchor(anchor) if anchor is not None else None
+    engine = _open_store(settings.audit_url)
+    try:
+        result = verify(engine, load_seal(settings.audit_key_file), place)
+    except AuditKeyError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except TamperEvidence as exc:
+        typer.echo(f"the audit trail fails verification: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"verified {result.rows} signed rows (scores and reads); {result.unsigned} rows from before "
+        "migration 0007 carry no digest and are not covered"
+    )
+    if result.digest is not None:
+        typer.echo(f"anchor: {result.seq}:{result.digest}")
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    """An anchor as verify prints it, or exit 2 saying what one looks like."""
+    seq, _, digest = text.partition(":")
+    if not (seq.isdigit() and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        typer.echo(
+            f"--anchor {text!r}: give SEQ:DIGEST as an earlier verify printed it ('anchor: ...')", err=True
+        )
+        raise typer.Exit(2)
+    return int(seq), digest
 
 
 @app.command("dev-setup")

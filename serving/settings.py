@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     model_alias: str = "champion"
     audit_url: StoreUrl = DEFAULT_DATABASE
     keys_url: StoreUrl = DEFAULT_DATABASE
+    audit_key_file: Path = Field(
+        default=Path("data/audit.key"),
+        description="the key that signs audit rows; keep it off the store's host",
+    )
     poll_seconds: float = Field(default=30.0, ge=0, le=86_400, description="0 turns alias polling off")
     db_pool_size: int = Field(default=5, ge=1, description="connections each worker keeps per store")
     db_max_overflow: int = Field(default=10, ge=0, description="extra connections a worker opens when busy")

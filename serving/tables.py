@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, Float, Index, String
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -46,8 +46,12 @@ class ScoreRow(Base):
     risk_band: Mapped[str] = mapped_column(String(32), index=True)
     record: Mapped[dict] = mapped_column(JSON)
     result: Mapped[dict] = mapped_column(JSON)
+    # Place in the audit chain and HMAC (serving/seal.py); null only in rows from before migration 0007.
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    digest: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
+        Index("ix_scores_seq", "seq", unique=True),
         Index("ix_scores_person_created", "person_id", "created_at"),
         Index("ix_scores_model_band", "model_name", "risk_band"),  # the bands a model's scores hold
     )
@@ -114,3 +118,21 @@ class ScoreReadRow(Base):
     route: Mapped[str] = mapped_column(String(128))
     score_id: Mapped[str] = mapped_column(String(36), index=True)
     person_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    digest: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_score_reads_seq", "seq", unique=True),)
+
+
+class AuditChainRow(Base):
+    """The one row holding the audit chain's end: every write of scores or reads advances it in the
+    same transaction, so writers from every worker and host form one sequence."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str | None] = mapped_column(String(64))
+    key_fingerprint: Mapped[str | None] = mapped_column(String(16))
+    # Rows the store held when migration 0007 ran, which carry no digest.
+    unsigned_rows: Mapped[int] = mapped_column(BigInteger)

@@ -19,7 +19,7 @@ from serving.database import make_engine
 from serving.idempotency import answer_once, score_ref
 from serving.keys import KeyStore
 from serving.tables import ApiKeyRow, IdempotentRequestRow, ScoreRow
-from tests.serving.servers import score_row
+from tests.serving.servers import TEST_SEAL, score_row
 
 
 def claim_twice(store: AuditStore) -> None:
@@ -126,7 +126,7 @@ def refuse_a_write(server, tmp_path, api_records: list[dict]) -> None:
         "the error is one line with its request id, not SQL and links on lines of their own"
     )
     assert "P-secret-7731" not in log and "Prison_Years" not in log
-    _, stored = AuditStore(engine).search(ScoreFilter(person_id="P-secret-7731"), 10, 0)
+    _, stored = AuditStore(engine, TEST_SEAL).search(ScoreFilter(person_id="P-secret-7731"), 10, 0)
     assert stored == 1, "only the accepted score is in the audit trail"
 
 

@@ -19,12 +19,15 @@ import httpx
 from serving.audit import AuditStore, new_score_id, utc_now
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
+from serving.seal import Seal
 from serving.tables import ScoreRow
 
 STARTUP_SECONDS = 90
 PORT_ATTEMPTS = 3
 REASSESSED = "P-REASSESSED"
 REASSESSMENTS = 3
+# One audit key for every store the tests write, so stores shared between tests (PostgreSQL) hold one chain.
+TEST_SEAL = Seal(bytes.fromhex("5eed" * 16))
 
 
 @dataclass
@@ -92,11 +95,14 @@ def start_server(
     store = KeyStore(engine)
     keys = {role: store.create(role, f"test {role}")[1] for role in ("scorer", "reviewer", "admin")}
     engine.dispose()
+    key_file = folder / "audit.key"
+    key_file.write_text(TEST_SEAL.key.hex())
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": registry.uri,
         "REINTEGRA_AUDIT_URL": database,
         "REINTEGRA_KEYS_URL": keys_database,
+        "REINTEGRA_AUDIT_KEY_FILE": str(key_file),
         "REINTEGRA_POLL_SECONDS": "0",
         **(extra_env or {}),
     }
@@ -135,7 +141,7 @@ def with_a_retired_band_score(registry: Registry, folder: Path) -> tuple[Server,
     server = start_server(registry, folder)
     engine = make_engine(server.database)
     old = score_row("P-RETIRED-BAND", model_version="0", risk_band="retired")
-    AuditStore(engine).record([old])
+    AuditStore(engine, TEST_SEAL).record([old])
     engine.dispose()
     return server, old
 

@@ -29,7 +29,7 @@ from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.limits import BODY_IDLE_SECONDS, HEAD_SECONDS, MAX_HEAD_BYTES
 from serving.tables import ScoreReadRow, ScoreRow
-from tests.serving.servers import form_token, start_server, with_a_retired_band_score
+from tests.serving.servers import TEST_SEAL, form_token, start_server, with_a_retired_band_score
 
 PROBLEM = "application/problem+json"
 
@@ -794,7 +794,7 @@ def test_levels_are_matched_as_in_data_files(server, api_records):
 def test_scores_of_another_model_sharing_the_store_are_listed_only_when_asked(server, api_records):
     with server.client("scorer") as scorer:
         ours = scorer.post("/v1/scores", json={"person_id": "P-shared", "record": api_records[6]}).json()
-    store = AuditStore(make_engine(server.database))
+    store = AuditStore(make_engine(server.database), TEST_SEAL)
     row = store.get(ours["id"])
     columns = {c.name: getattr(row, c.name) for c in ScoreRow.__table__.columns}
     theirs = ScoreRow(**{**columns, "id": new_score_id(), "model_name": "other-layout"})

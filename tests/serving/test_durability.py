@@ -16,7 +16,7 @@ from models.pyfunc import load_bundle
 from serving.audit import AuditStore
 from serving.database import make_engine
 from tests.serving.scenarios import refuse_a_write
-from tests.serving.servers import start_server
+from tests.serving.servers import TEST_SEAL, start_server
 
 
 def test_a_score_survives_sigkill_right_after_its_201(registry, tmp_path, api_records):
@@ -28,7 +28,7 @@ def test_a_score_survives_sigkill_right_after_its_201(registry, tmp_path, api_re
         assert created.status_code == 201
     finally:
         server.stop(signal.SIGKILL)
-    stored = AuditStore(make_engine(server.database)).get(created.json()["id"])
+    stored = AuditStore(make_engine(server.database), TEST_SEAL).get(created.json()["id"])
     assert stored is not None
     assert stored.result["risk"] == created.json()["risk"]
     restarted = start_server(registry, tmp_path, database=server.database)

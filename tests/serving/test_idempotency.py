@@ -13,11 +13,13 @@ from serving.audit import AuditStore, ScoreFilter
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from tests.serving.scenarios import claim_twice, race_on_one_key
-from tests.serving.servers import start_server
+from tests.serving.servers import TEST_SEAL, start_server
 
 
 def _stored(server, person_id: str) -> int:
-    return AuditStore(make_engine(server.database)).search(ScoreFilter(person_id=person_id), 10, 0)[1]
+    return AuditStore(make_engine(server.database), TEST_SEAL).search(
+        ScoreFilter(person_id=person_id), 10, 0
+    )[1]
 
 
 def _replays(server) -> float:
@@ -176,13 +178,13 @@ def test_a_retry_after_the_server_was_killed_gets_the_score_it_lost(registry, tm
 def test_a_taken_claim_records_nothing_on_sqlite(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/audit.db")
     migrate(engine)
-    claim_twice(AuditStore(engine))
+    claim_twice(AuditStore(engine, TEST_SEAL))
 
 
 def test_two_requests_racing_on_one_key_answer_with_the_first_committed_score(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/audit.db")
     migrate(engine)
-    race_on_one_key(AuditStore(engine))
+    race_on_one_key(AuditStore(engine, TEST_SEAL))
 
 
 def test_a_batch_item_with_a_lone_surrogate_or_a_huge_integer_is_refused_in_place(server, api_records):

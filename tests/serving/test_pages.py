@@ -29,6 +29,7 @@ from serving.settings import Settings
 from tests.serving.servers import (
     REASSESSED,
     REASSESSMENTS,
+    TEST_SEAL,
     form_token,
     score_row,
     serve_new_model,
@@ -372,7 +373,7 @@ def test_a_score_stored_before_needs_were_observed_quotes_its_threshold(
     from the threshold alone, so the page must not say "the record shows otherwise"."""
     server = start_server(registry, tmp_path)
     engine = make_engine(server.database)
-    audit = AuditStore(engine)
+    audit = AuditStore(engine, TEST_SEAL)
     try:
         with server.client("scorer") as scorer:
             stored = audit.get(scorer.post("/v1/scores", json={"record": api_records[0]}).json()["id"])
@@ -404,7 +405,7 @@ def test_a_score_whose_run_mlflow_lost_says_its_thresholds_are_unknown(registry,
     thresholds are unknown, not quote none and leave the reader to guess."""
     server = start_server(registry, tmp_path)
     engine = make_engine(server.database)
-    audit = AuditStore(engine)
+    audit = AuditStore(engine, TEST_SEAL)
     try:
         with server.client("scorer") as scorer:
             stored = audit.get(scorer.post("/v1/scores", json={"record": api_records[0]}).json()["id"])
@@ -480,7 +481,7 @@ def test_the_next_page_neither_repeats_nor_skips_when_scores_arrive(registry, tm
     the scores that newer ones pushed down (an offset alone would)."""
     server = start_server(registry, tmp_path)
     engine = make_engine(server.database)
-    audit = AuditStore(engine)
+    audit = AuditStore(engine, TEST_SEAL)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     listed = [score_row(f"P-{i}", created_at=start + timedelta(minutes=i)) for i in range(30)]
     audit.record(listed)

@@ -21,7 +21,7 @@ from tests.serving.scenarios import (
     refuse_a_write,
     refuse_odd_key_names,
 )
-from tests.serving.servers import score_row, start_server
+from tests.serving.servers import TEST_SEAL, score_row, start_server
 
 POSTGRES_URL = os.environ.get(
     "REINTEGRA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -45,7 +45,7 @@ def postgres_url() -> str:
 
 
 def test_audit_store_round_trip_and_search(postgres_url):
-    store = AuditStore(make_engine(postgres_url))
+    store = AuditStore(make_engine(postgres_url), TEST_SEAL)
     person = f"pg-{uuid.uuid4()}"
     row = score_row(person, model_version="7", record={"Gender": "M"}, result={"risk": {"band": "moderate"}})
     store.record([row])
@@ -57,7 +57,7 @@ def test_audit_store_round_trip_and_search(postgres_url):
 
 def test_a_search_resumes_after_a_position_among_scores_of_one_time(postgres_url):
     """Scores of one batch share their created_at: the page after one of them goes on by id."""
-    store = AuditStore(make_engine(postgres_url))
+    store = AuditStore(make_engine(postgres_url), TEST_SEAL)
     person, at = f"pg-{uuid.uuid4()}", utc_now()
     rows = [score_row(person, id=f"{person[:30]}-{i}", created_at=at) for i in range(3)]
     older = score_row(person, created_at=at - timedelta(seconds=1))
@@ -67,15 +67,15 @@ def test_a_search_resumes_after_a_position_among_scores_of_one_time(postgres_url
 
 
 def test_a_taken_idempotency_claim_records_nothing(postgres_url):
-    claim_twice(AuditStore(make_engine(postgres_url)))
+    claim_twice(AuditStore(make_engine(postgres_url), TEST_SEAL))
 
 
 def test_two_requests_racing_on_one_idempotency_key(postgres_url):
-    race_on_one_key(AuditStore(make_engine(postgres_url)))
+    race_on_one_key(AuditStore(make_engine(postgres_url), TEST_SEAL))
 
 
 def test_text_with_nul_finds_nothing_instead_of_failing(postgres_url):
-    store = AuditStore(make_engine(postgres_url))
+    store = AuditStore(make_engine(postgres_url), TEST_SEAL)
     assert store.get("a\x00b") is None
     assert store.search(ScoreFilter(person_id="a\x00b", band="x\x00"), limit=10, offset=0) == ([], 0)
 

@@ -1,0 +1,257 @@
+"""Tamper evidence: `python -m serving audit verify` finds an edited, deleted or added audit row, on
+SQLite and PostgreSQL, after writers from several processes and after an upgrade from schema 0006."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import delete, insert, select, update
+from typer.testing import CliRunner, Result
+
+from serving.audit import AuditStore
+from serving.cli import app
+from serving.database import make_engine, migrate
+from serving.seal import load_seal
+from serving.tables import AuditChainRow, ScoreReadRow, ScoreRow
+from tests.serving.servers import TEST_SEAL, free_port, score_row, start_server
+from tests.serving.test_postgres import fresh_database, postgres_url  # noqa: F401 (fixtures)
+
+SCORES = ScoreRow.__table__
+READS = ScoreReadRow.__table__
+CHAIN = AuditChainRow.__table__
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """A new, empty audit store of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/audit.db"
+    return request.getfixturevalue("fresh_database")
+
+
+@pytest.fixture
+def key_file(tmp_path) -> Path:
+    path = tmp_path / "audit.key"
+    path.write_text(TEST_SEAL.key.hex())
+    return path
+
+
+def verify(url: str, key_file: Path, *args: str) -> Result:
+    env = {"REINTEGRA_AUDIT_URL": url, "REINTEGRA_KEYS_URL": url, "REINTEGRA_AUDIT_KEY_FILE": str(key_file)}
+    return CliRunner().invoke(app, ["audit", "verify", *args], env=env)
+
+
+def signed_store(url: str) -> tuple[AuditStore, list[ScoreRow]]:
+    """A store holding three scores (one alone, two as a batch) and a read of each, written as the
+    server writes them."""
+    engine = make_engine(url)
+    migrate(engine)
+    store = AuditStore(engine, TEST_SEAL)
+    store.bind_key()
+    rows = [score_row("P-1", result={"risk": {"probability": 0.4}})]
+    batch = [score_row("P-2", record={"Gender": "F"}), score_row("P-3", record={"Gender": "M"})]
+    store.record(rows)
+    store.record(batch)
+    store.record_reads("reviewer-key", "req-1", "/v1/scores", [*rows, *batch])
+    return store, [*rows, *batch]
+
+
+def anchor_of(result: Result) -> str:
+    return re.search(r"^anchor: (\S+)$", result.stdout, re.MULTILINE).group(1)
+
+
+def test_an_untouched_trail_verifies_and_prints_its_anchor(store_url, key_file):
+    store, _ = signed_store(store_url)
+    result = verify(store_url, key_file)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("verified 6 signed rows (scores and reads); 0 rows from before")
+    assert re.fullmatch(r"6:[0-9a-f]{64}", anchor_of(result))
+    store.engine.dispose()
+
+
+def test_an_edited_score_or_explanation_is_named(store_url, key_file):
+    """What a database administrator can do with any client: rewrite a stored probability or explanation."""
+    store, rows = signed_store(store_url)
+    with store.engine.begin() as connection:
+        connection.execute(update(SCORES).where(SCORES.c.id == rows[1].id).values(risk_probability=0.01))
+    result = verify(store_url, key_file)
+    assert result.exit_code == 1
+    assert f"scores row {rows[1].id} (seq 2) does not match its digest" in result.stderr
+    with store.engine.begin() as connection:  # put it back; now change the first one's explanation
+        connection.execute(update(SCORES).where(SCORES.c.id == rows[1].id).values(risk_probability=0.4))
+        connection.execute(
+            update(SCORES).where(SCORES.c.id == rows[0].id).values(result={"risk": {"probability": 0.1}})
+        )
+    result = verify(store_url, key_file)
+    assert result.exit_code == 1
+    assert f"scores row {rows[0].id} (seq 1) does not match its digest" in result.stderr
+    store.engine.dispose()
+
+
+def test_a_deleted_read_is_found(store_url, key_file):
+    store, rows = signed_store(store_url)
+    with store.engine.begin() as connection:
+        connection.execute(delete(READS).where(READS.c.score_id == rows[1].id))
+    result = verify(store_url, key_file)
+    assert result.exit_code == 1
+    assert "seq 5 is missing: that row was deleted, or its seq or digest cleared" in result.stderr
+    store.engine.dispose()
+
+
+def test_a_row_added_without_a_digest_is_found(store_url, key_file):
+    store, _ = signed_store(store_url)
+    forged = score_row("P-forged")
+    with store.engine.begin() as connection:
+        connection.execute(insert(SCORES).values({c.name: getattr(forged, c.name) for c in SCORES.columns}))
+    result = verify(store_url, key_file)
+    assert result.exit_code == 1
+    assert "1 rows carry no digest, but the store held 0 unsigned rows" in result.stderr
+    store.engine.dispose()
+
+
+def test_the_end_cut_off_is_found_only_against_an_anchor_kept_elsewhere(store_url, key_file):
+    """Without the key nobody can forge a row, but removing the last rows and moving the head back to the
+    row before them leaves a valid, shorter chain: only an anchor kept outside the store shows it."""
+    store, _ = signed_store(store_url)
+    anchor = anchor_of(verify(store_url, key_file))
+    with store.engine.begin() as connection:
+        connection.execute(delete(READS).where(READS.c.seq == 6))
+        fifth = connection.execute(select(READS.c.digest).where(READS.c.seq == 5)).scalar_one()
+        connection.execute(update(CHAIN).values(seq=5, digest=fifth))
+    assert verify(store_url, key_file).exit_code == 0, "the documented limit"
+    result = verify(store_url, key_file, "--anchor", anchor)
+    assert result.exit_code == 1
+    assert "the anchor is at seq 6 but the chain ends at seq 5" in result.stderr
+    store.engine.dispose()
+
+
+def test_another_key_is_refused(store_url, tmp_path):
+    store, _ = signed_store(store_url)
+    other = tmp_path / "other.key"
+    other.write_text("ab" * 32)
+    result = verify(store_url, other)
+    assert result.exit_code == 1
+    assert f"the store is signed with key {TEST_SEAL.fingerprint}, and this key is" in result.stderr
+    store.engine.dispose()
+
+
+def test_writers_of_several_processes_form_one_chain(store_url, key_file):
+    """Each engine stands for a worker: its own connections, writing at the same moment as the others."""
+    signed_store(store_url)[0].engine.dispose()
+    stores = [AuditStore(make_engine(store_url), TEST_SEAL) for _ in range(4)]
+    start = threading.Barrier(len(stores))
+
+    def write(store: AuditStore) -> None:
+        start.wait()
+        for index in range(10):
+            rows = [score_row(f"P-{uuid.uuid4()}") for _ in range(1 + index % 3)]
+            store.record(rows)
+            store.record_reads("k", "r", "/v1/scores", rows)
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        list(pool.map(write, stores))
+    result = verify(store_url, key_file)
+    assert result.exit_code == 0, result.output
+    written = sum(1 + index % 3 for index in range(10))
+    assert result.stdout.startswith(f"verified {6 + len(stores) * 2 * written} signed rows")
+    for store in stores:
+        store.engine.dispose()
+
+
+def test_rows_from_before_the_migration_are_kept_unsigned_and_counted(store_url, key_file):
+    """A store of schema 0006 holding a score and its read is upgraded; its old rows carry no digest
+    (nothing can say they were unchanged before), the new ones are chained after them."""
+    engine = make_engine(store_url)
+    config = Config()
+    config.set_main_option("script_location", "serving:migrations")
+    old = score_row("P-old")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+        columns = {c.name: getattr(old, c.name) for c in SCORES.columns if c.name not in ("seq", "digest")}
+        connection.execute(insert(SCORES).values(columns))
+        read = {"id": "read-1", "read_at": old.created_at, "key_id": "k", "request_id": "r", "route": "/"}
+        connection.execute(insert(READS).values({**read, "score_id": old.id, "person_id": "P-old"}))
+    assert migrate(engine) == ("0006", "0007")
+    store = AuditStore(engine, TEST_SEAL)
+    store.record([score_row("P-new")])
+    result = verify(store_url, key_file)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("verified 1 signed rows (scores and reads); 2 rows from before migration")
+    engine.dispose()
+
+
+def test_two_workers_on_postgresql_keep_one_chain(registry, tmp_path, fresh_database, api_records, key_file):  # noqa: F811
+    server = start_server(registry, tmp_path, database=fresh_database, workers=2)
+    try:
+
+        def score(index: int) -> str:
+            with server.client("scorer") as client:
+                body = {"person_id": f"P-{index}", "record": api_records[index]}
+                return client.post("/v1/scores", json=body).json()["id"]
+
+        with ThreadPoolExecutor(4) as pool:
+            created = list(pool.map(score, range(24)))
+        with server.client("reviewer") as client:
+            for score_id in created[:6]:
+                assert client.get(f"/v1/scores/{score_id}").status_code == 200
+    finally:
+        server.stop()
+    result = verify(fresh_database, key_file)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("verified 30 signed rows")
+
+
+def test_the_first_start_makes_the_key_and_a_later_one_without_it_is_refused(registry, tmp_path):
+    """`make run` needs no step to make the key; a store signed with a key since lost is not signed on
+    with a new one, which would leave its old rows unverifiable."""
+    database = f"sqlite:///{tmp_path}/audit.db"
+    key = tmp_path / "keys" / "audit.key"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("REINTEGRA_")},
+        "MLFLOW_TRACKING_URI": registry.uri,
+        "REINTEGRA_AUDIT_URL": database,
+        "REINTEGRA_KEYS_URL": database,
+        "REINTEGRA_AUDIT_KEY_FILE": str(key),
+        "REINTEGRA_POLL_SECONDS": "0",
+    }
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "serving", "--port", str(free_port())]
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        for _ in range(300):  # bounded: 90 s at most
+            if b"Application startup complete" in log.read_bytes() or process.poll() is not None:
+                break
+            time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    fingerprint = load_seal(key).fingerprint
+    assert f"created the audit key {key} (key {fingerprint}), which signs every audit row" in log.read_text()
+    assert key.stat().st_mode & 0o777 == 0o600
+    key.unlink()
+    refused = subprocess.run(
+        [sys.executable, "-m", "serving", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[-1] == (
+        f"the audit key file {key} does not exist, and the audit store is signed with key "
+        f"{fingerprint}: put that key's file there or set REINTEGRA_AUDIT_KEY_FILE to it"
+    )
