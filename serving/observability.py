@@ -24,9 +24,11 @@ from serving.problems import problem
 
 errors_log = logging.getLogger("reintegra.errors")
 access_log = logging.getLogger("reintegra.access")
+requests_log = logging.getLogger("reintegra.requests")
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MAX_REQUEST_ID = 64
+_SAFE_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_REQUEST_ID}}}")
 
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -227,9 +229,11 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
+        if given and request_id != given:  # the client's id is in no answer or row: say why, not what it was
+            requests_log.warning("replaced X-Request-ID: it %s", _unsafe_because(given))
         status = 500
         started = time.perf_counter()
 
@@ -265,6 +269,13 @@ class RequestContextMiddleware:
                 "%s %s %d %.1f ms key=%s", scope["method"], route, status, seconds * 1000, _key_id(scope)
             )
             request_id_var.reset(token)
+
+
+def _unsafe_because(request_id: str) -> str:
+    """Why a request id is not kept, in words that quote none of it (it could forge a log line)."""
+    if len(request_id) > MAX_REQUEST_ID:
+        return f"has more than {MAX_REQUEST_ID} characters"
+    return "has characters other than letters, digits and . _ : -"
 
 
 def _route_label(scope: Scope) -> str:

@@ -994,6 +994,36 @@ def test_request_id_is_kept_or_generated(server):
     )
 
 
+def test_a_hostile_request_id_is_replaced_stored_as_replaced_and_logged(registry, tmp_path, api_records):
+    """An X-Request-ID the audit trail cannot keep as sent is replaced by a generated one, and the log
+    says so (without the value, which could forge a log line), so a client's id that went missing is
+    explained; the stored score holds the id the answer names."""
+    hostile = ["x" * 65, "a" * 8000, "bad id", "caf\u00e9", "a/../b", "<script>", "id;drop", "%0d%0a"]
+    server = start_server(registry, tmp_path)
+    try:
+        with server.client() as client:
+            answers = [
+                client.get("/healthz", headers={"X-Request-ID": value.encode("latin-1")}) for value in hostile
+            ]
+        with server.client("scorer") as scorer:
+            body = {"person_id": "P-rid", "record": api_records[0]}
+            scored = scorer.post("/v1/scores", json=body, headers={"X-Request-ID": "x" * 65})
+        with server.client("reviewer") as reviewer:
+            stored = reviewer.get(f"/v1/scores/{scored.json()['id']}").json()
+    finally:
+        server.stop()
+    for value, answer in zip(hostile, answers, strict=True):
+        assert re.fullmatch("[0-9a-f]{32}", answer.headers["x-request-id"]), value
+    assert stored["request_id"] == scored.headers["x-request-id"] != "x" * 65
+    log = (tmp_path / "server.log").read_text()
+    for answer in answers[:2]:
+        line = f"[{answer.headers['x-request-id']}] replaced X-Request-ID: it has more than 64 characters"
+        assert line in log
+    allowed = "has characters other than letters, digits and . _ : -"
+    assert f"[{answers[2].headers['x-request-id']}] replaced X-Request-ID: it {allowed}" in log
+    assert "<script>" not in log and "x" * 65 not in log
+
+
 def test_openapi_documents_the_generated_record(server):
     with server.client() as client:
         schema = client.get("/openapi.json").json()
