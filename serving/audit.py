@@ -62,10 +62,15 @@ class AuditStore:
             if rows:
                 self._append(connection, ScoreRow.__table__, values, hashes)
 
-    def record_reads(self, key_id: str, request_id: str, route: str, rows: Iterable[ScoreRow]) -> None:
+    def record_reads(
+        self, key_id: str, request_id: str, route: str, rows: Iterable[ScoreRow], person_id: str | None
+    ) -> None:
         """Commit that these scores were shown to `key_id`, one row each, before they are sent: the
-        trail then says who read whose record, not only who made it."""
+        trail then says who read whose record, not only who made it. A search for `person_id` that shows
+        no score is one row without a score: that the person was looked for is itself about them."""
         read_at = utc_now()
+        looked_up = [(None, person_id)] if person_id and _could_be_person(person_id) else []
+        shown = [(row.id, row.person_id) for row in rows] or looked_up
         values = [
             {
                 "id": new_score_id(),
@@ -73,10 +78,10 @@ class AuditStore:
                 "key_id": key_id,
                 "request_id": request_id,
                 "route": route,
-                "score_id": row.id,
-                "person_id": row.person_id,
+                "score_id": score_id,
+                "person_id": person,
             }
-            for row in rows
+            for score_id, person in shown
         ]
         if values:
             hashes = [content_hash("score_reads", v) for v in values]
@@ -232,6 +237,12 @@ def _values(row: ScoreRow | IdempotentRequestRow) -> dict:
 def _storable(text: str) -> bool:
     """False for text no stored row can hold: PostgreSQL refuses NUL, and ids never contain it."""
     return "\x00" not in text
+
+
+def _could_be_person(person_id: str) -> bool:
+    """Whether a looked-up id fits the column a score's person is stored in; longer text, or text with
+    NUL, names nobody a score could have, and PostgreSQL would refuse the row."""
+    return len(person_id) <= ScoreRow.__table__.c.person_id.type.length and _storable(person_id)
 
 
 def new_score_id() -> str:

@@ -108,6 +108,9 @@ AdminKey = Annotated[ApiKey, Depends(require("admin"))]
 MonitorKey = Annotated[ApiKey, Depends(require("monitor", "reviewer"))]
 
 
-def record_shown(request: Request, audit: AuditStore, key: ApiKey, rows: Iterable[ScoreRow]) -> None:
-    """Record the scores an answer shows to `key`, under the route's template, before it is sent."""
-    audit.record_reads(key.id, request.state.request_id, _route(request), rows)
+def record_shown(
+    request: Request, audit: AuditStore, key: ApiKey, rows: Iterable[ScoreRow], person_id: str | None = None
+) -> None:
+    """Record the scores an answer shows to `key`, or the person it looked for in vain, under the route's
+    template, before it is sent."""
+    audit.record_reads(key.id, request.state.request_id, _route(request), rows, person_id)

@@ -106,8 +106,8 @@ class ReadinessRow(Base):
 
 
 class ScoreReadRow(Base):
-    """One score shown to a key (API or page), so the trail says who read whose record and when, not
-    only who made it. Kept as long as the scores."""
+    """One score shown to a key (API or page), or a person looked up in vain, so the trail says who read
+    whose record and when, not only who made it. Kept as long as the scores."""
 
     __tablename__ = "score_reads"
 
@@ -116,7 +116,8 @@ class ScoreReadRow(Base):
     key_id: Mapped[str] = mapped_column(String(36), index=True)
     request_id: Mapped[str] = mapped_column(String(64))
     route: Mapped[str] = mapped_column(String(128))
-    score_id: Mapped[str] = mapped_column(String(36), index=True)
+    # None for a person looked up whose search showed no score: the lookup alone says they were looked for.
+    score_id: Mapped[str | None] = mapped_column(String(36), index=True)
     person_id: Mapped[str | None] = mapped_column(String(128), index=True)
     seq: Mapped[int | None] = mapped_column(BigInteger)
     digest: Mapped[str | None] = mapped_column(String(64))

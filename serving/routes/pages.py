@@ -288,7 +288,7 @@ def scores_page(
     reversed_range = bool(first and last and first > last)
     if reversed_range:  # said once, under From, and read on either field
         since_error = f"From ({since}) is after To ({until}): no day is in that range"
-    record_shown(request, audit, reviewer.key, rows)
+    record_shown(request, audit, reviewer.key, rows, where.person_id)
     versions = audit.model_versions(holder.name)
     if model_version and model_version not in versions:  # e.g. a version that never served: shown, not "any"
         versions.append(model_version)
@@ -381,9 +381,9 @@ def person_page(
 ) -> Response:
     """One person's assessments, oldest first, so the trend reads left to right."""
     rows, total = audit.search(ScoreFilter(model_name=holder.name, person_id=person_id), PERSON_LIMIT, 0)
+    record_shown(request, audit, reviewer.key, rows, person_id)
     if not rows:
         return _not_found(request, reviewer, f"No scores for person {person_id}.")
-    record_shown(request, audit, reviewer.key, rows)
     rows.reverse()
     serving = holder.current
     by_run = {run_id: runs.spec_of_run(run_id, serving) for run_id in {r.run_id for r in rows}}

@@ -237,7 +237,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         )
         rows, total = audit.search(where, limit + 1, offset, before)
         rows, more = rows[:limit], len(rows) > limit
-        record_shown(request, audit, key, rows)
+        record_shown(request, audit, key, rows, query.person_id)
         items = [
             ScoreSummary(
                 id=r.id,

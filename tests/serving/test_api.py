@@ -571,7 +571,6 @@ def test_every_score_shown_to_a_reviewer_is_recorded_with_the_key_that_read_it(s
             reviewer.get(f"/v1/scores/{score_id}"),
             reviewer.get("/v1/scores", params={"person_id": person}),
         ]
-        reviewer.get("/v1/scores", params={"person_id": "P-nobody-7306"})  # shows no score: nothing to record
     with server.page_client() as browser:
         answers += [
             browser.get(f"/review/scores/{score_id}"),
@@ -1497,3 +1496,33 @@ def test_openapi_documents_metrics_as_text_and_its_refusals(server):
         assert list(documented["content"]) == [response.headers["content-type"].split(";")[0]]
     assert [r.status_code for r in sent] == [200, 403, 401]
     assert list(document["/readyz"]["get"]["responses"]["503"]["content"]) == [PROBLEM]
+
+
+def test_a_person_looked_up_without_scores_is_recorded(server):
+    """A search for a person that showed no score recorded nothing, so the trail could not say that a
+    reviewer key had looked for someone, which a subject-access request asks. Such a lookup is now a row
+    of score_reads with the person and no score; a search naming no person that shows nothing says
+    nothing about anyone and records nothing."""
+    person = "P-nobody-5521"
+    with server.client("reviewer") as reviewer:
+        answers = [reviewer.get("/v1/scores", params={"person_id": person})]
+        unnamed = reviewer.get("/v1/scores", params={"model_version": "999"})
+    with server.page_client() as browser:
+        answers += [
+            browser.get(f"/review/people/{person}"),
+            browser.get("/review/scores", params={"person_id": person}),
+        ]
+        too_long = browser.get("/review/people/" + "x" * 200)  # names nobody a score could have
+    engine = make_engine(server.database)
+    lookups = select(ScoreReadRow).where(ScoreReadRow.score_id.is_(None)).order_by(ScoreReadRow.read_at)
+    with Session(engine) as session:
+        rows = list(session.scalars(lookups))
+    engine.dispose()
+    assert [answer.status_code for answer in answers] == [200, 404, 200] and too_long.status_code == 404
+    assert unnamed.json()["total"] == 0
+    routes = ["/v1/scores", "/review/people/{person_id:path}", "/review/scores"]
+    assert [(r.person_id, r.route, r.request_id) for r in rows if r.person_id == person] == [
+        (person, route, answer.headers["x-request-id"]) for route, answer in zip(routes, answers, strict=True)
+    ]
+    others = {r.person_id for r in rows}  # other tests of this module look for people too
+    assert None not in others and "x" * 200 not in others, "only lookups of someone a score could name"
