@@ -93,16 +93,22 @@ def set_session(response: Response, request: Request, settings: Settings, sessio
     value = request.app.state.page_sessions.dumps(
         {"c": session.csrf, "k": session.key_id, "s": session.since}
     )
-    left = settings.session_hours * 3600 - (clock.time() - session.since)
     response.set_cookie(
         COOKIE,
         value,
-        max_age=max(0, int(min(settings.session_idle_minutes * 60, left))),
+        max_age=seconds_left(session, settings),
         path=pages_path(request),
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
     )
+
+
+def seconds_left(session: Session, settings: Settings) -> int:
+    """How long a session signed again now lasts unused: the idle limit, or less near its absolute end.
+    The cookie expires then, and the page warns before it."""
+    left = settings.session_hours * 3600 - (clock.time() - session.since)
+    return max(0, int(min(settings.session_idle_minutes * 60, left)))
 
 
 def signed_in(request: Request, keys: KeysDep, settings: SettingsDep) -> Reviewer:

@@ -39,6 +39,7 @@ from serving.sessions import (
     read_session,
     safe_next,
     same_token,
+    seconds_left,
     session_signer,
     set_session,
     signed_in_key,
@@ -118,11 +119,17 @@ def _is_page(request: Request) -> bool:
 
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
     response = templates.TemplateResponse(
-        request, name, context, status_code=status, headers=SECURITY_HEADERS
+        request, name, {**context, **_session_context(request)}, status_code=status, headers=SECURITY_HEADERS
     )
     if (session := getattr(request.state, "page_session", None)) is not None:
         set_session(response, request, request.app.state.settings, session)
     return response
+
+
+def _session_context(request: Request) -> dict[str, Any]:
+    """Seconds the page's session lasts unused, for review.js to warn before it ends."""
+    session = getattr(request.state, "page_session", None)
+    return {} if session is None else {"session_seconds": seconds_left(session, request.app.state.settings)}
 
 
 def _not_found(request: Request, reviewer: Reviewer | None, what: str) -> Response:

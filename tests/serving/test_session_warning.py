@@ -1,0 +1,43 @@
+"""The reviewer pages warn, in the real browser, before an unused session ends, and say when it has."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.serving.conftest import Server, start_server
+from tests.serving.test_pages import sign_in
+
+pytestmark = pytest.mark.slow
+IDLE_SECONDS = 15
+
+
+@pytest.fixture(scope="module")
+def server(registry, tmp_path_factory) -> Iterator[Server]:
+    """Sessions that end after 15 s unused, so the warning (at half that) comes within the test."""
+    env = {"REINTEGRA_SESSION_IDLE_MINUTES": str(IDLE_SECONDS / 60)}
+    running = start_server(registry, tmp_path_factory.mktemp("idle"), extra_env=env)
+    yield running
+    running.stop()
+
+
+def test_an_unused_session_is_warned_of_and_its_end_is_said(browser, server):
+    """Nothing said that a page session ends after 30 minutes unused: a reviewer reading a long explanation
+    found out only on the next click, at the sign-in form."""
+    context = browser.new_context(base_url=server.base_url)
+    page = context.new_page()
+    sign_in(page, server.keys["reviewer"])
+    warning = page.get_by_role("alert")
+    assert warning.is_hidden()
+    warning.wait_for(state="visible", timeout=IDLE_SECONDS * 1000)
+    assert "Your session ends at" in warning.inner_text()
+    with page.expect_navigation():
+        warning.get_by_role("link", name="Stay signed in").click()
+    assert page.url.endswith("/review/scores"), "still signed in: the page signed the session again"
+    assert warning.is_hidden()
+    page.get_by_text("Your session has ended.").wait_for(timeout=2 * IDLE_SECONDS * 1000)
+    with page.expect_navigation():
+        warning.get_by_role("link", name="Sign in again").click()
+    assert "/review/sign-in" in page.url, "the warning was right: the session had ended"
+    context.close()
