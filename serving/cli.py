@@ -290,7 +290,7 @@ def verify_audit(
         engine.dispose()
     typer.echo(
         f"verified {result.rows} signed rows (scores and reads); {result.unsigned} rows from before "
-        "migration 0007 carry no digest and are not covered"
+        "migration 0008 carry no digest and are not covered"
     )
     if result.digest is not None:
         typer.echo(f"anchor: {result.seq}:{result.digest}")

@@ -46,7 +46,7 @@ class ScoreRow(Base):
     risk_band: Mapped[str] = mapped_column(String(32), index=True)
     record: Mapped[dict] = mapped_column(JSON)
     result: Mapped[dict] = mapped_column(JSON)
-    # Place in the audit chain and HMAC (serving/seal.py); null only in rows from before migration 0007.
+    # Place in the audit chain and HMAC (serving/seal.py); null only in rows from before migration 0008.
     seq: Mapped[int | None] = mapped_column(BigInteger)
     digest: Mapped[str | None] = mapped_column(String(64))
 
@@ -135,5 +135,5 @@ class AuditChainRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     digest: Mapped[str | None] = mapped_column(String(64))
     key_fingerprint: Mapped[str | None] = mapped_column(String(16))
-    # Rows the store held when migration 0007 ran, which carry no digest.
+    # Rows the store held when migration 0008 ran, which carry no digest.
     unsigned_rows: Mapped[int] = mapped_column(BigInteger)

@@ -61,7 +61,7 @@ def verify(engine: Engine, seal: Seal, anchor: tuple[int, str] | None = None) ->
     if unsigned != head.unsigned_rows:
         raise TamperEvidence(
             f"{unsigned} rows carry no digest, but the store held {head.unsigned_rows} unsigned rows when "
-            "migration 0007 added the chain: rows were added without one"
+            "migration 0008 added the chain: rows were added without one"
         )
     return Verified(head.seq, unsigned, head.seq, head.digest)
 

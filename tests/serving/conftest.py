@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
 
+from serving.database import make_engine, migrate
 from tests.serving.servers import REASSESSED, REASSESSMENTS, Registry, Server, start_server
 from tests.tracking import tracking_store
 
@@ -24,6 +27,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 INSTALL_SECONDS = 900
+POSTGRES_URL = os.environ.get(
+    "REINTEGRA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture(scope="session")
@@ -117,3 +123,32 @@ def scores(server, api_records) -> list[dict]:
             assert response.status_code == 201, response.text
             created.append(response.json())
     return created
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> str:
+    try:
+        engine = make_engine(POSTGRES_URL)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:  # any connection failure means no server to test against
+        pytest.skip(
+            f"no PostgreSQL answers at {POSTGRES_URL} ({type(exc).__name__}); set REINTEGRA_TEST_POSTGRES_URL"
+        )
+    migrate(engine)
+    migrate(engine)
+    engine.dispose()
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def fresh_database(postgres_url) -> Iterator[str]:
+    """An empty database of its own on the same server, dropped afterwards."""
+    name = f"reintegra_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()

@@ -1,13 +1,10 @@
 """The audit trail and key store on a real PostgreSQL, shared by several uvicorn workers."""
 
-import os
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from serving.audit import AuditStore, ScoreFilter, utc_now
@@ -22,26 +19,6 @@ from tests.serving.scenarios import (
     refuse_odd_key_names,
 )
 from tests.serving.servers import TEST_SEAL, score_row, start_server
-
-POSTGRES_URL = os.environ.get(
-    "REINTEGRA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> str:
-    try:
-        engine = make_engine(POSTGRES_URL)
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any connection failure means no server to test against
-        pytest.skip(
-            f"no PostgreSQL answers at {POSTGRES_URL} ({type(exc).__name__}); set REINTEGRA_TEST_POSTGRES_URL"
-        )
-    migrate(engine)
-    migrate(engine)
-    engine.dispose()
-    return POSTGRES_URL
 
 
 def test_audit_store_round_trip_and_search(postgres_url):
@@ -105,19 +82,6 @@ def test_two_workers_share_one_audit_store(registry, tmp_path, postgres_url, api
         server.stop()
     assert page["total"] == 20
     assert {item["id"] for item in page["items"]} == set(created)
-
-
-@pytest.fixture
-def fresh_database(postgres_url) -> Iterator[str]:
-    """An empty database of its own on the same server, dropped afterwards."""
-    name = f"reintegra_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
 
 
 def test_servers_starting_at_once_migrate_a_new_database_once(fresh_database):

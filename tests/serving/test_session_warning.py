@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.serving.conftest import Server, start_server
-from tests.serving.test_pages import sign_in
+from tests.serving.servers import Server, sign_in, start_server
 
 pytestmark = pytest.mark.slow
 IDLE_SECONDS = 15

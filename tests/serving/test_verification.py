@@ -1,5 +1,5 @@
 """Tamper evidence: `python -m serving audit verify` finds an edited, deleted or added audit row, on
-SQLite and PostgreSQL, after writers from several processes and after an upgrade from schema 0006."""
+SQLite and PostgreSQL, after writers from several processes and after an upgrade from schema 0007."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from serving.database import make_engine, migrate
 from serving.seal import load_seal
 from serving.tables import AuditChainRow, ScoreReadRow, ScoreRow
 from tests.serving.servers import TEST_SEAL, free_port, score_row, start_server
-from tests.serving.test_postgres import fresh_database, postgres_url  # noqa: F401 (fixtures)
 
 SCORES = ScoreRow.__table__
 READS = ScoreReadRow.__table__
@@ -171,7 +170,7 @@ def test_writers_of_several_processes_form_one_chain(store_url, key_file):
 
 
 def test_rows_from_before_the_migration_are_kept_unsigned_and_counted(store_url, key_file):
-    """A store of schema 0006 holding a score and its read is upgraded; its old rows carry no digest
+    """A store of schema 0007 holding a score and its read is upgraded; its old rows carry no digest
     (nothing can say they were unchanged before), the new ones are chained after them."""
     engine = make_engine(store_url)
     config = Config()
@@ -179,12 +178,12 @@ def test_rows_from_before_the_migration_are_kept_unsigned_and_counted(store_url,
     old = score_row("P-old")
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0006")
+        command.upgrade(config, "0007")
         columns = {c.name: getattr(old, c.name) for c in SCORES.columns if c.name not in ("seq", "digest")}
         connection.execute(insert(SCORES).values(columns))
         read = {"id": "read-1", "read_at": old.created_at, "key_id": "k", "request_id": "r", "route": "/"}
         connection.execute(insert(READS).values({**read, "score_id": old.id, "person_id": "P-old"}))
-    assert migrate(engine)[0] == "0006"
+    assert migrate(engine)[0] == "0007"
     store = AuditStore(engine, TEST_SEAL)
     store.record([score_row("P-new")])
     result = verify(store_url, key_file)
@@ -193,7 +192,7 @@ def test_rows_from_before_the_migration_are_kept_unsigned_and_counted(store_url,
     engine.dispose()
 
 
-def test_two_workers_on_postgresql_keep_one_chain(registry, tmp_path, fresh_database, api_records, key_file):  # noqa: F811
+def test_two_workers_on_postgresql_keep_one_chain(registry, tmp_path, fresh_database, api_records, key_file):
     server = start_server(registry, tmp_path, database=fresh_database, workers=2)
     try:
 

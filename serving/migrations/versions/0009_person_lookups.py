@@ -1,15 +1,15 @@
 """A person looked up whose search showed no score is a row of score_reads without a score: the lookup
 alone says the person was looked for.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
