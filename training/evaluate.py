@@ -10,6 +10,7 @@ from features.spec import DatasetSpec
 from models.bundle import ScoringBundle
 from training.fairness import band_gap_rows, fpr_extremes, group_table, nij_fair_accurate
 from training.fit import outcome
+from training.group_intervals import group_intervals
 from training.intervals import bootstrap_intervals
 from training.metrics import probability_metrics, safe_auc
 
@@ -35,14 +36,7 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
     if bundle.incumbent is not None:
         baselines["incumbent"].update(_incumbent_auc(bundle, typed, y, risk))
     fairness = {
-        attribute: group_table(
-            y,
-            risk,
-            typed[attribute],
-            spec.gates.operating_threshold,
-            spec.gates.min_group_size,
-            spec.risk_bands,
-        )
+        attribute: _audit(y, risk, typed[attribute], spec)
         for attribute in spec.protected
         if attribute in typed
     }
@@ -73,6 +67,13 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
                 report["nij_fair_accurate"] = score
                 break
     return report
+
+
+def _audit(y: np.ndarray, risk: np.ndarray, groups: pd.Series, spec: DatasetSpec) -> dict:
+    """One attribute's fairness table with its per-group bootstrap intervals."""
+    threshold = spec.gates.operating_threshold
+    table = group_table(y, risk, groups, threshold, spec.gates.min_group_size, spec.risk_bands)
+    return {**table, "intervals": group_intervals(y, risk, groups, threshold, table)}
 
 
 def _incumbent_auc(bundle: ScoringBundle, typed: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict:

@@ -75,8 +75,13 @@ GAP_DENOMINATORS = {"fpr": "n_negative", "fnr": "n_positive", "ece": "n"}
 
 def fpr_extremes(table: dict) -> tuple[str, str] | None:
     """The groups with the highest and the lowest FPR among those the FPR gap spans."""
-    rates = {g: row["fpr"] for g, row in table["groups"].items()}
-    return _extremes(rates, table.get("left_out", {}).get("fpr", []))
+    return rate_extremes(table, "fpr")
+
+
+def rate_extremes(table: dict, rate: str) -> tuple[str, str] | None:
+    """The groups with the highest and the lowest `rate` among those its gap spans."""
+    rates = {g: row[rate] for g, row in table["groups"].items()}
+    return _extremes(rates, table.get("left_out", {}).get(rate, []))
 
 
 def _too_small(sizes: dict[str, int], min_group_size: int) -> list[str]:

@@ -18,7 +18,7 @@ SEED = 0  # the same resamples for every version, so that their intervals compar
 METRICS = ("auc", "brier", "auc_minus_logistic", "fpr_gap", "band_rate_gap")
 
 
-class _Ranked:
+class Ranked:
     """One score's distinct values, so that a weighted AUC is a cumulative sum over them."""
 
     def __init__(self, score: np.ndarray):
@@ -56,7 +56,7 @@ def bootstrap_intervals(
     miscalibration.) The band rate gap's interval is likewise of the signed difference between the
     observed rates of `band_cells`, the rows of the two cells that fairness.band_gap_rows names."""
     y, risk = np.asarray(y, dtype=float), np.asarray(risk, dtype=float)
-    model, baseline = _Ranked(risk), _Ranked(np.asarray(logistic, dtype=float))
+    model, baseline = Ranked(risk), Ranked(np.asarray(logistic, dtype=float))
     flagged, outcome = risk >= threshold, y == 1
     negatives = (
         [] if groups is None or gap_groups is None else _negatives(y, group_labels(groups), gap_groups)

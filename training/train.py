@@ -178,7 +178,13 @@ def _write_artifacts(
         folder / "domain_importance.csv"
     )
     fairness_rows = [
-        {"attribute": attribute, "group": group, **row, **_band_columns(table["bands"], group)}
+        {
+            "attribute": attribute,
+            "group": group,
+            **row,
+            **_interval_columns(table["intervals"], group),
+            **_band_columns(table["bands"], group),
+        }
         for attribute, table in evaluation["fairness"].items()
         for group, row in table["groups"].items()
     ]
@@ -303,6 +309,15 @@ def _metric_part(name: str) -> str:
     """A spec's column or need name as MLflow accepts it in a metric name (letters, digits, _ - . and
     spaces): a header such as "Race (self-reported)" would otherwise stop training at logging."""
     return re.sub(r"[^\w.\- ]", "_", name)
+
+
+def _interval_columns(intervals: dict, group: str) -> dict:
+    """A group's bootstrap intervals as columns of its CSV row (fpr_low, fpr_high, ...)."""
+    return {
+        f"{rate}_{end}": None if bounds is None else bounds[i]
+        for rate, bounds in intervals["groups"][group].items()
+        for i, end in enumerate(("low", "high"))
+    }
 
 
 def _band_columns(bands: dict[str, dict[str, dict]], group: str) -> dict:

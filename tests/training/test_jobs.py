@@ -820,3 +820,26 @@ def test_bootstrap_reads_its_spec_even_when_a_champion_exists(trained, store, tm
         "bootstrap", "--spec", "georgia_parole", "--data", "x.csv", "--name", "has-champion", uri=store
     )
     assert fine.returncode == 0 and "has-champion@champion is version 1; nothing to do" in fine.stderr
+
+
+def test_group_intervals_reach_the_json_the_csv_and_the_card(trained, tmp_path):
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=trained.run_id, dst_path=str(tmp_path)))
+    race = json.loads((folder / "evaluation.json").read_text())["fairness"]["Race"]
+    assert json.loads((folder / "fairness.json").read_text())["Race"]["intervals"] == race["intervals"]
+    intervals = race["intervals"]
+    assert (intervals["resamples"], intervals["stratified_by"]) == (1000, "group")
+    csv = pd.read_csv(folder / "fairness.csv").set_index("group")
+    card = (folder / "model_card.md").read_text()
+    for group, row in race["groups"].items():
+        bounds = intervals["groups"][group]
+        assert csv.loc[group, "fpr_low"] == pytest.approx(bounds["fpr"][0])
+        assert csv.loc[group, "auc_high"] == pytest.approx(bounds["auc"][1])
+        assert csv.loc[group, "fpr"] == pytest.approx(row["fpr"])  # the point estimate stays
+        shown = " | ".join(
+            f"{bounds[r][0]:.3f}-{bounds[r][1]:.3f}" for r in ("base_rate", "auc", "fpr", "fnr")
+        )
+        assert f"| {group} | {shown} |" in card, group
+    high, low = intervals["fpr_gap_groups"]
+    gap = intervals["fpr_gap"]
+    assert f"FPR of {high} minus FPR of {low}, resampled within groups: {gap[0]:.4f} to {gap[1]:.4f}" in card
+    assert "intervals, 1000 resamples, each group resampled within itself at its own size):" in card
