@@ -11,6 +11,7 @@ from models.bundle import ScoringBundle
 from training.fairness import band_gap_rows, fpr_extremes, group_table, nij_fair_accurate
 from training.fit import outcome
 from training.group_intervals import group_intervals
+from training.group_warnings import small_group_warnings
 from training.intervals import bootstrap_intervals
 from training.metrics import probability_metrics, safe_auc
 
@@ -70,10 +71,12 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
 
 
 def _audit(y: np.ndarray, risk: np.ndarray, groups: pd.Series, spec: DatasetSpec) -> dict:
-    """One attribute's fairness table with its per-group bootstrap intervals."""
+    """One attribute's fairness table with its per-group bootstrap intervals and the rates too few
+    people make uncertain."""
     threshold = spec.gates.operating_threshold
     table = group_table(y, risk, groups, threshold, spec.gates.min_group_size, spec.risk_bands)
-    return {**table, "intervals": group_intervals(y, risk, groups, threshold, table)}
+    table["intervals"] = group_intervals(y, risk, groups, threshold, table)
+    return {**table, "small_groups": small_group_warnings(table, spec.gates.max_fpr_gap)}
 
 
 def _incumbent_auc(bundle: ScoringBundle, typed: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict:

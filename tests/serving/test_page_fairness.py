@@ -43,3 +43,11 @@ def test_each_groups_intervals_are_shown_beside_the_audit(model_page):
     )
     caption = page.locator("#intervals-Race-caption").inner_text()
     assert "95% bootstrap intervals, 1000 resamples, each group resampled within itself" in caption
+
+
+def test_rates_resting_on_few_people_are_warned_of(model_page):
+    page, model = model_page
+    warnings = model["fairness"]["Race"]["small_groups"]
+    assert warnings, "the synthetic test part's groups are too small for +-0.05"
+    shown = page.locator("#small-groups-Race li").all_inner_texts()
+    assert shown == [warning["message"] for warning in warnings]

@@ -843,3 +843,17 @@ def test_group_intervals_reach_the_json_the_csv_and_the_card(trained, tmp_path):
     gap = intervals["fpr_gap"]
     assert f"FPR of {high} minus FPR of {low}, resampled within groups: {gap[0]:.4f} to {gap[1]:.4f}" in card
     assert "intervals, 1000 resamples, each group resampled within itself at its own size):" in card
+
+
+def test_rates_resting_on_few_people_are_warned_of_in_the_json_and_the_card(
+    trained, store, data_file, tmp_path
+):
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=trained.run_id, dst_path=str(tmp_path)))
+    race = json.loads((folder / "evaluation.json").read_text())["fairness"]["Race"]
+    card = (folder / "model_card.md").read_text()
+    assert race["small_groups"], "about 500 people a group in the synthetic test part: +-0.05 is not reached"
+    assert "Too few people for these rates to mean much:\n" in card
+    for warning in race["small_groups"]:
+        assert f"- {warning['message']}\n" in card
+    result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data_file), uri=store)
+    assert "small_groups" in json.loads(result.stdout)["fairness"]["Race"]

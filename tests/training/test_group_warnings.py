@@ -1,0 +1,60 @@
+"""Warnings for group error rates resting on too few people, on a cohort with one small group."""
+
+import numpy as np
+import pandas as pd
+
+from features.spec import RiskBands
+from training.fairness import group_table
+from training.group_intervals import group_intervals
+from training.group_warnings import small_group_warnings
+
+BANDS = RiskBands(cut_points=[0.35, 0.55, 0.75], labels=["low", "moderate", "high", "very_high"])
+
+
+def _audit(y: np.ndarray, risk: np.ndarray, groups: pd.Series) -> dict:
+    table = group_table(y, risk, groups, 0.5, 30, BANDS)
+    table["intervals"] = group_intervals(y, risk, groups, 0.5, table)
+    return table
+
+
+def _cohort(n: int) -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, n)
+    risk = np.clip(0.5 + 0.25 * (y - 0.5) + rng.normal(0, 0.2, n), 0, 1)
+    groups = pd.Series(rng.choice(["LARGE", "SMALL"], n, p=[0.97, 0.03]))
+    return y, risk, groups
+
+
+def test_a_small_groups_rates_are_warned_of_and_a_large_groups_are_not():
+    y, risk, groups = _cohort(8000)
+    table = _audit(y, risk, groups)
+    warnings = small_group_warnings(table, 0.05)
+    assert {(w["group"], w["rate"]) for w in warnings} == {("SMALL", "fpr"), ("SMALL", "fnr")}
+    fpr = next(w for w in warnings if w["rate"] == "fpr")
+    row, bounds = table["groups"]["SMALL"], table["intervals"]["groups"]["SMALL"]["fpr"]
+    assert fpr["count"] == row["n_negative"] and fpr["interval"] == bounds
+    assert max(row["fpr"] - bounds[0], bounds[1] - row["fpr"]) > 0.05
+    assert fpr["message"] == (
+        f"SMALL: FPR {row['fpr']:.3f} rests on {row['n_negative']} people without the outcome; its 95% "
+        f"interval {bounds[0]:.3f}-{bounds[1]:.3f} reaches more than 0.05 from it, the largest gap the gate "
+        "allows, so a gap of that size to this group could be noise"
+    )
+
+
+def test_the_precision_asked_decides_and_a_left_out_group_says_so():
+    y, risk, groups = _cohort(1200)  # SMALL: about 36 people, under 30 on each side
+    table = _audit(y, risk, groups)
+    assert table["left_out"]["fpr"] == ["SMALL"]
+    messages = {(w["group"], w["rate"]): w["message"] for w in small_group_warnings(table, 0.05)}
+    assert messages[("SMALL", "fpr")].endswith("(left out of the FPR gap: under 30)")
+    assert ("LARGE", "fpr") not in messages  # about 580 people without the outcome: about +-0.04
+    assert ("LARGE", "fpr") in {(w["group"], w["rate"]) for w in small_group_warnings(table, 0.03)}
+    assert small_group_warnings(table, 0.5) == []
+
+
+def test_a_group_without_one_outcome_is_warned_to_have_no_rate():
+    y, risk, groups = _cohort(2000)
+    y[(groups == "SMALL").to_numpy()] = 1
+    (warning,) = [w for w in small_group_warnings(_audit(y, risk, groups), 0.05) if w["rate"] == "fpr"]
+    assert warning["message"].startswith("SMALL: no people without the outcome, so no FPR")
+    assert (warning["count"], warning["interval"]) == (0, None)
