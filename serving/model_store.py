@@ -19,7 +19,7 @@ from models.registry import DEFAULT_MODEL_NAME, FORCED_REASON_TAG, run_artifact,
 from serving.schemas import record_changes, record_model
 
 log = logging.getLogger("reintegra.model")
-RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md")
+RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md", "plots.json")
 # MLflow's answers when the name or the alias is not registered, as against MLflow being out of reach.
 NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
@@ -285,7 +285,7 @@ def _record_schema(model: ServingModel) -> dict:
 
 
 def run_documents(run_id: str) -> dict[str, str]:
-    """The run's evaluation, fairness table and model card, those it has."""
+    """The run's evaluation, fairness table, model card and plot numbers, those it has."""
     documents = {}
     for name in RUN_DOCUMENTS:
         try:
@@ -298,3 +298,8 @@ def run_documents(run_id: str) -> dict[str, str]:
 def evaluation_of(documents: dict[str, str]) -> dict:
     """The evaluation report among a run's documents ({} when it has none)."""
     return json.loads(documents.get("evaluation.json", "{}"))
+
+
+def plots_of(documents: dict[str, str]) -> dict:
+    """The numbers each plot of the run shows ({} for a run logged before plots.json)."""
+    return json.loads(documents.get("plots.json", "{}"))

@@ -16,9 +16,12 @@ from sklearn.metrics import roc_curve
 
 from training.metrics import ECE_BINS
 
+SHAP_SHOWN = 15
 
-def calibration_plot(y: np.ndarray, p: np.ndarray, path: Path) -> None:
-    """Observed rate against mean predicted probability per equal-width bin, with counts."""
+
+def calibration_plot(y: np.ndarray, p: np.ndarray, path: Path) -> dict:
+    """Observed rate against mean predicted probability per equal-width bin, with counts; returns the
+    points drawn, so the page can say them to someone who cannot see the plot."""
     which = np.minimum((p * ECE_BINS).astype(int), ECE_BINS - 1)
     bins = [b for b in range(ECE_BINS) if (which == b).any()]
     predicted = [p[which == b].mean() for b in bins]
@@ -32,12 +35,23 @@ def calibration_plot(y: np.ndarray, p: np.ndarray, path: Path) -> None:
     ax.set_title("Calibration on the test part (n per bin)")
     ax.legend(loc="upper left")
     _save(fig, path)
+    counts = [int((which == b).sum()) for b in bins]
+    return {
+        "bins": [
+            {"mean_predicted": float(x), "observed": float(o), "n": n}
+            for x, o, n in zip(predicted, observed, counts, strict=True)
+        ]
+    }
 
 
-def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], aucs: dict[str, float | None], path: Path) -> None:
+def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], aucs: dict[str, float | None], path: Path) -> dict:
     """ROC curves of the model and its baselines on the same rows; a score without an AUC (its rows
-    hold one outcome) is named in the legend with no curve."""
+    hold one outcome) is named in the legend with no curve. Returns each curve's AUC and rows."""
     fig, ax = plt.subplots(figsize=(5.5, 6.5))
+    curves = [
+        {"name": name, "auc": aucs[name], "rows": int((~np.isnan(score)).sum())}
+        for name, score in scores.items()
+    ]
     for name, score in scores.items():
         if aucs[name] is None:
             ax.plot([], [], label=f"{name} (no AUC: the rows it scores hold one outcome)")
@@ -51,24 +65,33 @@ def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], aucs: dict[str, float
     # Below the axes: long baseline names must not cover the curves.
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize="small", frameon=False)
     _save(fig, path)
+    return {"curves": curves, "rows": len(y)}
 
 
-def shap_summary_plot(contributions: np.ndarray, X: pd.DataFrame, path: Path) -> None:
-    """The usual SHAP beeswarm: which inputs move the calibrated log-odds, and which way."""
+def shap_summary_plot(contributions: np.ndarray, X: pd.DataFrame, path: Path) -> dict:
+    """The usual SHAP beeswarm: which inputs move the calibrated log-odds, and which way. Returns the
+    inputs shown, largest first as shap orders them (by mean absolute contribution)."""
     shap.summary_plot(
-        contributions, X, show=False, max_display=15, plot_size=(8, 6), rng=np.random.default_rng(0)
+        contributions, X, show=False, max_display=SHAP_SHOWN, plot_size=(8, 6), rng=np.random.default_rng(0)
     )
     fig = plt.gcf()
     fig.suptitle(
-        f"Risk contributions (calibrated log-odds), the {min(15, X.shape[1])} largest of {X.shape[1]} "
-        "inputs\ncolour: the input's encoded value (order or category code); grey: missing",
+        f"Risk contributions (calibrated log-odds), the {min(SHAP_SHOWN, X.shape[1])} largest of "
+        f"{X.shape[1]} inputs\ncolour: the input's encoded value (order or category code); grey: missing",
         fontsize="small",
     )
     _save(fig, path)
+    size = np.abs(contributions).mean(axis=0)
+    shown = np.argsort(-size, kind="stable")[:SHAP_SHOWN]
+    return {
+        "inputs": [{"name": str(X.columns[i]), "mean_abs_contribution": float(size[i])} for i in shown],
+        "of": X.shape[1],
+    }
 
 
-def domain_importance_plot(importance: pd.Series, path: Path) -> None:
-    """Mean size of each domain's summed contribution, the sums every explanation reports."""
+def domain_importance_plot(importance: pd.Series, path: Path) -> dict:
+    """Mean size of each domain's summed contribution, the sums every explanation reports; returns
+    them largest first."""
     fig, ax = plt.subplots(figsize=(6, 4))
     importance.sort_values().plot.barh(ax=ax, color="#3465a4")
     ax.set(
@@ -77,6 +100,10 @@ def domain_importance_plot(importance: pd.Series, path: Path) -> None:
         title="Risk drivers by domain",
     )
     _save(fig, path)
+    ordered = importance.sort_values(ascending=False)
+    return {
+        "domains": [{"name": str(name), "mean_abs_contribution": float(v)} for name, v in ordered.items()]
+    }
 
 
 def _save(fig: plt.Figure, path: Path) -> None:

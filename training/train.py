@@ -159,21 +159,25 @@ def _write_artifacts(
 ) -> None:
     spec = bundle.spec
     y = outcome(test_part, spec)
-    plots.calibration_plot(y, scores["risk"].to_numpy(), folder / "calibration.png")
+    drawn = {
+        "calibration.png": plots.calibration_plot(y, scores["risk"].to_numpy(), folder / "calibration.png")
+    }
     logistic, incumbent = baseline_label("logistic", spec), baseline_label("incumbent", spec)
     curves = {"this model": scores["risk"].to_numpy(), logistic: scores["baseline_logistic"].to_numpy()}
     aucs = {"this model": evaluation["risk"]["auc"], logistic: evaluation["baselines"]["logistic"]["auc"]}
     if bundle.incumbent is not None:
         curves[incumbent] = bundle.incumbent.score(test_part)
         aucs[incumbent] = evaluation["baselines"]["incumbent"]["auc"]
-    plots.roc_plot(y, curves, aucs, folder / "roc.png")
+    drawn["roc.png"] = plots.roc_plot(y, curves, aucs, folder / "roc.png")
     X = bundle.encode(test_part)
     _, contributions = bundle.risk.explain(X)
-    plots.shap_summary_plot(contributions, X, folder / "shap_summary.png")
+    drawn["shap_summary.png"] = plots.shap_summary_plot(contributions, X, folder / "shap_summary.png")
     # A domain's importance is the size of its summed contribution, as explanations report it.
     by_domain = pd.DataFrame(contributions, columns=X.columns).T.groupby(spec.domains()).sum().T
     domains = by_domain.abs().mean().sort_values(ascending=False)
-    plots.domain_importance_plot(domains, folder / "domain_importance.png")
+    drawn["domain_importance.png"] = plots.domain_importance_plot(domains, folder / "domain_importance.png")
+    # What each plot shows, as numbers: the model page's text alternative of the plot.
+    (folder / "plots.json").write_text(json.dumps(drawn, indent=2))
     domains.rename_axis("domain").rename("mean_abs_domain_contribution").to_csv(
         folder / "domain_importance.csv"
     )

@@ -25,7 +25,8 @@ from serving import pages, runs
 from serving.addresses import PAGES_PREFIX, app_path, path_for, without_trailing_slash
 from serving.audit import AuditStore, ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep, record_shown
-from serving.model_store import evaluation_of
+from serving.model_store import evaluation_of, plots_of
+from serving.plot_texts import plot_texts
 from serving.problems import field_errors
 from serving.search import band_error, cursor_of, known_bands, position
 from serving.sessions import (
@@ -497,7 +498,7 @@ def model_page(
             "needs": evaluation.get("needs", {}),
             "intervals": evaluation.get("intervals"),
             "macro_auc": evaluation.get("macro_auc"),
-            "artifacts": runs.ARTIFACTS,
+            "artifacts": plot_texts(plots_of(documents), runs.ARTIFACTS),
             "fairness": {
                 attribute: (
                     table,

@@ -3,6 +3,7 @@ of the plots, each checked against the numbers GET /v1/model gives for the same 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -51,3 +52,32 @@ def test_rates_resting_on_few_people_are_warned_of(model_page):
     assert warnings, "the synthetic test part's groups are too small for +-0.05"
     shown = page.locator("#small-groups-Race li").all_inner_texts()
     assert shown == [warning["message"] for warning in warnings]
+
+
+def test_each_plots_text_alternative_says_the_numbers_it_shows(model_page):
+    """Checked against GET /v1/model's metrics, which the plots' numbers were not read from."""
+    page, model = model_page
+    alts = {
+        image.get_attribute("src").rsplit("/", 1)[1]: image.get_attribute("alt")
+        for image in page.locator("#plots-heading ~ .plots img").all()
+    }
+    assert set(alts) == {"calibration.png", "roc.png", "shap_summary.png", "domain_importance.png"}
+    risk, baselines = model["metrics"]["risk"], model["baselines"]
+    assert f"this model: AUC {risk['auc']:.3f}" in alts["roc.png"]
+    assert f"AUC {baselines['logistic']['auc']:.3f}" in alts["roc.png"]
+    incumbent = baselines["incumbent"]
+    assert f"AUC {incumbent['auc']:.3f} on the {incumbent['auc_n']} of " in alts["roc.png"] or (
+        f"AUC {incumbent['auc']:.3f}." in alts["roc.png"]
+    )
+    counts = [int(n) for n in re.findall(r"observed \(n (\d+)\)", alts["calibration.png"])]
+    race = model["fairness"]["Race"]
+    assert sum(counts) == sum(g["n"] for g in race["groups"].values()) + race["n_missing"]
+    assert "The 15 largest of " in alts["shap_summary.png"]
+    shap_inputs = re.findall(r"(\w+) (\d\.\d{3})", alts["shap_summary.png"].split("largest first: ")[1])
+    assert len(shap_inputs) == 15 and {name for name, _ in shap_inputs} <= set(model["inputs"])
+    sizes = [float(size) for _, size in shap_inputs]
+    assert sizes == sorted(sizes, reverse=True)
+    assert "largest first: " in alts["domain_importance.png"]
+    for file, alt in alts.items():  # the visible caption stays short; the numbers are in the alternative
+        caption = page.locator(f'img[src$="/{file}"] + figcaption').inner_text()
+        assert alt.startswith(caption) and len(alt) > len(caption) + 20, file

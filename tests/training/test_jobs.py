@@ -857,3 +857,44 @@ def test_rates_resting_on_few_people_are_warned_of_in_the_json_and_the_card(
         assert f"- {warning['message']}\n" in card
     result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data_file), uri=store)
     assert "small_groups" in json.loads(result.stdout)["fairness"]["Race"]
+
+
+def test_plots_json_holds_the_numbers_each_plot_shows(trained, spec, training_typed, tmp_path):
+    """Checked against the test part scored again and numpy, and against the run's other artifacts."""
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=trained.run_id, dst_path=str(tmp_path)))
+    drawn = json.loads((folder / "plots.json").read_text())
+    evaluation = json.loads((folder / "evaluation.json").read_text())
+    typed = training_typed
+    y = outcome(typed, spec)
+    _, held_out = train_test_split(np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=3)
+    risk = trained.bundle.predict_frame(typed.iloc[held_out])["risk"].to_numpy()
+    truth = y[held_out]
+    which = np.minimum(np.floor(risk * 10), 9)
+    bins = [
+        {
+            "mean_predicted": risk[which == b].mean(),
+            "observed": truth[which == b].mean(),
+            "n": (which == b).sum(),
+        }
+        for b in range(10)
+        if (which == b).any()
+    ]
+    assert len(drawn["calibration.png"]["bins"]) == len(bins)
+    for got, expected in zip(drawn["calibration.png"]["bins"], bins, strict=True):
+        assert got == pytest.approx(expected, abs=1e-12)
+    curves = {c["name"]: c for c in drawn["roc.png"]["curves"]}
+    assert curves["this model"]["auc"] == pytest.approx(evaluation["risk"]["auc"])
+    assert curves["this model"]["rows"] == drawn["roc.png"]["rows"] == evaluation["n"]
+    importance = pd.read_csv(folder / "domain_importance.csv", index_col="domain")[
+        "mean_abs_domain_contribution"
+    ]
+    assert [(d["name"], d["mean_abs_contribution"]) for d in drawn["domain_importance.png"]["domains"]] == [
+        (name, pytest.approx(value)) for name, value in importance.items()
+    ]
+    X = trained.bundle.encode(typed.iloc[held_out])
+    _, contributions = trained.bundle.risk.explain(X)
+    size = pd.Series(np.abs(contributions).mean(axis=0), index=X.columns).sort_values(ascending=False)
+    assert drawn["shap_summary.png"]["of"] == X.shape[1]
+    assert [(i["name"], i["mean_abs_contribution"]) for i in drawn["shap_summary.png"]["inputs"]] == [
+        (name, pytest.approx(value)) for name, value in size.iloc[:15].items()
+    ]
