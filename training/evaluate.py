@@ -12,6 +12,7 @@ from training.fairness import band_gap_rows, fpr_extremes, group_table, nij_fair
 from training.fit import outcome
 from training.group_intervals import group_intervals
 from training.group_warnings import small_group_warnings
+from training.intersections import intersections
 from training.intervals import bootstrap_intervals
 from training.metrics import probability_metrics, safe_auc
 
@@ -49,6 +50,10 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
         "baselines": baselines,
         **_needs_report(scores, typed, spec),
         "fairness": fairness,
+        "intersections": {
+            name: _audit(y, risk, groups, spec)
+            for name, groups in intersections(typed, spec.protected).items()
+        },
         "nij_fair_accurate": None,
         "unseen_values": bundle.unseen_values(typed),
         "intervals": bootstrap_intervals(

@@ -189,7 +189,7 @@ def _write_artifacts(
             **_interval_columns(table["intervals"], group),
             **_band_columns(table["bands"], group),
         }
-        for attribute, table in evaluation["fairness"].items()
+        for attribute, table in {**evaluation["fairness"], **evaluation["intersections"]}.items()
         for group, row in table["groups"].items()
     ]
     pd.DataFrame(fairness_rows).to_csv(folder / "fairness.csv", index=False)

@@ -507,6 +507,7 @@ def model_page(
                 for attribute, table in evaluation.get("fairness", {}).items()
             },
             "gates": gates,
+            "intersections": evaluation.get("intersections", {}),
             "card": pages.markdown(documents.get("model_card.md", ""), shift=2),
         },
     )

@@ -81,3 +81,49 @@ def test_each_plots_text_alternative_says_the_numbers_it_shows(model_page):
     for file, alt in alts.items():  # the visible caption stays short; the numbers are in the alternative
         caption = page.locator(f'img[src$="/{file}"] + figcaption').inner_text()
         assert alt.startswith(caption) and len(alt) > len(caption) + 20, file
+
+
+def test_the_page_shows_intersectional_groups_with_their_intervals_and_warnings():
+    from serving.routes.pages import templates
+    from tests.serving.test_pages import page_request
+
+    warning = {
+        "group": "BLACK / F",
+        "rate": "fnr",
+        "message": "BLACK / F: FNR 0.457 rests on 81 people with it",
+    }
+    table = {
+        "threshold": 0.5,
+        "groups": {
+            "BLACK / F": {"n": 185, "base_rate": 0.438, "fpr": 0.2692, "fnr": 0.4568},
+            "WHITE / M": {"n": 1681, "base_rate": 0.581, "fpr": 0.4709, "fnr": 0.1629},
+        },
+        "fpr_gap": 0.2017,
+        "intervals": {
+            "level": 0.95,
+            "groups": {"BLACK / F": {"fpr": [0.187, 0.356]}, "WHITE / M": {"fpr": [0.434, 0.507]}},
+            "fpr_gap": [0.11, 0.29],
+            "fpr_gap_groups": ["WHITE / M", "BLACK / F"],
+        },
+        "small_groups": [warning],
+    }
+    html = templates.get_template("model.html").render(
+        request=page_request(),
+        name="reintegra",
+        version="2",
+        serving_version="2",
+        artifacts={},
+        fairness={},
+        intersections={"Race x Gender": table},
+    )
+    text = " ".join(html.split())
+    assert 'id="intersection-Race-x-Gender"' in html
+    assert '<td class="num" data-rate="fpr">0.269 (0.187 to 0.356)</td>' in text
+    assert (
+        "Race x Gender: FPR gap 0.2017, WHITE / M minus BLACK / F, resampled within groups: 0.1100 to 0.2900."
+        in text
+    )
+    assert f'<li data-group="BLACK / F" data-rate="fnr">{warning["message"]}</li>' in text
+    assert "Intersectional groups" not in templates.get_template("model.html").render(
+        request=page_request(), name="reintegra", version="2", serving_version="2", artifacts={}, fairness={}
+    )
