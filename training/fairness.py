@@ -66,6 +66,7 @@ def group_table(
         "left_out": {rate: groups for rate, groups in left_out.items() if groups},
         "n_missing": int((labels == MISSING).sum()),  # rows in no group: audited nowhere
         "bands": by_band,
+        "band_shares": _band_shares(by_band, table),
         **_band_rate_gap(by_band, left_out["ece"]),  # a band's rate, like ECE, is over everyone in it
     }
 
@@ -124,6 +125,15 @@ def _band_cells(
             for group, mask in masks.items()
         }
     return cells
+
+
+def _band_shares(cells: dict[str, dict[str, dict]], table: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """The share of each group's people in each band: who is put in which band, whatever happened to
+    them (a group placed higher more often gets more of what a high band brings)."""
+    return {
+        band: {group: cell["n"] / table[group]["n"] for group, cell in by_group.items()}
+        for band, by_group in cells.items()
+    }
 
 
 def band_gap_rows(

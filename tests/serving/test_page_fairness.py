@@ -127,3 +127,12 @@ def test_the_page_shows_intersectional_groups_with_their_intervals_and_warnings(
     assert "Intersectional groups" not in templates.get_template("model.html").render(
         request=page_request(), name="reintegra", version="2", serving_version="2", artifacts={}, fairness={}
     )
+
+
+def test_each_groups_share_of_each_band_is_shown(model_page):
+    page, model = model_page
+    race = model["fairness"]["Race"]
+    for band, by_group in race["band_shares"].items():
+        for group, share in by_group.items():
+            cell = page.locator(f'#bands-Race tr[data-band="{band}"][data-group="{group}"] td[data-share]')
+            assert cell.inner_text() == f"{share:.3f}", (band, group)

@@ -338,3 +338,13 @@ def test_an_incumbent_scoring_only_one_outcome_does_not_make_the_risk_auc_unknow
         "risk AUC 0.7100, incumbent AUC unknown: "
         "the rows with an incumbent score hold only one outcome (or none)"
     )
+
+
+def test_band_shares_are_each_groups_people_in_each_band():
+    y, p, groups = _banded_cohort()
+    shares = group_table(y, p, groups, 0.5, min_group_size=2, bands=BANDS)["band_shares"]
+    assert list(shares) == ["low", "moderate", "high"]
+    assert shares["low"] == {"A": pytest.approx(3 / 9), "B": pytest.approx(2 / 6), "C": 0.0}
+    assert shares["moderate"]["A"] == pytest.approx(4 / 9) and shares["high"]["C"] == 1.0
+    for group in ("A", "B", "C"):
+        assert sum(shares[band][group] for band in shares) == pytest.approx(1)

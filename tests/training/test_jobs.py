@@ -898,3 +898,26 @@ def test_plots_json_holds_the_numbers_each_plot_shows(trained, spec, training_ty
     assert [(i["name"], i["mean_abs_contribution"]) for i in drawn["shap_summary.png"]["inputs"]] == [
         (name, pytest.approx(value)) for name, value in size.iloc[:15].items()
     ]
+
+
+def test_band_shares_reach_the_json_and_the_card(trained, tmp_path):
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=trained.run_id, dst_path=str(tmp_path)))
+    race = json.loads((folder / "evaluation.json").read_text())["fairness"]["Race"]
+    card = (folder / "model_card.md").read_text()
+    for band, cells in race["bands"].items():
+        for group, cell in cells.items():
+            share = race["band_shares"][band][group]
+            assert share == pytest.approx(cell["n"] / race["groups"][group]["n"])
+            assert f"| {band} | {group} | {cell['n']} | " in card and f" | {share:.3f} |\n" in card
+
+
+def test_the_card_says_which_fairness_numbers_no_gate_reads(trained, tmp_path):
+    path = mlflow.artifacts.download_artifacts(
+        run_id=trained.run_id, artifact_path="model_card.md", dst_path=str(tmp_path)
+    )
+    card = Path(path).read_text()
+    assert (
+        "Of the fairness numbers above, the gates check only the Race FPR gap: no gate reads\n"
+        "the FNR and ECE gaps, per-group AUC, the within-band gap, the band shares or the intervals, so a "
+        "reviewer weighs them here." in card
+    )
