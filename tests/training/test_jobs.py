@@ -921,3 +921,19 @@ def test_the_card_says_which_fairness_numbers_no_gate_reads(trained, tmp_path):
         "the FNR and ECE gaps, per-group AUC, the within-band gap, the band shares or the intervals, so a "
         "reviewer weighs them here." in card
     )
+
+
+def test_no_two_tables_under_one_heading_of_the_card_share_their_first_column(trained, tmp_path):
+    """The model page names each card table by its heading and first column, for a screen reader's
+    list of regions: the group intervals once repeated the audit table's 'Race, by group'."""
+    path = mlflow.artifacts.download_artifacts(
+        run_id=trained.run_id, artifact_path="model_card.md", dst_path=str(tmp_path)
+    )
+    heading, names = "", []
+    lines = Path(path).read_text().splitlines()
+    for line, following in zip(lines, [*lines[1:], ""], strict=True):
+        if line.startswith("#"):
+            heading = line
+        elif line.startswith("|") and following.startswith("| ---"):
+            names.append((heading, line.split("|")[1].strip()))
+    assert len(names) == len(set(names)), names
