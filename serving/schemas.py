@@ -340,6 +340,10 @@ class ModelPublic(BaseModel):
     metrics: dict[str, Any]
     baselines: dict[str, Any]
     fairness: dict[str, Any]
+    intersections: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The audit by every pair of protected attributes ('A x B'), as fairness gives each one",
+    )
     model_card: str
     forced_promotion_reason: str | None = Field(
         None, description="Why this version serves although it failed a promotion gate (None: it passed)"

@@ -34,6 +34,7 @@ def read_model(key: ReviewerKey, holder: HolderDep, settings: SettingsDep) -> di
         },
         "baselines": evaluation.get("baselines", {}),
         "fairness": evaluation.get("fairness", {}),
+        "intersections": evaluation.get("intersections", {}),
         "model_card": model.documents.get("model_card.md", ""),
         "forced_promotion_reason": model.forced_reason,
         "restart_required": {"version": waiting[0], "reason": waiting[1]} if waiting else None,

@@ -239,6 +239,9 @@ def test_the_model_and_its_metrics_are_this_specs(server, county, scores):
     assert model["inputs"] == county.inputs()
     assert set(model["metrics"]["needs"]) == {"employment", "housing", "substance_use"}
     assert set(model["fairness"]) == {"ethnicity", "sex"}
+    crossed = model["intersections"]["ethnicity x sex"]  # two protected attributes: one pair
+    assert set(model["intersections"]) == {"ethnicity x sex"} and crossed["groups"]
+    assert all(" / " in group for group in crossed["groups"]) and "intervals" in crossed
     assert set(model["fairness"]["ethnicity"]["bands"]) == {"low", "medium", "high"}
     assert set(model["baselines"]) == {"logistic", "incumbent"}
     assert f'reintegra_model_version{{name="{NAME}",version=' in metrics
@@ -258,6 +261,7 @@ def test_reviewer_pages_follow_this_spec(server, scores):
         model = pages.get("/review/model", follow_redirects=True)
         person = pages.get("/review/people/C-1")
     assert [r.status_code for r in (listing, page, model, person)] == [200] * 4
+    assert 'id="intersection-ethnicity-x-sex"' in model.text  # the audit by both attributes at once
     assert re.findall(r'<option value="([^"]+)"[^>]*>\1</option>', listing.text)[:3] == [
         "low",
         "medium",
