@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
+from starlette.requests import Request
 
 from serving.audit import AuditStore, new_score_id, utc_now
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
+from serving.routes.pages import install_pages
 from serving.seal import Seal
+from serving.settings import Settings
 from serving.tables import ScoreRow
 
 STARTUP_SECONDS = 90
@@ -206,3 +210,12 @@ def sign_in(page, key: str, path: str = "/review/scores") -> None:
     page.get_by_label("API key").fill(key)
     with page.expect_navigation():
         page.get_by_role("button", name="Sign in").click()
+
+
+def page_request() -> Request:
+    """A request to an app with the pages installed: a template rendered alone needs one to build
+    its addresses from the routes."""
+    app = FastAPI()
+    app.state.settings = Settings()
+    install_pages(app)
+    return Request({"type": "http", "app": app, "root_path": "", "path": "/review", "headers": []})

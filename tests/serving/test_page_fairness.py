@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.serving.test_pages import sign_in
+from tests.serving.servers import page_request, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,6 @@ def test_each_plots_text_alternative_says_the_numbers_it_shows(model_page):
 
 def test_the_page_shows_intersectional_groups_with_their_intervals_and_warnings():
     from serving.routes.pages import templates
-    from tests.serving.test_pages import page_request
 
     warning = {
         "group": "BLACK / F",

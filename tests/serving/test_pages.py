@@ -17,20 +17,17 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from starlette.requests import Request
 
 from serving.audit import AuditStore, utc_now
 from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.pages import NEED_FRAME, RISK_FRAME
-from serving.routes.pages import install_pages
-from serving.settings import Settings
 from tests.serving.servers import (
     REASSESSED,
     REASSESSMENTS,
     TEST_SEAL,
     form_token,
+    page_request,
     score_row,
     serve_new_model,
     serve_next_version,
@@ -999,15 +996,6 @@ def test_a_need_an_earlier_model_did_not_score_keeps_the_time_axis():
         ("0.5", left, pytest.approx(left + step / 2)),
         ("0.5", pytest.approx(left + 1.5 * step), right),
     ]
-
-
-def page_request() -> Request:
-    """A request to an app with the pages installed: a template rendered alone needs one to build
-    its addresses from the routes."""
-    app = FastAPI()
-    app.state.settings = Settings()
-    install_pages(app)
-    return Request({"type": "http", "app": app, "root_path": "", "path": "/review", "headers": []})
 
 
 def test_the_model_page_marks_a_gap_above_the_gate():
