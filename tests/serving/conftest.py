@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from serving.database import make_engine, migrate
-from tests.serving.servers import REASSESSED, REASSESSMENTS, Registry, Server, start_server
+from tests.serving.servers import REASSESSED, REASSESSMENTS, TEST_SEAL, Registry, Server, start_server
 from tests.tracking import tracking_store
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,6 +30,17 @@ INSTALL_SECONDS = 900
 POSTGRES_URL = os.environ.get(
     "REINTEGRA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def audit_key_file(tmp_path_factory) -> Iterator[Path]:
+    """The audit key of every server and command a test starts without naming its own: one test key outside
+    the checkout, so no test writes data/audit.key there or prints that it made one."""
+    path = tmp_path_factory.mktemp("audit-key") / "audit.key"
+    path.write_text(TEST_SEAL.key.hex())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REINTEGRA_AUDIT_KEY_FILE", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,9 @@ from serving.settings import Settings
 def test_pool_settings_bound_the_connections_a_worker_opens(registry, tmp_path, monkeypatch):
     monkeypatch.setenv("REINTEGRA_DB_POOL_SIZE", "1")
     monkeypatch.setenv("REINTEGRA_DB_MAX_OVERFLOW", "0")
+    database = f"sqlite:///{tmp_path}/audit.db"
     settings = Settings(
-        audit_url=f"sqlite:///{tmp_path}/audit.db", audit_key_file=tmp_path / "audit.key", poll_seconds=0
+        audit_url=database, keys_url=database, audit_key_file=tmp_path / "audit.key", poll_seconds=0
     )
     app = create_app(settings)
     audit = app.state.audit.engine

@@ -657,7 +657,14 @@ def test_reviewer_reads_scores_and_explanations(page, server, scores):
         "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
     )
     assert cells == [
-        [band, group, str(c["n"]), _three(c["mean_predicted"]), _three(c["observed_rate"])]
+        [
+            band,
+            group,
+            str(c["n"]),
+            _three(c["mean_predicted"]),
+            _three(c["observed_rate"]),
+            _three(race["band_shares"][band][group]),
+        ]
         for band, by_group in race["bands"].items()
         for group, c in by_group.items()
     ]

@@ -40,13 +40,6 @@ RISK_KEYS = {"auc", "brier", "log_loss", "ece", "calibration_slope", "calibratio
 
 
 @pytest.fixture(scope="module")
-def data_file(tmp_path_factory, training_raw) -> Path:
-    path = tmp_path_factory.mktemp("data") / "cohort.csv"
-    training_raw.to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def trained(store, data_file, spec):
     return train(spec, data_file, name="reintegra", seed=3)
 

@@ -2,7 +2,6 @@
 from the run's artifact, and the probabilities and metrics compared."""
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,13 +13,6 @@ from tests.training.commands import cli
 from training.train import file_sha256, train
 
 NAME = "reproduced"
-
-
-@pytest.fixture(scope="module")
-def data_file(tmp_path_factory, training_raw) -> Path:
-    path = tmp_path_factory.mktemp("data") / "cohort.csv"
-    training_raw.to_csv(path, index=False)
-    return path
 
 
 @pytest.fixture(scope="module")
