@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from training.fairness import group_labels, rate_extremes
-from training.intervals import LEVEL, Ranked
+from training.intervals import LEVEL, Ranked, percentile_interval, resample_counts
 
 RESAMPLES = 1000
 SEED = 0  # the same resamples for every version, so that their intervals compare
@@ -35,7 +35,7 @@ def group_intervals(y: np.ndarray, p: np.ndarray, groups: pd.Series, threshold: 
     gap_draws: dict[str, list[float]] = {rate: [] for rate in GAPS}
     for _ in range(RESAMPLES):
         resampled = {
-            group: _rates(y[index], p[index], _counts(rng, len(index)), threshold, ranked[group])
+            group: _rates(y[index], p[index], resample_counts(rng, len(index)), threshold, ranked[group])
             for group, index in rows.items()
         }
         for group, rates in resampled.items():
@@ -53,15 +53,12 @@ def group_intervals(y: np.ndarray, p: np.ndarray, groups: pd.Series, threshold: 
         "seed": SEED,
         "stratified_by": "group",
         "groups": {
-            group: {rate: _percentiles(v) for rate, v in rates.items()} for group, rates in draws.items()
+            group: {rate: percentile_interval(values) for rate, values in rates.items()}
+            for group, rates in draws.items()
         },
-        **{f"{rate}_gap": _percentiles(gap_draws[rate]) for rate in GAPS},
+        **{f"{rate}_gap": percentile_interval(gap_draws[rate]) for rate in GAPS},
         **{f"{rate}_gap_groups": list(ends[rate]) if ends[rate] else None for rate in GAPS},
     }
-
-
-def _counts(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
 
 
 def _rates(y: np.ndarray, p: np.ndarray, weight: np.ndarray, threshold: float, ranked: Ranked) -> dict:
@@ -74,8 +71,3 @@ def _rates(y: np.ndarray, p: np.ndarray, weight: np.ndarray, threshold: float, r
         "fpr": float(negatives[flagged].sum() / negatives.sum()) if negatives.sum() else None,
         "fnr": float(positives[~flagged].sum() / positives.sum()) if positives.sum() else None,
     }
-
-
-def _percentiles(values: list[float]) -> list[float] | None:
-    tail = (1 - LEVEL) / 2 * 100
-    return [float(v) for v in np.percentile(values, [tail, 100 - tail])] if values else None

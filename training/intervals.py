@@ -64,7 +64,7 @@ def bootstrap_intervals(
     rng = np.random.default_rng(SEED)
     draws: dict[str, list[float]] = {name: [] for name in METRICS}
     for _ in range(RESAMPLES):
-        weight = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(float)
+        weight = resample_counts(rng, len(y))
         auc, logistic_auc = model.auc(y, weight), baseline.auc(y, weight)
         if auc is not None and logistic_auc is not None:
             draws["auc"].append(auc)
@@ -78,16 +78,23 @@ def bootstrap_intervals(
             high, low = (_weighted_rate(rows, outcome, weight) for rows in band_cells)
             if high is not None and low is not None:
                 draws["band_rate_gap"].append(high - low)
-    tail = (1 - LEVEL) / 2 * 100
     return {
         "level": LEVEL,
         "resamples": RESAMPLES,
-        **{
-            name: [float(v) for v in np.percentile(values, [tail, 100 - tail])] if values else None
-            for name, values in draws.items()
-        },
+        **{name: percentile_interval(values) for name, values in draws.items()},
         "fpr_gap_groups": list(gap_groups) if negatives else None,
     }
+
+
+def resample_counts(rng: np.random.Generator, n: int) -> np.ndarray:
+    """How often each of n rows is drawn in one resample with replacement."""
+    return np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+
+
+def percentile_interval(values: list[float]) -> list[float] | None:
+    """The central LEVEL interval of the resampled values; None when no resample gave one."""
+    tail = (1 - LEVEL) / 2 * 100
+    return [float(v) for v in np.percentile(values, [tail, 100 - tail])] if values else None
 
 
 def _negatives(y: np.ndarray, labels: np.ndarray, gap_groups: tuple[str, str]) -> list[np.ndarray]:
