@@ -89,11 +89,12 @@ def answer_once(
     audit: AuditStore,
     key_id: str,
     idempotency_key: str | None,
-    request_hash: str,
+    request_hash: str | None,
     answer: Callable[[], tuple[Any, list[ScoreRow]]],
 ) -> Answer:
     """Score and record `answer()` (an outline of the response with `score_ref`s, and the new
-    scores), or replay the answer this key already got for the same request.
+    scores), or replay the answer this key already got for the same request (`request_hash`, None
+    when no Idempotency-Key was sent: nothing is compared then).
 
     Two concurrent requests with one key both score; the second commit fails on the claim, rolls
     back its scores, and replays the first one's answer.
@@ -127,7 +128,7 @@ def answer_once(
 
 
 def _claim(
-    key_id: str, idempotency_key: str | None, request_hash: str, outline: Any
+    key_id: str, idempotency_key: str | None, request_hash: str | None, outline: Any
 ) -> IdempotentRequestRow | None:
     if idempotency_key is None:
         return None

@@ -146,7 +146,12 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             return score_ref(rows[0]), rows
 
         # Fields left out, not null: a version accepting one more field must not make a retry another request.
-        request_hash = fingerprint("scores", body.model_dump(mode="json", by_alias=True, exclude_none=True))
+        # Hashed only when a retry can be compared with it (0.06 ms a request).
+        request_hash = (
+            fingerprint("scores", body.model_dump(mode="json", by_alias=True, exclude_none=True))
+            if idempotency_key
+            else None
+        )
         answer = answer_once(audit, key.id, idempotency_key, request_hash, score)
         location = f"{root_path(request.scope)}/v1/scores/{answer.body['id']}"
         return _respond(answer, 201, metrics, location=location)
@@ -186,7 +191,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             return {"scored": len(rows), "failed": len(body.items) - len(rows), "items": items}, rows
 
         # The items as sent: they may hold what only an item's own validation refuses (a lone surrogate).
-        request_hash = fingerprint("scores:batch", {"items": body.items})
+        request_hash = fingerprint("scores:batch", {"items": body.items}) if idempotency_key else None
         answer = answer_once(audit, key.id, idempotency_key, request_hash, score)
         return _respond(answer, 200, metrics, accept_encoding=request.headers.get("accept-encoding", ""))
 
