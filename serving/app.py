@@ -15,10 +15,11 @@ from models.registry import configure_tracking
 from serving import problems
 from serving.audit import AuditStore, open_seal
 from serving.database import make_engine, migrate
+from serving.events import model_event
 from serving.head import HeadAsGetMiddleware
 from serving.keys import KeyStore
 from serving.limits import BodySizeLimitMiddleware, KeyBeforeBodyMiddleware
-from serving.model_store import ModelHolder, ModelUnavailable
+from serving.model_store import SERVER_START, ModelHolder, ModelUnavailable, ServingModel
 from serving.negotiation import AcceptMiddleware
 from serving.observability import Metrics, RequestContextMiddleware, configure_logging
 from serving.routes import admin, health, model
@@ -56,15 +57,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     audit = AuditStore(audit_engine, open_seal(audit_engine, settings.audit_key_file)[0])
     audit.bind_key()
     metrics = Metrics()
+
+    def record_served(model: ServingModel, previous: str | None, actor: str) -> None:
+        audit.record_event(model_event(model.name, model.version, model.run_id, previous, actor))
+
     holder = ModelHolder(
         settings.model_name,
         settings.model_alias,
+        on_serve=record_served,
         on_swap=metrics.serving,
         on_waiting=metrics.waiting,
         on_failed=metrics.failed,
     )
     try:
-        holder.reload()
+        holder.reload(SERVER_START)
     except ModelUnavailable as exc:  # a worker started again while MLflow is away: one line, no traceback
         logging.getLogger("reintegra.model").error("%s", exc)
         raise SystemExit(1) from exc

@@ -25,8 +25,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import sessionmaker
 
+from serving.events import Event, EventKind
 from serving.seal import AuditKeyError, Seal, content_hash, create_seal, load_seal
-from serving.tables import AuditChainRow, IdempotentRequestRow, ReadinessRow, ScoreReadRow, ScoreRow
+from serving.tables import (
+    AuditChainRow,
+    AuditEventRow,
+    IdempotentRequestRow,
+    ReadinessRow,
+    ScoreReadRow,
+    ScoreRow,
+)
 
 # Free space a SQLite store's disk needs to count as writable: a few scores' worth.
 MIN_FREE_BYTES = 256 * 1024
@@ -49,6 +57,7 @@ class ScoreFilter:
 
 
 CHAIN = AuditChainRow.__table__
+EVENTS = AuditEventRow.__table__
 # Statements built once, not per score: building them and their cache keys cost more than the SQLite
 # writes themselves (a signed score row 0.64 -> 0.39 ms, median of 2,000 in process).
 _ADVANCE = (
@@ -61,6 +70,7 @@ _SEAL_END = update(CHAIN).where(CHAIN.c.id == 1).values(digest=bindparam("end_di
 _INSERT_CLAIM = insert(IdempotentRequestRow.__table__)
 _INSERT_SCORES = insert(ScoreRow.__table__)
 _INSERT_READS = insert(ScoreReadRow.__table__)
+_INSERT_EVENTS = insert(EVENTS)
 
 
 class AuditStore:
@@ -112,6 +122,19 @@ class AuditStore:
             hashes = [content_hash("score_reads", v) for v in values]
             with self.engine.begin() as connection:
                 self._append(connection, _INSERT_READS, values, hashes)
+
+    def record_event(self, event: Event) -> None:
+        """Commit an administrative event at the chain's end, before what it announces takes effect."""
+        values = {
+            "id": str(uuid.uuid4()),
+            "at": utc_now(),
+            "kind": event.kind,
+            "actor": event.actor,
+            "subject": event.subject,
+            "detail": event.detail,
+        }
+        with self.engine.begin() as connection:
+            self._append(connection, _INSERT_EVENTS, [values], [content_hash(EVENTS.name, values)])
 
     def _append(self, connection: Connection, rows: Insert, values: list[dict], hashes: list[bytes]) -> None:
         """Insert rows with the `rows` statement at the chain's end, each with its place and digest.
@@ -248,6 +271,22 @@ def open_seal(engine: Engine, path: Path) -> tuple[Seal, bool]:
             f"{signer}: put that key's file there or set REINTEGRA_AUDIT_KEY_FILE to it"
         )
     return create_seal(path), True
+
+
+def read_events(
+    engine: Engine, since: datetime | None, until: datetime | None, kind: EventKind | None
+) -> list[AuditEventRow]:
+    """Administrative events in chain order (the order they happened), `since` inclusive and `until`
+    exclusive; reading needs no key, so it takes an engine that may be read-only."""
+    query = select(AuditEventRow).order_by(AuditEventRow.seq)
+    if since is not None:
+        query = query.where(AuditEventRow.at >= since)
+    if until is not None:
+        query = query.where(AuditEventRow.at < until)
+    if kind is not None:
+        query = query.where(AuditEventRow.kind == kind)
+    with sessionmaker(engine)() as session:
+        return list(session.scalars(query))
 
 
 def _values(row: ScoreRow | IdempotentRequestRow) -> dict:

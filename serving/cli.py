@@ -11,6 +11,7 @@ import secrets
 import shlex
 import signal
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -21,8 +22,16 @@ from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from models.registry import configure_tracking
-from serving.audit import AuditStore, open_seal
-from serving.database import SchemaTooNew, make_engine, migrate
+from serving.audit import AuditStore, open_seal, read_events
+from serving.database import (
+    SchemaMismatch,
+    SchemaTooNew,
+    make_engine,
+    make_reader,
+    migrate,
+    require_current_schema,
+)
+from serving.events import EVENT_KINDS, key_event
 from serving.keys import ROLES, KeyStore
 from serving.model_store import ModelUnavailable, alias_version, load_version
 from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
@@ -37,9 +46,20 @@ MLFLOW_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUE
 # How long uvicorn waits for a worker to answer: a new worker imports MLflow and loads the model (about
 # 5 s, more on a busy host), and with uvicorn's 5 s every SIGHUP restart was abandoned.
 WORKER_START_SECONDS = 60
+# What `audit events` takes: a date, a time (UTC), or a time as it prints them (with its zone).
+TIMES = [
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z",
+]
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored as hashes).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-audit_app = typer.Typer(help="Check the audit trail's tamper evidence.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Check the audit trail's tamper evidence and list its administrative events; never writes.",
+    no_args_is_help=True,
+)
 app.add_typer(audit_app, name="audit")
 
 
@@ -149,11 +169,13 @@ def _migrate_stores(settings: Settings) -> None:
         engine.dispose()
 
 
-def _bind_audit_key(engine: Engine, path: Path) -> None:
-    """The key that signs audit rows, made here before the workers start when the store has none yet."""
+def _bind_audit_key(engine: Engine, path: Path) -> AuditStore:
+    """The audit store signing with its key, made here when the store has none yet (before the
+    workers start, or before a command's first event)."""
     try:
         seal, created = open_seal(engine, path)
-        AuditStore(engine, seal).bind_key()
+        audit = AuditStore(engine, seal)
+        audit.bind_key()
     except AuditKeyError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
@@ -164,6 +186,7 @@ def _bind_audit_key(engine: Engine, path: Path) -> None:
             "(REINTEGRA_AUDIT_KEY_FILE); README.md, 'Tamper evidence', says what it proves",
             err=True,
         )
+    return audit
 
 
 def _open_store(url: str) -> Engine:
@@ -226,17 +249,52 @@ def _store(settings: Settings | None = None) -> KeyStore:
     return KeyStore(_open_store((settings or _settings()).keys_url))
 
 
+def _audit(settings: Settings) -> AuditStore:
+    """The audit store, signing, for a command whose action is an audit event: opened before the action,
+    so a store that cannot take the event stops the command before it acts."""
+    return _bind_audit_key(_open_store(settings.audit_url), settings.audit_key_file)
+
+
+def _read_store(url: str) -> Engine:
+    """The store at `url` opened read-only at this release's schema, or one line and exit 2 saying why
+    not and what to run: whoever checks a store must not change it, not even by migrating it."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    engine = None
+    try:
+        engine = make_reader(url)
+        require_current_schema(engine)
+    except (OperationalError, OSError, SchemaMismatch) as exc:
+        if engine is not None:
+            engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        typer.echo(f"cannot read the store at {shown}: {reason}", err=True)
+        raise typer.Exit(2) from exc
+    return engine
+
+
+@app.command("migrate")
+def migrate_stores() -> None:
+    """Bring the audit and key stores to this release's schema, as a server does at start-up."""
+    settings = _settings()
+    for url in dict.fromkeys((settings.audit_url, settings.keys_url)):
+        _open_store(url).dispose()
+        typer.echo(f"the store at {_without_password(url)} is at this release's schema")
+
+
 @keys_app.command("create")
 def create_key(
     role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
 ) -> None:
-    """Create a key and print it once; its last line is the key alone."""
+    """Create a key and print it once; its last line is the key alone. The audit trail records who did."""
+    settings = _settings()
+    store, audit = _store(settings), _audit(settings)
     try:
-        key, secret = _store().create(role, name)  # type: ignore[arg-type]
+        key, secret = store.create(role, name)  # type: ignore[arg-type]
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
+    audit.record_event(key_event("key_created", key, "keys create"))
     typer.echo(f"created {key.role} key {key.id} ({key.name}); it is shown only now:")
     typer.echo(secret)
 
@@ -257,12 +315,16 @@ def list_keys() -> None:
 
 @keys_app.command("revoke")
 def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id from 'keys list'.")]) -> None:
-    """Revoke a key; the running server refuses it from the next request."""
+    """Revoke a key; the running server refuses it from the next request. The audit trail records who did."""
+    settings = _settings()
+    store, audit = _store(settings), _audit(settings)
     try:
-        key = _store().revoke(key_id)
+        key, newly = store.revoke(key_id)
     except KeyError as exc:
         typer.echo(exc.args[0], err=True)
         raise typer.Exit(2) from exc
+    if newly:
+        audit.record_event(key_event("key_revoked", key, "keys revoke"))
     since = f"{key.revoked_at:%Y-%m-%d %H:%M:%S} UTC"
     typer.echo(f"{key.role} key {key.id} ({key.name}) is revoked since {since}")
 
@@ -277,7 +339,7 @@ def verify_audit(
     """Recompute every audit row's digest along the chain; exit 1 naming the first row that fails."""
     settings = _settings()
     place = _anchor(anchor) if anchor is not None else None
-    engine = _open_store(settings.audit_url)
+    engine = _read_store(settings.audit_url)
     try:
         result = verify(engine, load_seal(settings.audit_key_file), place)
     except AuditKeyError as exc:
@@ -289,11 +351,46 @@ def verify_audit(
     finally:
         engine.dispose()
     typer.echo(
-        f"verified {result.rows} signed rows (scores and reads); {result.unsigned} rows from before "
+        f"verified {result.rows} signed rows (scores, reads and events); {result.unsigned} rows from before "
         "migration 0008 carry no digest and are not covered"
     )
     if result.digest is not None:
         typer.echo(f"anchor: {result.seq}:{result.digest}")
+
+
+@audit_app.command("events")
+def list_events(
+    since: Annotated[
+        datetime | None, typer.Option(formats=TIMES, help="From this time (UTC unless it says), inclusive.")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(formats=TIMES, help="Up to this time (UTC unless it says), exclusive.")
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help=f"One of {', '.join(EVENT_KINDS)}.")] = None,
+) -> None:
+    """Administrative events in the order they happened, one a line: seq, time, kind, actor, subject, detail.
+
+    Rows as the store holds them: `audit verify` says whether they are as they were signed."""
+    settings = _settings()
+    if kind is not None and kind not in EVENT_KINDS:
+        typer.echo(f"--kind {kind!r}: give one of {', '.join(EVENT_KINDS)}", err=True)
+        raise typer.Exit(2)
+    engine = _read_store(settings.audit_url)
+    try:
+        events = read_events(engine, _utc(since), _utc(until), kind)  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+    for event in events:
+        detail = json.dumps(event.detail, sort_keys=True)
+        at = event.at.isoformat()
+        typer.echo(f"{event.seq}  {at}  {event.kind:<12}  {event.actor}  {event.subject}  {detail}")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time given without a zone is UTC, as every time the trail prints is."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def _anchor(text: str) -> tuple[int, str]:
@@ -322,9 +419,11 @@ def dev_setup(
     keys_file, example_file = folder / "dev-keys.env", folder / "example-request.json"
     folder.mkdir(parents=True, exist_ok=True)
     if not store.list() or not keys_file.exists():
-        lines = [
-            f"REINTEGRA_{role.upper()}_KEY={store.create(role, f'development {role}')[1]}" for role in ROLES
-        ]
+        audit, lines = _audit(settings), []
+        for role in ROLES:
+            key, secret = store.create(role, f"development {role}")
+            audit.record_event(key_event("key_created", key, "dev-setup"))
+            lines.append(f"REINTEGRA_{role.upper()}_KEY={secret}")
         keys_file.unlink(missing_ok=True)
         with os.fdopen(os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
             out.write("\n".join(lines) + "\n")

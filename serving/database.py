@@ -50,6 +50,30 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 10) -> Engine:
     return engine
 
 
+def make_reader(url: str) -> Engine:
+    """An engine whose connections cannot write, for whoever checks a store rather than serves it:
+    SQLite opened read-only (a missing file is not created), PostgreSQL transactions read-only."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file {path}")
+        url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+    options = f"{POSTGRES_LIMITS['options']} -c default_transaction_read_only=on"
+    engine = create_engine(
+        url,
+        hide_parameters=True,
+        json_deserializer=orjson.loads,
+        connect_args={**POSTGRES_LIMITS, "options": options} if url.startswith("postgresql") else {},
+    )
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_busy_timeout)
+    return engine
+
+
+def _sqlite_busy_timeout(connection, _record) -> None:
+    connection.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
+
+
 def _sqlite_pragmas(connection, _record) -> None:
     cursor = connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
@@ -99,6 +123,39 @@ def migrate(engine: Engine) -> tuple[str | None, str | None]:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         return before, MigrationContext.configure(connection).get_current_revision()
+
+
+class SchemaMismatch(RuntimeError):
+    """The store is not at the schema this release reads, and the caller may not migrate it."""
+
+
+def require_current_schema(engine: Engine) -> None:
+    """SchemaMismatch, saying which schema the store is at, which this release reads and what to run,
+    unless the store is at this release's newest. Reads only."""
+    scripts = _scripts()
+    head = scripts.get_current_head()
+    known = {script.revision for script in scripts.walk_revisions()}
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current == head:
+        return
+    if current in known or current is None:
+        at = f"schema {current}" if current else "no schema (never migrated)"
+        raise SchemaMismatch(
+            f"it is at {at}, and this release reads schema {head}: migrate it with `python -m serving "
+            "migrate` (a server of this release does so at start-up), then run this again; this command "
+            "does not write to the store"
+        )
+    raise SchemaMismatch(
+        f"it is at schema {current}, which this release does not know (its newest is {head}): a newer "
+        "release migrated it; run this command with that release"
+    )
+
+
+def _scripts() -> ScriptDirectory:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("serving") / "migrations"))
+    return ScriptDirectory.from_config(config)
 
 
 def _refuse_unknown_revisions(connection: Connection, scripts: ScriptDirectory) -> None:

@@ -150,14 +150,16 @@ class KeyStore:
         with self._sessions() as session:
             return session.get(EndedSessionRow, hash_key(token)) is not None
 
-    def revoke(self, key_id: str) -> ApiKey:
+    def revoke(self, key_id: str) -> tuple[ApiKey, bool]:
+        """The key, revoked, and whether this call revoked it (False: it was already, and keeps its time)."""
         with self._sessions.begin() as session:
             row = session.get(ApiKeyRow, key_id)
             if row is None:
                 raise KeyError(f"no key with id {key_id}")
-            if row.revoked_at is None:
+            newly = row.revoked_at is None
+            if newly:
                 row.revoked_at = datetime.now(UTC)
-            return _public(row)
+            return _public(row), newly
 
 
 def _public(row: ApiKeyRow) -> ApiKey:

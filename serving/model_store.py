@@ -22,6 +22,9 @@ log = logging.getLogger("reintegra.model")
 RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md", "plots.json")
 # MLflow's answers when the name or the alias is not registered, as against MLflow being out of reach.
 NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+# Who loads a version when no admin key asked, as the audit trail names them.
+SERVER_START = "server start"
+ALIAS_POLL = "alias poll"
 
 
 class ModelUnavailable(RuntimeError):
@@ -68,7 +71,9 @@ class ServingModel:
 class ModelHolder:
     """Holds the serving model; a reload loads beside the old one and swaps one reference.
 
-    `on_swap(name, version, previous_version)` runs after every swap,
+    `on_serve(model, previous_version, actor)` runs before every swap and may refuse it by raising, so the
+    audit trail names a version before any score it makes; `on_swap(name, version, previous_version)`
+    runs after every swap,
     `on_waiting(name, version, previous_version)` whenever the version the alias points at but this
     process cannot serve changes (None: none), and `on_failed(name, version, previous_version)`
     likewise for a version that failed to load; the metrics use all three.
@@ -78,12 +83,14 @@ class ModelHolder:
         self,
         name: str,
         alias: str,
+        on_serve: Callable[[ServingModel, str | None, str], None],
         on_swap: Callable[[str, str, str | None], None],
         on_waiting: Callable[[str, str | None, str | None], None],
         on_failed: Callable[[str, str | None, str | None], None],
     ):
         self.name, self.alias = name, alias
-        self._on_swap, self._on_waiting, self._on_failed = on_swap, on_waiting, on_failed
+        self._on_serve, self._on_swap = on_serve, on_swap
+        self._on_waiting, self._on_failed = on_waiting, on_failed
         self._current: ServingModel | None = None
         self._refused: dict[str, tuple[str, list[str]]] = {}  # version -> (why, record changes)
         self._waiting: str | None = None
@@ -113,8 +120,9 @@ class ModelHolder:
         """(version, why) when the alias points at a version whose artifacts could not be loaded."""
         return self._failed
 
-    def reload(self, retry_failed: bool = True) -> tuple[str | None, str]:
-        """Load the version the alias points at, if it is new; returns (previous, current).
+    def reload(self, actor: str, retry_failed: bool = True) -> tuple[str | None, str]:
+        """Load the version the alias points at, if it is new; returns (previous, current). `actor` says
+        who asked, for the audit trail: an admin key's id, SERVER_START or ALIAS_POLL.
 
         A version whose record schema differs from the serving one is refused, and one that fails to
         load is remembered, so that polling (`retry_failed=False`) does not download either again."""
@@ -155,10 +163,11 @@ class ModelHolder:
                 log.error("%s; still serving version %s", why, previous.version)
                 self._wait_for(version)
                 raise SchemaChanged(why, changes)
+            previous_version = previous.version if previous else None
+            self._on_serve(loaded, previous_version, actor)
             self._current = loaded
             self._wait_for(None)
             log.info("serving %s version %s", self.name, version)
-            previous_version = previous.version if previous else None
             self._on_swap(self.name, version, previous_version)
             return previous_version, version
 
@@ -190,7 +199,7 @@ class ModelHolder:
     def poll_once(self) -> None:
         """One check of the alias, as the poller makes it: a failure is logged, never raised."""
         try:
-            self.reload(retry_failed=False)
+            self.reload(ALIAS_POLL, retry_failed=False)
         except (SchemaChanged, LoadFailed):  # logged once, when the version was first refused or failed
             return
         except ModelUnavailable as exc:  # says why in one line: no alias, no MLflow

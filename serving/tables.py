@@ -125,8 +125,27 @@ class ScoreReadRow(Base):
     __table_args__ = (Index("ix_score_reads_seq", "seq", unique=True),)
 
 
+class AuditEventRow(Base):
+    """An administrative action (an API key created or revoked, a model version put into service), signed
+    into the chain with the scores and reads: who could score and which version scored is evidence too."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    # The admin key's id, the operator (user@host) who ran a command, or the server itself.
+    actor: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(255))  # the key's id, or models:/name/version
+    detail: Mapped[dict] = mapped_column(JSON)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_events_seq", "seq", unique=True),)
+
+
 class AuditChainRow(Base):
-    """The one row holding the audit chain's end: every write of scores or reads advances it in the
+    """The one row holding the audit chain's end: every write of scores, reads or events advances it in the
     same transaction, so writers from every worker and host form one sequence."""
 
     __tablename__ = "audit_chain"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Row, Table, func, select
 
 from serving.seal import Seal, content_hash
-from serving.tables import AuditChainRow, ScoreReadRow, ScoreRow
+from serving.tables import AuditChainRow, AuditEventRow, ScoreReadRow, ScoreRow
 
 CHAIN = AuditChainRow.__table__
-TABLES: tuple[Table, ...] = (ScoreRow.__table__, ScoreReadRow.__table__)
+TABLES: tuple[Table, ...] = (ScoreRow.__table__, ScoreReadRow.__table__, AuditEventRow.__table__)
+# Rows each table's cursor holds at a time: memory stays bounded whatever the chain's length.
 PAGE = 500
 
 
@@ -46,9 +50,7 @@ def verify(engine: Engine, seal: Seal, anchor: tuple[int, str] | None = None) ->
                 f"the anchor is at seq {anchor[0]} but the chain ends at seq {head.seq}: rows were removed "
                 "from its end, or the chain was replaced"
             )
-        digest = ""
-        for start in range(1, head.seq + 1, PAGE):
-            digest = _verify_page(connection, seal, start, min(start + PAGE - 1, head.seq), digest, anchor)
+        digest = _verify_rows(_in_chain_order(connection, head.seq), seal, head.seq, anchor)
         if head.seq and digest != head.digest:
             raise TamperEvidence(
                 f"the chain's head names digest {head.digest} at seq {head.seq}, but its last row's is "
@@ -66,23 +68,18 @@ def verify(engine: Engine, seal: Seal, anchor: tuple[int, str] | None = None) ->
     return Verified(head.seq, unsigned, head.seq, head.digest)
 
 
-def _verify_page(
-    connection: Connection, seal: Seal, first: int, last: int, digest: str, anchor: tuple[int, str] | None
+def _verify_rows(
+    rows: Iterator[tuple[int, str, Row]], seal: Seal, last: int, anchor: tuple[int, str] | None
 ) -> str:
-    """Check the rows at seq first..last, following on from `digest`; returns the last one's digest."""
-    rows = sorted(
-        ((row.seq, table.name, row) for table in TABLES for row in _rows(connection, table, first, last)),
-        key=lambda found: found[0],
-    )
-    expected = first
+    """Check the rows at seq 1..last in order; returns the last one's digest."""
+    digest, expected = "", 1
     for seq, name, row in rows:
         if seq != expected:
             raise TamperEvidence(
                 f"seq {expected} is missing: that row was deleted, or its seq or digest cleared "
                 f"(the next row is {name} {row.id} at seq {seq})"
             )
-        values = {column: getattr(row, column) for column in row._fields}
-        digest = seal.link(digest, seq, content_hash(name, values))
+        digest = seal.link(digest, seq, content_hash(name, row._asdict()))
         if digest != row.digest:
             raise TamperEvidence(
                 f"{name} row {row.id} (seq {seq}) does not match its digest: it was changed after it was "
@@ -98,6 +95,15 @@ def _verify_page(
     return digest
 
 
-def _rows(connection: Connection, table: Table, first: int, last: int) -> list:
-    """The rows of `table` at seq first..last, read through the table's types as the server wrote them."""
-    return list(connection.execute(select(table).where(table.c.seq.between(first, last))))
+def _in_chain_order(connection: Connection, last: int) -> Iterator[tuple[int, str, Row]]:
+    """Every table's rows at seq 1..last merged by seq, each table read by one streaming cursor in seq
+    order (its unique index), PAGE rows at a time: one query per table, not one per page."""
+    streams = [_stream(connection, table, last) for table in TABLES]
+    return heapq.merge(*streams, key=itemgetter(0))
+
+
+def _stream(connection: Connection, table: Table, last: int) -> Iterator[tuple[int, str, Row]]:
+    """The rows of `table` at seq 1..last, read through the table's types as the server wrote them."""
+    query = select(table).where(table.c.seq.between(1, last)).order_by(table.c.seq)
+    for row in connection.execute(query.execution_options(yield_per=PAGE)):
+        yield row.seq, table.name, row

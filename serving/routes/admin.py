@@ -19,5 +19,5 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], responses={**PROBLEMS, 40
 @router.post("/reload", response_model=ReloadPublic, summary="Load the version the alias points at")
 def reload_model(key: AdminKey, holder: HolderDep) -> dict[str, Any]:
     """The new version loads beside the old one; requests in flight finish on the old one."""
-    previous, version = holder.reload()
+    previous, version = holder.reload(key.id)
     return {"previous_version": previous, "version": version, "changed": previous != version}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -17,8 +18,10 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from starlette.requests import Request
+from typer.testing import CliRunner
 
 from serving.audit import AuditStore, new_score_id, utc_now
+from serving.cli import app as cli
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from serving.routes.pages import install_pages
@@ -183,6 +186,18 @@ def _launch(log: Path, database: str, env: dict, keys: dict, workers: int) -> Se
 def form_token(client: httpx.Client, path: str = "/review/sign-in") -> str:
     """The CSRF token of the form at `path`, as a browser would read it."""
     return re.search(r'name="csrf" value="([^"]+)"', client.get(path).text).group(1)
+
+
+def audit_events(env: dict, *options: str) -> list[dict]:
+    """The administrative events `python -m serving audit events` lists for the store `env` names."""
+    result = CliRunner().invoke(cli, ["audit", "events", *options], env=env)
+    assert result.exit_code == 0, result.output
+    fields = ("seq", "at", "kind", "actor", "subject", "detail")
+    lines = [
+        dict(zip(fields, re.split(r"\s{2,}", line, maxsplit=5), strict=True))
+        for line in result.stdout.splitlines()
+    ]
+    return [{**line, "seq": int(line["seq"]), "detail": json.loads(line["detail"])} for line in lines]
 
 
 def score_row(person_id: str, **values) -> ScoreRow:

@@ -15,8 +15,10 @@ from sqlalchemy import text
 from models.pyfunc import load_bundle
 from serving.audit import AuditStore
 from serving.database import make_engine
+from serving.events import operator
+from serving.keys import KeyStore
 from tests.serving.scenarios import refuse_a_write
-from tests.serving.servers import TEST_SEAL, start_server
+from tests.serving.servers import TEST_SEAL, audit_events, start_server
 
 
 def test_a_score_survives_sigkill_right_after_its_201(registry, tmp_path, api_records):
@@ -82,6 +84,13 @@ def test_keys_created_and_revoked_by_the_cli_apply_without_restart(server, api_r
         again = cli("revoke", key_id)
         assert again.returncode == 0 and again.stdout == revoked.stdout, "the first revocation time stays"
     assert cli("create", "--role", "root").returncode == 2
+    events = [e for e in audit_events(server.env) if e["subject"] == key_id]
+    assert [(e["kind"], e["detail"]["command"]) for e in events] == [
+        ("key_created", "keys create"),
+        ("key_revoked", "keys revoke"),
+    ], "one revocation, not one per command"
+    assert events[0]["detail"] == {"command": "keys create", "role": "scorer", "name": "case system"}
+    assert events[0]["actor"] == operator()
 
 
 def test_reload_under_load_fails_nothing_and_never_mixes_versions(
@@ -128,6 +137,14 @@ def test_reload_under_load_fails_nothing_and_never_mixes_versions(
         "changed": True,
     }
     assert failures == []
+    engine = make_engine(server.database)
+    admin_key = KeyStore(engine).verify(server.keys["admin"])
+    engine.dispose()
+    served = [(e["actor"], e["subject"], e["detail"]["previous_version"]) for e in audit_events(server.env)]
+    assert served == [
+        ("server start", f"models:/reintegra/{registry.version}", None),
+        (admin_key.id, f"models:/reintegra/{second_version.model_version}", registry.version),
+    ]
     versions = [r.json()["model"]["version"] for _, r in responses]
     assert set(versions) == {registry.version, second_version.model_version}
     last_old = max(i for i, v in enumerate(versions) if v == registry.version)
@@ -155,6 +172,11 @@ def test_alias_polling_picks_up_a_new_champion(registry, second_version, tmp_pat
             metrics = client.get("/metrics").text
     finally:
         server.stop()
+    served = audit_events(server.env, "--kind", "model_served")
+    assert [(e["actor"], e["detail"]["version"]) for e in served] == [
+        ("server start", second_version.model_version),
+        ("alias poll", registry.version),
+    ]
     gauge = 'reintegra_model_version{{name="reintegra",version="{}"}} {}'
     assert gauge.format(registry.version, "1.0") in metrics
     assert gauge.format(second_version.model_version, "0.0") in metrics

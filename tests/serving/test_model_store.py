@@ -47,11 +47,12 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     holder = ModelHolder(
         NAME,
         "champion",
+        on_serve=ignore,
         on_swap=lambda *args: swaps.append(args),
         on_waiting=lambda *a: waiting.append(a),
         on_failed=lambda *a: None,
     )
-    holder.reload()
+    holder.reload("test")
     assert holder.restart_required is None
     promote(NAME, second, force=True, reason="test")
     refusal = (
@@ -60,7 +61,7 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     )
     with caplog.at_level(logging.ERROR, logger="reintegra.model"):
         with pytest.raises(SchemaChanged, match=re.escape(refusal)) as refused:
-            holder.reload()
+            holder.reload("test")
         assert refused.value.changes == ["changed field Supervision_Risk_Score_First (maximum 10 is now 12)"]
         assert holder.current.version == first and swaps == [(NAME, first, None)]
         for _ in range(3):
@@ -72,22 +73,24 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     assert waiting == [(NAME, second, None)], "announced once, not on every poll"
 
     promote(NAME, first, force=True, reason="back to the serving version")
-    holder.reload()
+    holder.reload("test")
     assert holder.restart_required is None and waiting == [(NAME, second, None), (NAME, None, second)]
 
 
 def test_a_reload_after_the_alias_was_removed_says_the_loaded_version_still_serves(versions):
     first, _ = versions
     promote(NAME, first, force=True, reason="test")
-    holder = ModelHolder(NAME, "champion", on_swap=ignore, on_waiting=ignore, on_failed=ignore)
-    holder.reload()
+    holder = ModelHolder(
+        NAME, "champion", on_serve=ignore, on_swap=ignore, on_waiting=ignore, on_failed=ignore
+    )
+    holder.reload("test")
     MlflowClient().delete_registered_model_alias(NAME, "champion")
     try:
         with pytest.raises(
             ModelUnavailable,
             match=f"^no model at models:/{NAME}@champion; .*; still serving version {first}$",
         ):
-            holder.reload()
+            holder.reload("test")
     finally:
         promote(NAME, first, force=True, reason="alias back")
     assert holder.current.version == first
@@ -97,8 +100,10 @@ def test_the_serving_model_carries_its_forced_promotion_reason(versions):
     first, _ = versions
     promote(NAME, first, force=True, reason="test")
     MlflowClient().set_model_version_tag(NAME, first, FORCED_REASON_TAG, "pilot approved by the board")
-    holder = ModelHolder(NAME, "champion", on_swap=ignore, on_waiting=ignore, on_failed=ignore)
-    holder.reload()
+    holder = ModelHolder(
+        NAME, "champion", on_serve=ignore, on_swap=ignore, on_waiting=ignore, on_failed=ignore
+    )
+    holder.reload("test")
     assert holder.current.forced_reason == "pilot approved by the board"
 
 
@@ -165,9 +170,14 @@ def test_a_version_that_fails_to_load_is_tried_again_only_when_asked(versions, t
     promote(NAME, first, force=True, reason="test")
     failed = []
     holder = ModelHolder(
-        NAME, "champion", on_swap=ignore, on_waiting=ignore, on_failed=lambda *a: failed.append(a)
+        NAME,
+        "champion",
+        on_serve=ignore,
+        on_swap=ignore,
+        on_waiting=ignore,
+        on_failed=lambda *a: failed.append(a),
     )
-    holder.reload()
+    holder.reload("test")
     broken, bundle = broken_copy(first, tmp_path)
     promote(NAME, broken, force=True, reason="test")
     with caplog.at_level(logging.INFO, logger="reintegra.model"):
@@ -185,7 +195,7 @@ def test_a_version_that_fails_to_load_is_tried_again_only_when_asked(versions, t
     assert holder.current.version == first, "mended, but polls leave it alone: they did not load it again"
     assert failed == [(NAME, broken, None)]
 
-    assert holder.reload() == (first, broken), "an admin reload tries it again"
+    assert holder.reload("test") == (first, broken), "an admin reload tries it again"
     assert holder.load_failed is None and failed[-1] == (NAME, None, broken)
 
 

@@ -1,5 +1,6 @@
-"""Tamper evidence: `python -m serving audit verify` finds an edited, deleted or added audit row, on
-SQLite and PostgreSQL, after writers from several processes and after an upgrade from schema 0007."""
+"""Tamper evidence: `python -m serving audit verify` finds an edited, deleted or added audit row or
+event, on SQLite and PostgreSQL, after writers from several processes and after an upgrade from schema
+0007, without writing to the store; `audit events` lists the administrative events."""
 
 from __future__ import annotations
 
@@ -17,19 +18,22 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from typer.testing import CliRunner, Result
 
 from serving.audit import AuditStore
 from serving.cli import app
 from serving.database import make_engine, migrate
+from serving.events import key_event, model_event
+from serving.keys import KeyStore
 from serving.seal import load_seal
-from serving.tables import AuditChainRow, ScoreReadRow, ScoreRow
-from tests.serving.servers import TEST_SEAL, free_port, score_row, start_server
+from serving.tables import AuditChainRow, AuditEventRow, ScoreReadRow, ScoreRow
+from tests.serving.servers import TEST_SEAL, audit_events, free_port, score_row, start_server
 
 SCORES = ScoreRow.__table__
 READS = ScoreReadRow.__table__
 CHAIN = AuditChainRow.__table__
+EVENTS = AuditEventRow.__table__
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -47,9 +51,12 @@ def key_file(tmp_path) -> Path:
     return path
 
 
+def store_env(url: str, key_file: Path) -> dict:
+    return {"REINTEGRA_AUDIT_URL": url, "REINTEGRA_KEYS_URL": url, "REINTEGRA_AUDIT_KEY_FILE": str(key_file)}
+
+
 def verify(url: str, key_file: Path, *args: str) -> Result:
-    env = {"REINTEGRA_AUDIT_URL": url, "REINTEGRA_KEYS_URL": url, "REINTEGRA_AUDIT_KEY_FILE": str(key_file)}
-    return CliRunner().invoke(app, ["audit", "verify", *args], env=env)
+    return CliRunner().invoke(app, ["audit", "verify", *args], env=store_env(url, key_file))
 
 
 def signed_store(url: str) -> tuple[AuditStore, list[ScoreRow]]:
@@ -75,7 +82,7 @@ def test_an_untouched_trail_verifies_and_prints_its_anchor(store_url, key_file):
     store, _ = signed_store(store_url)
     result = verify(store_url, key_file)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("verified 6 signed rows (scores and reads); 0 rows from before")
+    assert result.stdout.startswith("verified 6 signed rows (scores, reads and events); 0 rows from before")
     assert re.fullmatch(r"6:[0-9a-f]{64}", anchor_of(result))
     store.engine.dispose()
 
@@ -136,6 +143,80 @@ def test_the_end_cut_off_is_found_only_against_an_anchor_kept_elsewhere(store_ur
     store.engine.dispose()
 
 
+def test_administrative_events_are_chained_listed_and_an_edited_one_is_named(store_url, key_file):
+    """Who created and revoked which key, and which version served from when, interleaved with the
+    scores in one chain: an event rewritten afterwards (another actor) is named like a score."""
+    store, _ = signed_store(store_url)
+    keys = KeyStore(store.engine)
+    key, _ = keys.create("admin", "alice")
+    store.record_event(key_event("key_created", key, "keys create"))
+    store.record_event(model_event("reintegra", "2", "run-2", "1", key.id))
+    store.record([score_row("P-4", model_version="2", key_id=key.id)])
+    store.record_event(key_event("key_revoked", keys.revoke(key.id)[0], "keys revoke"))
+    env = store_env(store_url, key_file)
+    events = audit_events(env)
+    assert [(e["seq"], e["kind"], e["subject"]) for e in events] == [
+        (7, "key_created", key.id),
+        (8, "model_served", "models:/reintegra/2"),
+        (10, "key_revoked", key.id),
+    ]
+    assert events[0]["detail"] == {"command": "keys create", "role": "admin", "name": "alice"}
+    assert events[1]["actor"] == key.id and events[1]["detail"]["previous_version"] == "1"
+    assert events[1]["detail"]["process"].endswith(f":{os.getpid()}")
+    assert [e["kind"] for e in audit_events(env, "--kind", "key_revoked")] == ["key_revoked"]
+    assert audit_events(env, "--since", events[1]["at"], "--until", events[2]["at"]) == events[1:2]
+    assert audit_events(env, "--until", "2020-01-01") == []
+    result = verify(store_url, key_file)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("verified 10 signed rows (scores, reads and events)")
+    with store.engine.begin() as connection:
+        edited = connection.execute(
+            update(EVENTS).where(EVENTS.c.seq == 7).values(actor="someone-else").returning(EVENTS.c.id)
+        ).scalar_one()
+    result = verify(store_url, key_file)
+    assert result.exit_code == 1
+    assert f"audit_events row {edited} (seq 7) does not match its digest" in result.stderr
+    store.engine.dispose()
+
+
+def test_verify_reads_a_store_behind_or_ahead_of_this_release_without_migrating_it(store_url, key_file):
+    """A verifier must not write: a store at an older schema is named with the one this release reads
+    and what to run, and left as it was; so is one a newer release migrated."""
+    engine = make_engine(store_url)
+    config = Config()
+    config.set_main_option("script_location", "serving:migrations")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0009")
+    for command_args in (["audit", "verify"], ["audit", "events"]):
+        result = CliRunner().invoke(app, command_args, env=store_env(store_url, key_file))
+        assert result.exit_code == 2
+        assert result.stderr.splitlines()[-1].endswith(
+            "it is at schema 0009, and this release reads schema 0010: migrate it with `python -m serving "
+            "migrate` (a server of this release does so at start-up), then run this again; this command "
+            "does not write to the store"
+        )
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0009"
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    result = verify(store_url, key_file)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].endswith(
+        "it is at schema 0099, which this release does not know (its newest is 0010): a newer release "
+        "migrated it; run this command with that release"
+    )
+    engine.dispose()
+
+
+def test_verify_of_a_missing_sqlite_store_makes_no_file(tmp_path, key_file):
+    database = tmp_path / "audit.db"
+    result = verify(f"sqlite:///{database}", key_file)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"cannot read the store at sqlite:///{database}: no such file {database}"
+    assert not database.exists()
+
+
 def test_another_key_is_refused(store_url, tmp_path):
     store, _ = signed_store(store_url)
     other = tmp_path / "other.key"
@@ -188,7 +269,9 @@ def test_rows_from_before_the_migration_are_kept_unsigned_and_counted(store_url,
     store.record([score_row("P-new")])
     result = verify(store_url, key_file)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("verified 1 signed rows (scores and reads); 2 rows from before migration")
+    assert result.stdout.startswith(
+        "verified 1 signed rows (scores, reads and events); 2 rows from before migration"
+    )
     engine.dispose()
 
 
@@ -210,7 +293,9 @@ def test_two_workers_on_postgresql_keep_one_chain(registry, tmp_path, fresh_data
         server.stop()
     result = verify(fresh_database, key_file)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("verified 30 signed rows")
+    assert result.stdout.startswith("verified 32 signed rows"), "24 scores, 6 reads, each worker's start"
+    started = audit_events(store_env(fresh_database, key_file), "--kind", "model_served")
+    assert len({e["detail"]["process"] for e in started}) == 2, "which worker served which version"
 
 
 def test_the_first_start_makes_the_key_and_a_later_one_without_it_is_refused(registry, tmp_path):
