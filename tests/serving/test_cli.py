@@ -16,7 +16,7 @@ from serving.cli import app
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from tests.serving.scenarios import refuse_odd_key_names
-from tests.serving.servers import free_port, start_server
+from tests.serving.servers import audit_events, free_port, start_server
 
 
 def test_serving_without_a_champion_says_what_to_do(tmp_path):
@@ -59,6 +59,8 @@ def test_dev_setup_creates_one_private_key_per_role_once(registry, spec, tmp_pat
     assert len(store.list()) == 4, "a second run keeps the keys it made"
     assert keys["REINTEGRA_SCORER_KEY"] in first.stdout and "created development keys" in first.stdout
     assert "created on the first run" in again.stdout
+    created = [e for e in audit_events(env) if e["kind"] == "key_created"]
+    assert [e["detail"]["command"] for e in created] == ["dev-setup"] * 4, "who made the development keys"
     example = json.loads((tmp_path / "dev" / "example-request.json").read_text())
     assert example["record"] and set(example["record"]) <= {*spec.inputs(), *spec.protected}
 

@@ -198,6 +198,9 @@ def test_verify_reads_a_store_behind_or_ahead_of_this_release_without_migrating_
         )
     with engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0009"
+    migrated = CliRunner().invoke(app, ["migrate"], env=store_env(store_url, key_file))
+    assert migrated.exit_code == 0, migrated.output
+    assert verify(store_url, key_file).exit_code == 0, "the command it names makes the store readable"
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
     result = verify(store_url, key_file)
