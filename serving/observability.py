@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from starlette.requests import Request
 from starlette.routing import Match
@@ -281,12 +282,13 @@ def _unsafe_because(request_id: str) -> str:
 def _route_label(scope: Scope) -> str:
     """A route's template, a mount's prefix (static files), or "unmatched": never a raw path.
 
-    FastAPI's own routes carry themselves in the scope; plain Starlette routes (the OpenAPI
-    document, the docs page) are looked up."""
+    FastAPI's own routes carry themselves in the scope once routed; plain Starlette routes (the OpenAPI
+    document, the docs page) and requests answered before routing (a POST's 401 before its body is
+    read, a 406) are looked up, through the routers the app includes."""
     route = scope.get("route")
     if route is None:
         routes = getattr(getattr(scope.get("app"), "router", None), "routes", [])
-        route = next((r for r in routes if r.matches(scope)[0] is Match.FULL), None)
+        route = next((r for r in iter_route_contexts(routes) if r.matches(scope)[0] is Match.FULL), None)
     return getattr(route, "path", None) or scope.get("root_path") or "unmatched"
 
 

@@ -41,18 +41,13 @@ def test_every_request_is_one_line_naming_route_status_duration_and_key_id(regis
                 headers={"X-Request-ID": "access-7"},
             )
             page = browser.get(f"/review/people/{PERSON}", headers={"X-Request-ID": "access-8"})
+            # Refused before routing, so the body is never read: still named by the route it would take.
+            unkeyed = browser.post("/v1/scores", json=body, headers={"X-Request-ID": "access-9"})
+            nowhere = browser.post(f"/v1/no/{PERSON}", json=body, headers={"X-Request-ID": "access-10"})
     finally:
         server.stop()
-    assert [r.status_code for r in (score, read, search, refused, forbidden, missing, signed_in, page)] == [
-        201,
-        200,
-        200,
-        401,
-        403,
-        404,
-        303,
-        200,
-    ]
+    answers = (score, read, search, refused, forbidden, missing, signed_in, page, unkeyed, nowhere)
+    assert [r.status_code for r in answers] == [201, 200, 200, 401, 403, 404, 303, 200, 401, 401]
     log = (tmp_path / "server.log").read_text()
     access = [(m["id"], m["rest"]) for m in map(LINE.search, log.splitlines()) if m]
     lines = dict(access)
@@ -65,6 +60,8 @@ def test_every_request_is_one_line_naming_route_status_duration_and_key_id(regis
         "access-6": ("GET", "unmatched", 404, "-"),
         "access-7": ("POST", "/review/sign-in", 303, key_ids["reviewer"]),
         "access-8": ("GET", "/review/people/{person_id:path}", 200, key_ids["reviewer"]),
+        "access-9": ("POST", "/v1/scores", 401, "-"),
+        "access-10": ("POST", "unmatched", 401, "-"),
     }
     for request_id, (method, route, status, key_id) in expected.items():
         assert re.fullmatch(

@@ -948,6 +948,7 @@ def test_health_readiness_and_metrics(server, api_records):
         assert anonymous.get("/readyz").status_code == 200
         assert anonymous.get("/metrics").status_code == 401
         scorer.post("/v1/scores", json={"record": api_records[0]})
+        assert anonymous.post("/v1/scores:batch", json={"items": []}).status_code == 401
         assert anonymous.get("/review/static/review.css").status_code == 200
         assert anonymous.get("/no/such/page-1234").status_code == 404
         assert anonymous.get("/openapi.json").status_code == 200
@@ -957,6 +958,7 @@ def test_health_readiness_and_metrics(server, api_records):
     assert 'reintegra_requests_total{method="GET",route="unmatched",status="404"}' in text
     assert "page-1234" not in text and "review.css" not in text
     assert 'reintegra_requests_total{method="POST",route="/v1/scores",status="201"}' in text
+    assert 'reintegra_requests_total{method="POST",route="/v1/scores:batch",status="401"}' in text
     assert 'reintegra_request_seconds_count{method="POST",route="/v1/scores",status="201"}' in text
     assert "reintegra_scores_total{band=" in text
     assert 'reintegra_model_version{name="reintegra",version=' in text
