@@ -20,7 +20,7 @@ from serving.head import HeadAsGetMiddleware
 from serving.keys import KeyStore
 from serving.limits import BodySizeLimitMiddleware, KeyBeforeBodyMiddleware
 from serving.model_store import SERVER_START, ModelHolder, ModelUnavailable, ServingModel
-from serving.negotiation import AcceptMiddleware
+from serving.negotiation import AcceptMiddleware, JsonBodyMiddleware
 from serving.observability import Metrics, RequestContextMiddleware, configure_logging
 from serving.routes import admin, health, model
 from serving.routes.pages import install_pages
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_pages(app)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(KeyBeforeBodyMiddleware)
     app.add_middleware(AcceptMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)

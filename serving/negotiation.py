@@ -1,6 +1,7 @@
 """Content negotiation (RFC 9110 12.5): the API answers in JSON only, so an Accept that allows no JSON
-gets a 406 saying what is sent, rather than JSON it said it cannot read; a batch's answer is gzipped
-when Accept-Encoding allows it."""
+gets a 406 saying what is sent, rather than JSON it said it cannot read; it reads JSON bodies only, so a
+body sent as another type gets a 415 naming application/json; a batch's answer is gzipped when
+Accept-Encoding allows it."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ def acceptable(accept: str, offered: str) -> bool:
             continue
         best = (specificity, _quality(parameters))
     return best is not None and best[1] > 0
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a Content-Type names JSON as FastAPI parses it (application/json or application/*+json,
+    whatever its parameters, `charset=utf-8` say)."""
+    kind, _, subtype = content_type.partition(";")[0].strip().lower().partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 def allows_gzip(accept_encoding: str) -> bool:
@@ -80,6 +88,33 @@ class AcceptMiddleware:
             accept = b",".join(value for name, value in scope["headers"] if name == b"accept")
             if accept and not any(acceptable(accept.decode("latin-1"), media) for media in OFFERED):
                 response = problem(406, "Not Acceptable", NOT_ACCEPTABLE_DETAIL, Request(scope))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class JsonBodyMiddleware:
+    """Answers 415 to a POST to /v1 whose body is sent as anything but JSON (text/plain, a form, no
+    Content-Type): FastAPI leaves such a body unparsed, and its 422 said the body was not an object.
+    Runs after the key check and before the body is read; a POST without a body passes."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and app_path(scope).startswith("/v1/"):
+            headers = dict(scope["headers"])
+            declared = headers.get(b"content-length", b"").strip()
+            has_body = (declared.isdigit() and int(declared) > 0) or b"transfer-encoding" in headers
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            if has_body and not is_json(content_type):
+                media_type = content_type.partition(";")[0].strip()
+                sent = f"as {media_type}" if media_type else "without a Content-Type"
+                detail = (
+                    f"the body is sent {sent}; the API reads {OFFERED[0]} only: send the body as JSON with "
+                    f"Content-Type: {OFFERED[0]} (a charset parameter is allowed, the body is read as UTF-8)"
+                )
+                response = problem(415, "Unsupported Media Type", detail, Request(scope))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

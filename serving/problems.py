@@ -74,7 +74,8 @@ PROBLEMS = {
         403: "The key's role may not do this",
         406: "The Accept header allows neither application/json nor application/problem+json",
         413: "Request body larger than REINTEGRA_MAX_BODY_BYTES",
-        415: "A compressed body (any Content-Encoding but identity): send it uncompressed",
+        415: "A body sent as anything but application/json (text/plain, a form, no Content-Type), or "
+        "compressed (any Content-Encoding but identity): send JSON, uncompressed",
         422: "Invalid body: every bad field with what is allowed",
         503: "No model loaded, or the audit store did not answer (nothing recorded; see Retry-After)",
     }.items()
@@ -83,7 +84,10 @@ PROBLEMS[401]["headers"] = {
     "WWW-Authenticate": {"description": "Bearer: the scheme the key is sent in", "schema": {"type": "string"}}
 }
 PROBLEMS[415]["headers"] = {
-    "Accept-Encoding": {"description": "identity: the only encoding taken", "schema": {"type": "string"}}
+    "Accept-Encoding": {
+        "description": "identity: the only encoding taken (sent when the body was compressed)",
+        "schema": {"type": "string"},
+    }
 }
 PROBLEMS[503]["headers"] = {
     "Retry-After": {

@@ -38,6 +38,37 @@ def test_an_accept_for_problems_only_is_allowed():
     assert acceptable(PROBLEM, PROBLEM) and not acceptable(PROBLEM, "application/json")
 
 
+def test_a_body_not_sent_as_json_gets_a_415_naming_json(server, api_records):
+    """A body sent as text/plain, as a form or without a Content-Type got a 422 saying the body was not an
+    object, which sent an integrator looking for a fault in JSON it had sent; it is a 415 naming
+    application/json. JSON with a charset is still read, and a request without a key still gets its 401
+    before anything about its body."""
+    body = json.dumps({"person_id": "P-media", "record": api_records[0]}).encode()
+    types = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None)
+    with server.client("scorer") as scorer, server.client() as anonymous:
+        refused = [
+            scorer.post("/v1/scores", content=body, headers={"Content-Type": sent} if sent else {})
+            for sent in types
+        ]
+        batch = scorer.post(
+            "/v1/scores:batch", content=b'{"items": []}', headers={"Content-Type": "text/plain"}
+        )
+        charset = scorer.post(
+            "/v1/scores", content=body, headers={"Content-Type": "Application/JSON; charset=utf-8"}
+        )
+        unkeyed = anonymous.post("/v1/scores", content=body, headers={"Content-Type": "text/plain"})
+    for sent, response in zip(types, [*refused], strict=True):
+        assert response.status_code == 415 and response.headers["content-type"] == PROBLEM, sent
+        detail = response.json()["detail"]
+        assert "send the body as JSON with Content-Type: application/json" in detail, sent
+        assert detail.startswith(
+            f"the body is sent as {sent.split(';')[0]};" if sent else "the body is sent without"
+        )
+    assert batch.status_code == 415
+    assert charset.status_code == 201
+    assert unkeyed.status_code == 401
+
+
 def test_an_api_request_accepting_no_json_gets_a_406_naming_what_is_sent(server, api_records):
     """A client asking for XML was sent JSON with a 201, which its XML parser then failed on."""
     body = {"person_id": "P-accept", "record": api_records[0]}
