@@ -18,7 +18,7 @@ from serving.database import make_engine, migrate
 from serving.events import model_event
 from serving.head import HeadAsGetMiddleware
 from serving.keys import KeyStore
-from serving.limits import BodySizeLimitMiddleware, KeyBeforeBodyMiddleware
+from serving.limits import LIMIT_PROBLEMS, BodySizeLimitMiddleware, KeyBeforeBodyMiddleware
 from serving.model_store import SERVER_START, ModelHolder, ModelUnavailable, ServingModel
 from serving.negotiation import AcceptMiddleware, JsonBodyMiddleware
 from serving.observability import Metrics, RequestContextMiddleware, configure_logging
@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(model.router)
     app.include_router(admin.router)
     app.include_router(health.router)
-    problems.install(app)
+    problems.install(app, LIMIT_PROBLEMS)
     install_pages(app)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

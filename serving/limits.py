@@ -21,12 +21,34 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from serving.addresses import app_path
 from serving.deps import authenticate
 from serving.observability import REFUSED_BEFORE_APP, REQUEST_ID_HEADER, request_id_var
-from serving.problems import problem
+from serving.problems import problem, problem_response
 
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_SECONDS = 10
 BODY_IDLE_SECONDS = 20
 log = logging.getLogger("reintegra.limits")
+CLOSES = {"Connection": {"description": "close: the connection is closed", "schema": {"type": "string"}}}
+# What these limits answer at any address, before any route: listed on every operation of the OpenAPI
+# document, so a generated client expects them.
+LIMIT_PROBLEMS = {
+    "400": {
+        **problem_response(
+            "The request could not be read (a malformed request line or header), or its head (request line "
+            f"and headers) passed {MAX_HEAD_BYTES // 1024} KiB"
+        ),
+        "headers": CLOSES,
+    },
+    "408": {
+        **problem_response(
+            f"The request head was not complete {HEAD_SECONDS} s after the connection opened, or its body "
+            f"stopped arriving for {BODY_IDLE_SECONDS} s"
+        ),
+        "headers": CLOSES,
+    },
+    "413": problem_response(
+        "Request body larger than REINTEGRA_MAX_BODY_BYTES, by its declared length or as it streamed"
+    ),
+}
 
 
 class BodySizeLimitMiddleware:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from typing import Any
@@ -66,14 +67,14 @@ def problem_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}}
 
 
-# The errors every /v1 route may answer, documented once for all the API's routers.
+# The errors every /v1 route may answer, documented once for all the API's routers (the limits' 400, 408
+# and 413, which any address may get, are added to every operation: see serving.limits.LIMIT_PROBLEMS).
 PROBLEMS = {
     status: problem_response(text)
     for status, text in {
         401: "Missing or unknown API key",
         403: "The key's role may not do this",
         406: "The Accept header allows neither application/json nor application/problem+json",
-        413: "Request body larger than REINTEGRA_MAX_BODY_BYTES",
         415: "A body sent as anything but application/json (text/plain, a form, no Content-Type), or "
         "compressed (any Content-Encoding but identity): send JSON, uncompressed",
         422: "Invalid body: every bad field with what is allowed",
@@ -141,8 +142,9 @@ def _echo(value: Any) -> str | int | float | bool | None:
     return value if isinstance(value, int | float | bool | None) else None
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers that turn every error into a problem, and its schema in the OpenAPI document."""
+def install(app: FastAPI, on_every_operation: dict[str, dict[str, Any]]) -> None:
+    """Register the handlers that turn every error into a problem, and its schema in the OpenAPI document,
+    with the responses `on_every_operation` (answers sent before any route) listed on every operation."""
     openapi = app.openapi
 
     def with_problem_schema() -> dict[str, Any]:
@@ -154,7 +156,10 @@ def install(app: FastAPI) -> None:
             schemas.setdefault(name, schema)
         for operations in document.get("paths", {}).values():
             for operation in operations.values():
-                for response in operation.get("responses", {}).values():
+                responses = operation.setdefault("responses", {})
+                for status, response in on_every_operation.items():
+                    responses.setdefault(status, copy.deepcopy(response))
+                for response in responses.values():
                     response.setdefault("headers", {}).setdefault("X-Request-ID", REQUEST_ID_DOC)
         return document
 

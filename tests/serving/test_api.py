@@ -1482,6 +1482,34 @@ def test_openapi_documents_the_statuses_and_headers_the_middleware_sends(server,
                 assert "Retry-After" in operation["responses"]["503"]["headers"], (method, path)
 
 
+def test_openapi_documents_the_refusals_of_the_server_limits(server):
+    """The 400 and 408 the HTTP protocol sends before the app (a head too large, unreadable or too slow, a
+    body that stopped arriving) were in no operation's responses, nor was the 413 of a declared length
+    over the limit outside /v1, so a generated client raised 'unexpected status' on them."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.putrequest("GET", "/healthz")
+    connection.putheader("Content-Length", str(10**9))
+    connection.endheaders()
+    too_large = connection.getresponse()
+    too_large.read()
+    connection.close()
+    with server.client() as anonymous:
+        document = anonymous.get("/openapi.json").json()
+    assert too_large.status == 413
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status in ("400", "408", "413"):
+                documented = operation["responses"].get(status)
+                assert documented is not None, (method, path, status)
+                assert documented["content"] == {
+                    PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                }
+                assert "X-Request-ID" in documented["headers"], (method, path, status)
+            for status in ("400", "408"):
+                assert "Connection" in operation["responses"][status]["headers"], (method, path, status)
+
+
 def test_openapi_documents_metrics_as_text_and_its_refusals(server):
     """/metrics was documented as a JSON 200 only, though it sends Prometheus text, and a generated client
     raised 'unexpected status' on its 401 and 403; /readyz's 503 was missing too."""
