@@ -208,7 +208,8 @@ def _usable_folder(folder: Path) -> None:
         ) from exc
 
 
-# API answers hold people's records: no cache may keep them.
+# API answers hold people's records: no cache may keep them, unless a route says otherwise (the reads that
+# a client revalidates by ETag, serving.conditional).
 API_HEADERS = [(b"cache-control", b"no-store")]
 # On every answer that does not set them itself (pages do): no browser sniffs another type into it and
 # no other site frames it (/docs is where a key is typed in).
@@ -239,9 +240,12 @@ class RequestContextMiddleware:
         started = time.perf_counter()
 
         started_response = False
-        extra_headers = [(REQUEST_ID_HEADER.encode(), request_id.encode())]
-        if app_path(scope).startswith("/v1/"):
-            extra_headers += API_HEADERS
+        request_id_header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+        defaults = (
+            [*API_HEADERS, *EVERY_ANSWER_HEADERS]
+            if app_path(scope).startswith("/v1/")
+            else EVERY_ANSWER_HEADERS
+        )
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, started_response
@@ -249,8 +253,8 @@ class RequestContextMiddleware:
                 status, started_response = message["status"], True
                 headers = message.get("headers", [])
                 present = {name.lower() for name, _ in headers}
-                missing = [header for header in EVERY_ANSWER_HEADERS if header[0] not in present]
-                message["headers"] = [*headers, *extra_headers, *missing]
+                missing = [header for header in defaults if header[0] not in present]
+                message["headers"] = [*headers, request_id_header, *missing]
             await send(message)
 
         try:

@@ -6,11 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from serving.conditional import ConditionalRoute
 from serving.deps import HolderDep, ReviewerKey, SettingsDep
 from serving.problems import PROBLEMS
 from serving.schemas import ModelPublic
 
-router = APIRouter(prefix="/v1", tags=["model"], responses=PROBLEMS)
+# Revalidated by ETag: a client polling the model gets a 304 until a reload swaps another version in.
+router = APIRouter(prefix="/v1", tags=["model"], responses=PROBLEMS, route_class=ConditionalRoute)
 
 
 @router.get("/model", response_model=ModelPublic, summary="The serving model and its audit")

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from features.spec import MAX_BAND_LABEL
 from serving.addresses import root_path
 from serving.audit import ScoreFilter
+from serving.conditional import ConditionalRoute
 from serving.deps import AuditDep, HolderDep, MetricsDep, ReviewerKey, ScorerKey, record_shown
 from serving.idempotency import (
     REPLAYED_HEADER,
@@ -195,20 +196,25 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         answer = answer_once(audit, key.id, idempotency_key, request_hash, score)
         return _respond(answer, 200, metrics, accept_encoding=request.headers.get("accept-encoding", ""))
 
-    @router.get(
-        "/scores/{score_id}",
-        response_model=ScoreRead,
-        response_model_exclude_unset=True,  # as returned: no `warnings` or `unseen` it did not have
-        summary="Read one score",
-        responses={404: problem_response("No score with this id")},
-    )
     def read_score(score_id: str, request: Request, key: ReviewerKey, audit: AuditDep) -> dict[str, Any]:
-        """The score exactly as returned, with the input record and the key that made it, for audit."""
+        """The score exactly as returned, with the input record and the key that made it, for audit; a
+        score never changes, so a client holding it gets a 304 (the read is recorded all the same)."""
         row = audit.get(score_id)
         if row is None:
             raise HTTPException(404, f"no score with id {score_id}")
         record_shown(request, audit, key, [row])
         return {**score_public(row, with_record=True), "key_id": row.key_id}
+
+    router.add_api_route(
+        "/scores/{score_id}",
+        read_score,
+        methods=["GET"],
+        response_model=ScoreRead,
+        response_model_exclude_unset=True,  # as returned: no `warnings` or `unseen` it did not have
+        summary="Read one score",
+        responses={404: problem_response("No score with this id")},
+        route_class_override=ConditionalRoute,
+    )
 
     @router.get(
         "/scores",

@@ -100,7 +100,7 @@ def test_behind_a_proxy_at_a_prefix_the_location_includes_it(registry, tmp_path,
     assert location == f"/reintegra/v1/scores/{created.json()['id']}"
     assert created.headers.get("cache-control") == "no-store"
     assert read.status_code == 200 and read.json()["id"] == created.json()["id"]
-    assert read.headers.get("cache-control") == "no-store"
+    assert read.headers.get("cache-control") == "private, no-cache"
 
 
 def test_batch_reports_bad_items_in_place(server, api_records):
@@ -651,8 +651,9 @@ def test_audit_record_is_retrievable_and_searchable(server, api_records):
         missing = reviewer.get("/v1/scores/does-not-exist")
         bad_query = reviewer.get("/v1/scores", params={"limit": 0, "since": "yesterday"})
     assert stored.status_code == 200
+    assert stored.headers["cache-control"] == "private, no-cache", "in no shared cache, revalidated"
+    assert missing.headers["cache-control"] == "no-store"
     for response in (stored, missing):
-        assert response.headers["cache-control"] == "no-store", "a person's record must not be cached"
         assert response.headers["x-content-type-options"] == "nosniff"
     stored = stored.json()
     assert stored["risk"] == created["risk"] and stored["explanation"] == created["explanation"]
@@ -936,6 +937,45 @@ def test_model_endpoint_shows_metrics_baselines_fairness_and_card(server, regist
     assert "Race" not in body["inputs"]
     recorded = MlflowClient().get_model_version("reintegra", registry.version).tags.get(FORCED_REASON_TAG)
     assert body["forced_promotion_reason"] == recorded
+
+
+def test_a_score_and_the_model_are_revalidated_by_etag_and_every_read_is_recorded(server, api_records):
+    """GET /v1/scores/{id} and GET /v1/model had no validator: a client polling the model or re-reading a
+    score (which never changes) fetched 35-100 kB each time. They carry a strong ETag, a Cache-Control that
+    keeps them out of shared caches and revalidated, and answer 304 to an If-None-Match naming it; a 304
+    still shows the client the score it holds, so it is recorded as a read."""
+    with server.client("scorer") as scorer:
+        score_id = scorer.post("/v1/scores", json={"person_id": "P-etag", "record": api_records[2]}).json()[
+            "id"
+        ]
+    with server.client("reviewer") as reviewer:
+        first = reviewer.get(f"/v1/scores/{score_id}")
+        tag = first.headers.get("etag", "")
+        held = [
+            reviewer.get(f"/v1/scores/{score_id}", headers={"If-None-Match": sent})
+            for sent in (tag, f'"other", W/{tag}', "*")
+        ]
+        head = reviewer.head(f"/v1/scores/{score_id}", headers={"If-None-Match": tag})
+        stale = reviewer.get(f"/v1/scores/{score_id}", headers={"If-None-Match": '"other"'})
+        missing = reviewer.get("/v1/scores/no-such-score", headers={"If-None-Match": "*"})
+        model = reviewer.get("/v1/model")
+        model_held = reviewer.get("/v1/model", headers={"If-None-Match": model.headers.get("etag", "")})
+    assert re.fullmatch(r'"[0-9a-f]{32}"', tag), "strong: no W/ prefix"
+    assert first.status_code == 200 and first.headers["cache-control"] == "private, no-cache"
+    for answer in [*held, head, model_held]:
+        assert answer.status_code == 304 and answer.content == b""
+        assert answer.headers["cache-control"] == "private, no-cache"
+    assert [answer.headers["etag"] for answer in [*held, head, stale]] == [tag] * 5
+    assert stale.status_code == 200 and stale.json() == first.json()
+    assert missing.status_code == 404 and missing.headers["cache-control"] == "no-store"
+    assert model_held.headers["etag"] == model.headers["etag"] != tag
+    engine = make_engine(server.database)
+    with Session(engine) as session:
+        reads = session.scalars(select(ScoreReadRow.request_id).where(ScoreReadRow.score_id == score_id))
+        recorded = set(reads)
+    engine.dispose()
+    answers = [first, *held, head, stale]
+    assert recorded == {answer.headers["x-request-id"] for answer in answers}, "every read, 304s too"
 
 
 def test_health_readiness_and_metrics(server, api_records):
