@@ -177,6 +177,8 @@ def install(app: FastAPI, on_every_operation: dict[str, dict[str, Any]]) -> None
         headers, detail = exc.headers, str(exc.detail)
         if exc.status_code == 405 and (allowed := _allowed_methods(request, (headers or {}).get("Allow"))):
             headers = {**(headers or {}), "Allow": allowed}
+            # Not the method by name: a HEAD reaches this as the GET it is run as (serving.head).
+            detail = f"this address does not take that method; it takes {allowed}"
         if exc.status_code == 404 and (address := without_trailing_slash(request)):
             detail = f"no route at {request.url.path}; without the trailing slash: {address}"
         return problem(exc.status_code, _title(exc.status_code), detail, request, headers)

@@ -438,7 +438,8 @@ def test_a_body_that_is_not_json_is_said_to_be_so_and_where(server, path, body, 
 
 def test_a_wrong_method_says_which_methods_are_allowed(server):
     """/v1/scores is both the search (GET) and the scoring (POST): Allow names both, not the first
-    route's method alone."""
+    route's method alone. The problem's detail names them too: it said only 'Method Not Allowed', so a
+    client logging the detail (not the headers) learnt nothing it could act on."""
     with server.client("admin") as client:
         scores = client.put("/v1/scores", json={})
         options = client.options("/v1/scores")
@@ -447,6 +448,9 @@ def test_a_wrong_method_says_which_methods_are_allowed(server):
     assert scores.status_code == 405 and scores.headers["content-type"] == PROBLEM
     assert scores.headers["allow"] == options.headers["allow"] == "GET, HEAD, POST"
     assert one.headers["allow"] == "GET, HEAD" and reload.headers["allow"] == "POST"
+    for answer in (scores, options, one, reload):
+        allowed = answer.headers["allow"]
+        assert answer.json()["detail"] == f"this address does not take that method; it takes {allowed}"
 
 
 def test_a_trailing_slash_is_not_redirected_to_the_host_the_client_named(server, api_records):
