@@ -1,10 +1,11 @@
 """The score search shared by GET /v1/scores and the reviewer pages: its bands and its list positions."""
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 
-from serving.audit import AuditStore
+from serving.audit import AuditStore, ScoreFilter
 
 
 def as_utc(value: datetime) -> datetime:
@@ -46,3 +47,32 @@ def position(cursor: str) -> tuple[datetime, str]:
         return as_utc(created_at), score_id
     except (ValueError, TypeError) as exc:  # bad base64, JSON, shape or time are all ValueErrors
         raise ValueError(f"not a position this server gave out: {cursor!r}") from exc
+
+
+class OtherSearch(ValueError):
+    """A next_cursor sent with filters other than those of the search that gave it."""
+
+
+def next_cursor(created_at: datetime, score_id: str, where: ScoreFilter) -> str:
+    """A search's next page: the last score's position, tied to the search's filters (not its page size),
+    so a cursor sent with other filters is refused rather than followed from a position in another list."""
+    return f"{cursor_of(created_at, score_id)}.{_filters_digest(where)}"
+
+
+def next_position(cursor: str, where: ScoreFilter) -> tuple[datetime, str]:
+    """The position a `next_cursor` of this search holds; OtherSearch when it came from a search with other
+    filters, ValueError for any other text."""
+    at, dot, digest = cursor.rpartition(".")
+    if not dot:
+        raise ValueError(f"not a next_cursor this server gave out: {cursor!r}")
+    found = position(at)
+    if digest != _filters_digest(where):
+        raise OtherSearch(cursor)
+    return found
+
+
+def _filters_digest(where: ScoreFilter) -> str:
+    """16 hex digits of the filters; times in UTC, so one instant written in two zones is one search."""
+    filters = [where.model_name, where.person_id, where.band, where.model_version]
+    times = [at.astimezone(UTC).isoformat() if at else None for at in (where.since, where.until)]
+    return hashlib.sha256(json.dumps([*filters, *times]).encode()).hexdigest()[:16]

@@ -35,7 +35,7 @@ from serving.schemas import (
     few_unknown_fields,
 )
 from serving.scoring import response_json, score_public, score_requests
-from serving.search import as_utc, band_error, cursor_of, known_bands, position
+from serving.search import OtherSearch, as_utc, band_error, known_bands, next_cursor, next_position
 
 MAX_OFFSET = 1_000_000_000
 LOCATION_HEADER = {
@@ -239,13 +239,13 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             since = query.since.isoformat().replace("+00:00", "Z")
             message = f"until must be later than since ({since}, in UTC); until is exclusive"
             raise _query_error("until", "time_range", message, request.query_params["until"])
-        before = _position(query.cursor) if query.cursor is not None else None
-        if before is not None and offset:
-            message = "offset cannot be combined with cursor: the cursor already says where the page starts"
-            raise _query_error("offset", "cursor_offset", message, offset)
         where = ScoreFilter(
             model_name or holder.name, query.person_id, query.since, query.until, band, query.model_version
         )
+        before = _position(query.cursor, where) if query.cursor is not None else None
+        if before is not None and offset:
+            message = "offset cannot be combined with cursor: the cursor already says where the page starts"
+            raise _query_error("offset", "cursor_offset", message, offset)
         rows, total = audit.search(where, limit + 1, offset, before)
         rows, more = rows[:limit], len(rows) > limit
         record_shown(request, audit, key, rows, query.person_id)
@@ -262,16 +262,23 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             )
             for r in rows
         ]
-        next_cursor = cursor_of(rows[-1].created_at, rows[-1].id) if more else None
-        return {"items": items, "total": total, "limit": limit, "offset": offset, "next_cursor": next_cursor}
+        cursor = next_cursor(rows[-1].created_at, rows[-1].id, where) if more else None
+        return {"items": items, "total": total, "limit": limit, "offset": offset, "next_cursor": cursor}
 
     return router
 
 
-def _position(cursor: str) -> tuple[datetime, str]:
-    """A `next_cursor`'s position; any other text is a 422, not a 500."""
+def _position(cursor: str, where: ScoreFilter) -> tuple[datetime, str]:
+    """A `next_cursor`'s position; one of another search, or any other text, is a 422, not a 500."""
     try:
-        return position(cursor)
+        return next_position(cursor, where)
+    except OtherSearch as exc:
+        message = (
+            "this cursor continues a search with other filters; send model_name, person_id, since, until, "
+            "band and model_version as on the page that gave it (limit may change), or leave cursor out to "
+            "start from the newest score"
+        )
+        raise _query_error("cursor", "cursor", message, cursor) from exc
     except ValueError as exc:
         message = "not a next_cursor this API returned; leave cursor out to start from the newest score"
         raise _query_error("cursor", "cursor", message, cursor) from exc

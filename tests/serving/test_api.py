@@ -863,6 +863,32 @@ def test_pages_followed_by_cursor_neither_repeat_nor_skip_while_scores_arrive(se
     assert seen == [item["id"] for item in everything], "every score once, newest first"
 
 
+def test_a_cursor_sent_with_other_filters_is_refused_not_followed(server, api_records):
+    """A next_cursor held only a position: sent with another search's filters (a client building the next
+    address from the wrong query, or keeping one cursor across people) it went on silently from that
+    position, so that person's newer scores were skipped without a word. It now belongs to its search:
+    other filters are a 422 on query.cursor; another limit is still a page of the same search."""
+    with server.client("scorer") as scorer:
+        for person, record in (("P-cursor-a", api_records[18]), ("P-cursor-a", api_records[19])):
+            assert scorer.post("/v1/scores", json={"person_id": person, "record": record}).status_code == 201
+        scorer.post("/v1/scores", json={"person_id": "P-cursor-b", "record": api_records[20]})
+    with server.client("reviewer") as reviewer:
+        first = reviewer.get("/v1/scores", params={"person_id": "P-cursor-a", "limit": 1}).json()
+        cursor = first["next_cursor"]
+        same = reviewer.get("/v1/scores", params={"person_id": "P-cursor-a", "limit": 5, "cursor": cursor})
+        other = [
+            reviewer.get("/v1/scores", params={**params, "cursor": cursor})
+            for params in ({"person_id": "P-cursor-b"}, {}, {"person_id": "P-cursor-a", "band": "low"})
+        ]
+    assert same.status_code == 200 and len(same.json()["items"]) == 1
+    for answer in other:
+        assert answer.status_code == 422, answer.text[:200]
+        assert_problem(answer, 422, "/v1/scores")
+        [error] = answer.json()["errors"]
+        assert error["field"] == "query.cursor" and error["value"] == cursor
+        assert error["message"].startswith("this cursor continues a search with other filters")
+
+
 def test_a_page_ending_on_the_last_score_has_no_next_cursor(server, api_records):
     """Two scores on a page of two: a next_cursor would send a client on to an empty page."""
     person = "P-last-page"
