@@ -122,12 +122,23 @@ def field_errors(errors: list[dict]) -> list[dict]:
             message = PATTERN_WORDS.get(error.get("ctx", {}).get("pattern"), message)
         elif not location and error.get("type") == "model_type":  # only a batch item meets this one
             message = "each item must be a JSON object shaped like the body of POST /v1/scores"
-        elif not location and error.get("type") in NOT_AN_OBJECT:  # also a body sent as another type
-            message = "the body must be a JSON object, sent with Content-Type: application/json"
+        elif (
+            not location and error.get("type") in NOT_AN_OBJECT
+        ):  # JSON, but no object (another type is a 415)
+            message = f"{_body_kind(error)}; send a JSON object shaped like the schema (GET /docs)"
         out.append(
             {"field": ".".join(location) or "(body)", "message": message, "value": _echo(error.get("input"))}
         )
     return out
+
+
+def _body_kind(error: dict) -> str:
+    """What a JSON body that is not an object was (FastAPI reads an empty one as missing); JSON has no
+    other kind of value, so what is left is a float."""
+    if error.get("type") == "missing":
+        return "the request has no body"
+    kinds = {type(None): "null", list: "an array", str: "a string", bool: "a boolean", int: "a number"}
+    return f"the body is {kinds.get(type(error.get('input')), 'a number')}"
 
 
 def _echo(value: Any) -> str | int | float | bool | None:

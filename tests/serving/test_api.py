@@ -401,6 +401,27 @@ def test_refused_text_says_in_words_what_is_allowed(server, api_records):
 
 
 @pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (b"", "the request has no body"),
+        (b"null", "the body is null"),
+        (b"[]", "the body is an array"),
+        (b'"x"', "the body is a string"),
+        (b"3.5", "the body is a number"),
+    ],
+)
+def test_a_json_body_that_is_not_an_object_is_named_for_what_it_is(server, body, kind):
+    """An empty, null or non-object JSON body was told 'the body must be a JSON object, sent with
+    Content-Type: application/json', though it had been; now that another type is a 415, the 422 says
+    what the body was."""
+    with server.client("scorer") as client:
+        response = client.post("/v1/scores", content=body, headers={"content-type": "application/json"})
+    assert_problem(response, 422, "/v1/scores")
+    message = f"{kind}; send a JSON object shaped like the schema (GET /docs)"
+    assert [(e["field"], e["message"]) for e in response.json()["errors"]] == [("(body)", message)]
+
+
+@pytest.mark.parametrize(
     ("path", "body", "message"),
     [
         (
