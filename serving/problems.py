@@ -112,6 +112,14 @@ def field_errors(errors: list[dict]) -> list[dict]:
             message = "unknown field; the record accepts only the model's release-time inputs"
         elif error.get("type") == "extra_forbidden":
             message = "unknown field; the request body's fields are in the API schema (GET /docs)"
+        elif error.get("type") == "too_long" and location == ["items"]:  # a batch (no other body has items)
+            ctx = error.get("ctx", {})
+            message = (
+                f"a batch holds at most {ctx.get('max_length')} items (REINTEGRA_MAX_BATCH), not "
+                f"{ctx.get('actual_length')}: send the rest in another batch"
+            )
+        elif error.get("type") == "too_short" and location == ["items"]:
+            message = "an empty batch scores no one: send at least one item"
         elif error.get("type") == "value_error":  # our own validators' words, without pydantic's prefix
             message = str(error.get("ctx", {}).get("error", message))
         elif (

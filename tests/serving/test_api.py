@@ -132,12 +132,23 @@ def test_a_batch_item_that_is_not_an_object_is_refused_in_its_place(server, api_
     assert body["items"][2]["errors"] == [{"field": "(body)", "message": message, "value": 1}]
 
 
-def test_batch_over_the_limit_is_refused(server, api_records):
+def test_batch_over_the_limit_or_empty_is_refused_saying_what_to_send(server, api_records):
+    """Pydantic's 'List should have at most 1000 items after validation, not 1001' named neither the
+    setting nor what to do; an empty batch was 'at least 1 item after validation, not 0'."""
     with server.client("scorer") as client:
         response = client.post("/v1/scores:batch", json={"items": [{"record": api_records[0]}] * 1001})
-    assert response.status_code == 422
+        empty = client.post("/v1/scores:batch", json={"items": []})
+    assert response.status_code == empty.status_code == 422
     [error] = response.json()["errors"]
-    assert error["field"] == "items" and "at most 1000 items" in error["message"]
+    assert (error["field"], error["message"]) == (
+        "items",
+        "a batch holds at most 1000 items (REINTEGRA_MAX_BATCH), not 1001: send the rest in another batch",
+    )
+    [error] = empty.json()["errors"]
+    assert (error["field"], error["message"]) == (
+        "items",
+        "an empty batch scores no one: send at least one item",
+    )
 
 
 def test_missing_and_unknown_keys_get_401(server, api_records):
