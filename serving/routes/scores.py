@@ -4,8 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from features.spec import MAX_BAND_LABEL
 from serving.addresses import root_path
@@ -24,8 +23,8 @@ from serving.idempotency import (
 from serving.negotiation import encoded
 from serving.observability import Metrics
 from serving.problems import PROBLEMS, field_errors, problem_response
+from serving.queries import UtcTime, check_window, only_known_parameters, query_error
 from serving.schemas import (
-    MAX_UNKNOWN_FIELDS,
     PRINTABLE,
     BatchPublic,
     ScorePage,
@@ -35,7 +34,7 @@ from serving.schemas import (
     few_unknown_fields,
 )
 from serving.scoring import response_json, score_public, score_requests
-from serving.search import OtherSearch, as_utc, band_error, known_bands, next_cursor, next_position
+from serving.search import OtherSearch, band_error, known_bands, next_cursor, next_position
 
 MAX_OFFSET = 1_000_000_000
 LOCATION_HEADER = {
@@ -53,9 +52,6 @@ ENCODING_HEADERS = {
     },
     "Vary": {"description": "Accept-Encoding", "schema": {"type": "string"}},
 }
-
-
-UtcTime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class ScoreQuery(BaseModel):
@@ -79,27 +75,6 @@ class ScoreQuery(BaseModel):
     cursor: str | None = Field(
         None, max_length=200, description="A page's `next_cursor`, for the page after it (without offset)"
     )
-
-
-async def only_known_parameters(request: Request) -> None:
-    """A misspelt filter (`personid=`) would otherwise be ignored and list every person's scores."""
-    allowed = list(ScoreQuery.model_fields)
-    unknown = [(name, value) for name, value in request.query_params.multi_items() if name not in allowed]
-    if len(unknown) > MAX_UNKNOWN_FIELDS:  # one error each would answer 30 times the address's size
-        first = ", ".join(name for name, _ in unknown[:MAX_UNKNOWN_FIELDS])
-        message = (
-            f"{len(unknown)} unknown query parameters; the first {MAX_UNKNOWN_FIELDS}: {first}; "
-            f"allowed: {', '.join(allowed)}"
-        )
-        raise RequestValidationError([{"type": "unknown_parameter", "loc": ("query",), "msg": message}])
-    if unknown:
-        message = f"unknown query parameter; allowed: {', '.join(allowed)}"
-        raise RequestValidationError(
-            [
-                {"type": "unknown_parameter", "loc": ("query", name), "msg": message, "input": value}
-                for name, value in unknown
-            ]
-        )
 
 
 def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_batch: int) -> APIRouter:
@@ -220,7 +195,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         "/scores",
         response_model=ScorePage,
         summary="Search scores, newest first",
-        dependencies=[Depends(only_known_parameters)],
+        dependencies=[Depends(only_known_parameters(ScoreQuery))],
     )
     def list_scores(
         request: Request,
@@ -234,18 +209,15 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         if band is not None and band not in serving_bands and model_name in (None, holder.name):
             error = band_error(band, known_bands(serving_bands, audit, holder.name))
             if error:
-                raise _query_error("band", "enum", error, band)
-        if query.since is not None and query.until is not None and query.until <= query.since:
-            since = query.since.isoformat().replace("+00:00", "Z")
-            message = f"until must be later than since ({since}, in UTC); until is exclusive"
-            raise _query_error("until", "time_range", message, request.query_params["until"])
+                raise query_error("band", "enum", error, band)
+        check_window(request, query.since, query.until)
         where = ScoreFilter(
             model_name or holder.name, query.person_id, query.since, query.until, band, query.model_version
         )
         before = _position(query.cursor, where) if query.cursor is not None else None
         if before is not None and offset:
             message = "offset cannot be combined with cursor: the cursor already says where the page starts"
-            raise _query_error("offset", "cursor_offset", message, offset)
+            raise query_error("offset", "cursor_offset", message, offset)
         rows, total = audit.search(where, limit + 1, offset, before)
         rows, more = rows[:limit], len(rows) > limit
         record_shown(request, audit, key, rows, query.person_id)
@@ -278,16 +250,10 @@ def _position(cursor: str, where: ScoreFilter) -> tuple[datetime, str]:
             "band and model_version as on the page that gave it (limit may change), or leave cursor out to "
             "start from the newest score"
         )
-        raise _query_error("cursor", "cursor", message, cursor) from exc
+        raise query_error("cursor", "cursor", message, cursor) from exc
     except ValueError as exc:
         message = "not a next_cursor this API returned; leave cursor out to start from the newest score"
-        raise _query_error("cursor", "cursor", message, cursor) from exc
-
-
-def _query_error(parameter: str, kind: str, message: str, value: Any) -> RequestValidationError:
-    """A 422 on one query parameter, shaped as pydantic's own so it reads like every other field error."""
-    error = {"type": kind, "loc": ("query", parameter), "msg": message, "input": value}
-    return RequestValidationError([error])
+        raise query_error("cursor", "cursor", message, cursor) from exc
 
 
 def _respond(

@@ -1,0 +1,54 @@
+"""Query parameters shared by the API's searches: UTC times, refused unknown names, a window's order."""
+
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, BaseModel
+
+from serving.schemas import MAX_UNKNOWN_FIELDS
+from serving.search import as_utc
+
+UtcTime = Annotated[datetime, AfterValidator(as_utc)]
+
+
+def only_known_parameters(query: type[BaseModel]) -> Callable[[Request], Coroutine[Any, Any, None]]:
+    """A dependency refusing a query parameter `query` does not name: a misspelt filter (`personid=`)
+    would otherwise be ignored and widen the answer."""
+    allowed = list(query.model_fields)
+
+    async def check(request: Request) -> None:
+        unknown = [(name, value) for name, value in request.query_params.multi_items() if name not in allowed]
+        if len(unknown) > MAX_UNKNOWN_FIELDS:  # one error each would answer 30 times the address's size
+            first = ", ".join(name for name, _ in unknown[:MAX_UNKNOWN_FIELDS])
+            message = (
+                f"{len(unknown)} unknown query parameters; the first {MAX_UNKNOWN_FIELDS}: {first}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+            raise RequestValidationError([{"type": "unknown_parameter", "loc": ("query",), "msg": message}])
+        if unknown:
+            message = f"unknown query parameter; allowed: {', '.join(allowed)}"
+            raise RequestValidationError(
+                [
+                    {"type": "unknown_parameter", "loc": ("query", name), "msg": message, "input": value}
+                    for name, value in unknown
+                ]
+            )
+
+    return check
+
+
+def check_window(request: Request, since: datetime | None, until: datetime | None) -> None:
+    """An `until` at or before `since` is a 422 naming query.until, not an empty answer."""
+    if since is not None and until is not None and until <= since:
+        start = since.isoformat().replace("+00:00", "Z")
+        message = f"until must be later than since ({start}, in UTC); until is exclusive"
+        raise query_error("until", "time_range", message, request.query_params["until"])
+
+
+def query_error(parameter: str, kind: str, message: str, value: Any) -> RequestValidationError:
+    """A 422 on one query parameter, shaped as pydantic's own so it reads like every other field error."""
+    error = {"type": kind, "loc": ("query", parameter), "msg": message, "input": value}
+    return RequestValidationError([error])
