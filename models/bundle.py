@@ -137,17 +137,37 @@ class ScoringBundle:
         """Positions of free-text inputs whose given value training never saw (encoded as missing)."""
         return {j for j, name in self._free_text if np.isnan(inputs[j]) and _given(record.get(name))}
 
+    def need_flags(self, records: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+        """Each need's flag for many records (`scores` from predict_frame), as their scores give it."""
+        X = self.encode(records).to_numpy(dtype=float)
+        return pd.DataFrame(
+            {
+                need.name: [
+                    self._observed_and_flag(need, p, inputs)[1]
+                    for p, inputs in zip(scores[f"need_{need.name}"], X, strict=True)
+                ]
+                for need in self.spec.needs
+            },
+            index=records.index,
+        )
+
     def _need(self, need: NeedSpec, probability: float, inputs: np.ndarray) -> dict:
         """A need as predicted, unless the record itself shows it: then `observed` decides the flag."""
-        rule = self._observed.get(need.name)
-        observed = rule.holds(inputs) if rule is not None else None
+        observed, flagged = self._observed_and_flag(need, probability, inputs)
         return {
             "need": need.name,
             "probability": probability,
             "observed": observed,
-            "flagged": observed if observed is not None else probability >= need.flag_threshold,
+            "flagged": flagged,
             "interventions": list(need.interventions),
         }
+
+    def _observed_and_flag(
+        self, need: NeedSpec, probability: float, inputs: np.ndarray
+    ) -> tuple[bool | None, bool]:
+        rule = self._observed.get(need.name)
+        observed = rule.holds(inputs) if rule is not None else None
+        return observed, observed if observed is not None else bool(probability >= need.flag_threshold)
 
 
 @dataclass(frozen=True)

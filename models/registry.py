@@ -16,6 +16,8 @@ DEFAULT_MODEL_NAME = "reintegra"
 FORCED_REASON_TAG = "forced_promotion_reason"
 # Registered-model tags, one per alias move: "alias_history.<UTC time>.<alias>" = what moved.
 ALIAS_HISTORY_PREFIX = "alias_history."
+# Run artifact: the test part's reference profile, which serving compares the records it scores against.
+REFERENCE_PROFILE = "reference_profile.json"
 
 
 def configure_tracking() -> str:

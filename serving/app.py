@@ -15,6 +15,7 @@ from models.registry import configure_tracking
 from serving import problems
 from serving.audit import AuditStore, open_seal
 from serving.database import make_engine, migrate
+from serving.drift import drift_example
 from serving.events import model_event
 from serving.head import HeadAsGetMiddleware
 from serving.keys import KeyStore
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     example = {"assessment_id": "A-1001", "person_id": "P-42", "record": example_record(spec)}
     score_request = score_request_model(record_model(spec, example["record"]))
     app.include_router(scores_router(score_request, example, settings.max_batch))
-    app.include_router(model.router)
+    app.include_router(model.model_router(drift_example(spec)))
     app.include_router(admin.router)
     app.include_router(health.router)
     problems.install(app, LIMIT_PROBLEMS)

@@ -56,6 +56,17 @@ class ScoreFilter:
     upto: tuple[datetime, str] | None = None  # (created_at, id) of the newest score a paged list shows
 
 
+@dataclass(frozen=True)
+class ServedScore:
+    """What drift reads of a score: its record and outputs, not its explanations (most of its 35 kB)."""
+
+    created_at: datetime
+    record: dict
+    risk_probability: float
+    risk_band: str
+    needs: list[dict]
+
+
 CHAIN = AuditChainRow.__table__
 EVENTS = AuditEventRow.__table__
 # Statements built once, not per score: building them and their cache keys cost more than the SQLite
@@ -207,6 +218,18 @@ class AuditStore:
             return None
         with self._sessions() as session:
             return session.scalars(_newest_first(query).limit(1)).first()
+
+    def newest_served(self, where: ScoreFilter, limit: int) -> list[ServedScore]:
+        """The newest `limit` matching scores' records and outputs, newest first: a bounded read, however
+        many scores match."""
+        query = _matching(where)
+        if query is None:
+            return []
+        needs = ScoreRow.result["needs"]  # JSON path on SQLite and PostgreSQL alike
+        columns = (ScoreRow.created_at, ScoreRow.record, ScoreRow.risk_probability, ScoreRow.risk_band, needs)
+        with self.engine.connect() as connection:
+            rows = connection.execute(_newest_first(query.with_only_columns(*columns)).limit(limit)).all()
+        return [ServedScore(*row) for row in rows]
 
     def count(self, where: ScoreFilter) -> int:
         """How many scores match."""

@@ -15,11 +15,17 @@ from mlflow import MlflowClient
 
 from models.bundle import ScoringBundle
 from models.pyfunc import load_bundle
-from models.registry import DEFAULT_MODEL_NAME, FORCED_REASON_TAG, run_artifact, sqlite_path
+from models.registry import (
+    DEFAULT_MODEL_NAME,
+    FORCED_REASON_TAG,
+    REFERENCE_PROFILE,
+    run_artifact,
+    sqlite_path,
+)
 from serving.schemas import record_changes, record_model
 
 log = logging.getLogger("reintegra.model")
-RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md", "plots.json")
+RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md", "plots.json", REFERENCE_PROFILE)
 # MLflow's answers when the name or the alias is not registered, as against MLflow being out of reach.
 NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 # Who loads a version when no admin key asked, as the audit trail names them.
@@ -312,3 +318,9 @@ def evaluation_of(documents: dict[str, str]) -> dict:
 def plots_of(documents: dict[str, str]) -> dict:
     """The numbers each plot of the run shows ({} for a run logged before plots.json)."""
     return json.loads(documents.get("plots.json", "{}"))
+
+
+def reference_of(documents: dict[str, str]) -> dict | None:
+    """The test part's reference profile drift is measured against (None for a run logged before it)."""
+    text = documents.get(REFERENCE_PROFILE)
+    return json.loads(text) if text is not None else None

@@ -458,3 +458,18 @@ def fairness_gaps(table: dict[str, Any], gates: Gates | None, attribute: str) ->
         name: Gap(name, table.get(f"{name}_gap"), gates.max_fpr_gap if gated and name == "fpr" else None)
         for name in ("ece", "fpr", "fnr")
     }
+
+
+def drift_view(report: dict[str, Any]) -> dict[str, Any]:
+    """The drift report as the model page shows it: largest PSI first, the inputs that drifted apart
+    (their bins shown), and each need's flag rate as a labelled row."""
+    if report["outputs"] is None:
+        return report
+    ranked = sorted(report["inputs"], key=lambda c: -1.0 if c["psi"] is None else c["psi"], reverse=True)
+    needs = [(f"flag rate of {n['need']}", n) for n in report["outputs"]["need_flag_rates"]]
+    return {
+        **report,
+        "inputs": ranked,
+        "shifted": [c for c in ranked if c["level"] in ("moderate", "major")],
+        "outputs": {**report["outputs"], "need_labels": needs},
+    }

@@ -435,3 +435,69 @@ def _accepted(field: dict[str, Any]) -> dict[str, Any]:
 
 def _bound(value: Any) -> str:
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class BinShare(BaseModel):
+    bin: str = Field(description="A bin of a number (deciles of the test part), a level, or a risk band")
+    reference: float = Field(description="Its share in the test part at training (of the given values)")
+    window: float = Field(description="Its share in the window (of the given values; 0 when none is given)")
+
+
+class ColumnDrift(BaseModel):
+    name: str
+    kind: str
+    psi: float | None = Field(
+        description="Population stability index of the window's given values against the test part's, "
+        "over the bins below (a share of 0 counts as 0.0001); null when the window gives no value"
+    )
+    level: Literal["none", "moderate", "major"] | None = Field(
+        description="none below 0.1, moderate below 0.25, major from 0.25; null when the window gives fewer "
+        "than 100 values, where sampling noise alone can pass 0.1"
+    )
+    values: int = Field(description="How many of the window's records give this column")
+    missing_reference: float = Field(description="Share of the test part's records missing it")
+    missing_window: float | None = Field(description="Share of the window's records missing it")
+    missing_change: float | None = Field(description="missing_window - missing_reference")
+    bins: list[BinShare]
+
+
+class RateChange(BaseModel):
+    reference: float = Field(description="On the test part at training")
+    window: float | None = Field(description="Over the window (null when it holds no score)")
+    change: float | None = Field(description="window - reference")
+
+
+class NeedDrift(RateChange):
+    need: str
+
+
+class OutputDrift(BaseModel):
+    bands: list[BinShare] = Field(description="Share of scores in each risk band")
+    band_psi: float | None = Field(description="Population stability index of the band shares")
+    band_level: Literal["none", "moderate", "major"] | None
+    mean_risk: RateChange = Field(description="Mean risk probability")
+    need_flag_rates: list[NeedDrift] = Field(description="Share of scores flagging each need")
+
+
+class DriftWindow(BaseModel):
+    since: datetime | None
+    until: datetime | None
+    scores: int = Field(description="Scores of the serving version read from the window, newest first")
+    limit: int = Field(description="The most scores one request reads, whatever the window holds")
+    capped: bool = Field(
+        description="True when the window holds more scores than `limit`: only the newest were read"
+    )
+    oldest: datetime | None = Field(description="The oldest score read")
+    newest: datetime | None = Field(description="The newest score read")
+
+
+class DriftPublic(BaseModel):
+    model: ModelRef
+    window: DriftWindow
+    reference_rows: int | None = Field(description="Rows of the test part the reference profile was taken on")
+    message: str | None = Field(description="Why there is nothing to compare with, when there is not")
+    inputs: list[ColumnDrift] = Field(description="Each model input, in the spec's order")
+    protected: list[ColumnDrift] = Field(
+        description="Each protected attribute's group shares, for fairness monitoring only (never an input)"
+    )
+    outputs: OutputDrift | None

@@ -31,7 +31,7 @@ from models.baselines import baseline_label
 from models.bundle import ScoringBundle
 from models.calibrated import DEFAULT_PARAMS
 from models.pyfunc import BUNDLE_ARTIFACT, release_signature
-from models.registry import DEFAULT_MODEL_NAME, configure_tracking, registered_spec
+from models.registry import DEFAULT_MODEL_NAME, REFERENCE_PROFILE, configure_tracking, registered_spec
 from training import plots
 from training.evaluate import evaluation_report
 from training.fairness import fpr_extremes
@@ -40,6 +40,7 @@ from training.gates import GateResult, check_gates
 from training.intervals import METRICS as INTERVAL_METRICS
 from training.overlap import new_salt, row_hashes, row_keys
 from training.provenance import COMMIT_TAG, DIRTY_TAG, PINNED_PACKAGES, environment, git_state
+from training.reference import reference_profile
 from training.tracking import CANDIDATE, check_model_name, experiment_id, move_alias, store_unusable
 
 TEST_SIZE = 0.25
@@ -196,6 +197,10 @@ def _write_artifacts(
     (folder / "fairness.json").write_text(json.dumps(evaluation["fairness"], indent=2))
     (folder / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
     (folder / "gates.json").write_text(json.dumps([g.__dict__ for g in gates], indent=2))
+    # What serving compares the records it scores against, to tell when they drift from these.
+    (folder / REFERENCE_PROFILE).write_text(
+        json.dumps(reference_profile(bundle, test_part, scores), indent=2)
+    )
     (folder / SPEC_ARTIFACT).write_text(
         yaml.safe_dump(spec.model_dump(by_alias=True, exclude_none=True), sort_keys=False)
     )

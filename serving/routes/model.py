@@ -1,44 +1,90 @@
-"""The serving model: version, metrics beside baselines, fairness table and model card."""
+"""The serving model: version, metrics beside baselines, fairness table, model card, and drift."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, Field
 
 from serving.conditional import ConditionalRoute
-from serving.deps import HolderDep, ReviewerKey, SettingsDep
+from serving.deps import AuditDep, HolderDep, ReviewerKey, SettingsDep
+from serving.drift import WINDOW_LIMIT, model_drift
 from serving.problems import PROBLEMS
-from serving.schemas import ModelPublic
-
-# Revalidated by ETag: a client polling the model gets a 304 until a reload swaps another version in.
-router = APIRouter(prefix="/v1", tags=["model"], responses=PROBLEMS, route_class=ConditionalRoute)
+from serving.queries import UtcTime, check_window, only_known_parameters
+from serving.schemas import DriftPublic, ModelPublic
 
 
-@router.get("/model", response_model=ModelPublic, summary="The serving model and its audit")
-def read_model(key: ReviewerKey, holder: HolderDep, settings: SettingsDep) -> dict[str, Any]:
-    model = holder.current
-    waiting, failed = holder.restart_required, holder.load_failed
-    evaluation = model.evaluation
-    return {
-        "name": model.name,
-        "version": model.version,
-        "alias": settings.model_alias,
-        "run_id": model.run_id,
-        "loaded_at": model.loaded_at,
-        "spec": model.bundle.spec.name,
-        "inputs": model.bundle.inputs,
-        "metrics": {
-            "risk": evaluation.get("risk", {}),
-            "needs": evaluation.get("needs", {}),
-            "macro_auc": evaluation.get("macro_auc"),
-            "run": model.metrics,
-        },
-        "baselines": evaluation.get("baselines", {}),
-        "fairness": evaluation.get("fairness", {}),
-        "intersections": evaluation.get("intersections", {}),
-        "model_card": model.documents.get("model_card.md", ""),
-        "forced_promotion_reason": model.forced_reason,
-        "restart_required": {"version": waiting[0], "reason": waiting[1]} if waiting else None,
-        "load_failed": {"version": failed[0], "reason": failed[1]} if failed else None,
-    }
+class DriftQuery(BaseModel):
+    """The window of scores drift is measured over; a name not listed here is refused, not ignored."""
+
+    since: UtcTime | None = Field(
+        None, description="Scores created at or after this time (naive times are UTC)"
+    )
+    until: UtcTime | None = Field(None, description="Scores created before this time (naive times are UTC)")
+
+
+def model_router(drift_example: dict[str, Any]) -> APIRouter:
+    """Routes for the serving model; the drift example is built from the serving spec, like the record's."""
+    router = APIRouter(prefix="/v1", tags=["model"], responses=PROBLEMS)
+
+    # Revalidated by ETag: a client polling the model gets a 304 until a reload swaps another version in.
+    @router.get(
+        "/model",
+        response_model=ModelPublic,
+        summary="The serving model and its audit",
+        route_class_override=ConditionalRoute,
+    )
+    def read_model(key: ReviewerKey, holder: HolderDep, settings: SettingsDep) -> dict[str, Any]:
+        model = holder.current
+        waiting, failed = holder.restart_required, holder.load_failed
+        evaluation = model.evaluation
+        return {
+            "name": model.name,
+            "version": model.version,
+            "alias": settings.model_alias,
+            "run_id": model.run_id,
+            "loaded_at": model.loaded_at,
+            "spec": model.bundle.spec.name,
+            "inputs": model.bundle.inputs,
+            "metrics": {
+                "risk": evaluation.get("risk", {}),
+                "needs": evaluation.get("needs", {}),
+                "macro_auc": evaluation.get("macro_auc"),
+                "run": model.metrics,
+            },
+            "baselines": evaluation.get("baselines", {}),
+            "fairness": evaluation.get("fairness", {}),
+            "intersections": evaluation.get("intersections", {}),
+            "model_card": model.documents.get("model_card.md", ""),
+            "forced_promotion_reason": model.forced_reason,
+            "restart_required": {"version": waiting[0], "reason": waiting[1]} if waiting else None,
+            "load_failed": {"version": failed[0], "reason": failed[1]} if failed else None,
+        }
+
+    @router.get(
+        "/model/drift",
+        response_model=DriftPublic,
+        summary="Drift of the served records and scores from training",
+        description=f"The serving version's scores from `since` to `until` (its newest {WINDOW_LIMIT:,} "
+        "at most: `window.capped` says when more were left out) against the reference profile its training "
+        "run took of the test part: per input and per protected attribute (fairness monitoring only, never "
+        "an input) the population stability index over the same bins (below 0.1 none, from 0.1 moderate, "
+        "from 0.25 major) and the change of missing share; band shares, mean risk probability and each "
+        "need's flag rate. A version trained before reference profiles says so in `message`.",
+        dependencies=[Depends(only_known_parameters(DriftQuery))],
+        responses={200: {"content": {"application/json": {"example": jsonable_encoder(drift_example)}}}},
+    )
+    def read_model_drift(
+        request: Request,
+        key: ReviewerKey,
+        holder: HolderDep,
+        audit: AuditDep,
+        query: Annotated[DriftQuery, Query()],
+    ) -> dict[str, Any]:
+        """Bounded work per request: the window's newest WINDOW_LIMIT scores, without their explanations."""
+        check_window(request, query.since, query.until)
+        return model_drift(holder.current, audit, query.since, query.until)
+
+    return router

@@ -25,6 +25,7 @@ from serving import pages, runs
 from serving.addresses import PAGES_PREFIX, app_path, path_for, without_trailing_slash
 from serving.audit import AuditStore, ScoreFilter
 from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep, record_shown
+from serving.drift import model_drift
 from serving.model_store import evaluation_of, plots_of
 from serving.plot_texts import plot_texts
 from serving.problems import field_errors
@@ -509,6 +510,10 @@ def model_page(
             "gates": gates,
             "intersections": evaluation.get("intersections", {}),
             "card": pages.markdown(documents.get("model_card.md", ""), shift=2),
+            # Drift is of the serving version's own scores, against its own reference profile.
+            "drift": pages.drift_view(model_drift(serving, audit, None, None))
+            if version == serving.version
+            else None,
         },
     )
 

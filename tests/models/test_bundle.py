@@ -108,6 +108,14 @@ def test_needs_carry_their_interventions_and_flags(bundle, spec, scored):
             assert item["flagged"] == item["observed"]
 
 
+def test_need_flags_of_many_records_are_those_their_scores_give(bundle, training_typed, scored):
+    """The reference profile's flag rates count flags as served scores give them, observed ones included."""
+    typed = training_typed.iloc[3000:3200]
+    flags = bundle.need_flags(typed, bundle.predict_frame(typed))
+    assert list(flags.columns) == [n.name for n in bundle.spec.needs]
+    assert flags.to_dict("records") == [{n["need"]: n["flagged"] for n in s["needs"]} for s in scored]
+
+
 def test_a_need_the_record_shows_is_observed_as_its_rule_labels_it(
     bundle, spec, training_raw, training_typed
 ):

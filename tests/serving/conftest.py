@@ -13,7 +13,15 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from serving.database import make_engine, migrate
-from tests.serving.servers import REASSESSED, REASSESSMENTS, TEST_SEAL, Registry, Server, start_server
+from tests.serving.servers import (
+    REASSESSED,
+    REASSESSMENTS,
+    TEST_SEAL,
+    Registry,
+    Server,
+    api_record,
+    start_server,
+)
 from tests.tracking import tracking_store
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -75,19 +83,7 @@ def server(registry, tmp_path_factory) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def api_records(training_raw, spec) -> list[dict]:
     """Records as a case-management system sends them: JSON types, release-time fields only."""
-    records = []
-    for raw in training_raw.iloc[3000:3100].to_dict("records"):
-        record = {}
-        for name in [*spec.inputs(), *spec.protected]:
-            value = raw.get(name)
-            if not isinstance(value, str):
-                continue
-            kind = spec.column(name).kind
-            record[name] = (
-                float(value) if kind == "numeric" else (value == "Yes") if kind == "boolean" else value
-            )
-        records.append(record)
-    return records
+    return [api_record(raw, spec) for raw in training_raw.iloc[3000:3100].to_dict("records")]
 
 
 @pytest.fixture(scope="session")

@@ -162,3 +162,26 @@ def a_key_use_is_written_at_most_once_a_minute(engine: Engine) -> None:
         assert len(writes) == 1 and keys.get(key.id).last_used_at >= first
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+def the_newest_scores_are_read_and_no_more(store: AuditStore) -> None:
+    """A drift window reads its newest `limit` scores, newest first: records, outputs and flags only."""
+    person, at = f"P-{uuid.uuid4()}", utc_now()
+    needs = [{"need": "housing", "flagged": True, "probability": 0.7}]
+    rows = [
+        score_row(
+            person,
+            created_at=at - timedelta(minutes=i),
+            record={"Gender": "F", "n": i},
+            risk_probability=i / 10,
+            result={"needs": needs, "explanation": {"risk": "large"}},
+        )
+        for i in range(4)
+    ]
+    store.record(rows)
+    served = store.newest_served(ScoreFilter(person_id=person, since=at - timedelta(minutes=2)), 2)
+    assert [(s.created_at, s.record["n"], s.risk_probability) for s in served] == [
+        (at, 0, 0.0),
+        (rows[1].created_at, 1, 0.1),
+    ]
+    assert served[0].needs == needs and served[0].risk_band == "moderate"

@@ -219,6 +219,19 @@ def score_row(person_id: str, **values) -> ScoreRow:
     return ScoreRow(person_id=person_id, **{**defaults, **values})
 
 
+def api_record(raw: dict, spec) -> dict:
+    """A cohort row (text cells) as a case-management system sends it: JSON types, release-time fields
+    and protected attributes only."""
+    record = {}
+    for name in [*spec.inputs(), *spec.protected]:
+        value = raw.get(name)
+        if not isinstance(value, str):
+            continue
+        kind = spec.column(name).kind
+        record[name] = float(value) if kind == "numeric" else (value == "Yes") if kind == "boolean" else value
+    return record
+
+
 def sign_in(page, key: str, path: str = "/review/scores") -> None:
     """Sign a Playwright page in with `key` through the form at `path`, as a reviewer does."""
     page.goto(path)

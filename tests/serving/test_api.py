@@ -1162,6 +1162,7 @@ def test_openapi_names_operations_as_their_handlers_in_a_valid_document(server):
         "read_health",
         "read_metrics",
         "read_model",
+        "read_model_drift",
         "read_readiness",
         "read_score",
         "reload_model",

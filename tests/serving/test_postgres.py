@@ -17,6 +17,7 @@ from tests.serving.scenarios import (
     race_on_one_key,
     refuse_a_write,
     refuse_odd_key_names,
+    the_newest_scores_are_read_and_no_more,
 )
 from tests.serving.servers import TEST_SEAL, score_row, start_server
 
@@ -49,6 +50,10 @@ def test_a_taken_idempotency_claim_records_nothing(postgres_url):
 
 def test_two_requests_racing_on_one_idempotency_key(postgres_url):
     race_on_one_key(AuditStore(make_engine(postgres_url), TEST_SEAL))
+
+
+def test_a_drift_window_reads_only_its_newest_scores(postgres_url):
+    the_newest_scores_are_read_and_no_more(AuditStore(make_engine(postgres_url), TEST_SEAL))
 
 
 def test_text_with_nul_finds_nothing_instead_of_failing(postgres_url):

@@ -18,7 +18,7 @@ from features.example import example_record
 from features.records import read_records
 from features.spec import DatasetSpec, load_spec, parse_spec
 from features.validation import validate_records
-from models.registry import alias_history
+from models.registry import REFERENCE_PROFILE, alias_history
 from tests.training.commands import cli
 from training.fit import outcome
 from training.promote import promote
@@ -102,6 +102,35 @@ def test_train_registers_a_candidate_with_its_artifacts(trained, store):
     assert {"test_risk_auc", "validation_risk_auc", "test_Race_fpr_gap"} <= set(run.data.metrics)
     tags = client.get_registered_model("reintegra").tags
     assert any(k.startswith("alias_history.") and k.endswith(".candidate") for k in tags)
+
+
+def test_a_run_logs_the_reference_profile_of_its_test_part(trained, training_typed, spec):
+    """What serving measures drift against: every input and protected attribute, and every output."""
+    path = mlflow.artifacts.download_artifacts(run_id=trained.run_id, artifact_path=REFERENCE_PROFILE)
+    profile = json.loads(Path(path).read_text())
+    y = outcome(training_typed, spec)
+    _, test_rows = train_test_split(np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=3)
+    test_part = training_typed.iloc[test_rows]
+    assert profile["n"] == len(test_part) == trained.bundle.metadata["n_test"]
+    assert list(profile["inputs"]) == spec.inputs() and list(profile["protected"]) == spec.protected
+    violent = profile["inputs"]["Prior_Arrest_Episodes_Violent"]
+    counted = test_part["Prior_Arrest_Episodes_Violent"].value_counts(normalize=True)
+    assert violent["bins"] == spec.column("Prior_Arrest_Episodes_Violent").order
+    assert violent["shares"] == pytest.approx([counted.get(level, 0.0) for level in violent["bins"]])
+    assert violent["missing"] == pytest.approx(test_part["Prior_Arrest_Episodes_Violent"].isna().mean())
+    race = profile["protected"]["Race"]
+    assert dict(zip(race["bins"], race["shares"], strict=True)) == pytest.approx(
+        test_part["Race"].value_counts(normalize=True).to_dict()
+    )
+    scores = trained.bundle.predict_frame(test_part)
+    outputs = profile["outputs"]
+    assert outputs["mean_risk"] == pytest.approx(scores["risk"].mean())
+    assert list(outputs["bands"]) == spec.risk_bands.labels and sum(
+        outputs["bands"].values()
+    ) == pytest.approx(1)
+    high = (scores["risk"] >= spec.risk_bands.cut_points[-1]).mean()
+    assert outputs["bands"][spec.risk_bands.labels[-1]] == pytest.approx(high)
+    assert list(outputs["need_flag_rates"]) == [n.name for n in spec.needs]
 
 
 def test_a_run_logs_what_reproducing_it_needs(trained, data_file, spec, tmp_path):

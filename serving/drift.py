@@ -1,0 +1,180 @@
+"""Drift of what the serving version scores from the reference profile of its test part: inputs,
+protected groups and outputs, over a bounded window of the audit store's newest scores."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from features.drift import level, psi
+from features.profile import column_profile, window_shares
+from features.spec import ColumnSpec, DatasetSpec
+from serving.audit import AuditStore, ScoreFilter, ServedScore
+from serving.model_store import ServingModel, reference_of
+
+WINDOW_LIMIT = 2000  # the newest scores one request reads, however many the window holds
+MIN_VALUES = 100  # below this many values, sampling noise alone can pass the 0.1 threshold: no level
+
+
+def model_drift(
+    model: ServingModel, audit: AuditStore, since: datetime | None, until: datetime | None
+) -> dict[str, Any]:
+    """The serving version's newest WINDOW_LIMIT scores from `since` (inclusive) to `until`
+    (exclusive) against its reference profile; says so, with nothing compared, for a version logged
+    without one."""
+    where = ScoreFilter(model_name=model.name, model_version=model.version, since=since, until=until)
+    served = audit.newest_served(where, WINDOW_LIMIT + 1)
+    capped, served = len(served) > WINDOW_LIMIT, served[:WINDOW_LIMIT]
+    report: dict[str, Any] = {
+        "model": {"name": model.name, "version": model.version, "run_id": model.run_id},
+        "window": {
+            "since": since,
+            "until": until,
+            "scores": len(served),
+            "limit": WINDOW_LIMIT,
+            "capped": capped,
+            "oldest": served[-1].created_at if served else None,
+            "newest": served[0].created_at if served else None,
+        },
+    }
+    reference = reference_of(model.documents)
+    if reference is None:
+        message = (
+            f"no reference profile: version {model.version} was trained before training recorded one, "
+            "so there is nothing to compare its scores with; retrain to monitor drift"
+        )
+        return {
+            **report,
+            "reference_rows": None,
+            "message": message,
+            "inputs": [],
+            "protected": [],
+            "outputs": None,
+        }
+    spec = model.bundle.spec
+    records = [score.record for score in served]
+    return {
+        **report,
+        "reference_rows": reference["n"],
+        "message": None,
+        "inputs": [_column(spec.column(name), p, records) for name, p in reference["inputs"].items()],
+        "protected": [_column(spec.column(name), p, records) for name, p in reference["protected"].items()],
+        "outputs": _outputs(reference["outputs"], served),
+    }
+
+
+def _column(column: ColumnSpec, profile: dict[str, Any], records: list[dict]) -> dict[str, Any]:
+    values = [record.get(column.name) for record in records]
+    shares, missing, given = window_shares(column, profile, values)
+    value = psi(profile["shares"], shares) if given and any(profile["shares"]) else None
+    return {
+        "name": column.name,
+        "kind": column.kind,
+        "psi": value,
+        "level": level(value) if value is not None and given >= MIN_VALUES else None,
+        "values": given,
+        "missing_reference": profile["missing"],
+        "missing_window": missing if records else None,
+        "missing_change": missing - profile["missing"] if records else None,
+        "bins": _bins(profile["bins"], profile["shares"], shares),
+    }
+
+
+def _outputs(reference: dict[str, Any], served: list[ServedScore]) -> dict[str, Any]:
+    n = len(served)
+    bands = list(reference["bands"])
+    counted = Counter(score.risk_band for score in served)
+    shares = [counted[band] / n if n else 0.0 for band in bands]
+    band_psi = psi(list(reference["bands"].values()), shares) if n else None
+    flags: dict[str, list[bool]] = {}
+    for score in served:
+        for need in score.needs or []:  # an answer holding no needs flags none
+            flags.setdefault(need["need"], []).append(bool(need["flagged"]))
+    return {
+        "bands": _bins(bands, list(reference["bands"].values()), shares),
+        "band_psi": band_psi,
+        "band_level": level(band_psi) if band_psi is not None and n >= MIN_VALUES else None,
+        "mean_risk": _change(
+            reference["mean_risk"], sum(s.risk_probability for s in served) / n if n else None
+        ),
+        "need_flag_rates": [
+            {"need": need, **_change(rate, _mean(flags.get(need, [])))}
+            for need, rate in reference["need_flag_rates"].items()
+        ],
+    }
+
+
+def _bins(names: list[str], reference: list[float], window: list[float]) -> list[dict[str, Any]]:
+    return [
+        {"bin": name, "reference": r, "window": w}
+        for name, r, w in zip(names, reference, window, strict=True)
+    ]
+
+
+def _change(reference: float, window: float | None) -> dict[str, float | None]:
+    return {
+        "reference": reference,
+        "window": window,
+        "change": None if window is None else window - reference,
+    }
+
+
+def _mean(values: list[bool]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def drift_example(spec: DatasetSpec) -> dict[str, Any]:
+    """An answer for the API's documentation in the serving spec's own names (never another layout's):
+    one input's records all at its last level, the groups and bands as at training, computed as served."""
+    at = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    column = next((spec.column(n) for n in spec.inputs() if spec.column(n).kind != "numeric"), None)
+    column = column or spec.column(spec.inputs()[0])
+    shifted = [{column.name: _example_values(column)[-1]}] * 400
+    protected = []
+    for name in spec.protected[:1]:
+        attribute, values = spec.column(name), _example_values(spec.column(name))
+        records = [{name: value} for value in values * (400 // len(values))]
+        protected.append(_column(attribute, column_profile(attribute, values), records))
+    labels = spec.risk_bands.labels
+    reference = {
+        "bands": {band: 1 / len(labels) for band in labels},
+        "mean_risk": 0.5,
+        "need_flag_rates": {need.name: 0.3 for need in spec.needs},
+    }
+    served = [
+        ServedScore(
+            at - timedelta(minutes=i),
+            {},
+            0.55,
+            labels[i % len(labels)],
+            [{"need": need.name, "flagged": i % 3 == 0} for need in spec.needs],
+        )
+        for i in range(len(shifted))
+    ]
+    return {
+        "model": {"name": "reintegra", "version": "3", "run_id": "0f3c9a7e5b6d4c21a8e9f0b1c2d3e4f5"},
+        "window": {
+            "since": at - timedelta(days=30),
+            "until": None,
+            "scores": len(served),
+            "limit": WINDOW_LIMIT,
+            "capped": False,
+            "oldest": served[-1].created_at,
+            "newest": served[0].created_at,
+        },
+        "reference_rows": 4834,
+        "message": None,
+        "inputs": [_column(column, column_profile(column, _example_values(column)), shifted)],
+        "protected": protected,
+        "outputs": _outputs(reference, served),
+    }
+
+
+def _example_values(column: ColumnSpec) -> list[Any]:
+    """One value of each of the column's bins (made up for a number or free text)."""
+    if column.kind == "numeric":
+        return [float(v) for v in range(10)]
+    if column.kind == "boolean":
+        return [True, False]
+    return list(column.order or column.values or ["text a", "text b"])
