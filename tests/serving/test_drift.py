@@ -57,11 +57,7 @@ def test_a_window_shifted_on_one_input_drifts_on_that_input_alone(server, window
     shifted = by_name(after["inputs"])
     assert shifted[SHIFTED]["level"] == "major" and shifted[SHIFTED]["psi"] > 1
     assert {c["name"]: c["level"] for c in after["inputs"] if c["level"] != "none"} == {SHIFTED: "major"}
-    assert by_name(after["inputs"])[SHIFTED]["bins"][-1] == {
-        "bin": "3 or more",
-        "reference": pytest.approx(shifted[SHIFTED]["bins"][-1]["reference"]),
-        "window": 1.0,
-    }
+    assert shifted[SHIFTED]["bins"][-1]["bin"] == "3 or more" and shifted[SHIFTED]["bins"][-1]["window"] == 1
     assert [c["name"] for c in after["protected"]] == list(spec.protected)
     assert after["protected"][0]["level"] == "none", "the same people: the same groups"
     # More violent arrests raise the risk: the outputs move with the input.
