@@ -29,13 +29,6 @@ def model_router(drift_example: dict[str, Any]) -> APIRouter:
     """Routes for the serving model; the drift example is built from the serving spec, like the record's."""
     router = APIRouter(prefix="/v1", tags=["model"], responses=PROBLEMS)
 
-    # Revalidated by ETag: a client polling the model gets a 304 until a reload swaps another version in.
-    @router.get(
-        "/model",
-        response_model=ModelPublic,
-        summary="The serving model and its audit",
-        route_class_override=ConditionalRoute,
-    )
     def read_model(key: ReviewerKey, holder: HolderDep, settings: SettingsDep) -> dict[str, Any]:
         model = holder.current
         waiting, failed = holder.restart_required, holder.load_failed
@@ -62,6 +55,16 @@ def model_router(drift_example: dict[str, Any]) -> APIRouter:
             "restart_required": {"version": waiting[0], "reason": waiting[1]} if waiting else None,
             "load_failed": {"version": failed[0], "reason": failed[1]} if failed else None,
         }
+
+    # Revalidated by ETag: a client polling the model gets a 304 until a reload swaps another version in.
+    router.add_api_route(
+        "/model",
+        read_model,
+        methods=["GET"],
+        response_model=ModelPublic,
+        summary="The serving model and its audit",
+        route_class_override=ConditionalRoute,
+    )
 
     @router.get(
         "/model/drift",
