@@ -9,7 +9,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -26,6 +28,7 @@ from tests.serving.servers import (
     REASSESSED,
     REASSESSMENTS,
     TEST_SEAL,
+    Server,
     form_token,
     page_request,
     score_row,
@@ -257,20 +260,48 @@ def test_a_flagged_need_shows_the_base_value_it_starts_from(server, scores, spec
     assert number("total") == pytest.approx(explained["log_odds"] - explained["base_value"], abs=1e-4)
 
 
-def test_a_score_shows_the_flag_thresholds_of_the_version_that_made_it(registry, tmp_path, spec, api_records):
-    """A later version may flag needs at other thresholds; an earlier score's page must quote the
-    thresholds its own flags were decided with, not the serving version's."""
-    name = "reintegra-thresholds"
-    _, server = serve_new_model(registry, tmp_path, spec, name)
+@dataclass
+class TwoVersions:
+    """A served model whose second version cuts bands, flags needs and gates elsewhere than its first."""
+
+    server: Server
+    first_version: str
+    early: list[str]  # two scores of PERSON by the first version
+    late: str  # one score of PERSON by the second
+
+
+PERSON = "P-TWO-VERSIONS"
+
+
+@pytest.fixture(scope="module")
+def two_versions(registry, tmp_path_factory, spec, api_records) -> Iterator[TwoVersions]:
+    """One model trained twice for the tests of what an earlier version's scores and page keep as their
+    own; they only read it, so the three changes share one second version."""
+    name = "reintegra-two-versions"
+    first, server = serve_new_model(registry, tmp_path_factory.mktemp("two-versions"), spec, name)
     try:
         with server.client("scorer") as scorer:
-            created = scorer.post("/v1/scores", json={"record": api_records[0]}).json()
-        moved = [n.model_copy(update={"flag_threshold": 0.9}) for n in spec.needs]
-        serve_next_version(server, registry, spec.model_copy(update={"needs": moved}), name)
-        with server.page_client() as client:
-            text = html.unescape(client.get(f"/review/scores/{created['id']}").text)
+            early = [
+                scorer.post("/v1/scores", json={"person_id": PERSON, "record": r}).json()["id"]
+                for r in api_records[:2]
+            ]
+        needs = [n.model_copy(update={"flag_threshold": 0.8}) for n in spec.needs if n.name != "housing"]
+        bands = spec.risk_bands.model_copy(update={"cut_points": [0.5], "labels": ["standard", "elevated"]})
+        gates = spec.gates.model_copy(update={"max_fpr_gap": 0.5})
+        later = spec.model_copy(update={"needs": needs, "risk_bands": bands, "gates": gates})
+        serve_next_version(server, registry, later, name)
+        with server.client("scorer") as scorer:
+            late = scorer.post("/v1/scores", json={"person_id": PERSON, "record": api_records[2]})
+        yield TwoVersions(server, first.model_version, early, late.json()["id"])
     finally:
         server.stop()
+
+
+def test_a_score_shows_the_flag_thresholds_of_the_version_that_made_it(two_versions, spec):
+    """A later version may flag needs at other thresholds; an earlier score's page must quote the
+    thresholds its own flags were decided with, not the serving version's."""
+    with two_versions.server.page_client() as client:
+        text = html.unescape(client.get(f"/review/scores/{two_versions.early[0]}").text)
     row = r'<th scope="row">(\w+)</th>(?:(?!</tr>).)*?class="threshold">\(at ([0-9.]+)'
     quoted = re.findall(row, text, re.S)
     own = {n.name: f"{n.flag_threshold:.2f}" for n in spec.needs}
@@ -288,30 +319,12 @@ def _cuts_at_points(text: str, chart_id: str) -> dict[str, list[float]]:
     return {score_id: sorted(y for x1, x2, y in cuts if x1 <= float(cx) <= x2) for cx, score_id in points}
 
 
-def test_a_person_page_draws_each_score_against_its_own_versions_cuts(registry, tmp_path, spec, api_records):
+def test_a_person_page_draws_each_score_against_its_own_versions_cuts(two_versions, spec):
     """A later version may cut bands and flag needs elsewhere, or drop a need: each assessment on the
     person page is drawn against the cut points and thresholds of the version that scored it."""
-    name = "reintegra-person-versions"
-    _, server = serve_new_model(registry, tmp_path, spec, name)
-    person = "P-TWO-VERSIONS"
-    try:
-        with server.client("scorer") as scorer:
-            early = [
-                scorer.post("/v1/scores", json={"person_id": person, "record": r}).json()["id"]
-                for r in api_records[:2]
-            ]
-        needs = [n.model_copy(update={"flag_threshold": 0.8}) for n in spec.needs if n.name != "housing"]
-        bands = spec.risk_bands.model_copy(update={"cut_points": [0.5], "labels": ["standard", "elevated"]})
-        later = spec.model_copy(update={"needs": needs, "risk_bands": bands})
-        serve_next_version(server, registry, later, name)
-        with server.client("scorer") as scorer:
-            late = scorer.post("/v1/scores", json={"person_id": person, "record": api_records[2]}).json()[
-                "id"
-            ]
-        with server.page_client() as client:
-            text = client.get(f"/review/people/{person}").text
-    finally:
-        server.stop()
+    with two_versions.server.page_client() as client:
+        text = client.get(f"/review/people/{PERSON}").text
+    early, late = two_versions.early, two_versions.late
     risk_cuts = _cuts_at_points(text, "trend")
     own = pytest.approx(sorted(RISK_FRAME.y(c) for c in spec.risk_bands.cut_points), abs=0.05)
     assert [risk_cuts[i] for i in early] == [own] * 2, risk_cuts
@@ -323,18 +336,11 @@ def test_a_person_page_draws_each_score_against_its_own_versions_cuts(registry, 
     assert list(housing) == early
 
 
-def test_an_earlier_versions_page_quotes_its_own_gates(registry, tmp_path, spec):
+def test_an_earlier_versions_page_quotes_its_own_gates(two_versions, spec):
     """A later spec may gate promotion elsewhere: an earlier version's page marks its gaps against the
     gates it was promoted under, not the serving version's."""
-    name = "reintegra-gates"
-    first, server = serve_new_model(registry, tmp_path, spec, name)
-    looser = spec.gates.model_copy(update={"max_fpr_gap": 0.5})
-    try:
-        serve_next_version(server, registry, spec.model_copy(update={"gates": looser}), name)
-        with server.page_client() as client:
-            text = " ".join(client.get(f"/review/model/{first.model_version}").text.split())
-    finally:
-        server.stop()
+    with two_versions.server.page_client() as client:
+        text = " ".join(client.get(f"/review/model/{two_versions.first_version}").text.split())
     assert f"allows an FPR gap of at most {spec.gates.max_fpr_gap} on" in text
     assert "the gate 0.5" not in text
 
