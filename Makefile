@@ -72,10 +72,11 @@ serve: install
 run: install bootstrap dev-setup serve
 
 # Test files are shared among up to four processes (one per core); a file's tests stay together
-# so its module fixtures (servers, stores) are built once.
+# so its module fixtures (servers, stores) are built once. Files go out in the order tests/conftest.py
+# gives them (slow ones first), not xdist's by number of tests, so no process idles at the end.
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(PY) -m ruff check .

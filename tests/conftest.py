@@ -3,6 +3,7 @@ spec with a free-text input."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,17 @@ import pytest
 from features.spec import DatasetSpec, load_spec, parse_spec
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/nij/georgia_parole_2013_2015.csv"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first: `make test` hands whole files to its processes in this order
+    (--no-loadscope-reorder), so quick files fill the end and no process waits long on a slow one
+    handed out last. Files reading the real file (one trains on all of it), then files marked slow,
+    then the rest; within each, by number of tests."""
+    tests = Counter(item.path for item in items)
+    real = {item.path for item in items if item.get_closest_marker("real_data")}
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path not in real, item.path not in slow, -tests[item.path]))
 
 
 @pytest.fixture(scope="session")

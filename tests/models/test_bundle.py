@@ -12,6 +12,8 @@ from features.spec import DatasetSpec
 from models.bundle import ScoringBundle
 from models.calibrated import sigmoid
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def records(training_raw):

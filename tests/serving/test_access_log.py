@@ -3,10 +3,13 @@
 import re
 
 import httpx
+import pytest
 
 from serving.database import make_engine
 from serving.keys import KeyStore
 from tests.serving.servers import form_token, start_server
+
+pytestmark = pytest.mark.slow
 
 PERSON, ASSESSMENT = "P-ACCESS-LOG-7", "A-ACCESS-LOG-9"
 LINE = re.compile(r" INFO reintegra\.access pid=\d+ \[(?P<id>[^\]]+)\] (?P<rest>.*)$")

@@ -31,6 +31,8 @@ from serving.limits import BODY_IDLE_SECONDS, HEAD_SECONDS, MAX_HEAD_BYTES
 from serving.tables import ScoreReadRow, ScoreRow
 from tests.serving.servers import TEST_SEAL, form_token, start_server, with_a_retired_band_score
 
+pytestmark = pytest.mark.slow
+
 PROBLEM = "application/problem+json"
 
 

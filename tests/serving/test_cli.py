@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from typer.testing import CliRunner
 
 from serving.cli import app
@@ -17,6 +18,8 @@ from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from tests.serving.scenarios import refuse_odd_key_names
 from tests.serving.servers import audit_events, free_port, start_server
+
+pytestmark = pytest.mark.slow
 
 
 def test_serving_without_a_champion_says_what_to_do(tmp_path):

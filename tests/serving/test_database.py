@@ -12,6 +12,8 @@ from serving.app import create_app
 from serving.database import make_engine, migrate
 from serving.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 
 def test_pool_settings_bound_the_connections_a_worker_opens(registry, tmp_path, monkeypatch):
     monkeypatch.setenv("REINTEGRA_DB_POOL_SIZE", "1")

@@ -20,6 +20,8 @@ from serving.keys import KeyStore
 from tests.serving.scenarios import refuse_a_write
 from tests.serving.servers import TEST_SEAL, audit_events, start_server
 
+pytestmark = pytest.mark.slow
+
 
 def test_a_score_survives_sigkill_right_after_its_201(registry, tmp_path, api_records):
     server = start_server(registry, tmp_path)

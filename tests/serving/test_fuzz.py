@@ -2,8 +2,11 @@
 
 import os
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+
+pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = int(os.environ.get("REINTEGRA_FUZZ_EXAMPLES", "30"))
 

@@ -15,6 +15,8 @@ from serving.keys import KeyStore
 from tests.serving.scenarios import claim_twice, race_on_one_key
 from tests.serving.servers import TEST_SEAL, start_server
 
+pytestmark = pytest.mark.slow
+
 
 def _stored(server, person_id: str) -> int:
     return AuditStore(make_engine(server.database), TEST_SEAL).search(

@@ -10,6 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving.limits import BODY_IDLE_SECONDS, MAX_HEAD_BYTES
 from tests.serving.servers import start_server
 
+pytestmark = pytest.mark.slow
+
 REASONS = ["400 unreadable", "400 head_too_large", "408 head_too_slow", "408 body_stalled"]
 HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
 BODY = (

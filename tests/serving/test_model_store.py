@@ -19,6 +19,8 @@ from tests.serving.servers import start_server
 from training.promote import promote
 from training.train import train
 
+pytestmark = pytest.mark.slow
+
 NAME = "schema-change"
 
 

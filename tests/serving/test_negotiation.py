@@ -7,6 +7,8 @@ import pytest
 
 from serving.negotiation import acceptable, allows_gzip
 
+pytestmark = pytest.mark.slow
+
 PROBLEM = "application/problem+json"
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 

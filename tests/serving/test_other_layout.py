@@ -16,6 +16,8 @@ from features.synth_generic import generate_cohort
 from tests.serving.servers import Registry, Server, start_server
 from tests.tracking import tracking_store
 
+pytestmark = pytest.mark.slow
+
 DOCS_SPEC = Path(__file__).resolve().parents[2] / "docs" / "examples" / "county_probation.yaml"
 NAME = "county"
 ROWS = 2000

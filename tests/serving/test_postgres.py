@@ -5,6 +5,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from serving.audit import AuditStore, ScoreFilter, utc_now
@@ -20,6 +21,8 @@ from tests.serving.scenarios import (
     the_newest_scores_are_read_and_no_more,
 )
 from tests.serving.servers import TEST_SEAL, score_row, start_server
+
+pytestmark = pytest.mark.slow
 
 
 def test_audit_store_round_trip_and_search(postgres_url):

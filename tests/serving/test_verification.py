@@ -30,6 +30,8 @@ from serving.seal import load_seal
 from serving.tables import AuditChainRow, AuditEventRow, ScoreReadRow, ScoreRow
 from tests.serving.servers import TEST_SEAL, audit_events, free_port, score_row, start_server
 
+pytestmark = pytest.mark.slow
+
 SCORES = ScoreRow.__table__
 READS = ScoreReadRow.__table__
 CHAIN = AuditChainRow.__table__

@@ -11,6 +11,8 @@ from features.spec import DatasetSpec
 from training.evaluate import evaluate_bundle
 from training.fit import outcome
 
+pytestmark = pytest.mark.slow
+
 
 def test_fairness_is_audited_at_the_operating_threshold(bundle, training_typed):
     data = bundle.spec.model_dump(by_alias=True, exclude_none=True)

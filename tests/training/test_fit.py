@@ -5,6 +5,8 @@ from features.spec import DatasetSpec
 from features.validation import validate_records
 from training.fit import fit_bundle
 
+pytestmark = pytest.mark.slow
+
 
 def test_same_seed_same_model(training_typed, spec, bundle):
     again = fit_bundle(training_typed.iloc[:3000], spec, seed=5)

@@ -11,6 +11,8 @@ from training.fit import outcome
 from training.intersections import intersections
 from training.train import model_card
 
+pytestmark = pytest.mark.slow
+
 
 def test_each_pair_of_attributes_is_one_attribute_and_a_row_missing_either_is_in_no_group():
     typed = pd.DataFrame({"Race": ["BLACK", "WHITE", None, "WHITE"], "Gender": ["F", "M", "M", None]})

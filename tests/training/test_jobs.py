@@ -25,6 +25,8 @@ from training.promote import promote
 from training.provenance import git_state
 from training.train import TEST_SIZE, file_sha256, flat_metrics, model_card, split_sha256, train
 
+pytestmark = pytest.mark.slow
+
 EVALUATE_KEYS = {
     "n",
     "risk",

@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 DOCS_SPEC = Path(__file__).resolve().parents[2] / "docs" / "examples" / "county_probation.yaml"
 
 

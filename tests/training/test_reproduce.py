@@ -12,6 +12,8 @@ from models.registry import model_versions
 from tests.training.commands import cli
 from training.train import file_sha256, train
 
+pytestmark = pytest.mark.slow
+
 NAME = "reproduced"
 
 
