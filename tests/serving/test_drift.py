@@ -17,6 +17,8 @@ from serving.model_store import ServingModel, load_version
 from tests.serving.scenarios import the_newest_scores_are_read_and_no_more
 from tests.serving.servers import TEST_SEAL, api_record, score_row, sign_in
 
+pytestmark = pytest.mark.slow
+
 PROBLEM = "application/problem+json"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 SHIFTED = "Prior_Arrest_Episodes_Violent"  # every shifted record says "3 or more"
