@@ -18,6 +18,7 @@ from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from tests.serving.scenarios import refuse_odd_key_names
 from tests.serving.servers import audit_events, free_port, start_server
+from tests.serving.stores import upgrade_to
 
 pytestmark = pytest.mark.slow
 
@@ -419,16 +420,9 @@ def test_a_missing_champion_names_the_store_it_was_looked_for_in(tmp_path):
 
 def test_a_store_of_an_older_release_is_migrated_and_says_so(tmp_path):
     """Start-up migrated it in silence: an operator upgrading could not tell that it had."""
-    from alembic import command
-    from alembic.config import Config
-
     database = f"sqlite:///{tmp_path}/audit.db"
     engine = make_engine(database)
-    config = Config()
-    config.set_main_option("script_location", "serving:migrations")
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+    upgrade_to(engine, "0001")
     engine.dispose()
     env = {"REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
     first, again = (CliRunner().invoke(app, ["keys", "list"], env=env) for _ in range(2))

@@ -16,8 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import delete, insert, select, text, update
 from typer.testing import CliRunner, Result
 
@@ -29,6 +27,7 @@ from serving.keys import KeyStore
 from serving.seal import load_seal
 from serving.tables import AuditChainRow, AuditEventRow, ScoreReadRow, ScoreRow
 from tests.serving.servers import TEST_SEAL, audit_events, free_port, score_row, start_server
+from tests.serving.stores import upgrade_to
 
 pytestmark = pytest.mark.slow
 
@@ -185,11 +184,7 @@ def test_verify_reads_a_store_behind_or_ahead_of_this_release_without_migrating_
     """A verifier must not write: a store at an older schema is named with the one this release reads
     and what to run, and left as it was; so is one a newer release migrated."""
     engine = make_engine(store_url)
-    config = Config()
-    config.set_main_option("script_location", "serving:migrations")
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0009")
+    upgrade_to(engine, "0009")
     for command_args in (["audit", "verify"], ["audit", "events"]):
         result = CliRunner().invoke(app, command_args, env=store_env(store_url, key_file))
         assert result.exit_code == 2
@@ -259,12 +254,9 @@ def test_rows_from_before_the_migration_are_kept_unsigned_and_counted(store_url,
     """A store of schema 0007 holding a score and its read is upgraded; its old rows carry no digest
     (nothing can say they were unchanged before), the new ones are chained after them."""
     engine = make_engine(store_url)
-    config = Config()
-    config.set_main_option("script_location", "serving:migrations")
     old = score_row("P-old")
+    upgrade_to(engine, "0007")
     with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0007")
         columns = {c.name: getattr(old, c.name) for c in SCORES.columns if c.name not in ("seq", "digest")}
         connection.execute(insert(SCORES).values(columns))
         read = {"id": "read-1", "read_at": old.created_at, "key_id": "k", "request_id": "r", "route": "/"}
