@@ -80,6 +80,16 @@ def fingerprint(route: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def without_nulls(value: Any) -> Any:
+    """A body as sent with its null fields left out, at every depth: validation reads a null field as an
+    absent one, so a retry that writes absent fields as null is the same request."""
+    if isinstance(value, dict):
+        return {name: without_nulls(v) for name, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def score_ref(row: ScoreRow) -> dict[str, str]:
     """A score's place in a response outline; `answer_once` puts the score itself there."""
     return {_SCORE: row.id}

@@ -19,6 +19,7 @@ from serving.idempotency import (
     answer_once,
     fingerprint,
     score_ref,
+    without_nulls,
 )
 from serving.negotiation import encoded
 from serving.observability import Metrics
@@ -166,8 +167,11 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             items.sort(key=lambda item: item["index"])
             return {"scored": len(rows), "failed": len(body.items) - len(rows), "items": items}, rows
 
-        # The items as sent: they may hold what only an item's own validation refuses (a lone surrogate).
-        request_hash = fingerprint("scores:batch", {"items": body.items}) if idempotency_key else None
+        # The items as sent, null fields aside (as the single score's): they may hold what only an item's
+        # own validation refuses (a lone surrogate).
+        request_hash = (
+            fingerprint("scores:batch", {"items": without_nulls(body.items)}) if idempotency_key else None
+        )
         answer = answer_once(audit, key.id, idempotency_key, request_hash, score)
         return _respond(answer, 200, metrics, accept_encoding=request.headers.get("accept-encoding", ""))
 

@@ -112,6 +112,25 @@ def test_a_batch_retry_replays_every_item_in_place(server, api_records):
     assert _stored(server, person) == 2
 
 
+def test_a_retry_sending_null_for_a_field_it_left_out_replays(server, api_records):
+    """A client library that writes absent fields as null on the retry sends the same request: a null
+    field is an absent one to validation, for a single score and for a batch's items alike."""
+    person = f"P-{uuid.uuid4()}"
+    body = {"person_id": person, "record": api_records[6]}
+    with_nulls = {**body, "assessment_id": None}
+    with server.client("scorer") as client:
+        for route, sent, resent in (
+            ("/v1/scores", body, with_nulls),
+            ("/v1/scores:batch", {"items": [body]}, {"items": [with_nulls]}),
+        ):
+            key = {"Idempotency-Key": str(uuid.uuid4())}
+            first = client.post(route, json=sent, headers=key)
+            again = client.post(route, json=resent, headers=key)
+            assert again.status_code == first.status_code, again.text
+            assert again.headers["idempotent-replayed"] == "true" and again.content == first.content
+    assert _stored(server, person) == 2
+
+
 def test_a_batch_that_scored_no_one_leaves_its_key_free(server, api_records):
     """Nothing was recorded, so nothing can be scored twice: the corrected batch may reuse the key."""
     person, key = f"P-{uuid.uuid4()}", str(uuid.uuid4())
