@@ -11,7 +11,7 @@ import secrets
 import shlex
 import signal
 import socket
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +36,7 @@ from serving.keys import ROLES, KeyStore
 from serving.model_store import ModelUnavailable, alias_version, load_version
 from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
 from serving.seal import AuditKeyError, load_seal
+from serving.search import as_utc
 from serving.settings import Settings, store_warnings, unknown_variables
 from serving.verification import TamperEvidence, verify
 
@@ -377,20 +378,13 @@ def list_events(
         raise typer.Exit(2)
     engine = _read_store(settings.audit_url)
     try:
-        events = read_events(engine, _utc(since), _utc(until), kind)  # type: ignore[arg-type]
+        events = read_events(engine, since and as_utc(since), until and as_utc(until), kind)  # type: ignore[arg-type]
     finally:
         engine.dispose()
     for event in events:
         detail = json.dumps(event.detail, sort_keys=True)
         at = event.at.isoformat()
         typer.echo(f"{event.seq}  {at}  {event.kind:<12}  {event.actor}  {event.subject}  {detail}")
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """A time given without a zone is UTC, as every time the trail prints is."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _anchor(text: str) -> tuple[int, str]:

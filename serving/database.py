@@ -74,9 +74,9 @@ def _sqlite_busy_timeout(connection, _record) -> None:
     connection.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
 
 
-def _sqlite_pragmas(connection, _record) -> None:
+def _sqlite_pragmas(connection, record) -> None:
+    _sqlite_busy_timeout(connection, record)
     cursor = connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
     _switch_to_wal(cursor)
     # NORMAL in WAL mode: a commit survives the process being killed (not a power cut).
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -108,9 +108,7 @@ class SchemaTooNew(RuntimeError):
 def migrate(engine: Engine) -> tuple[str | None, str | None]:
     """Bring the database to the newest schema (idempotent, and safe for servers starting at once);
     returns its revision before (None: a new store) and after."""
-    folder = resources.files("serving") / "migrations"
-    config = Config()
-    config.set_main_option("script_location", str(folder))
+    config = _alembic_config()
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
@@ -132,7 +130,7 @@ class SchemaMismatch(RuntimeError):
 def require_current_schema(engine: Engine) -> None:
     """SchemaMismatch, saying which schema the store is at, which this release reads and what to run,
     unless the store is at this release's newest. Reads only."""
-    scripts = _scripts()
+    scripts = ScriptDirectory.from_config(_alembic_config())
     head = scripts.get_current_head()
     known = {script.revision for script in scripts.walk_revisions()}
     with engine.connect() as connection:
@@ -152,10 +150,11 @@ def require_current_schema(engine: Engine) -> None:
     )
 
 
-def _scripts() -> ScriptDirectory:
+def _alembic_config() -> Config:
+    """Alembic's configuration for this release's migrations, wherever the package is installed."""
     config = Config()
     config.set_main_option("script_location", str(resources.files("serving") / "migrations"))
-    return ScriptDirectory.from_config(config)
+    return config
 
 
 def _refuse_unknown_revisions(connection: Connection, scripts: ScriptDirectory) -> None:
