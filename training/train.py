@@ -303,7 +303,7 @@ def flat_metrics(evaluation: dict) -> dict[str, float]:
         metrics.update({f"test_{baseline}_{k}": v for k, v in values.items()})
     metrics.update({f"test_need_{_metric_part(n)}_auc": v["auc"] for n, v in evaluation["needs"].items()})
     metrics["test_needs_macro_auc"] = evaluation["macro_auc"]
-    for attribute, table in evaluation["fairness"].items():
+    for attribute, table in {**evaluation["fairness"], **evaluation["intersections"]}.items():
         gaps = ("fpr_gap", "fnr_gap", "ece_gap", "band_rate_gap")
         metrics.update({f"test_{_metric_part(attribute)}_{gap}": table[gap] for gap in gaps})
     metrics["test_nij_fair_accurate"] = evaluation["nij_fair_accurate"]

@@ -317,6 +317,18 @@ def test_metric_names_hold_whatever_a_column_or_need_is_called(trained, tmp_path
         mlflow.log_metrics(metrics)
 
 
+def test_intersectional_gaps_are_run_metrics_beside_each_attributes(trained, tmp_path):
+    """A data scientist compares runs in MLflow by metric: an intersection's gaps, which no gate reads,
+    must be there too, or a run that widened one would look no different."""
+    evaluation = _evaluation(trained, tmp_path)
+    evaluation["intersections"]["Race x Gender"] = evaluation["fairness"]["Race"]
+    metrics = flat_metrics(evaluation)
+    for gap in ("fpr_gap", "fnr_gap", "ece_gap", "band_rate_gap"):
+        assert metrics[f"test_Race x Gender_{gap}"] == evaluation["fairness"]["Race"][gap]
+    with mlflow.start_run():
+        mlflow.log_metrics(metrics)
+
+
 def test_the_card_says_when_its_macro_auc_leaves_a_need_out(trained, tmp_path):
     evaluation = _evaluation(trained, tmp_path)
     assert evaluation["needs_without_auc"] == []
