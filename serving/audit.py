@@ -25,8 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import sessionmaker
 
-from serving.events import Event, EventKind
-from serving.seal import AuditKeyError, Seal, content_hash, create_seal, load_seal
+from serving.events import Event, EventKind, rotation_event
+from serving.seal import AuditKeyError, KeyRotated, Seal, content_hash, create_seal, load_seal
 from serving.tables import (
     AuditChainRow,
     AuditEventRow,
@@ -75,8 +75,9 @@ _ADVANCE = (
     update(CHAIN)
     .where(CHAIN.c.id == 1)
     .values(seq=CHAIN.c.seq + bindparam("rows"))
-    .returning(CHAIN.c.seq, CHAIN.c.digest)
+    .returning(CHAIN.c.seq, CHAIN.c.digest, CHAIN.c.key_fingerprint)
 )
+_SIGNER = select(CHAIN.c.key_fingerprint).where(CHAIN.c.id == 1)
 _SEAL_END = update(CHAIN).where(CHAIN.c.id == 1).values(digest=bindparam("end_digest"))
 _INSERT_CLAIM = insert(IdempotentRequestRow.__table__)
 _INSERT_SCORES = insert(ScoreRow.__table__)
@@ -136,29 +137,36 @@ class AuditStore:
 
     def record_event(self, event: Event) -> None:
         """Commit an administrative event at the chain's end, before what it announces takes effect."""
-        values = {
-            "id": str(uuid.uuid4()),
-            "at": utc_now(),
-            "kind": event.kind,
-            "actor": event.actor,
-            "subject": event.subject,
-            "detail": event.detail,
-        }
+        values = _event_values(event)
         with self.engine.begin() as connection:
             self._append(connection, _INSERT_EVENTS, [values], [content_hash(EVENTS.name, values)])
 
-    def _append(self, connection: Connection, rows: Insert, values: list[dict], hashes: list[bytes]) -> None:
-        """Insert rows with the `rows` statement at the chain's end, each with its place and digest.
-        Advancing the chain row first locks it (a row lock on PostgreSQL, the write lock on SQLite)
-        until the commit, so concurrent writers, from any worker or host, take turns and never fork
-        the chain."""
-        end, digest = connection.execute(_ADVANCE, {"rows": len(values)}).one()
+    def rotate_key(self, new: Seal, command: str) -> int:
+        """Hand the chain to `new`: a key_rotated event signed by this store's key and the chain's new
+        signer commit together, so the next row links from this key's last digest under the new key.
+        Returns the event's place, the last one this key signs."""
+        values = _event_values(rotation_event(self.seal.fingerprint, new.fingerprint, command))
+        with self.engine.begin() as connection:
+            end = self._append(connection, _INSERT_EVENTS, [values], [content_hash(EVENTS.name, values)])
+            connection.execute(update(CHAIN).where(CHAIN.c.id == 1).values(key_fingerprint=new.fingerprint))
+        return end
+
+    def _append(self, connection: Connection, rows: Insert, values: list[dict], hashes: list[bytes]) -> int:
+        """Insert rows with the `rows` statement at the chain's end, each with its place and digest;
+        returns the last place. Advancing the chain row first locks it (a row lock on PostgreSQL, the
+        write lock on SQLite) until the commit, so concurrent writers, from any worker or host, take
+        turns and never fork the chain. It also names the chain's signer: a process whose key was
+        rotated away writes nothing (the transaction rolls back), since no one could verify its rows."""
+        end, digest, signer = connection.execute(_ADVANCE, {"rows": len(values)}).one()
+        if signer not in (None, self.seal.fingerprint):
+            raise KeyRotated(self.seal.fingerprint, signer)
         digest = digest or ""
         for seq, value, content in zip(range(end - len(values) + 1, end + 1), values, hashes, strict=True):
             digest = self.seal.link(digest, seq, content)
             value["seq"], value["digest"] = seq, digest
         connection.execute(rows, values)
         connection.execute(_SEAL_END, {"end_digest": digest})
+        return end
 
     def bind_key(self) -> None:
         """Record which key signs this store, or refuse a key other than the one its rows are signed with:
@@ -167,12 +175,28 @@ class AuditStore:
         with self.engine.begin() as connection:
             claim = update(CHAIN).where(CHAIN.c.id == 1, CHAIN.c.key_fingerprint.is_(None))
             connection.execute(claim.values(key_fingerprint=fingerprint))
-            signer = connection.execute(select(CHAIN.c.key_fingerprint).where(CHAIN.c.id == 1)).scalar_one()
+            signer = connection.execute(_SIGNER).scalar_one()
+            rotated = signer != fingerprint and _rotated_from(connection, fingerprint)
+        if rotated:
+            raise AuditKeyError(
+                f"{KeyRotated(fingerprint, signer)}: set REINTEGRA_AUDIT_KEY_FILE to the new key's file, and "
+                "keep this one: `audit verify --previous-key-file` needs it for the rows it signed"
+            )
         if signer != fingerprint:
             raise AuditKeyError(
                 f"the audit store is signed with key {signer}, and this key is {fingerprint}: "
                 "give the key file the store was signed with (REINTEGRA_AUDIT_KEY_FILE)"
             )
+
+    def signs_current_key(self) -> bool:
+        """False once the chain was handed to another key (audit rotate-key): this process's writes are
+        refused until it restarts with the new key. A store that does not answer is writable()'s to report."""
+        try:
+            with self.engine.connect() as connection:
+                signer = connection.execute(_SIGNER).scalar_one()
+        except Exception:  # any driver error: not this check's to report
+            return True
+        return signer in (None, self.seal.fingerprint)
 
     def claim(self, key_id: str, idempotency_key: str) -> IdempotentRequestRow | None:
         """The request an API key first sent with this Idempotency-Key, if any."""
@@ -287,7 +311,7 @@ def open_seal(engine: Engine, path: Path) -> tuple[Seal, bool]:
     if path.exists():
         return load_seal(path), False
     with engine.connect() as connection:
-        signer = connection.execute(select(CHAIN.c.key_fingerprint).where(CHAIN.c.id == 1)).scalar_one()
+        signer = connection.execute(_SIGNER).scalar_one()
     if signer is not None:
         raise AuditKeyError(
             f"the audit key file {path} does not exist, and the audit store is signed with key "
@@ -310,6 +334,23 @@ def read_events(
         query = query.where(AuditEventRow.kind == kind)
     with sessionmaker(engine)() as session:
         return list(session.scalars(query))
+
+
+def _rotated_from(connection: Connection, fingerprint: str) -> bool:
+    """Whether a key_rotated event hands the chain on from the key `fingerprint`."""
+    rotations = select(EVENTS.c.detail).where(EVENTS.c.kind == "key_rotated")
+    return any(detail.get("old_key") == fingerprint for detail in connection.execute(rotations).scalars())
+
+
+def _event_values(event: Event) -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "at": utc_now(),
+        "kind": event.kind,
+        "actor": event.actor,
+        "subject": event.subject,
+        "detail": event.detail,
+    }
 
 
 def _values(row: ScoreRow | IdempotentRequestRow) -> dict:

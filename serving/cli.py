@@ -11,7 +11,7 @@ import secrets
 import shlex
 import signal
 import socket
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -35,7 +35,7 @@ from serving.events import EVENT_KINDS, key_event
 from serving.keys import ROLES, KeyStore
 from serving.model_store import ModelUnavailable, alias_version, load_version
 from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
-from serving.seal import AuditKeyError, load_seal
+from serving.seal import AuditKeyError, load_seal, write_new_seal
 from serving.search import as_utc
 from serving.settings import Settings, store_warnings, unknown_variables
 from serving.verification import TamperEvidence, verify
@@ -58,7 +58,8 @@ TIMES = [
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored as hashes).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(
-    help="Check the audit trail's tamper evidence and list its administrative events; never writes.",
+    help="Check the audit trail's tamper evidence and list its administrative events (neither writes), "
+    "or rotate its key.",
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
@@ -336,13 +337,18 @@ def verify_audit(
         str | None,
         typer.Option(help="SEQ:DIGEST, the 'anchor' line of an earlier verify, kept outside the store."),
     ] = None,
+    previous_key_file: Annotated[
+        list[Path] | None,
+        typer.Option(help="A key file that signed rows before a rotation (audit rotate-key); repeatable."),
+    ] = None,
 ) -> None:
     """Recompute every audit row's digest along the chain; exit 1 naming the first row that fails."""
     settings = _settings()
     place = _anchor(anchor) if anchor is not None else None
     engine = _read_store(settings.audit_url)
     try:
-        result = verify(engine, load_seal(settings.audit_key_file), place)
+        previous = {path: load_seal(path) for path in previous_key_file or []}
+        result = verify(engine, load_seal(settings.audit_key_file), place, previous)
     except AuditKeyError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
@@ -385,6 +391,63 @@ def list_events(
         detail = json.dumps(event.detail, sort_keys=True)
         at = event.at.isoformat()
         typer.echo(f"{event.seq}  {at}  {event.kind:<12}  {event.actor}  {event.subject}  {detail}")
+
+
+@audit_app.command("rotate-key")
+def rotate_audit_key(
+    new_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to make the new key; must not exist (default: beside the current key file, named "
+            "by the time, e.g. data/audit-20261124T150000Z.key)."
+        ),
+    ] = None,
+) -> None:
+    """Make a new audit key and hand the chain to it: a key_rotated event signed by the current key
+    (REINTEGRA_AUDIT_KEY_FILE), after which rows are signed by the new one. The old file is kept."""
+    settings = _settings()
+    old_path = settings.audit_key_file
+    new_path = new_key_file or old_path.with_name(f"{old_path.stem}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.key")
+    engine = _open_store(settings.audit_url)
+    try:
+        audit = AuditStore(engine, load_seal(old_path))
+        audit.bind_key()
+        new = write_new_seal(new_path)
+    except AuditKeyError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except FileExistsError as exc:
+        typer.echo(
+            f"the new key file {new_path} already exists: rotate-key makes the new key itself and never "
+            "replaces a file; give a path that does not exist",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
+    try:
+        seq = audit.rotate_key(new, "audit rotate-key")
+    except AuditKeyError as exc:  # refused before writing: the new key signed nothing
+        new_path.unlink()
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except OperationalError as exc:  # the commit may have happened: the new key may sign the chain
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        typer.echo(
+            f"the audit store did not answer ({reason}); {new_path} is kept: `audit events --kind "
+            "key_rotated` says whether the rotation took effect",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    old = audit.seal.fingerprint
+    typer.echo(
+        f"the audit key is now {new.fingerprint} ({new_path}); the old key {old} ({old_path}) signed the "
+        f"rows up to seq {seq}, its key_rotated event included. Next:\n"
+        f"  1. set REINTEGRA_AUDIT_KEY_FILE={new_path} for every server of this store and for these "
+        "commands, and restart the servers: until then they refuse to write (503) and report not ready;\n"
+        f"  2. keep {old_path}, and a copy of both files away from the store: `audit verify "
+        f"--previous-key-file {old_path}` needs it for the rows it signed."
+    )
 
 
 def _anchor(text: str) -> tuple[int, str]:

@@ -10,8 +10,8 @@ from typing import Literal
 
 from serving.keys import ApiKey
 
-EventKind = Literal["key_created", "key_revoked", "model_served"]
-EVENT_KINDS: tuple[EventKind, ...] = ("key_created", "key_revoked", "model_served")
+EventKind = Literal["key_created", "key_revoked", "model_served", "key_rotated"]
+EVENT_KINDS: tuple[EventKind, ...] = ("key_created", "key_revoked", "model_served", "key_rotated")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,17 @@ def model_event(name: str, version: str, run_id: str, previous: str | None, acto
         "process": f"{socket.gethostname()}:{os.getpid()}",
     }
     return Event("model_served", actor, f"models:/{name}/{version}", detail)
+
+
+def rotation_event(old: str, new: str, command: str) -> Event:
+    """The audit key `old` handing the chain to `new`: signed by the old key, it is where verification
+    changes keys, and its detail names the new one."""
+    return Event(
+        "key_rotated",
+        operator(),
+        f"audit key {old} -> {new}",
+        {"command": command, "old_key": old, "new_key": new},
+    )
 
 
 def operator() -> str:

@@ -19,6 +19,7 @@ from serving.addresses import without_trailing_slash
 from serving.idempotency import VISIBLE_ASCII
 from serving.model_store import ModelUnavailable, RegistryUnreachable, SchemaChanged
 from serving.schemas import PRINTABLE, Problem
+from serving.seal import KeyRotated
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -233,6 +234,16 @@ def install(app: FastAPI, on_every_operation: dict[str, dict[str, Any]]) -> None
 
     app.add_exception_handler(ProgrammingError, store_refused)
     app.add_exception_handler(InternalError, store_refused)
+
+    @app.exception_handler(KeyRotated)
+    async def old_audit_key(request: Request, exc: KeyRotated) -> JSONResponse:
+        """Only a restart with the new key file lets this process write again: no Retry-After."""
+        log.error("%s; this server still holds the old key", exc)
+        detail = (
+            f"{exc}; this server still holds the old key: restart it with REINTEGRA_AUDIT_KEY_FILE naming "
+            "the new key's file; nothing was recorded"
+        )
+        return problem(503, "Audit key rotated", detail, request)
 
     @app.exception_handler(ModelUnavailable)
     async def no_model(request: Request, exc: ModelUnavailable) -> JSONResponse:

@@ -28,6 +28,13 @@ class AuditKeyError(RuntimeError):
     """The audit key file is missing, unreadable or not the key the store's rows are signed with."""
 
 
+class KeyRotated(AuditKeyError):
+    """The chain was handed to another key (audit rotate-key) since this process loaded its own."""
+
+    def __init__(self, old: str, new: str):
+        super().__init__(f"the audit key {old} was rotated to {new} (audit rotate-key)")
+
+
 @dataclass(frozen=True)
 class Seal:
     """Signs audit rows with one secret key."""
@@ -79,11 +86,17 @@ def load_seal(path: Path) -> Seal:
 
 def create_seal(path: Path) -> Seal:
     """A new random key written to `path`, readable by its owner only; an existing file is kept."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return write_new_seal(path)
     except FileExistsError:  # another process made it first
         return load_seal(path)
+
+
+def write_new_seal(path: Path) -> Seal:
+    """A new random key in a new file at `path`, readable by its owner only; FileExistsError if there is
+    one already, which is never replaced (it may hold the only copy of a key that signed rows)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as out:
         out.write(secrets.token_hex(KEY_BYTES) + "\n")
     return load_seal(path)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine, Row, Table, func, select
 
-from serving.seal import Seal, content_hash
+from serving.seal import AuditKeyError, KeyRotated, Seal, content_hash
 from serving.tables import AuditChainRow, AuditEventRow, ScoreReadRow, ScoreRow
 
 CHAIN = AuditChainRow.__table__
+EVENTS = AuditEventRow.__table__
 TABLES: tuple[Table, ...] = (ScoreRow.__table__, ScoreReadRow.__table__, AuditEventRow.__table__)
 # Rows each table's cursor holds at a time: memory stays bounded whatever the chain's length.
 PAGE = 500
@@ -32,15 +34,30 @@ class Verified:
     digest: str | None
 
 
-def verify(engine: Engine, seal: Seal, anchor: tuple[int, str] | None = None) -> Verified:
+def verify(
+    engine: Engine,
+    seal: Seal,
+    anchor: tuple[int, str] | None = None,
+    previous: Mapping[Path, Seal] | None = None,
+) -> Verified:
     """Walk the chain from its first row to the end its head row names, recomputing each digest.
 
     Rows written after the head is read are left for the next run, so it may run beside servers.
     `anchor` (a place and digest printed by an earlier run, kept outside the store) must still be there.
+    `previous` are the keys, by file, that signed the rows before each key_rotated event; `seal` signs now.
     """
     with engine.connect() as connection:
         head = connection.execute(select(CHAIN).where(CHAIN.c.id == 1)).one()
+        query = select(EVENTS.c.seq, EVENTS.c.detail).where(
+            EVENTS.c.kind == "key_rotated", EVENTS.c.seq <= head.seq
+        )
+        rotations = connection.execute(query.order_by(EVENTS.c.seq)).all()
         if head.key_fingerprint not in (None, seal.fingerprint):
+            if any(r.detail["old_key"] == seal.fingerprint for r in rotations):
+                raise AuditKeyError(
+                    f"{KeyRotated(seal.fingerprint, head.key_fingerprint)}: give the new key's file as "
+                    "REINTEGRA_AUDIT_KEY_FILE and this one with --previous-key-file"
+                )
             raise TamperEvidence(
                 f"the store is signed with key {head.key_fingerprint}, and this key is "
                 f"{seal.fingerprint}: give the key file the server signs with (REINTEGRA_AUDIT_KEY_FILE)"
@@ -50,7 +67,14 @@ def verify(engine: Engine, seal: Seal, anchor: tuple[int, str] | None = None) ->
                 f"the anchor is at seq {anchor[0]} but the chain ends at seq {head.seq}: rows were removed "
                 "from its end, or the chain was replaced"
             )
-        digest = _verify_rows(_in_chain_order(connection, head.seq), seal, head.seq, anchor)
+        first, handovers = _keys(rotations, seal, previous or {})
+        digest = _verify_rows(_in_chain_order(connection, head.seq), first, head.seq, anchor, handovers)
+        if rotations and rotations[-1].detail["new_key"] != head.key_fingerprint:
+            raise TamperEvidence(
+                f"the chain's head names key {head.key_fingerprint}, but its last key_rotated event (seq "
+                f"{rotations[-1].seq}) hands it to key {rotations[-1].detail['new_key']}: the head was "
+                "changed"
+            )
         if head.seq and digest != head.digest:
             raise TamperEvidence(
                 f"the chain's head names digest {head.digest} at seq {head.seq}, but its last row's is "
@@ -68,10 +92,44 @@ def verify(engine: Engine, seal: Seal, anchor: tuple[int, str] | None = None) ->
     return Verified(head.seq, unsigned, head.seq, head.digest)
 
 
+def _keys(
+    rotations: Sequence[Row], seal: Seal, previous: Mapping[Path, Seal]
+) -> tuple[Seal, dict[int, Seal]]:
+    """The key that signed the first row, and the key each key_rotated event hands the chain to, by its
+    place; AuditKeyError naming a key the chain needs that no file holds, or a file whose key it never
+    used. The events are read before they are verified: a changed one still fails at its own digest,
+    under the key before it."""
+    used = [r.detail["old_key"] for r in rotations] + [seal.fingerprint]
+    for path, key in previous.items():
+        if key.fingerprint not in used:
+            raise AuditKeyError(
+                f"--previous-key-file {path} holds key {key.fingerprint}, which signs none of this store's "
+                f"rows (its keys: {', '.join(used)})"
+            )
+    keys = {key.fingerprint: key for key in (*previous.values(), seal)}
+    start = 1
+    for rotation in rotations:
+        old, new = rotation.detail["old_key"], rotation.detail["new_key"]
+        if old not in keys:
+            raise AuditKeyError(
+                f"rows at seq {start} to {rotation.seq} are signed with key {old} (the key_rotated event at "
+                f"seq {rotation.seq} hands the chain to key {new}), and no key file given holds it: give "
+                "that key's file with --previous-key-file"
+            )
+        start = rotation.seq + 1
+    handovers = {r.seq: keys[after] for r, after in zip(rotations, used[1:], strict=True)}
+    return keys[used[0]], handovers
+
+
 def _verify_rows(
-    rows: Iterator[tuple[int, str, Row]], seal: Seal, last: int, anchor: tuple[int, str] | None
+    rows: Iterator[tuple[int, str, Row]],
+    seal: Seal,
+    last: int,
+    anchor: tuple[int, str] | None,
+    handovers: dict[int, Seal],
 ) -> str:
-    """Check the rows at seq 1..last in order; returns the last one's digest."""
+    """Check the rows at seq 1..last in order, changing keys after each place in `handovers`; returns
+    the last one's digest."""
     digest, expected = "", 1
     for seq, name, row in rows:
         if seq != expected:
@@ -89,6 +147,7 @@ def _verify_rows(
             raise TamperEvidence(
                 f"seq {seq} ({name} row {row.id}) is not the row the anchor names: the chain was rewritten"
             )
+        seal = handovers.get(seq, seal)
         expected += 1
     if expected != last + 1:
         raise TamperEvidence(f"seq {expected} is missing: that row was deleted, or its seq or digest cleared")

@@ -23,20 +23,26 @@ def read_health() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="A model is loaded, the audit store takes writes and keys can be checked",
+    summary="A model is loaded, the audit store takes writes under this server's key and keys can be read",
     responses={503: NOT_READY},
 )
 def read_readiness(request: Request, holder: HolderDep, audit: AuditDep, keys: KeysDep) -> Response:
     checks = {
         "model_loaded": holder.loaded,
         "audit_writable": audit.writable(),
+        "audit_key_current": audit.signs_current_key(),
         "keys_readable": keys.readable(),
     }
     if all(checks.values()):
         return Response('{"status":"ready"}', media_type="application/json")
-    failing = ", ".join(name for name, ok in checks.items() if not ok)
+    detail = "failing checks: " + ", ".join(name for name, ok in checks.items() if not ok)
+    if not checks["audit_key_current"]:
+        detail += (
+            "; the audit key was rotated (audit rotate-key): restart this server with "
+            "REINTEGRA_AUDIT_KEY_FILE naming the new key's file"
+        )
     retry = {"Retry-After": str(STORE_RETRY_SECONDS)}
-    return problem(503, "Not ready", f"failing checks: {failing}", request, retry, checks=checks)
+    return problem(503, "Not ready", detail, request, retry, checks=checks)
 
 
 # Documented as the Prometheus text it is, not JSON, with the refusals of its key check.

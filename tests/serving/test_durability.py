@@ -204,7 +204,12 @@ def test_readiness_fails_while_keys_in_a_store_of_their_own_cannot_be_read(regis
         server.stop()
         engine.dispose()
     assert down.status_code == 503
-    assert down.json()["checks"] == {"model_loaded": True, "audit_writable": True, "keys_readable": False}
+    assert down.json()["checks"] == {
+        "model_loaded": True,
+        "audit_writable": True,
+        "audit_key_current": True,
+        "keys_readable": False,
+    }
     # Like every other problem (it had neither), and `checks` is in the documented Problem.
     assert (down.json()["request_id"], down.json()["instance"]) == ("probe-1", "/readyz")
     assert "checks" in document["components"]["schemas"]["Problem"]["properties"]

@@ -24,7 +24,7 @@ from serving.cli import app
 from serving.database import make_engine, migrate
 from serving.events import key_event, model_event
 from serving.keys import KeyStore
-from serving.seal import load_seal
+from serving.seal import AuditKeyError, load_seal
 from serving.tables import AuditChainRow, AuditEventRow, ScoreReadRow, ScoreRow
 from tests.serving.servers import TEST_SEAL, audit_events, free_port, score_row, start_server
 from tests.serving.stores import upgrade_to
@@ -336,3 +336,135 @@ def test_the_first_start_makes_the_key_and_a_later_one_without_it_is_refused(reg
         f"the audit key file {key} does not exist, and the audit store is signed with key "
         f"{fingerprint}: put that key's file there or set REINTEGRA_AUDIT_KEY_FILE to it"
     )
+
+
+def rotate(url: str, key_file: Path, new_key_file: Path) -> Result:
+    env = store_env(url, key_file)
+    return CliRunner().invoke(app, ["audit", "rotate-key", "--new-key-file", str(new_key_file)], env=env)
+
+
+def test_a_rotated_trail_verifies_with_both_keys_and_names_the_one_missing(store_url, key_file, tmp_path):
+    """The rotation event is signed by the old key, the rows after it by the new one; verify needs both,
+    and a store still holding the old key can no longer sign."""
+    store, _ = signed_store(store_url)
+    new_key_file = tmp_path / "keys" / "audit-2.key"
+    rotated = rotate(store_url, key_file, new_key_file)
+    assert rotated.exit_code == 0, rotated.output
+    new, old = load_seal(new_key_file).fingerprint, TEST_SEAL.fingerprint
+    assert f"the audit key is now {new} ({new_key_file})" in rotated.stdout
+    assert "set REINTEGRA_AUDIT_KEY_FILE" in rotated.stdout and str(key_file) in rotated.stdout
+    assert new_key_file.stat().st_mode & 0o777 == 0o600 and key_file.exists()
+    with pytest.raises(AuditKeyError, match=f"the audit key {old} was rotated to {new}"):
+        store.record([score_row("P-too-late")])
+    AuditStore(store.engine, load_seal(new_key_file)).record([score_row("P-after")])
+    events = audit_events(store_env(store_url, key_file), "--kind", "key_rotated")
+    assert [(e["seq"], e["subject"], e["detail"]) for e in events] == [
+        (7, f"audit key {old} -> {new}", {"command": "audit rotate-key", "old_key": old, "new_key": new})
+    ]
+    both = verify(store_url, new_key_file, "--previous-key-file", str(key_file))
+    assert both.exit_code == 0, both.output
+    assert both.stdout.startswith("verified 8 signed rows (scores, reads and events)")
+    missing = verify(store_url, new_key_file)
+    assert missing.exit_code == 2
+    assert missing.stderr.strip() == (
+        f"rows at seq 1 to 7 are signed with key {old} (the key_rotated event at seq 7 hands the chain to "
+        f"key {new}), and no key file given holds it: give that key's file with --previous-key-file"
+    )
+    other = tmp_path / "other.key"
+    other.write_text("ab" * 32)
+    wrong = verify(store_url, new_key_file, "--previous-key-file", str(other))
+    assert wrong.exit_code == 2
+    assert wrong.stderr.strip() == (
+        f"--previous-key-file {other} holds key {load_seal(other).fingerprint}, which signs none of this "
+        f"store's rows (its keys: {old}, {new})"
+    )
+    old_only = verify(store_url, key_file)
+    assert old_only.exit_code == 2
+    assert old_only.stderr.strip() == (
+        f"the audit key {old} was rotated to {new} (audit rotate-key): give the new key's file as "
+        "REINTEGRA_AUDIT_KEY_FILE and this one with --previous-key-file"
+    )
+    store.engine.dispose()
+
+
+def test_a_row_changed_before_the_rotation_is_still_named(store_url, key_file, tmp_path):
+    store, rows = signed_store(store_url)
+    new_key_file = tmp_path / "audit-2.key"
+    assert rotate(store_url, key_file, new_key_file).exit_code == 0
+    with store.engine.begin() as connection:
+        connection.execute(update(SCORES).where(SCORES.c.id == rows[1].id).values(risk_probability=0.01))
+    result = verify(store_url, new_key_file, "--previous-key-file", str(key_file))
+    assert result.exit_code == 1
+    assert f"scores row {rows[1].id} (seq 2) does not match its digest" in result.stderr
+    store.engine.dispose()
+
+
+def test_a_key_rotated_twice_verifies_with_all_three(store_url, key_file, tmp_path):
+    store, _ = signed_store(store_url)
+    second, third = tmp_path / "audit-2.key", tmp_path / "audit-3.key"
+    assert rotate(store_url, key_file, second).exit_code == 0
+    AuditStore(store.engine, load_seal(second)).record([score_row("P-second")])
+    taken = rotate(store_url, key_file, third)
+    assert taken.exit_code == 2, "the old key no longer signs"
+    assert not third.exists(), "a key the store refused is not left behind"
+    assert rotate(store_url, second, third).exit_code == 0
+    AuditStore(store.engine, load_seal(third)).record([score_row("P-third")])
+    again = rotate(store_url, third, second)
+    assert again.exit_code == 2
+    assert again.stderr.strip() == (
+        f"the new key file {second} already exists: rotate-key makes the new key itself and never "
+        "replaces a file; give a path that does not exist"
+    )
+    previous = ["--previous-key-file", str(key_file), "--previous-key-file", str(second)]
+    result = verify(store_url, third, *previous)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("verified 10 signed rows")
+    missing = verify(store_url, third, "--previous-key-file", str(key_file))
+    assert missing.exit_code == 2
+    assert missing.stderr.startswith(
+        f"rows at seq 8 to 9 are signed with key {load_seal(second).fingerprint}"
+    )
+    store.engine.dispose()
+
+
+def test_a_server_holding_the_old_key_refuses_to_sign_and_one_with_the_new_key_does(
+    registry, tmp_path, api_records
+):
+    """Servers running when the key rotates must not sign under the old key what the chain says is under
+    the new one: they answer 503 and report not ready; started again with the old key they stop, with
+    the new one they score, and the chain verifies with both keys."""
+    server = start_server(registry, tmp_path)
+    old_key_file, new_key_file = Path(server.env["REINTEGRA_AUDIT_KEY_FILE"]), tmp_path / "audit-2.key"
+    body = {"person_id": "P-1", "record": api_records[0]}
+    try:
+        with server.client("scorer") as scorer, server.client() as anonymous:
+            assert scorer.post("/v1/scores", json=body).status_code == 201
+            assert rotate(server.database, old_key_file, new_key_file).exit_code == 0
+            refused = scorer.post("/v1/scores", json=body)
+            ready = anonymous.get("/readyz")
+    finally:
+        server.stop()
+    new, old = load_seal(new_key_file).fingerprint, TEST_SEAL.fingerprint
+    assert refused.status_code == 503 and refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["detail"] == (
+        f"the audit key {old} was rotated to {new} (audit rotate-key); this server still holds the old "
+        "key: restart it with REINTEGRA_AUDIT_KEY_FILE naming the new key's file; nothing was recorded"
+    )
+    assert ready.status_code == 503 and ready.json()["checks"]["audit_key_current"] is False
+    assert "audit_key_current" in ready.json()["detail"]
+    with pytest.raises(RuntimeError, match=f"the audit key {old} was rotated to {new}"):
+        start_server(registry, tmp_path, database=server.database)
+    restarted = start_server(
+        registry,
+        tmp_path,
+        database=server.database,
+        extra_env={"REINTEGRA_AUDIT_KEY_FILE": str(new_key_file)},
+    )
+    try:
+        with restarted.client("scorer") as scorer:
+            assert scorer.post("/v1/scores", json=body).status_code == 201
+    finally:
+        restarted.stop()
+    result = verify(server.database, new_key_file, "--previous-key-file", str(old_key_file))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("verified 5 signed rows"), "2 scores, 2 starts, 1 rotation"
