@@ -69,6 +69,14 @@ def verify(
             )
         first, handovers = _keys(rotations, seal, previous or {})
         digest = _verify_rows(_in_chain_order(connection, head.seq), first, head.seq, anchor, handovers)
+        # Only once the rows verify: a rotation event removed also leaves a previous key unused.
+        used = [r.detail["old_key"] for r in rotations]
+        for path, key in (previous or {}).items():
+            if key.fingerprint not in used:
+                raise AuditKeyError(
+                    f"--previous-key-file {path} holds key {key.fingerprint}, which signs none of this "
+                    f"store's rows (its keys: {', '.join([*used, seal.fingerprint])})"
+                )
         if rotations and rotations[-1].detail["new_key"] != head.key_fingerprint:
             raise TamperEvidence(
                 f"the chain's head names key {head.key_fingerprint}, but its last key_rotated event (seq "
@@ -96,16 +104,9 @@ def _keys(
     rotations: Sequence[Row], seal: Seal, previous: Mapping[Path, Seal]
 ) -> tuple[Seal, dict[int, Seal]]:
     """The key that signed the first row, and the key each key_rotated event hands the chain to, by its
-    place; AuditKeyError naming a key the chain needs that no file holds, or a file whose key it never
-    used. The events are read before they are verified: a changed one still fails at its own digest,
-    under the key before it."""
+    place; AuditKeyError naming a key the chain needs that no file holds. The events are read before
+    they are verified: a changed one still fails at its own digest, under the key before it."""
     used = [r.detail["old_key"] for r in rotations] + [seal.fingerprint]
-    for path, key in previous.items():
-        if key.fingerprint not in used:
-            raise AuditKeyError(
-                f"--previous-key-file {path} holds key {key.fingerprint}, which signs none of this store's "
-                f"rows (its keys: {', '.join(used)})"
-            )
     keys = {key.fingerprint: key for key in (*previous.values(), seal)}
     start = 1
     for rotation in rotations:

@@ -372,7 +372,9 @@ def test_a_rotated_trail_verifies_with_both_keys_and_names_the_one_missing(store
     )
     other = tmp_path / "other.key"
     other.write_text("ab" * 32)
-    wrong = verify(store_url, new_key_file, "--previous-key-file", str(other))
+    wrong = verify(
+        store_url, new_key_file, "--previous-key-file", str(key_file), "--previous-key-file", str(other)
+    )
     assert wrong.exit_code == 2
     assert wrong.stderr.strip() == (
         f"--previous-key-file {other} holds key {load_seal(other).fingerprint}, which signs none of this "
@@ -387,15 +389,25 @@ def test_a_rotated_trail_verifies_with_both_keys_and_names_the_one_missing(store
     store.engine.dispose()
 
 
-def test_a_row_changed_before_the_rotation_is_still_named(store_url, key_file, tmp_path):
+def test_a_row_changed_before_the_rotation_or_the_rotation_removed_is_named(store_url, key_file, tmp_path):
     store, rows = signed_store(store_url)
     new_key_file = tmp_path / "audit-2.key"
     assert rotate(store_url, key_file, new_key_file).exit_code == 0
+    AuditStore(store.engine, load_seal(new_key_file)).record([score_row("P-after")])
     with store.engine.begin() as connection:
         connection.execute(update(SCORES).where(SCORES.c.id == rows[1].id).values(risk_probability=0.01))
-    result = verify(store_url, new_key_file, "--previous-key-file", str(key_file))
+    both = ("--previous-key-file", str(key_file))
+    result = verify(store_url, new_key_file, *both)
     assert result.exit_code == 1
     assert f"scores row {rows[1].id} (seq 2) does not match its digest" in result.stderr
+    with store.engine.begin() as connection:  # put it back; now remove the rotation itself
+        connection.execute(update(SCORES).where(SCORES.c.id == rows[1].id).values(risk_probability=0.4))
+    assert verify(store_url, new_key_file, *both).exit_code == 0
+    with store.engine.begin() as connection:
+        connection.execute(delete(EVENTS).where(EVENTS.c.kind == "key_rotated"))
+    result = verify(store_url, new_key_file, *both)
+    assert result.exit_code == 1, "tamper evidence, not a key file given wrongly"
+    assert f"scores row {rows[0].id} (seq 1) does not match its digest" in result.stderr
     store.engine.dispose()
 
 
