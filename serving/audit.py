@@ -135,11 +135,17 @@ class AuditStore:
             with self.engine.begin() as connection:
                 self._append(connection, _INSERT_READS, values, hashes)
 
-    def record_event(self, event: Event) -> None:
-        """Commit an administrative event at the chain's end, before what it announces takes effect."""
+    def record_event(self, event: Event, change: Connection | None = None) -> None:
+        """Commit an administrative event at the chain's end, before what it announces takes effect.
+        `change` is the connection of the transaction making that change: in this store, the event
+        joins it (both commit or neither); in another store, the event commits first."""
         values = _event_values(event)
+        hashes = [content_hash(EVENTS.name, values)]
+        if change is not None and change.engine.url == self.engine.url:
+            self._append(change, _INSERT_EVENTS, [values], hashes)
+            return
         with self.engine.begin() as connection:
-            self._append(connection, _INSERT_EVENTS, [values], [content_hash(EVENTS.name, values)])
+            self._append(connection, _INSERT_EVENTS, [values], hashes)
 
     def rotate_key(self, new: Seal, command: str) -> int:
         """Hand the chain to `new`: a key_rotated event signed by this store's key and the chain's new

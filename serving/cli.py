@@ -11,6 +11,7 @@ import secrets
 import shlex
 import signal
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -18,8 +19,8 @@ from typing import Annotated
 import typer
 import uvicorn
 from pydantic import ValidationError
-from sqlalchemy import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from models.registry import configure_tracking
 from serving.audit import AuditStore, open_seal, read_events
@@ -31,8 +32,8 @@ from serving.database import (
     migrate,
     require_current_schema,
 )
-from serving.events import EVENT_KINDS, key_event
-from serving.keys import ROLES, KeyStore
+from serving.events import EVENT_KINDS, EventKind, key_event
+from serving.keys import ROLES, ApiKey, KeyStore
 from serving.model_store import ModelUnavailable, alias_version, load_version
 from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
 from serving.seal import AuditKeyError, load_seal, write_new_seal
@@ -199,12 +200,16 @@ def _open_store(url: str) -> Engine:
         engine = make_engine(url)
         before, after = migrate(engine)
     except (OperationalError, OSError, SchemaTooNew) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        typer.echo(f"cannot open the store at {shown}: {reason}", err=True)
+        typer.echo(f"cannot open the store at {shown}: {_reason(exc)}", err=True)
         raise typer.Exit(2) from exc
     if before is not None and before != after:  # an upgrade an operator should know happened
         typer.echo(f"migrated the store at {shown} from schema {before} to {after}", err=True)
     return engine
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of what the driver said (SQL and parameters follow it), else of the error."""
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 def _settings(options: dict[str, str] | None = None) -> Settings:
@@ -268,8 +273,7 @@ def _read_store(url: str) -> Engine:
     except (OperationalError, OSError, SchemaMismatch) as exc:
         if engine is not None:
             engine.dispose()
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        typer.echo(f"cannot read the store at {shown}: {reason}", err=True)
+        typer.echo(f"cannot read the store at {shown}: {_reason(exc)}", err=True)
         raise typer.Exit(2) from exc
     return engine
 
@@ -290,13 +294,7 @@ def create_key(
 ) -> None:
     """Create a key and print it once; its last line is the key alone. The audit trail records who did."""
     settings = _settings()
-    store, audit = _store(settings), _audit(settings)
-    try:
-        key, secret = store.create(role, name)  # type: ignore[arg-type]
-    except ValueError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
-    audit.record_event(key_event("key_created", key, "keys create"))
+    key, secret = _create_key(_store(settings), _audit(settings), role, name, "keys create")
     typer.echo(f"created {key.role} key {key.id} ({key.name}); it is shown only now:")
     typer.echo(secret)
 
@@ -319,16 +317,43 @@ def list_keys() -> None:
 def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id from 'keys list'.")]) -> None:
     """Revoke a key; the running server refuses it from the next request. The audit trail records who did."""
     settings = _settings()
-    store, audit = _store(settings), _audit(settings)
+    store, record = _store(settings), _recorder(_audit(settings), "key_revoked", "keys revoke")
     try:
-        key, newly = store.revoke(key_id)
+        key, _ = store.revoke(key_id, record)
     except KeyError as exc:
         typer.echo(exc.args[0], err=True)
         raise typer.Exit(2) from exc
-    if newly:
-        audit.record_event(key_event("key_revoked", key, "keys revoke"))
+    except DBAPIError as exc:
+        typer.echo(
+            f"cannot revoke key {key_id} with its audit event: {_reason(exc)}; the key is still active",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
     since = f"{key.revoked_at:%Y-%m-%d %H:%M:%S} UTC"
     typer.echo(f"{key.role} key {key.id} ({key.name}) is revoked since {since}")
+
+
+def _recorder(audit: AuditStore, kind: EventKind, command: str) -> Callable[[Connection, ApiKey], None]:
+    """Writes a key change's event on the connection making the change, so they commit together."""
+
+    def record(connection: Connection, key: ApiKey) -> None:
+        audit.record_event(key_event(kind, key, command), connection)
+
+    return record
+
+
+def _create_key(store: KeyStore, audit: AuditStore, role: str, name: str, command: str) -> tuple[ApiKey, str]:
+    """A new key and its audit event, committed together; one line and exit 2 when either is refused."""
+    try:
+        return store.create(role, name, _recorder(audit, "key_created", command))  # type: ignore[arg-type]
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except DBAPIError as exc:
+        typer.echo(
+            f"cannot create the key with its audit event: {_reason(exc)}; no key was created", err=True
+        )
+        raise typer.Exit(2) from exc
 
 
 @audit_app.command("verify")
@@ -478,8 +503,7 @@ def dev_setup(
     if not store.list() or not keys_file.exists():
         audit, lines = _audit(settings), []
         for role in ROLES:
-            key, secret = store.create(role, f"development {role}")
-            audit.record_event(key_event("key_created", key, "dev-setup"))
+            _, secret = _create_key(store, audit, role, f"development {role}", "dev-setup")
             lines.append(f"REINTEGRA_{role.upper()}_KEY={secret}")
         keys_file.unlink(missing_ok=True)
         with os.fdopen(os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:

@@ -6,11 +6,12 @@ import hashlib
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import Engine, Select, bindparam, delete, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, delete, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
@@ -46,6 +47,10 @@ class ApiKey:
     last_used_at: datetime | None  # None: never used (to the minute: see USE_RECORDED_EVERY)
 
 
+# Writes a key change's audit event on the connection that makes the change (serving/audit.py).
+Recorder = Callable[[Connection, ApiKey], None]
+
+
 def hash_key(key: str) -> str:
     """SHA-256 suffices: keys are 256-bit random tokens, not passwords."""
     return hashlib.sha256(key.encode()).hexdigest()
@@ -58,8 +63,9 @@ class KeyStore:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
-    def create(self, role: Role, name: str = "") -> tuple[ApiKey, str]:
-        """A new key of `role`; the key itself is returned here and never again."""
+    def create(self, role: Role, name: str = "", record: Recorder | None = None) -> tuple[ApiKey, str]:
+        """A new key of `role`; the key itself is returned here and never again. `record` writes the
+        key's audit event in the same transaction: when it raises, no key is made."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
         if len(name) > NAME_LENGTH or not name.isprintable():
@@ -78,6 +84,9 @@ class KeyStore:
         )
         with self._sessions.begin() as session:
             session.add(row)
+            if record is not None:
+                session.flush()
+                record(session.connection(), _public(row))
         return _public(row), key
 
     def verify(self, key: str) -> ApiKey | None:
@@ -150,8 +159,10 @@ class KeyStore:
         with self._sessions() as session:
             return session.get(EndedSessionRow, hash_key(token)) is not None
 
-    def revoke(self, key_id: str) -> tuple[ApiKey, bool]:
-        """The key, revoked, and whether this call revoked it (False: it was already, and keeps its time)."""
+    def revoke(self, key_id: str, record: Recorder | None = None) -> tuple[ApiKey, bool]:
+        """The key, revoked, and whether this call revoked it (False: it was already, and keeps its time).
+        `record` writes the revocation's audit event in the same transaction: when it raises, the key
+        stays active; a key already revoked records nothing."""
         with self._sessions.begin() as session:
             row = session.get(ApiKeyRow, key_id)
             if row is None:
@@ -159,6 +170,9 @@ class KeyStore:
             newly = row.revoked_at is None
             if newly:
                 row.revoked_at = datetime.now(UTC)
+                if record is not None:
+                    session.flush()
+                    record(session.connection(), _public(row))
             return _public(row), newly
 
 
