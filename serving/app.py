@@ -15,7 +15,7 @@ from models.registry import configure_tracking
 from serving import problems
 from serving.audit import AuditStore, open_seal
 from serving.database import make_engine, migrate
-from serving.drift import drift_example
+from serving.drift import DriftCache, drift_example
 from serving.events import model_event
 from serving.head import HeadAsGetMiddleware
 from serving.keys import KeyStore
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.audit = audit
     app.state.keys = KeyStore(keys_engine)
     app.state.metrics = metrics
+    app.state.drift = DriftCache()
     example = {"assessment_id": "A-1001", "person_id": "P-42", "record": example_record(spec)}
     score_request = score_request_model(record_model(spec, example["record"]))
     app.include_router(scores_router(score_request, example, settings.max_batch))

@@ -261,6 +261,15 @@ class AuditStore:
             rows = connection.execute(_newest_first(query.with_only_columns(*columns)).limit(limit)).all()
         return [ServedScore(*row) for row in rows]
 
+    def newest_seq(self, where: ScoreFilter) -> int | None:
+        """The chain place of the matching score committed last: places are given at commit, so it
+        changes exactly when a matching score is added, whatever time that score carries."""
+        query = _matching(where)
+        if query is None:
+            return None
+        with self.engine.connect() as connection:
+            return connection.execute(query.with_only_columns(func.max(ScoreRow.seq))).scalar()
+
     def count(self, where: ScoreFilter) -> int:
         """How many scores match."""
         query = _matching(where)

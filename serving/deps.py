@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.addresses import app_path
 from serving.audit import AuditStore
+from serving.drift import DriftCache
 from serving.keys import ApiKey, KeyStore, Role
 from serving.model_store import ModelHolder
 from serving.observability import Metrics
@@ -44,11 +45,16 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+async def get_drift(request: Request) -> DriftCache:
+    return request.app.state.drift
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 AuditDep = Annotated[AuditStore, Depends(get_audit)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+DriftDep = Annotated[DriftCache, Depends(get_drift)]
 
 
 def authenticate(request: Request, keys: KeyStore) -> ApiKey:

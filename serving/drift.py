@@ -3,7 +3,8 @@ protected groups and outputs, over a bounded window of the audit store's newest 
 
 from __future__ import annotations
 
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from serving.model_store import ServingModel, reference_of
 
 WINDOW_LIMIT = 2000  # the newest scores one request reads, however many the window holds
 MIN_VALUES = 100  # below this many values, sampling noise alone can pass the 0.1 threshold: no level
+CACHED_WINDOWS = 16  # reports a worker keeps, the least recently asked for dropped first
 
 
 def model_drift(
@@ -23,8 +25,7 @@ def model_drift(
     """The serving version's newest WINDOW_LIMIT scores from `since` (inclusive) to `until`
     (exclusive) against its reference profile; says so, with nothing compared, for a version logged
     without one."""
-    where = ScoreFilter(model_name=model.name, model_version=model.version, since=since, until=until)
-    served = audit.newest_served(where, WINDOW_LIMIT + 1)
+    served = audit.newest_served(_window(model, since, until), WINDOW_LIMIT + 1)
     capped, served = len(served) > WINDOW_LIMIT, served[:WINDOW_LIMIT]
     report: dict[str, Any] = {
         "model": {"name": model.name, "version": model.version, "run_id": model.run_id},
@@ -62,6 +63,39 @@ def model_drift(
         "protected": [_column(spec.column(name), p, records) for name, p in reference["protected"].items()],
         "outputs": _outputs(reference["outputs"], served),
     }
+
+
+class DriftCache:
+    """Drift reports by serving version and window, each kept until a score joins its window: a reviewer
+    reloading the model page, or several reviewers, cost one index read, not the window's 2,000 stored
+    answers read and compared again (0.46 s of a worker's CPU)."""
+
+    def __init__(self) -> None:
+        self._reports: OrderedDict[tuple, tuple[int | None, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def report(
+        self, model: ServingModel, audit: AuditStore, since: datetime | None, until: datetime | None
+    ) -> dict[str, Any]:
+        """model_drift's answer, the stored one while no score was committed to the window since."""
+        key = (model.name, model.version, model.run_id, since, until)
+        # One report is made at a time, so reviewers asking at once wait for it instead of each making it.
+        with self._lock:
+            # Read before the scores: a score committed meanwhile then makes the next view compute again.
+            newest = audit.newest_seq(_window(model, since, until))
+            cached = self._reports.get(key)
+            if cached is None or cached[0] != newest:
+                cached = (newest, model_drift(model, audit, since, until))
+                self._reports[key] = cached
+            self._reports.move_to_end(key)
+            if len(self._reports) > CACHED_WINDOWS:
+                self._reports.popitem(last=False)
+            return cached[1]
+
+
+def _window(model: ServingModel, since: datetime | None, until: datetime | None) -> ScoreFilter:
+    """The serving version's scores from `since` (inclusive) to `until` (exclusive)."""
+    return ScoreFilter(model_name=model.name, model_version=model.version, since=since, until=until)
 
 
 def _column(column: ColumnSpec, profile: dict[str, Any], records: list[dict]) -> dict[str, Any]:

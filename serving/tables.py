@@ -54,6 +54,8 @@ class ScoreRow(Base):
         Index("ix_scores_seq", "seq", unique=True),
         Index("ix_scores_person_created", "person_id", "created_at"),
         Index("ix_scores_model_band", "model_name", "risk_band"),  # the bands a model's scores hold
+        # Whether a drift window gained a score, read from the index alone (serving/drift.py DriftCache).
+        Index("ix_scores_version_created_seq", "model_name", "model_version", "created_at", "seq"),
     )
 
 

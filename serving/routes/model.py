@@ -9,8 +9,8 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
 from serving.conditional import ConditionalRoute
-from serving.deps import AuditDep, HolderDep, ReviewerKey, SettingsDep
-from serving.drift import WINDOW_LIMIT, model_drift
+from serving.deps import AuditDep, DriftDep, HolderDep, ReviewerKey, SettingsDep
+from serving.drift import WINDOW_LIMIT
 from serving.problems import PROBLEMS
 from serving.queries import UtcTime, check_window, only_known_parameters
 from serving.schemas import DriftPublic, ModelPublic
@@ -84,10 +84,12 @@ def model_router(drift_example: dict[str, Any]) -> APIRouter:
         key: ReviewerKey,
         holder: HolderDep,
         audit: AuditDep,
+        drift: DriftDep,
         query: Annotated[DriftQuery, Query()],
     ) -> dict[str, Any]:
-        """Bounded work per request: the window's newest WINDOW_LIMIT scores, without their explanations."""
+        """Bounded work per request: the window's newest WINDOW_LIMIT scores, without their explanations,
+        read again only once a score joined the window."""
         check_window(request, query.since, query.until)
-        return model_drift(holder.current, audit, query.since, query.until)
+        return drift.report(holder.current, audit, query.since, query.until)
 
     return router

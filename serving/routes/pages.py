@@ -24,8 +24,7 @@ from models.registry import alias_history
 from serving import pages, runs
 from serving.addresses import PAGES_PREFIX, app_path, path_for, without_trailing_slash
 from serving.audit import AuditStore, ScoreFilter
-from serving.deps import AuditDep, HolderDep, KeysDep, SettingsDep, record_shown
-from serving.drift import model_drift
+from serving.deps import AuditDep, DriftDep, HolderDep, KeysDep, SettingsDep, record_shown
 from serving.model_store import evaluation_of, plots_of
 from serving.plot_texts import plot_texts
 from serving.problems import field_errors
@@ -446,6 +445,7 @@ def model_page(
     holder: HolderDep,
     settings: SettingsDep,
     audit: AuditDep,
+    drift: DriftDep,
 ) -> Response:
     """A version's metrics, plots, fairness audit and card; the serving one is already in memory."""
     serving = holder.current
@@ -511,7 +511,7 @@ def model_page(
             "intersections": evaluation.get("intersections", {}),
             "card": pages.markdown(documents.get("model_card.md", ""), shift=2),
             # Drift is of the serving version's own scores, against its own reference profile.
-            "drift": pages.drift_view(model_drift(serving, audit, None, None))
+            "drift": pages.drift_view(drift.report(serving, audit, None, None))
             if version == serving.version
             else None,
         },

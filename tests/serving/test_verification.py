@@ -189,7 +189,7 @@ def test_verify_reads_a_store_behind_or_ahead_of_this_release_without_migrating_
         result = CliRunner().invoke(app, command_args, env=store_env(store_url, key_file))
         assert result.exit_code == 2
         assert result.stderr.splitlines()[-1].endswith(
-            "it is at schema 0009, and this release reads schema 0010: migrate it with `python -m serving "
+            "it is at schema 0009, and this release reads schema 0011: migrate it with `python -m serving "
             "migrate` (a server of this release does so at start-up), then run this again; this command "
             "does not write to the store"
         )
@@ -203,7 +203,7 @@ def test_verify_reads_a_store_behind_or_ahead_of_this_release_without_migrating_
     result = verify(store_url, key_file)
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1].endswith(
-        "it is at schema 0099, which this release does not know (its newest is 0010): a newer release "
+        "it is at schema 0099, which this release does not know (its newest is 0011): a newer release "
         "migrated it; run this command with that release"
     )
     engine.dispose()
