@@ -27,6 +27,7 @@ from serving.routes import admin, health, model
 from serving.routes.pages import install_pages
 from serving.routes.scores import scores_router
 from serving.schemas import record_model, score_request_model
+from serving.seal import Seal
 from serving.settings import Settings
 
 DESCRIPTION = """Relapse risk, needs and exact explanations. The serving model's records: {population}
@@ -42,8 +43,9 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app: migrate the stores, load the champion, generate the record schema."""
+def create_app(settings: Settings | None = None, seal: Seal | None = None) -> FastAPI:
+    """Build the app: migrate the stores, load the champion, generate the record schema. `seal` is the
+    audit key when the process starting the server has read it already, else it is read here."""
     settings = settings or Settings()
     configure_logging()
     configure_tracking()
@@ -55,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if keys_engine is not audit_engine:
         migrate(keys_engine)
-    audit = AuditStore(audit_engine, open_seal(audit_engine, settings.audit_key_file)[0])
+    audit = AuditStore(audit_engine, seal or open_seal(audit_engine, settings.audit_key_file)[0])
     audit.bind_key()
     metrics = Metrics()
 

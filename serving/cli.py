@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
@@ -36,7 +38,7 @@ from serving.events import EVENT_KINDS, EventKind, key_event
 from serving.keys import ROLES, ApiKey, KeyStore
 from serving.model_store import ModelUnavailable, alias_version, load_version
 from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
-from serving.seal import AuditKeyError, load_seal, write_new_seal
+from serving.seal import AuditKeyError, Seal, load_seal, write_new_seal
 from serving.search import as_utc
 from serving.settings import Settings, store_warnings, unknown_variables
 from serving.verification import TamperEvidence, verify
@@ -95,7 +97,7 @@ def serve(
     except ModelUnavailable as exc:  # say it once here, not in a traceback from every worker
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    _migrate_stores(settings)
+    seal = _migrate_stores(settings)
     workers = settings.workers
     if workers == 1:  # uvicorn replaces workers on SIGHUP only as their supervisor, which one worker has not
         signal.signal(signal.SIGHUP, _sighup_without_workers)
@@ -109,7 +111,7 @@ def serve(
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from exc
         uvicorn.run(
-            "serving.app:create_app",
+            _app_factory(workers, seal),
             factory=True,
             host=host,
             port=port,
@@ -123,6 +125,16 @@ def serve(
             # id nor the duration: RequestContextMiddleware writes one per request instead.
             access_log=False,
         )
+
+
+def _app_factory(workers: int, seal: Seal) -> str | Callable[[], FastAPI]:
+    """One worker runs in this process, which has read the audit key already: it is handed over, not
+    read from its file again. Workers are processes of their own, which uvicorn starts by import string."""
+    if workers > 1:
+        return "serving.app:create_app"
+    from serving.app import create_app
+
+    return functools.partial(create_app, seal=seal)
 
 
 def _sighup_without_workers(signum: int, frame: object) -> None:
@@ -162,14 +174,15 @@ def _check_address(host: str, port: int) -> None:
             raise typer.Exit(2) from exc
 
 
-def _migrate_stores(settings: Settings) -> None:
+def _migrate_stores(settings: Settings) -> Seal:
     """Once, before the workers start, so a store that cannot be opened stops the server in one line,
-    not in a traceback from every worker that uvicorn restarts forever."""
-    for url in dict.fromkeys((settings.audit_url, settings.keys_url)):
-        engine = _open_store(url)
-        if url == settings.audit_url:
-            _bind_audit_key(engine, settings.audit_key_file)
-        engine.dispose()
+    not in a traceback from every worker that uvicorn restarts forever; returns the audit key."""
+    engine = _open_store(settings.audit_url)
+    seal = _bind_audit_key(engine, settings.audit_key_file).seal
+    engine.dispose()
+    if settings.keys_url != settings.audit_url:
+        _open_store(settings.keys_url).dispose()
+    return seal
 
 
 def _bind_audit_key(engine: Engine, path: Path) -> AuditStore:
