@@ -195,6 +195,10 @@ def _bind_audit_key(engine: Engine, path: Path) -> AuditStore:
     except AuditKeyError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
+    except DBAPIError as exc:  # the chain's row held by another writer past the store's wait, or refused
+        shown = engine.url.render_as_string(hide_password=True)
+        typer.echo(f"cannot sign with the audit store at {shown}: {_reason(exc)}", err=True)
+        raise typer.Exit(2) from exc
     if created:
         typer.echo(
             f"created the audit key {path} (key {seal.fingerprint}), which signs every audit row: keep a "

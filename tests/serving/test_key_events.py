@@ -109,3 +109,28 @@ def test_keys_in_a_store_of_their_own_wait_for_the_audit_event(tmp_path, key_fil
     revoked = serving(env, "keys", "revoke", key.id)
     assert [(k.id, k.revoked_at) for k in keys_in(keys_url)] == [(key.id, None)]
     assert (created.exit_code, revoked.exit_code) == (2, 2), created.output + revoked.output
+
+
+def test_a_chain_held_by_another_writer_past_the_wait_creates_no_key(fresh_database, key_file):
+    """On PostgreSQL the key's row is written while another transaction holds the chain's row (a long
+    write elsewhere): the event waits the store's lock timeout (10 s), then both are given up. A store
+    not yet signing is refused the same way in one line, before any key is written."""
+    env = store_env(fresh_database, fresh_database, key_file)
+    assert serving(env, "migrate").exit_code == 0
+    engine = make_engine(fresh_database)
+    with engine.connect() as holder, holder.begin():
+        holder.execute(text("SELECT seq FROM audit_chain WHERE id = 1 FOR UPDATE"))
+        unsigned = serving(env, "keys", "create", "--role", "admin")
+    assert keys_in(fresh_database) == []
+    assert unsigned.exit_code == 2, unsigned.output
+    [line] = unsigned.stderr.splitlines()
+    assert line.startswith("cannot sign with the audit store at postgresql") and "lock timeout" in line
+    assert serving(env, "keys", "create", "--role", "scorer").exit_code == 0
+    with engine.connect() as holder, holder.begin():
+        holder.execute(text("SELECT seq FROM audit_chain WHERE id = 1 FOR UPDATE"))
+        created = serving(env, "keys", "create", "--role", "admin")
+    engine.dispose()
+    assert [k.role for k in keys_in(fresh_database)] == ["scorer"]
+    assert created.exit_code == 2, created.output
+    [line] = created.stderr.splitlines()
+    assert line.startswith("cannot create the key with its audit event: ") and "lock timeout" in line
