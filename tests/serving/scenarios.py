@@ -185,3 +185,18 @@ def the_newest_scores_are_read_and_no_more(store: AuditStore) -> None:
         (rows[1].created_at, 1, 0.1),
     ]
     assert served[0].needs == needs and served[0].risk_band == "moderate"
+
+
+def a_windows_last_committed_score_moves_whatever_its_time(store: AuditStore) -> None:
+    """What says whether a cached drift report still holds: the chain place of the window's last
+    committed score, which a score stamped earlier but committed later (a slower worker's) moves too."""
+    version, at = f"v-{uuid.uuid4().hex[:8]}", utc_now()
+    window = ScoreFilter(model_name="reintegra", model_version=version, since=at - timedelta(hours=1))
+    assert store.newest_seq(window) is None
+    store.record([score_row("P-1", model_version=version, created_at=at)])
+    first = store.newest_seq(window)
+    store.record([score_row("P-2", model_version=version, created_at=at - timedelta(minutes=5))])
+    later = store.newest_seq(window)
+    store.record([score_row("P-3", model_version=version, created_at=at - timedelta(hours=2))])
+    assert first is not None and later > first
+    assert store.newest_seq(window) == later, "a score outside the window does not move it"

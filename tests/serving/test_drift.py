@@ -15,7 +15,10 @@ from serving.audit import AuditStore, ScoreFilter, utc_now
 from serving.database import make_engine, migrate
 from serving.drift import model_drift
 from serving.model_store import ServingModel, load_version
-from tests.serving.scenarios import the_newest_scores_are_read_and_no_more
+from tests.serving.scenarios import (
+    a_windows_last_committed_score_moves_whatever_its_time,
+    the_newest_scores_are_read_and_no_more,
+)
 from tests.serving.servers import TEST_SEAL, api_record, score_row, sign_in
 
 pytestmark = pytest.mark.slow
@@ -137,6 +140,10 @@ def store(tmp_path) -> AuditStore:
 
 def test_a_window_reads_only_its_newest_scores(store):
     the_newest_scores_are_read_and_no_more(store)
+
+
+def test_a_windows_last_committed_score_moves_whatever_its_time(store):
+    a_windows_last_committed_score_moves_whatever_its_time(store)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from tests.serving.scenarios import (
     a_key_use_is_written_at_most_once_a_minute,
+    a_windows_last_committed_score_moves_whatever_its_time,
     claim_twice,
     ended_sessions_are_remembered_then_forgotten,
     race_on_one_key,
@@ -57,6 +58,10 @@ def test_two_requests_racing_on_one_idempotency_key(postgres_url):
 
 def test_a_drift_window_reads_only_its_newest_scores(postgres_url):
     the_newest_scores_are_read_and_no_more(AuditStore(make_engine(postgres_url), TEST_SEAL))
+
+
+def test_a_windows_last_committed_score_moves_whatever_its_time(postgres_url):
+    a_windows_last_committed_score_moves_whatever_its_time(AuditStore(make_engine(postgres_url), TEST_SEAL))
 
 
 def test_text_with_nul_finds_nothing_instead_of_failing(postgres_url):
