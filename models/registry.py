@@ -11,7 +11,6 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
-DEFAULT_MODEL_NAME = "reintegra"
 # Model-version tag holding why a version that failed a gate was promoted anyway.
 FORCED_REASON_TAG = "forced_promotion_reason"
 # Registered-model tags, one per alias move: "alias_history.<UTC time>.<alias>" = what moved.

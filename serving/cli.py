@@ -24,7 +24,6 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from models.registry import configure_tracking
 from serving.audit import AuditStore, open_seal, read_events
 from serving.database import (
     SchemaMismatch,
@@ -36,8 +35,6 @@ from serving.database import (
 )
 from serving.events import EVENT_KINDS, EventKind, key_event
 from serving.keys import ROLES, ApiKey, KeyStore
-from serving.model_store import ModelUnavailable, alias_version, load_version
-from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
 from serving.seal import AuditKeyError, Seal, load_seal, write_new_seal
 from serving.search import as_utc
 from serving.settings import Settings, store_warnings, unknown_variables
@@ -81,6 +78,11 @@ def serve(
     """Serve the API under uvicorn (the default command)."""
     if ctx.invoked_subcommand is not None:
         return
+    # Here, not at the top: MLflow and the model's libraries take 4 s to import, which no other command needs.
+    from models.registry import configure_tracking
+    from serving.model_store import ModelUnavailable, alias_version, load_version
+    from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
+
     options = {}  # checked with the settings, and named as given when refused
     if root_path is not None:
         os.environ["REINTEGRA_ROOT_PATH"], options["root_path"] = root_path, "--root-path"
@@ -512,6 +514,7 @@ def dev_setup(
     """First run on a developer's machine: one key per role and an example call to try."""
     from features.example import example_record
     from models.pyfunc import load_bundle
+    from models.registry import configure_tracking
 
     settings = _settings()
     store = _store(settings)

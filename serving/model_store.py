@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 import mlflow
 from mlflow import MlflowClient
 
+from models import DEFAULT_MODEL_NAME
 from models.bundle import ScoringBundle
 from models.pyfunc import load_bundle
 from models.registry import (
-    DEFAULT_MODEL_NAME,
     FORCED_REASON_TAG,
     REFERENCE_PROFILE,
     run_artifact,

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from models.registry import DEFAULT_MODEL_NAME
+from models import DEFAULT_MODEL_NAME
 from serving.keys import ROLES
 
 DEFAULT_DATABASE = "sqlite:///data/reintegra.db"

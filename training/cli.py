@@ -13,7 +13,7 @@ from rich.console import Console
 
 from features.spec import SpecError, load_spec
 from features.validation import RecordsInvalid
-from models.registry import DEFAULT_MODEL_NAME
+from models import DEFAULT_MODEL_NAME
 from training.evaluate_file import evaluate_file
 from training.promote import PromotionRefused, promote
 from training.reproduce import check_data, logged_run, reproduce

@@ -27,11 +27,12 @@ from features.example import example_record
 from features.records import read_records
 from features.spec import DatasetSpec
 from features.validation import RecordsInvalid, validate_records
+from models import DEFAULT_MODEL_NAME
 from models.baselines import baseline_label
 from models.bundle import ScoringBundle
 from models.calibrated import DEFAULT_PARAMS
 from models.pyfunc import BUNDLE_ARTIFACT, release_signature
-from models.registry import DEFAULT_MODEL_NAME, REFERENCE_PROFILE, configure_tracking, registered_spec
+from models.registry import REFERENCE_PROFILE, configure_tracking, registered_spec
 from training import plots
 from training.evaluate import evaluation_report
 from training.fairness import fpr_extremes
