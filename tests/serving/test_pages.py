@@ -52,6 +52,15 @@ def page(browser, server):
     context.close()
 
 
+@pytest.fixture(scope="module")
+def own_scores_server(registry, tmp_path_factory) -> Iterator[Server]:
+    """A server for the tests that write scores of people of their own and read back only those, so that
+    the module's `server` keeps exactly the scores its listings count and no test starts one of its own."""
+    running = start_server(registry, tmp_path_factory.mktemp("own-scores"))
+    yield running
+    running.stop()
+
+
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -166,43 +175,37 @@ def test_a_signed_out_session_opens_nothing_even_from_a_copied_cookie(server):
         assert other_browser.get("/review/scores").status_code == 200
 
 
-def test_a_person_link_stays_on_that_person_whatever_their_id_holds(registry, tmp_path, api_records):
+def test_a_person_link_stays_on_that_person_whatever_their_id_holds(own_scores_server, api_records):
     """A "/.." inside an id must not let a browser resolve the link to another person's history."""
     tricky = "P-slash/../P-other"
-    server = start_server(registry, tmp_path)
-    try:
-        with server.client("scorer") as scorer:
-            other = scorer.post("/v1/scores", json={"person_id": "P-other", "record": api_records[1]}).json()
-            created = scorer.post("/v1/scores", json={"person_id": tricky, "record": api_records[2]}).json()
-        with server.page_client() as client:
-            score_page = client.get(f"/review/scores/{created['id']}").text
-            link = re.search(r'href="(/review/people/[^"]+)"', score_page).group(1)
-            person = client.get(link)
-    finally:
-        server.stop()
+    server = own_scores_server
+    with server.client("scorer") as scorer:
+        other = scorer.post("/v1/scores", json={"person_id": "P-other", "record": api_records[1]}).json()
+        created = scorer.post("/v1/scores", json={"person_id": tricky, "record": api_records[2]}).json()
+    with server.page_client() as client:
+        score_page = client.get(f"/review/scores/{created['id']}").text
+        link = re.search(r'href="(/review/people/[^"]+)"', score_page).group(1)
+        person = client.get(link)
     assert link == "/review/people/P-slash%2F..%2FP-other"
     assert person.status_code == 200
     assert f"Person {tricky}" in html.unescape(person.text) and created["id"] in person.text
     assert other["id"] not in person.text, "another person's scores are not shown"
 
 
-def test_what_a_scorer_sends_never_runs_as_script_on_a_page(registry, tmp_path, api_records):
+def test_what_a_scorer_sends_never_runs_as_script_on_a_page(own_scores_server, api_records):
     """A scorer key must not reach a reviewer's browser: ids are escaped in text, attributes and links,
     and the pages' policy allows no inline script, nor framing by another site."""
     payload = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
-    server = start_server(registry, tmp_path)  # its own: the module's server lists its scores exactly
-    try:
-        with server.client("scorer") as scorer:
-            body = {"person_id": payload, "assessment_id": payload, "record": api_records[3]}
-            created = scorer.post("/v1/scores", json=body).json()
-        with server.page_client() as client:
-            pages = [
-                client.get(f"/review/scores/{created['id']}"),
-                client.get("/review/scores", params={"person_id": payload}),
-                client.get(f"/review/people/{quote(payload, safe='')}"),
-            ]
-    finally:
-        server.stop()
+    server = own_scores_server
+    with server.client("scorer") as scorer:
+        body = {"person_id": payload, "assessment_id": payload, "record": api_records[3]}
+        created = scorer.post("/v1/scores", json=body).json()
+    with server.page_client() as client:
+        pages = [
+            client.get(f"/review/scores/{created['id']}"),
+            client.get("/review/scores", params={"person_id": payload}),
+            client.get(f"/review/people/{quote(payload, safe='')}"),
+        ]
     for page in pages:
         assert page.status_code == 200 and "<script>alert" not in page.text and "<img src=x" not in page.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
@@ -213,26 +216,23 @@ def test_what_a_scorer_sends_never_runs_as_script_on_a_page(registry, tmp_path, 
         )
 
 
-def test_signing_in_from_a_person_link_opens_that_person(browser, registry, tmp_path, api_records):
+def test_signing_in_from_a_person_link_opens_that_person(browser, own_scores_server, api_records):
     """The page asked for before sign-in is reopened as it was addressed: an id's encoded "/" or "%"
     must not be decoded on the way, which would open another person's history or none."""
     tricky = ["P-slash/../P-other", "P-percent%2F..%2FP-other"]
-    server = start_server(registry, tmp_path)
-    try:
-        with server.client("scorer") as scorer:
-            scorer.post("/v1/scores", json={"person_id": "P-other", "record": api_records[1]})
-            for person_id in tricky:
-                scorer.post("/v1/scores", json={"person_id": person_id, "record": api_records[2]})
-        context = browser.new_context(base_url=server.base_url)
-        page = context.new_page()
-        headings = {}
+    server = own_scores_server
+    with server.client("scorer") as scorer:
+        scorer.post("/v1/scores", json={"person_id": "P-other", "record": api_records[1]})
         for person_id in tricky:
-            context.clear_cookies()
-            sign_in(page, server.keys["reviewer"], f"/review/people/{quote(person_id, safe='')}")
-            headings[person_id] = page.locator("h1").inner_text()
-        context.close()
-    finally:
-        server.stop()
+            scorer.post("/v1/scores", json={"person_id": person_id, "record": api_records[2]})
+    context = browser.new_context(base_url=server.base_url)
+    page = context.new_page()
+    headings = {}
+    for person_id in tricky:
+        context.clear_cookies()
+        sign_in(page, server.keys["reviewer"], f"/review/people/{quote(person_id, safe='')}")
+        headings[person_id] = page.locator("h1").inner_text()
+    context.close()
     assert headings == {person_id: f"Person {person_id}" for person_id in tricky}
 
 
@@ -369,12 +369,10 @@ def test_a_need_the_record_shows_says_so(server, scores, spec):
     assert f"The record shows it: {spec.need(need).description.rstrip('.')}." in explained
 
 
-def test_a_score_stored_before_needs_were_observed_quotes_its_threshold(
-    registry, tmp_path, spec, api_records
-):
+def test_a_score_stored_before_needs_were_observed_quotes_its_threshold(own_scores_server, spec, api_records):
     """Audit rows written before `observed` existed (commit 085c96a) have no such key: their flags came
     from the threshold alone, so the page must not say "the record shows otherwise"."""
-    server = start_server(registry, tmp_path)
+    server = own_scores_server
     engine = make_engine(server.database)
     audit = AuditStore(engine, TEST_SEAL)
     try:
@@ -395,7 +393,6 @@ def test_a_score_stored_before_needs_were_observed_quotes_its_threshold(
             text = html.unescape(client.get(f"/review/scores/{old.id}").text)
     finally:
         engine.dispose()
-        server.stop()
     table = re.search(r'<table class="data" id="needs">.*?</table>', text, re.S).group(0)
     assert "the record shows" not in table
     for need in spec.needs:
@@ -403,10 +400,10 @@ def test_a_score_stored_before_needs_were_observed_quotes_its_threshold(
         assert f"(at {need.flag_threshold:.2f} or above)" in row, row
 
 
-def test_a_score_whose_run_mlflow_lost_says_its_thresholds_are_unknown(registry, tmp_path, api_records):
+def test_a_score_whose_run_mlflow_lost_says_its_thresholds_are_unknown(own_scores_server, api_records):
     """A run deleted from MLflow (or its artifacts moved) takes its spec along: the page must say the
     thresholds are unknown, not quote none and leave the reader to guess."""
-    server = start_server(registry, tmp_path)
+    server = own_scores_server
     engine = make_engine(server.database)
     audit = AuditStore(engine, TEST_SEAL)
     try:
@@ -420,7 +417,6 @@ def test_a_score_whose_run_mlflow_lost_says_its_thresholds_are_unknown(registry,
             page = client.get(f"/review/scores/{lost.id}")
     finally:
         engine.dispose()
-        server.stop()
     assert page.status_code == 200
     text = " ".join(html.unescape(page.text).split())
     assert "or above)" not in text
