@@ -8,7 +8,7 @@ SYNTH_ROWS ?= 20000
 SYNTH_SEED ?= 42
 SYNTH := data/synthetic_$(notdir $(basename $(SPEC))).csv
 
-.PHONY: help install run test lint synth validate train bootstrap bench bench-train mlflow-ui serve dev-setup clean
+.PHONY: help install run test lint synth validate train bootstrap bench bench-train bench-startup mlflow-ui serve dev-setup clean
 
 install: $(STAMP)
 
@@ -27,6 +27,7 @@ help:
 	@echo "make mlflow-ui    MLflow UI on 127.0.0.1:5000 over mlflow/mlflow.db"
 	@echo "make bench        API latency and throughput benchmark (about 3 minutes)"
 	@echo "make bench-train  fit time on the Georgia file, or a synthetic one of its size"
+	@echo "make bench-startup  time from starting python -m serving until /readyz answers (about 3 minutes)"
 	@echo "make clean        remove .venv and what the next run rebuilds; keeps data/reintegra.db, keys, mlflow/"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -59,6 +60,9 @@ bench: install
 
 bench-train: install
 	$(PY) bench/train_benchmark.py
+
+bench-startup: install
+	$(PY) bench/startup_benchmark.py
 
 mlflow-ui: install
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow/mlflow.db
