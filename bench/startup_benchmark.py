@@ -15,7 +15,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,32 +26,14 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api_benchmark import COHORT_ROWS, MODEL_NAME, free_port, train_champion  # a sibling script
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "startup.json"
-MODEL_NAME = "reintegra"
-COHORT_ROWS = 19333
 STARTS = 7
 STARTUP_SECONDS = 120.0
 POLL_SECONDS = 0.05
-
-
-def train_champion(folder: Path) -> None:
-    """Train and promote on the synthetic cohort in a fresh store, as `make bench` does."""
-    from features.spec import load_spec
-    from features.synth import generate_georgia_cohort
-    from training.promote import promote
-    from training.train import train
-
-    data = folder / "cohort.csv"
-    generate_georgia_cohort(COHORT_ROWS, seed=0).to_csv(data, index=False)
-    result = train(load_spec("georgia_parole"), data, MODEL_NAME, seed=0)
-    promote(MODEL_NAME, result.model_version, force=True, reason="benchmark")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def children_cpu() -> float:
@@ -147,7 +128,6 @@ def main() -> None:
     store = args.store or Path(tempfile.mkdtemp(prefix="reintegra-startup-store-"))
     try:
         if args.store is None:
-            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
             train_champion(store)
         results = benchmark(store, args.starts)
     finally:

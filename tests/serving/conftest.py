@@ -159,3 +159,19 @@ def fresh_database(postgres_url) -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
     admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """A new, empty store of each kind, for keys and the audit trail."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/audit.db"
+    return request.getfixturevalue("fresh_database")
+
+
+@pytest.fixture
+def key_file(tmp_path) -> Path:
+    """The test audit key in a file of its own, as REINTEGRA_AUDIT_KEY_FILE names one."""
+    path = tmp_path / "audit.key"
+    path.write_text(TEST_SEAL.key.hex())
+    return path

@@ -5,29 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner, Result
 
 from serving.cli import app
 from serving.database import make_engine, migrate
 from serving.keys import KeyStore
-from tests.serving.servers import TEST_SEAL, audit_events
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path) -> str:
-    """A new, empty store of each kind, holding keys and the audit trail."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/audit.db"
-    return request.getfixturevalue("fresh_database")
-
-
-@pytest.fixture
-def key_file(tmp_path) -> Path:
-    path = tmp_path / "audit.key"
-    path.write_text(TEST_SEAL.key.hex())
-    return path
+from tests.serving.servers import audit_events
 
 
 def store_env(audit_url: str, keys_url: str, key_file: Path) -> dict:

@@ -37,21 +37,6 @@ CHAIN = AuditChainRow.__table__
 EVENTS = AuditEventRow.__table__
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path) -> str:
-    """A new, empty audit store of each kind."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/audit.db"
-    return request.getfixturevalue("fresh_database")
-
-
-@pytest.fixture
-def key_file(tmp_path) -> Path:
-    path = tmp_path / "audit.key"
-    path.write_text(TEST_SEAL.key.hex())
-    return path
-
-
 def store_env(url: str, key_file: Path) -> dict:
     return {"REINTEGRA_AUDIT_URL": url, "REINTEGRA_KEYS_URL": url, "REINTEGRA_AUDIT_KEY_FILE": str(key_file)}
 
