@@ -23,6 +23,7 @@ from models.registry import (
     sqlite_path,
 )
 from serving.schemas import record_changes, record_model
+from serving.seal import AuditKeyError
 
 log = logging.getLogger("reintegra.model")
 RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md", "plots.json", REFERENCE_PROFILE)
@@ -210,6 +211,12 @@ class ModelHolder:
             return
         except ModelUnavailable as exc:  # says why in one line: no alias, no MLflow
             log.warning("alias poll failed: %s", exc)
+        except AuditKeyError as exc:  # the audit trail takes no model_served event until a restart
+            log.error(
+                "alias poll cannot record serving the new version: %s; still serving version %s",
+                exc,
+                self.current.version,
+            )
         except Exception:  # the registry may be briefly unreachable; keep serving
             log.exception("alias poll failed; still serving the loaded version")
 

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from features.spec import load_spec
 from models.registry import FORCED_REASON_TAG, alias_history, registered_spec
 from serving.model_store import ModelHolder, ModelUnavailable, SchemaChanged
+from serving.seal import KeyRotated
 from tests.serving.servers import start_server
 from training.promote import promote
 from training.train import train
@@ -77,6 +78,33 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     promote(NAME, first, force=True, reason="back to the serving version")
     holder.reload("test")
     assert holder.restart_required is None and waiting == [(NAME, second, None), (NAME, None, second)]
+
+
+def test_a_swap_the_audit_trail_refuses_is_said_in_one_line_on_every_poll(registry, second_version, caplog):
+    """After `audit rotate-key` a server still holding the old key cannot record the model_served event,
+    so the poller must not swap; saying why must not fill the log with a traceback every few seconds."""
+    served = []
+
+    def record_served(model, previous, actor) -> None:
+        if served:
+            raise KeyRotated("old-fingerprint", "new-fingerprint")
+        served.append(model.version)
+
+    holder = ModelHolder(
+        "reintegra", "champion", on_serve=record_served, on_swap=ignore, on_waiting=ignore, on_failed=ignore
+    )
+    holder.reload("test")
+    promote("reintegra", second_version.model_version, force=True, reason="rotated-key poll test")
+    try:
+        with caplog.at_level(logging.ERROR, logger="reintegra.model"):
+            holder.poll_once()
+            holder.poll_once()
+    finally:
+        promote("reintegra", registry.version, force=True, reason="rotated-key poll test: back")
+    said = [r for r in caplog.records if "rotated to new-fingerprint" in r.getMessage()]
+    assert len(said) == 2 and all(r.exc_info is None for r in said), [r.exc_info for r in said]
+    assert f"still serving version {registry.version}" in said[0].getMessage()
+    assert holder.current.version == registry.version
 
 
 def test_a_reload_after_the_alias_was_removed_says_the_loaded_version_still_serves(versions):
