@@ -24,16 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_benchmark import COHORT_ROWS, MODEL_NAME, free_port, train_champion  # a sibling script
+from api_benchmark import COHORT_ROWS, MODEL_NAME, free_port, running, train_champion  # a sibling script
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "startup.json"
 STARTS = 7
-STARTUP_SECONDS = 120.0
-POLL_SECONDS = 0.05
 
 
 def children_cpu() -> float:
@@ -49,28 +45,8 @@ def time_to_ready(env: dict[str, str], log_file: Path) -> tuple[float, float]:
     cpu = children_cpu()
     command = [sys.executable, "-m", "serving", "--port", str(port)]
     started = time.perf_counter()
-    with log_file.open("ab") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sink)
-    try:
-        while time.perf_counter() - started < STARTUP_SECONDS:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited: {log_file.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    ready = time.perf_counter() - started
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(POLL_SECONDS)
-        else:
-            raise RuntimeError(f"the server was not ready after {STARTUP_SECONDS:.0f}s")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running(command, port, env, log_file):
+        ready = time.perf_counter() - started
     return ready, children_cpu() - cpu
 
 
