@@ -474,9 +474,8 @@ def rotate_audit_key(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     except OperationalError as exc:  # the commit may have happened: the new key may sign the chain
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         typer.echo(
-            f"the audit store did not answer ({reason}); {new_path} is kept: `audit events --kind "
+            f"the audit store did not answer ({_reason(exc)}); {new_path} is kept: `audit events --kind "
             "key_rotated` says whether the rotation took effect",
             err=True,
         )
