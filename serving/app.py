@@ -43,9 +43,12 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(settings: Settings | None = None, seal: Seal | None = None) -> FastAPI:
-    """Build the app: migrate the stores, load the champion, generate the record schema. `seal` is the
-    audit key when the process starting the server has read it already, else it is read here."""
+def create_app(
+    settings: Settings | None = None, seal: Seal | None = None, champion: ServingModel | None = None
+) -> FastAPI:
+    """Build the app: migrate the stores, load the champion, generate the record schema. `seal` (the audit
+    key) and `champion` are given when the process starting the server has read them already; the
+    champion is served if the alias still points at it, else the alias's version is loaded here."""
     settings = settings or Settings()
     configure_logging()
     configure_tracking()
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None, seal: Seal | None = None) -> Fa
         on_swap=metrics.serving,
         on_waiting=metrics.waiting,
         on_failed=metrics.failed,
+        preloaded=champion,
     )
     try:
         holder.reload(SERVER_START)

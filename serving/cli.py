@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -39,6 +39,9 @@ from serving.seal import AuditKeyError, Seal, load_seal, write_new_seal
 from serving.search import as_utc
 from serving.settings import Settings, store_warnings, unknown_variables
 from serving.verification import TamperEvidence, verify
+
+if TYPE_CHECKING:
+    from serving.model_store import ServingModel
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 # MLflow retries a tracking server 7 times, 120 s each: a page asking it while it is down would wait
@@ -95,7 +98,7 @@ def serve(
     for name, value in MLFLOW_HTTP_LIMITS.items():
         os.environ.setdefault(name, value)
     try:  # loaded once here: a worker that cannot load it fails, and uvicorn restarts it forever
-        load_version(settings.model_name, alias_version(settings.model_name, settings.model_alias))
+        champion = load_version(settings.model_name, alias_version(settings.model_name, settings.model_alias))
     except ModelUnavailable as exc:  # say it once here, not in a traceback from every worker
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
@@ -113,7 +116,7 @@ def serve(
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from exc
         uvicorn.run(
-            _app_factory(workers, seal),
+            _app_factory(workers, seal, champion),
             factory=True,
             host=host,
             port=port,
@@ -129,14 +132,15 @@ def serve(
         )
 
 
-def _app_factory(workers: int, seal: Seal) -> str | Callable[[], FastAPI]:
-    """One worker runs in this process, which has read the audit key already: it is handed over, not
-    read from its file again. Workers are processes of their own, which uvicorn starts by import string."""
+def _app_factory(workers: int, seal: Seal, champion: ServingModel) -> str | Callable[[], FastAPI]:
+    """One worker runs in this process, which has read the audit key and loaded the champion already: both
+    are handed over, not read again. Workers are processes of their own, which uvicorn starts by import
+    string."""
     if workers > 1:
         return "serving.app:create_app"
     from serving.app import create_app
 
-    return functools.partial(create_app, seal=seal)
+    return functools.partial(create_app, seal=seal, champion=champion)
 
 
 def _sighup_without_workers(signum: int, frame: object) -> None:

@@ -83,7 +83,9 @@ class ModelHolder:
     runs after every swap,
     `on_waiting(name, version, previous_version)` whenever the version the alias points at but this
     process cannot serve changes (None: none), and `on_failed(name, version, previous_version)`
-    likewise for a version that failed to load; the metrics use all three.
+    likewise for a version that failed to load; the metrics use all three. `preloaded` is a version the
+    starting process has loaded already: the first load serves it, not a second copy, while the alias
+    still points at it.
     """
 
     def __init__(
@@ -94,8 +96,10 @@ class ModelHolder:
         on_swap: Callable[[str, str, str | None], None],
         on_waiting: Callable[[str, str | None, str | None], None],
         on_failed: Callable[[str, str | None, str | None], None],
+        preloaded: ServingModel | None = None,
     ):
         self.name, self.alias = name, alias
+        self._preloaded = preloaded
         self._on_serve, self._on_swap = on_serve, on_swap
         self._on_waiting, self._on_failed = on_waiting, on_failed
         self._current: ServingModel | None = None
@@ -224,6 +228,9 @@ class ModelHolder:
         return alias_version(self.name, self.alias)
 
     def _load(self, version: str) -> ServingModel:
+        preloaded, self._preloaded = self._preloaded, None
+        if preloaded is not None and preloaded.version == version:
+            return preloaded
         return load_version(self.name, version)
 
 

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,9 +92,10 @@ def start_server(
     keys_database: str | None = None,
     extra_env: dict | None = None,
     workers: int = 1,
+    wrapper: Sequence[str] = (),
 ) -> Server:
     """A ready server whose audit store is `database` and whose keys are in `keys_database` (by
-    default the same store)."""
+    default the same store); `wrapper` is a command it runs under, such as strace."""
     database = database or f"sqlite:///{folder}/reintegra.db"
     keys_database = keys_database or database
     engine = make_engine(keys_database)
@@ -115,7 +116,7 @@ def start_server(
     }
     # Another test process may bind the free port first; a fresh one is then tried.
     for _ in range(PORT_ATTEMPTS):
-        server = _launch(folder / "server.log", database, env, keys, workers)
+        server = _launch(folder / "server.log", database, env, keys, workers, wrapper)
         if server is not None:
             return server
     raise RuntimeError(f"{PORT_ATTEMPTS} free ports were each taken before the server could bind one")
@@ -153,12 +154,14 @@ def with_a_retired_band_score(registry: Registry, folder: Path) -> tuple[Server,
     return server, old
 
 
-def _launch(log: Path, database: str, env: dict, keys: dict, workers: int) -> Server | None:
+def _launch(
+    log: Path, database: str, env: dict, keys: dict, workers: int, wrapper: Sequence[str]
+) -> Server | None:
     """A ready server on a free port, or None when that port was taken meanwhile."""
     earlier = log.stat().st_size if log.exists() else 0
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--port", str(port), "--workers", str(workers)],
+        [*wrapper, sys.executable, "-m", "serving", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(log, "ab"),  # noqa: SIM115

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from features.spec import load_spec
 from models.registry import FORCED_REASON_TAG, alias_history, registered_spec
-from serving.model_store import ModelHolder, ModelUnavailable, SchemaChanged
+from serving.model_store import ModelHolder, ModelUnavailable, SchemaChanged, load_version
 from serving.seal import KeyRotated
 from tests.serving.servers import start_server
 from training.promote import promote
@@ -124,6 +124,36 @@ def test_a_reload_after_the_alias_was_removed_says_the_loaded_version_still_serv
     finally:
         promote(NAME, first, force=True, reason="alias back")
     assert holder.current.version == first
+
+
+def test_a_version_the_starting_process_loaded_is_served_not_loaded_again(versions):
+    """A one-worker server loaded the champion twice at start (0.6 s of its 6.6 s): once to refuse to
+    start without one, once in the app. The app now serves the first, unless the alias moved between."""
+    first, second = versions
+    promote(NAME, first, force=True, reason="test")
+    loaded = load_version(NAME, first)
+
+    def holder() -> ModelHolder:
+        return ModelHolder(
+            NAME,
+            "champion",
+            on_serve=ignore,
+            on_swap=ignore,
+            on_waiting=ignore,
+            on_failed=ignore,
+            preloaded=loaded,
+        )
+
+    same = holder()
+    same.reload("test")
+    assert same.current is loaded
+    moved = holder()
+    promote(NAME, second, force=True, reason="test")
+    try:
+        moved.reload("test")
+    finally:
+        promote(NAME, first, force=True, reason="alias back")
+    assert moved.current.version == second and moved.current.bundle is not loaded.bundle
 
 
 def test_the_serving_model_carries_its_forced_promotion_reason(versions):
