@@ -1,18 +1,19 @@
-"""The features command line, run as a real subprocess the way a data scientist runs it."""
+"""The features command line, run the way a data scientist runs it."""
 
 import json
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
 import yaml
 
+from features.cli import app
+from tests.commands import run_in_process
+
 
 def _features(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "features", *args], capture_output=True, text=True, timeout=300
-    )
+    """`python -m features ARGS` in this process (test_other_layout runs it as a process of its own)."""
+    return run_in_process(app, "features", *args)
 
 
 def test_validate_prints_a_json_summary(synthetic_csv):
