@@ -81,11 +81,6 @@ def serve(
     """Serve the API under uvicorn (the default command)."""
     if ctx.invoked_subcommand is not None:
         return
-    # Here, not at the top: MLflow and the model's libraries take 4 s to import, which no other command needs.
-    from models.registry import configure_tracking
-    from serving.model_store import ModelUnavailable, alias_version, load_version
-    from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
-
     options = {}  # checked with the settings, and named as given when refused
     if root_path is not None:
         os.environ["REINTEGRA_ROOT_PATH"], options["root_path"] = root_path, "--root-path"
@@ -94,6 +89,12 @@ def serve(
     settings = _settings(options)
     host, port = host or settings.host, port or settings.port
     _check_address(host, port)
+    # Here, not at the top nor before the checks above: MLflow and the model's libraries take 2-4 s to
+    # import, which no other command needs and a refused setting need not wait for.
+    from models.registry import configure_tracking
+    from serving.model_store import ModelUnavailable, alias_version, load_version
+    from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
+
     configure_tracking()
     for name, value in MLFLOW_HTTP_LIMITS.items():
         os.environ.setdefault(name, value)
