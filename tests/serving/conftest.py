@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from serving.database import make_engine, migrate
 from tests.serving.servers import (
+    LAUNCHED,
     REASSESSED,
     REASSESSMENTS,
     TEST_SEAL,
@@ -49,6 +50,15 @@ def audit_key_file(tmp_path_factory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("REINTEGRA_AUDIT_KEY_FILE", str(path))
         yield path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_server_left_running() -> Iterator[None]:
+    """Stops, at the end of the session, any server a failed test left running: it would hold its port,
+    its memory and its store long after pytest ended."""
+    yield
+    for server in LAUNCHED:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

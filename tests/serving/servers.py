@@ -35,6 +35,8 @@ REASSESSED = "P-REASSESSED"
 REASSESSMENTS = 3
 # One audit key for every store the tests write, so stores shared between tests (PostgreSQL) hold one chain.
 TEST_SEAL = Seal(bytes.fromhex("5eed" * 16))
+# Every server this test process started, so none outlives it when a test fails before stopping its own.
+LAUNCHED: list[Server] = []
 
 
 @dataclass
@@ -167,6 +169,7 @@ def _launch(
         stderr=open(log, "ab"),  # noqa: SIM115
     )
     server = Server(f"http://127.0.0.1:{port}", process, database, env, keys)
+    LAUNCHED.append(server)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         output = log.read_bytes()[earlier:]
