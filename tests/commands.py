@@ -1,7 +1,10 @@
 """A command line run in the test process, ended as the interpreter would end it."""
 
+import os
 import subprocess
+import sys
 import traceback
+from pathlib import Path
 
 import typer
 from typer.testing import CliRunner
@@ -19,3 +22,19 @@ def run_in_process(
     return subprocess.CompletedProcess(
         ["python", "-m", module, *args], result.exit_code, result.stdout, stderr
     )
+
+
+def modules_imported(module: str, *args: str, folder: Path, env: dict | None = None) -> tuple[int, set[str]]:
+    """The exit code of `python -m MODULE ARGS`, run in `folder` as a process of its own, and every module
+    it imported (from the interpreter's -X importtime log)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", module, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=folder,
+        timeout=120,
+    )
+    return result.returncode, {
+        line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line
+    }

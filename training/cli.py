@@ -14,11 +14,9 @@ from rich.console import Console
 from features.spec import SpecError, load_spec
 from features.validation import RecordsInvalid
 from models import DEFAULT_MODEL_NAME
-from training.evaluate_file import evaluate_file
-from training.promote import PromotionRefused, promote
-from training.reproduce import check_data, logged_run, reproduce
-from training.train import train as run_training
 
+# Each command imports what it runs inside it: MLflow and the models take 2.5 s to import, which --help
+# and a refused option need not wait for.
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False
 )
@@ -58,6 +56,8 @@ def train(
     ] = 0,
 ) -> None:
     """Validate, fit risk and needs models, evaluate on a held-out part, log and register."""
+    from training.train import train as run_training
+
     console = Console(stderr=True)
     try:
         result = run_training(
@@ -74,6 +74,8 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="Labelled records in the model's layout.")],
 ) -> None:
     """Score a labelled file with a registered model and print its evaluation as JSON."""
+    from training.evaluate_file import evaluate_file
+
     try:
         result = evaluate_file(model, data)
     except (RecordsInvalid, OSError, ValueError) as exc:
@@ -89,6 +91,8 @@ def check_data_file(
     data: Annotated[Path, typer.Option(help="The file to check.")],
 ) -> None:
     """Say whether DATA is, byte for byte, the file RUN was trained on (by SHA-256)."""
+    from training.reproduce import check_data, logged_run
+
     try:
         logged = logged_run(run)
         digest = check_data(logged, data)
@@ -104,6 +108,8 @@ def reproduce_run(
 ) -> None:
     """Retrain RUN's model from its logged spec, seed and file, register the result as a new version
     tagged `reproduces`, and compare probabilities and metrics; exit 1 when they differ."""
+    from training.reproduce import reproduce
+
     console = Console(stderr=True)
     try:
         report = reproduce(run, data, step=lambda text: _terminal_step(console, text))
@@ -133,6 +139,8 @@ def promote_version(
     reason: Annotated[str, typer.Option(help="Why a failing version is forced; recorded.")] = "",
 ) -> None:
     """Move the champion alias to VERSION if it passes its spec's gates."""
+    from training.promote import PromotionRefused, promote
+
     try:
         result = promote(name, version, force=force, reason=reason)
     except (PromotionRefused, ValueError) as exc:
@@ -160,7 +168,9 @@ def bootstrap(
     reason, so a development server can start; real deployments use train and promote.
     """
     from models.registry import configure_tracking
+    from training.promote import PromotionRefused, promote
     from training.tracking import CHAMPION, champion_version
+    from training.train import train as run_training
 
     configure_tracking()
     try:

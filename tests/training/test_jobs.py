@@ -19,6 +19,7 @@ from features.records import read_records
 from features.spec import DatasetSpec, load_spec, parse_spec
 from features.validation import validate_records
 from models.registry import REFERENCE_PROFILE, alias_history
+from tests.commands import modules_imported
 from tests.training.commands import cli
 from training.fit import outcome
 from training.promote import promote
@@ -975,3 +976,21 @@ def test_no_two_tables_under_one_heading_of_the_card_share_their_first_column(tr
         elif line.startswith("|") and following.startswith("| ---"):
             names.append((heading, line.split("|")[1].strip()))
     assert len(names) == len(set(names)), names
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["train", "--spec", "georgia_parole", "--data", "x.csv", "--seed", "-1"],
+    ],
+    ids=["help", "train-help", "refused-seed"],
+)
+def test_help_and_a_refused_option_are_answered_before_mlflow_is_imported(tmp_path, args):
+    """MLflow and the models take 2.5 s to import: `python -m training --help` and a refused seed waited
+    3.5 s on them."""
+    code, imported = modules_imported("training", *args, folder=tmp_path)
+    assert "training.cli" in imported
+    assert not {"mlflow", "sklearn", "lightgbm"} & imported
+    assert code == (2 if "--seed" in args else 0)
