@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -71,9 +72,18 @@ def roc_plot(y: np.ndarray, scores: dict[str, np.ndarray], aucs: dict[str, float
 def shap_summary_plot(contributions: np.ndarray, X: pd.DataFrame, path: Path) -> dict:
     """The usual SHAP beeswarm: which inputs move the calibrated log-odds, and which way. Returns the
     inputs shown, largest first as shap orders them (by mean absolute contribution)."""
-    shap.summary_plot(
-        contributions, X, show=False, max_display=SHAP_SHOWN, plot_size=(8, 6), rng=np.random.default_rng(0)
-    )
+    with warnings.catch_warnings():
+        # An input no test row has a value for (each a free-text value never seen) is drawn grey, as missing;
+        # shap's colour scale takes quantiles of its values first, and numpy warned of an all-NaN slice.
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        shap.summary_plot(
+            contributions,
+            X,
+            show=False,
+            max_display=SHAP_SHOWN,
+            plot_size=(8, 6),
+            rng=np.random.default_rng(0),
+        )
     fig = plt.gcf()
     fig.suptitle(
         f"Risk contributions (calibrated log-odds), the {min(SHAP_SHOWN, X.shape[1])} largest of "
