@@ -85,7 +85,7 @@ class ModelHolder:
     process cannot serve changes (None: none), and `on_failed(name, version, previous_version)`
     likewise for a version that failed to load; the metrics use all three. `preloaded` is a version the
     starting process has loaded already: the first load serves it, not a second copy, while the alias
-    still points at it.
+    still points at it; a version `on_serve` refused is kept the same way for the next try.
     """
 
     def __init__(
@@ -175,7 +175,12 @@ class ModelHolder:
                 self._wait_for(version)
                 raise SchemaChanged(why, changes)
             previous_version = previous.version if previous else None
-            self._on_serve(loaded, previous_version, actor)
+            # A version the audit trail refused (key rotated away) is kept: the next poll does not load it.
+            try:
+                self._on_serve(loaded, previous_version, actor)
+            except Exception:
+                self._preloaded = loaded
+                raise
             self._current = loaded
             self._wait_for(None)
             log.info("serving %s version %s", self.name, version)

@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 
 from features.spec import load_spec
 from models.registry import FORCED_REASON_TAG, alias_history, registered_spec
+from serving import model_store
 from serving.model_store import ModelHolder, ModelUnavailable, SchemaChanged, load_version
 from serving.seal import KeyRotated
 from tests.serving.servers import start_server
@@ -80,10 +81,18 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     assert holder.restart_required is None and waiting == [(NAME, second, None), (NAME, None, second)]
 
 
-def test_a_swap_the_audit_trail_refuses_is_said_in_one_line_on_every_poll(registry, second_version, caplog):
+def test_a_swap_the_audit_trail_refuses_is_said_in_one_line_on_every_poll(
+    registry, second_version, caplog, monkeypatch
+):
     """After `audit rotate-key` a server still holding the old key cannot record the model_served event,
-    so the poller must not swap; saying why must not fill the log with a traceback every few seconds."""
-    served = []
+    so the poller must not swap; saying why must not fill the log with a traceback every few seconds,
+    nor load the refused version again on every poll."""
+    served, loaded = [], []
+    monkeypatch.setattr(
+        model_store,
+        "load_version",
+        lambda name, version: loaded.append(version) or load_version(name, version),
+    )
 
     def record_served(model, previous, actor) -> None:
         if served:
@@ -105,6 +114,7 @@ def test_a_swap_the_audit_trail_refuses_is_said_in_one_line_on_every_poll(regist
     assert len(said) == 2 and all(r.exc_info is None for r in said), [r.exc_info for r in said]
     assert f"still serving version {registry.version}" in said[0].getMessage()
     assert holder.current.version == registry.version
+    assert loaded == [registry.version, second_version.model_version]
 
 
 def test_a_reload_after_the_alias_was_removed_says_the_loaded_version_still_serves(versions):
