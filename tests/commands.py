@@ -1,4 +1,5 @@
-"""A command line run in the test process, ended as the interpreter would end it."""
+"""Command lines as the tests run them: in the test process, or as a process of their own whose imports
+are listed."""
 
 import os
 import subprocess

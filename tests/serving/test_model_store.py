@@ -137,8 +137,9 @@ def test_a_reload_after_the_alias_was_removed_says_the_loaded_version_still_serv
 
 
 def test_a_version_the_starting_process_loaded_is_served_not_loaded_again(versions):
-    """A one-worker server loaded the champion twice at start (0.6 s of its 6.6 s): once to refuse to
-    start without one, once in the app. The app now serves the first, unless the alias moved between."""
+    """A one-worker server loaded the champion twice at start (0.1-0.6 s of its 3.4-6.6 s of CPU): once to
+    refuse to start without one, once in the app. The app now serves the first, unless the alias moved
+    between."""
     first, second = versions
     promote(NAME, first, force=True, reason="test")
     loaded = load_version(NAME, first)
