@@ -194,6 +194,8 @@ def install(app: FastAPI, on_every_operation: dict[str, dict[str, Any]]) -> None
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's 400 for a body JSON cannot decode
             return await invalid_request(request, RequestValidationError([_not_utf8(exc.__cause__)]))
+        if isinstance(exc.__cause__, RequestValidationError):  # ... or one serving.json_body refused
+            return await invalid_request(request, exc.__cause__)
         headers, detail = exc.headers, str(exc.detail)
         if exc.status_code == 405 and (allowed := _allowed_methods(request, (headers or {}).get("Allow"))):
             headers = {**(headers or {}), "Allow": allowed}

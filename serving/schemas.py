@@ -20,6 +20,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from features.spec import FALSE_WORDS, TRUE_WORDS, ColumnSpec, DatasetSpec
 from features.validation import level_key
+from serving.json_body import each_name_once
 
 # Unknown fields reported one by one, at most; more make one error (see few_unknown_fields).
 MAX_UNKNOWN_FIELDS = 20
@@ -58,6 +59,8 @@ def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
             "blank_is_missing": model_validator(mode="before")(_blank_is_missing),
             "few_unknown_fields": model_validator(mode="before")(few_unknown_fields(attributes)),
             "has_an_input": model_validator(mode="after")(has_an_input),
+            # Last, so it runs first: blank_is_missing makes a plain dict of the object it was given.
+            "each_name_once": model_validator(mode="before")(each_name_once),
         },
         **fields,
     )
@@ -193,7 +196,10 @@ def score_request_model(record: type[BaseModel]) -> type[BaseModel]:
     return create_model(
         "ScoreRequest",
         __config__=ConfigDict(extra="forbid"),
-        __validators__={"few_unknown_fields": model_validator(mode="before")(few_unknown_fields(fields))},
+        __validators__={
+            "few_unknown_fields": model_validator(mode="before")(few_unknown_fields(fields)),
+            "each_name_once": model_validator(mode="before")(each_name_once),
+        },
         **fields,
     )
 

@@ -21,6 +21,7 @@ from serving.idempotency import (
     score_ref,
     without_nulls,
 )
+from serving.json_body import JsonBodyRoute, each_name_once
 from serving.negotiation import encoded
 from serving.observability import Metrics
 from serving.problems import PROBLEMS, field_errors, problem_response
@@ -80,7 +81,7 @@ class ScoreQuery(BaseModel):
 
 def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_batch: int) -> APIRouter:
     """Routes for scores; the request model is generated from the serving model's spec."""
-    router = APIRouter(prefix="/v1", tags=["scores"], responses=PROBLEMS)
+    router = APIRouter(prefix="/v1", tags=["scores"], responses=PROBLEMS, route_class=JsonBodyRoute)
 
     class BatchScoreRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -99,6 +100,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
             },
         )
         _few_unknown_fields = model_validator(mode="before")(few_unknown_fields(["items"]))
+        _each_name_once = model_validator(mode="before")(each_name_once)
 
     @router.post(
         "/scores",

@@ -470,6 +470,65 @@ def test_a_body_that_is_not_json_is_said_to_be_so_and_where(server, path, body, 
     assert response.json()["errors"] == [{"field": "(body)", "message": message, "value": None}]
 
 
+def _named_twice(record: dict, name: str, first: object) -> bytes:
+    """A score request whose record gives `name` twice: `first`, then the record's own value."""
+    text = json.dumps(record)
+    return f'{{"person_id": "P-twice", "record": {{"{name}": {json.dumps(first)}, {text[1:]}}}'.encode()
+
+
+def test_a_field_given_twice_is_refused_not_read_as_its_last_value(server, api_records):
+    """{"Prior_Arrest_Episodes_Felony": "10 or more", ..., "Prior_Arrest_Episodes_Felony": "0"} was scored
+    with the last value, silently; another JSON reader (the client's own, a gateway's) may keep the first,
+    so the score and its audit record could be of another record than the one meant."""
+    record = api_records[0]
+    body = _named_twice(record, "Prior_Arrest_Episodes_Felony", "10 or more")
+    message = (
+        "'Prior_Arrest_Episodes_Felony' given more than once in this object; JSON readers differ on which "
+        "value they keep, so send each field once"
+    )
+    with server.client("scorer") as client:
+        one = client.post("/v1/scores", content=body, headers={"content-type": "application/json"})
+        outer = client.post(
+            "/v1/scores",
+            content=b'{"person_id": "P-1", "person_id": "P-2", "record": '
+            + json.dumps(record).encode()
+            + b"}",
+            headers={"content-type": "application/json"},
+        )
+        batch = client.post(
+            "/v1/scores:batch",
+            content=b'{"items": [{"record": ' + json.dumps(record).encode() + b"}, " + body + b"]}",
+            headers={"content-type": "application/json"},
+        )
+    with server.client("reviewer") as client:
+        stored = client.get("/v1/scores", params={"person_id": "P-twice"}).json()["total"]
+    assert_problem(one, 422, "/v1/scores")
+    assert [(e["field"], e["message"]) for e in one.json()["errors"]] == [("record", message)]
+    assert [e["message"].split(" given")[0] for e in outer.json()["errors"]] == ["'person_id'"]
+    assert batch.status_code == 200, batch.text
+    items = batch.json()["items"]
+    assert [item["status"] for item in items] == [201, 422]
+    assert [(e["field"], e["message"]) for e in items[1]["errors"]] == [("record", message)]
+    assert stored == 0
+
+
+def test_a_body_nested_too_deeply_to_read_is_said_to_be_so(server):
+    """Nested past what Python's JSON reader can follow, a body was a 400: 'There was an error parsing
+    the body'."""
+    with server.client("scorer") as client:
+        response = client.post(
+            "/v1/scores",
+            content=b"[" * 100_000 + b"]" * 100_000,
+            headers={"content-type": "application/json"},
+        )
+    assert_problem(response, 422, "/v1/scores")
+    message = (
+        "the body's arrays and objects nest too deeply to be read; a request to this API nests 4 levels "
+        "at most"
+    )
+    assert response.json()["errors"] == [{"field": "(body)", "message": message, "value": None}]
+
+
 def test_a_wrong_method_says_which_methods_are_allowed(server):
     """/v1/scores is both the search (GET) and the scoring (POST): Allow names both, not the first
     route's method alone. The problem's detail names them too: it said only 'Method Not Allowed', so a
