@@ -29,6 +29,9 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
     categoricals by code, missing and unseen as NaN. The logistic baseline one-hot encodes the
     codes; the boosted trees split them as ordered numbers, as well as LightGBM's categorical splits do.
 
+    `always_given_` lists the inputs no fitted record left out: the models never learned what their
+    absence means.
+
     Args:
         spec: the dataset spec, as a DatasetSpec or its YAML text.
         known: which columns are inputs by when they are known; release-time by default so a
@@ -65,6 +68,11 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
         if missing:
             raise ValueError(f"records lack input columns: {', '.join(missing)}")
         self.lookups_ = {c.name: _lookup(c, X[c.name]) for c in self.columns_}
+        self.always_given_ = [
+            c.name
+            for c in self.columns_
+            if not np.isnan(self._encode(X[c.name], self.lookups_[c.name])).any()
+        ]
         self.derived_ = spec.derived_inputs(c.name for c in self.columns_)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]

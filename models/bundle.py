@@ -50,6 +50,8 @@ class ScoringBundle:
         }
         self._observed = observed_rules(self.spec, names, self.encoder.encode_value)
         self._free_text = [(names.index(name), name) for name in self.encoder.free_text_features_]
+        # An encoder fitted by an older release did not record them: its scores carry no such warning.
+        self._always_given = list(getattr(self.encoder, "always_given_", []))
 
     def __setstate__(self, state: dict) -> None:
         """Recompute the lookup caches on load, so a bundle pickled by an older release still scores;
@@ -123,15 +125,29 @@ class ScoringBundle:
                     "needs": {name: _public(e) for name, e in explained.items()},
                 },
             }
-            if unseen:  # only then: a score with nothing unseen keeps its size
-                result["warnings"] = [
-                    f"Input {name} has value {shown[j]!r}, not seen in training: "
-                    f"it counts as {UNSEEN_READS_AS}"
-                    for j, name in self._free_text
-                    if j in unseen
-                ]
+            warnings = [
+                f"Input {name} has value {shown[j]!r}, not seen in training: it counts as {UNSEEN_READS_AS}"
+                for j, name in self._free_text
+                if j in unseen
+            ]
+            left_out = [name for name in self._always_given if not _given(record.get(name))]
+            if left_out:
+                warnings.append(_left_out_warning(left_out))
+            if warnings:  # only then: a score with nothing to warn of keeps its size
+                result["warnings"] = warnings
             results.append(result)
         return results
+
+    def left_out_inputs(self, records: pd.DataFrame) -> dict[str, int]:
+        """Per input every training record gave, how many of `records` leave it out: the models never
+        learned what its absence means, which a report over many records must say, as a score does."""
+        counts = {}
+        for name in self._always_given:
+            values = records[name]
+            rows = int((values.isna() | (values.astype("str").str.strip() == "")).sum())
+            if rows:
+                counts[name] = rows
+        return counts
 
     def _unseen(self, record: Mapping[str, object], inputs: np.ndarray) -> set[int]:
         """Positions of free-text inputs whose given value training never saw (encoded as missing)."""
@@ -221,6 +237,23 @@ def _shown_value(record: Mapping[str, object], name: str, encoded: float) -> obj
             return None
         return value.item() if isinstance(value, np.generic) else value
     return None if np.isnan(encoded) else float(encoded)
+
+
+def _left_out_warning(names: list[str]) -> str:
+    """In words, that the record leaves out inputs the models never saw missing."""
+    if len(names) == 1:
+        subject, it, its, is_ = f"Input {names[0]} is", "it", "its", "it is"
+    else:
+        subject, it, its, is_ = (
+            f"Inputs {', '.join(names[:-1])} and {names[-1]} are",
+            "them",
+            "their",
+            "they are",
+        )
+    return (
+        f"{subject} left out, though every training record gave {it}: the model never learned what {its} "
+        f"absence means, so this score could differ much from one with {it} given; send {it} if {is_} known"
+    )
 
 
 def _given(value: object) -> bool:

@@ -91,4 +91,9 @@ def _report_warnings(bundle: ScoringBundle, report: dict, data: Path) -> list[st
             f"({unseen['distinct']} distinct, most common {next(iter(unseen['most_common']))!r}); "
             f"each counts as {UNSEEN_READS_AS}. See unseen_values in the JSON."
         )
+    for name, rows in report["left_out_inputs"].items():
+        warnings.append(
+            f"warning: {rows} rows leave out {name}, which every training record gave: the model never "
+            "learned what its absence means, so their scores may be off. See left_out_inputs in the JSON."
+        )
     return warnings

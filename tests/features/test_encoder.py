@@ -67,6 +67,18 @@ def test_fit_names_missing_inputs(typed, spec):
         RecordEncoder(spec).fit(typed.drop(columns=["Gender"]))
 
 
+def test_always_given_lists_the_inputs_no_fitted_record_left_out(typed, spec):
+    """What a score must warn of when a record leaves one out: the models never saw it missing."""
+    encoder = RecordEncoder(spec).fit(typed)
+    assert encoder.always_given_ == [name for name in spec.inputs() if typed[name].notna().all()]
+    assert {"Gang_Affiliated", "Prison_Offense"}.isdisjoint(encoder.always_given_)
+    assert "Prior_Arrest_Episodes_Felony" in encoder.always_given_
+    once_missing = typed.copy()
+    once_missing.loc[once_missing.index[7], "Prior_Arrest_Episodes_Felony"] = pd.NA
+    refitted = RecordEncoder(spec).fit(once_missing)
+    assert set(encoder.always_given_) - set(refitted.always_given_) == {"Prior_Arrest_Episodes_Felony"}
+
+
 def test_changing_race_changes_nothing(typed, spec):
     encoder = RecordEncoder(spec).fit(typed)
     flipped = typed.assign(Race=np.where(typed["Race"] == "BLACK", "WHITE", "BLACK"))

@@ -209,6 +209,44 @@ def test_a_bundle_pickled_before_a_spec_key_existed_loads_with_its_default(bundl
     assert loaded.score_records(records[:3]) == bundle.score_records(records[:3])
 
 
+def test_an_input_every_training_record_gave_is_warned_of_when_left_out(bundle, records):
+    """A record without its felony arrests was scored as if that were known, silently: no training record
+    lacked them, so the models never learned what their absence means."""
+    full = next(r for r in records if all(pd.notna(r[name]) for name in bundle.spec.inputs()))
+    without = {k: v for k, v in full.items() if k != "Prior_Arrest_Episodes_Felony"}
+    blank = {**full, "Prior_Arrest_Episodes_Felony": " ", "Prior_Arrest_Episodes_Drug": None}
+    lacked_in_training = {**full, "Gang_Affiliated": None}
+    plain, one, two, usual = bundle.score_records([full, without, blank, lacked_in_training])
+    assert one["warnings"] == [
+        "Input Prior_Arrest_Episodes_Felony is left out, though every training record gave it: the model "
+        "never learned what its absence means, so this score could differ much from one with it given; send "
+        "it if it is known"
+    ]
+    assert two["warnings"] == [
+        "Inputs Prior_Arrest_Episodes_Felony and Prior_Arrest_Episodes_Drug are left out, though every "
+        "training record gave them: the model never learned what their absence means, so this score could "
+        "differ much from one with them given; send them if they are known"
+    ]
+    assert "warnings" not in plain and "warnings" not in usual
+    frame = pd.DataFrame([full, without, blank, lacked_in_training])
+    assert bundle.left_out_inputs(frame) == {
+        "Prior_Arrest_Episodes_Felony": 2,
+        "Prior_Arrest_Episodes_Drug": 1,
+    }
+
+
+def test_a_bundle_whose_encoder_predates_always_given_scores_without_that_warning(bundle, records):
+    """Registered versions outlive releases: one fitted before encoders recorded it still scores."""
+    old = replace(bundle, encoder=pickle.loads(pickle.dumps(bundle.encoder)))
+    del old.encoder.always_given_
+    loaded = pickle.loads(pickle.dumps(old))
+    without = {k: v for k, v in records[0].items() if k != "Prior_Arrest_Episodes_Felony"}
+    [scored] = loaded.score_records([without])
+    assert "warnings" not in scored
+    assert scored["risk"] == bundle.score_records([without])[0]["risk"]
+    assert loaded.left_out_inputs(pd.DataFrame([without])) == {}
+
+
 @pytest.fixture(scope="module")
 def free_text_bundle(free_text_spec, free_text_raw):
     from features.validation import validate_records
@@ -231,7 +269,8 @@ def test_an_unseen_free_text_value_is_said_not_silently_missing(free_text_bundle
         marked = {c["input"]: c["unseen"] for c in explained["contributions"] if "unseen" in c}
         assert marked == {"employer": True}
     assert flagged["risk"] == missing["risk"], "it is read exactly as a value left out"
+    assert "warnings" not in plain
+    assert [w.split(",")[0] for w in missing["warnings"]] == ["Input employer is left out"]
     for result in (plain, missing):
-        assert "warnings" not in result
         contributions = [c for e in result["explanation"]["needs"].values() for c in e["contributions"]]
         assert all("unseen" not in c for c in result["explanation"]["risk"]["contributions"] + contributions)

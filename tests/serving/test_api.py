@@ -72,6 +72,22 @@ def test_score_one_record(server, api_records, registry):
     assert "identity" in body["explanation"]
 
 
+def test_a_record_leaving_out_an_input_training_always_had_is_scored_with_a_warning(server, api_records):
+    """The score stands, saying in its warnings, and to a reviewer reading it later, which inputs it
+    lacks that the models never saw missing."""
+    record = {k: v for k, v in api_records[0].items() if k != "Prior_Arrest_Episodes_Felony"}
+    with server.client("scorer") as client:
+        created = client.post("/v1/scores", json={"person_id": "P-left-out", "record": record})
+        whole = client.post("/v1/scores", json={"person_id": "P-whole", "record": api_records[0]})
+    with server.client("reviewer") as client:
+        read = client.get(f"/v1/scores/{created.json()['id']}")
+    assert created.status_code == 201, created.text
+    [warning] = created.json()["warnings"]
+    assert warning.startswith("Input Prior_Arrest_Episodes_Felony is left out, though every training record")
+    assert read.json()["warnings"] == [warning]
+    assert "warnings" not in whole.json()
+
+
 def test_a_new_score_says_where_it_can_be_read(server, api_records):
     """A 201 names the created score in Location (RFC 9110), on a replay too."""
     body = {"person_id": "P-location", "record": api_records[7]}

@@ -38,6 +38,7 @@ EVALUATE_KEYS = {
     "nij_fair_accurate",
     "intervals",
     "unseen_values",
+    "left_out_inputs",
 }
 RISK_KEYS = {"auc", "brier", "log_loss", "ece", "calibration_slope", "calibration_intercept"}
 
@@ -428,6 +429,24 @@ def test_evaluate_prints_every_key(trained, store, data_file):
     assert (report["includes_training_rows"], report["training_rows"]) == (True, n_train)
     assert report["data_sha256"] == file_sha256(data_file)
     assert report["unseen_values"] == {} and "never saw" not in result.stderr
+    assert report["left_out_inputs"] == {} and "leave out" not in result.stderr
+
+
+def test_evaluate_counts_rows_that_leave_out_an_input_training_always_had(
+    trained, store, training_raw, tmp_path
+):
+    """Their scores rest on what the models never learned: the report counts them, as a score warns."""
+    rows = training_raw.iloc[:40].copy()
+    rows.loc[rows.index[:3], "Prior_Arrest_Episodes_Felony"] = None
+    data = tmp_path / "left_out.csv"
+    rows.to_csv(data, index=False)
+    result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data), uri=store)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["left_out_inputs"] == {"Prior_Arrest_Episodes_Felony": 3}
+    assert (
+        "warning: 3 rows leave out Prior_Arrest_Episodes_Felony, which every training record gave: the model "
+        "never learned what its absence means, so their scores may be off. See left_out_inputs in the JSON."
+    ) in result.stderr
 
 
 def test_evaluate_counts_free_text_values_training_never_saw(store, free_text_spec, free_text_raw, tmp_path):
