@@ -29,8 +29,9 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
     categoricals by code, missing and unseen as NaN. The logistic baseline one-hot encodes the
     codes; the boosted trees split them as ordered numbers, as well as LightGBM's categorical splits do.
 
-    `always_given_` lists the inputs no fitted record left out: the models never learned what their
-    absence means.
+    `always_given_` lists the inputs no fitted record left out, and `unseen_codes_` the values the spec
+    allows (levels, declared categories, yes or no) that no fitted record held, per input, as encoded:
+    the models never learned what such an absence or value means.
 
     Args:
         spec: the dataset spec, as a DatasetSpec or its YAML text.
@@ -68,11 +69,13 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
         if missing:
             raise ValueError(f"records lack input columns: {', '.join(missing)}")
         self.lookups_ = {c.name: _lookup(c, X[c.name]) for c in self.columns_}
-        self.always_given_ = [
-            c.name
-            for c in self.columns_
-            if not np.isnan(self._encode(X[c.name], self.lookups_[c.name])).any()
-        ]
+        encoded = {c.name: self._encode(X[c.name], self.lookups_[c.name]) for c in self.columns_}
+        self.always_given_ = [name for name, values in encoded.items() if not np.isnan(values).any()]
+        self.unseen_codes_ = {}
+        for name, lookup in self.lookups_.items():
+            unseen = sorted(set(lookup.values()) - set(encoded[name])) if lookup else []
+            if unseen:
+                self.unseen_codes_[name] = unseen
         self.derived_ = spec.derived_inputs(c.name for c in self.columns_)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]

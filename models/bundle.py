@@ -50,8 +50,12 @@ class ScoringBundle:
         }
         self._observed = observed_rules(self.spec, names, self.encoder.encode_value)
         self._free_text = [(names.index(name), name) for name in self.encoder.free_text_features_]
-        # An encoder fitted by an older release did not record them: its scores carry no such warning.
+        # An encoder fitted by an older release did not record these: its scores carry no such warnings.
         self._always_given = list(getattr(self.encoder, "always_given_", []))
+        self._unseen_codes = [
+            (names.index(name), name, set(codes))
+            for name, codes in getattr(self.encoder, "unseen_codes_", {}).items()
+        ]
 
     def __setstate__(self, state: dict) -> None:
         """Recompute the lookup caches on load, so a bundle pickled by an older release still scores;
@@ -77,15 +81,17 @@ class ScoringBundle:
         return out
 
     def unseen_values(self, records: pd.DataFrame) -> dict[str, dict]:
-        """Per free-text input, the given values training never saw and how many records hold each:
-        they are scored as missing, which a report over many records must say, as a score does."""
-        if not self.encoder.free_text_features_:  # the usual spec: nothing to encode a second time
+        """Per input, the given values training never saw and how many records hold each (a free-text
+        one's are scored as missing), which a report over many records must say, as a score does."""
+        if not self.encoder.free_text_features_ and not self._unseen_codes:  # the usual: nothing to encode
             return {}
         encoded = self.encode(records)
         found = {}
-        for name in self.encoder.free_text_features_:
+        never_held = {name: encoded[name].isin(codes) for _, name, codes in self._unseen_codes}
+        for name in [*self.encoder.free_text_features_, *never_held]:
             given = records[name].astype("str").str.strip()
-            new = given[records[name].notna() & (given != "") & encoded[name].isna()]
+            unseen = never_held[name] if name in never_held else encoded[name].isna()
+            new = given[records[name].notna() & (given != "") & unseen]
             if len(new):
                 counts = new.value_counts(sort=False).sort_index().sort_values(ascending=False, kind="stable")
                 found[name] = {
@@ -129,6 +135,12 @@ class ScoringBundle:
                 f"Input {name} has value {shown[j]!r}, not seen in training: it counts as {UNSEEN_READS_AS}"
                 for j, name in self._free_text
                 if j in unseen
+            ]
+            warnings += [
+                f"Input {name} has value {shown[j]!r}, which no training record had: the model never learned "
+                "what it means"
+                for j, name, codes in self._unseen_codes
+                if X[i, j] in codes
             ]
             left_out = [name for name in self._always_given if not _given(record.get(name))]
             if left_out:

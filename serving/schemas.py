@@ -269,8 +269,8 @@ class ScorePublic(BaseModel):
     warnings: list[str] = Field(
         default_factory=list,
         description="Present only when something about the record weakens the score, in plain words "
-        "(a free-text input with a value training never saw, read as missing; inputs left out that every "
-        "training record gave, so the models never learned what their absence means). Absent otherwise.",
+        "(a free-text input with a value training never saw, read as missing; an allowed value no training "
+        "record held; inputs left out that every training record gave). Absent otherwise.",
     )
     record: dict[str, Any] | None = None
 

@@ -86,10 +86,15 @@ def _report_warnings(bundle: ScoringBundle, report: dict, data: Path) -> list[st
                 )
             )
     for name, unseen in report["unseen_values"].items():
+        read = (
+            f"each counts as {UNSEEN_READS_AS}"
+            if name in bundle.encoder.free_text_features_
+            else "the model never learned what they mean"
+        )
         warnings.append(
             f"warning: {unseen['rows']} rows give {name} a value this model never saw in training "
             f"({unseen['distinct']} distinct, most common {next(iter(unseen['most_common']))!r}); "
-            f"each counts as {UNSEEN_READS_AS}. See unseen_values in the JSON."
+            f"{read}. See unseen_values in the JSON."
         )
     for name, rows in report["left_out_inputs"].items():
         warnings.append(

@@ -79,6 +79,13 @@ def test_always_given_lists_the_inputs_no_fitted_record_left_out(typed, spec):
     assert set(encoder.always_given_) - set(refitted.always_given_) == {"Prior_Arrest_Episodes_Felony"}
 
 
+def test_unseen_codes_list_the_allowed_values_no_fitted_record_held(typed, spec):
+    """A declared value training never saw is encoded by its place, which no tree learned from."""
+    assert RecordEncoder(spec).fit(typed).unseen_codes_ == {}
+    encoder = RecordEncoder(spec).fit(typed[typed["Prison_Offense"] != "Other"])
+    assert encoder.unseen_codes_ == {"Prison_Offense": [encoder.encode_value("Prison_Offense", "Other")]}
+
+
 def test_changing_race_changes_nothing(typed, spec):
     encoder = RecordEncoder(spec).fit(typed)
     flipped = typed.assign(Race=np.where(typed["Race"] == "BLACK", "WHITE", "BLACK"))

@@ -257,6 +257,27 @@ def free_text_bundle(free_text_spec, free_text_raw):
     return fit_bundle(typed, free_text_spec, seed=1)
 
 
+def test_a_declared_value_no_training_record_held_is_warned_of(free_text_spec, free_text_raw):
+    """offence 'other' is allowed by the spec; with no such training record, its code falls wherever the
+    trees' thresholds put it, and the score said nothing."""
+    from features.validation import validate_records
+    from training.fit import fit_bundle
+
+    typed, _ = validate_records(free_text_raw[free_text_raw["offence"] != "other"], free_text_spec)
+    bundle = fit_bundle(typed, free_text_spec, seed=1)
+    seen = {"age": 30.0, "employed": True, "offence": "violent", "employer": "value_1"}
+    plain, other = bundle.score_records([seen, {**seen, "offence": "Other "}])
+    assert "warnings" not in plain
+    assert other["warnings"] == [
+        "Input offence has value 'Other ', which no training record had: the model never learned what it "
+        "means"
+    ]
+    frame = pd.DataFrame(
+        [seen, {**seen, "offence": "other"}, {**seen, "offence": "other"}, {**seen, "offence": None}]
+    )
+    assert bundle.unseen_values(frame) == {"offence": {"rows": 2, "distinct": 1, "most_common": {"other": 2}}}
+
+
 def test_an_unseen_free_text_value_is_said_not_silently_missing(free_text_bundle):
     seen = {"age": 30.0, "employed": True, "offence": "violent", "employer": "value_1"}
     unseen, left_out = {**seen, "employer": "Acme Ltd"}, {k: v for k, v in seen.items() if k != "employer"}

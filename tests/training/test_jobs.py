@@ -452,21 +452,29 @@ def test_evaluate_counts_rows_that_leave_out_an_input_training_always_had(
 def test_evaluate_counts_free_text_values_training_never_saw(store, free_text_spec, free_text_raw, tmp_path):
     """They are scored as missing: the report names them, with counts, instead of scoring them silently."""
     trained_on = tmp_path / "trained_on.csv"
-    free_text_raw.to_csv(trained_on, index=False)
+    free_text_raw[free_text_raw["offence"] != "other"].to_csv(trained_on, index=False)
     train(free_text_spec, trained_on, name="free_text", seed=1)
     renamed = free_text_raw.copy()
     renamed.loc[:4, "employer"] = "Acme Ltd"
     renamed.loc[5:6, "employer"] = " Beta "
     renamed.loc[7, "employer"] = None
+    other = int((renamed["offence"] == "other").sum())
     evaluated = tmp_path / "evaluated.csv"
     renamed.to_csv(evaluated, index=False)
     result = cli("evaluate", "--model", "models:/free_text@candidate", "--data", str(evaluated), uri=store)
     assert result.returncode == 0, result.stderr
     unseen = json.loads(result.stdout)["unseen_values"]
-    assert unseen == {"employer": {"rows": 7, "distinct": 2, "most_common": {"Acme Ltd": 5, "Beta": 2}}}
+    assert unseen == {
+        "employer": {"rows": 7, "distinct": 2, "most_common": {"Acme Ltd": 5, "Beta": 2}},
+        "offence": {"rows": other, "distinct": 1, "most_common": {"other": other}},
+    }
     assert (
         "warning: 7 rows give employer a value this model never saw in training (2 distinct, most common "
         "'Acme Ltd'); each counts as missing, as if the record had left it out." in result.stderr
+    )
+    assert (
+        f"warning: {other} rows give offence a value this model never saw in training (1 distinct, most "
+        "common 'other'); the model never learned what they mean." in result.stderr
     )
 
 
