@@ -104,18 +104,21 @@ def validate_records(
     spec: DatasetSpec,
     *,
     labelled: bool = True,
+    supervision: bool = True,
     max_problems: int = MAX_PROBLEMS,
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Parse text cells into typed columns and report every problem.
 
     Labelled data (for training and evaluation) needs the id, the outcome and every required
-    column; unlabelled data (scoring at release) needs only the required release-time columns.
+    column, the supervision-time ones too unless `supervision` is False (evaluating the risk model on a
+    file without them: they are then missing in every row, as an optional column left out is);
+    unlabelled data (scoring at release) needs only the required release-time columns.
     Returns the typed frame (all rows, invalid cells as missing) and the report.
     """
     report = ValidationReport(n_rows=len(raw), max_problems=max_problems)
     if len(raw) == 0:
         report.add(Problem("the file has no records: it needs at least one row after the header"))
-    expected = _expected_columns(spec, labelled)
+    expected = _expected_columns(spec, labelled, supervision)
     report.missing_columns = [c for c in expected if c not in raw.columns]
     for name in report.missing_columns:
         report.add(Problem(f"missing required column {name}"))
@@ -131,7 +134,8 @@ def validate_records(
     for column in spec.columns:
         if column.name in raw.columns:
             typed[column.name] = _parse_checked(raw[column.name], column, rows, report)
-        elif not column.required:  # an optional column left out is missing in every row
+        elif not column.required or (labelled and column.name not in expected):
+            # an optional column left out (or a supervision-time one not asked for) is missing in every row
             typed[column.name] = parse_column(pd.Series(np.nan, index=raw.index, dtype=object), column)
     if labelled and spec.outcome.column in raw.columns:
         outcome = ColumnSpec(name=spec.outcome.column, kind="boolean", domain="outcome")
@@ -148,11 +152,12 @@ def record_rows(raw: pd.DataFrame) -> pd.Index:
     return raw.index if raw.index.name == FILE_ROW else pd.RangeIndex(1, len(raw) + 1)
 
 
-def _expected_columns(spec: DatasetSpec, labelled: bool) -> list[str]:
+def _expected_columns(spec: DatasetSpec, labelled: bool, supervision: bool) -> list[str]:
     if not labelled:  # scoring: protected attributes are welcome for audits, never needed
         scored = [c for c in spec.columns if c.known == "release" and c.name not in spec.protected]
         return [c.name for c in scored if c.required]
-    return [spec.id, *(c.name for c in spec.columns if c.required), spec.outcome.column]
+    required = [c.name for c in spec.columns if c.required and (supervision or c.known == "release")]
+    return [spec.id, *required, spec.outcome.column]
 
 
 def _check_ids(ids: pd.Series, rows: pd.RangeIndex, report: ValidationReport) -> None:

@@ -32,12 +32,21 @@ def evaluate_file(model: str, data: Path) -> FileEvaluation:
     """Load `model`, validate `data` against its spec, evaluate, and warn where the numbers mislead."""
     configure_tracking()
     bundle = _load(model)
-    typed, validation = validate_records(read_records(data), bundle.spec)
+    raw = read_records(data)
+    typed, validation = validate_records(raw, bundle.spec, supervision=False)
     if not validation.ok:
         raise RecordsInvalid(validation)
+    absent = [c.name for c in bundle.spec.columns if c.known == "supervision" and c.name not in raw.columns]
     warnings = []
     digest = file_sha256(data)
-    fitted = training_rows(typed, bundle.spec, bundle.metadata)
+    # Rows are known again by every required column, supervision-time ones too: without them, unknown.
+    fitted = None if absent else training_rows(typed, bundle.spec, bundle.metadata)
+    if absent:
+        warnings.append(
+            f"warning: {data} lacks the supervision-time columns {', '.join(absent)}: the needs they label "
+            "have no AUC, and whether its rows are rows this model was fitted on cannot be told "
+            "(includes_training_rows is null)"
+        )
     if fitted is None and digest == bundle.metadata.get("data_sha256"):
         fitted = bundle.metadata["n_train"]  # a model that kept no row hashes knows only its file
     if fitted:
@@ -54,6 +63,7 @@ def evaluate_file(model: str, data: Path) -> FileEvaluation:
     }
     report = evaluate_bundle(bundle, typed)
     warnings.extend(_report_warnings(bundle, report, data))
+    warnings.extend(_needs_warnings(bundle, report, data, absent))
     return FileEvaluation({"model": model, **source, **report}, warnings)
 
 
@@ -64,6 +74,31 @@ def _load(model: str) -> ScoringBundle:
         raise
     except Exception as exc:  # MLflow raises its own exception types for unknown models
         raise ModelUnavailable(f"cannot load model {model}: {exc}") from exc
+
+
+def _needs_warnings(bundle: ScoringBundle, report: dict, data: Path, absent: list[str]) -> list[str]:
+    """Which needs have no AUC and why, so a macro AUC over some of them is not read as one over all."""
+    without = report["needs_without_auc"]
+    if not without:
+        return []
+    warnings = []
+    for need in bundle.spec.needs:
+        if need.name not in without:
+            continue
+        lacked = [name for name in need.sources if name in absent]
+        if lacked:
+            why = f"{data} lacks its source column{'s' if len(lacked) > 1 else ''} {', '.join(lacked)}"
+        elif report["needs"][need.name]["n"] == 0:
+            why = f"no row of {data} has its sources ({', '.join(need.sources)}), so none has its label"
+        else:
+            why = f"its {report['needs'][need.name]['n']} labelled rows hold one outcome"
+        warnings.append(f"warning: need {need.name} has no AUC: {why}")
+    measured = [name for name in report["needs"] if name not in without]
+    over = f"over {len(measured)} of the {len(report['needs'])} needs ({', '.join(measured)})"
+    warnings.append(
+        f"warning: macro_auc is {over}" if measured else "warning: macro_auc is null: no need has an AUC"
+    )
+    return warnings
 
 
 def _report_warnings(bundle: ScoringBundle, report: dict, data: Path) -> list[str]:

@@ -56,6 +56,19 @@ def test_missing_columns_are_named(synthetic_raw, spec):
     assert "missing required column Gender" in report.lines()
 
 
+def test_supervision_columns_may_be_left_out_only_when_not_asked_for(synthetic_raw, spec):
+    """Evaluating the risk model needs no column recorded after release; training still does."""
+    later = [c.name for c in spec.columns if c.known == "supervision"]
+    without = synthetic_raw.drop(columns=later)
+    _, strict = validate_records(without, spec)
+    assert strict.missing_columns == later
+    typed, report = validate_records(without, spec, supervision=False)
+    assert report.ok, report.lines()
+    assert typed[later].isna().all().all()
+    _, no_outcome = validate_records(without.drop(columns=[spec.outcome.column]), spec, supervision=False)
+    assert no_outcome.missing_columns == [spec.outcome.column]
+
+
 def test_unknown_columns_are_reported_and_ignored(synthetic_raw, spec):
     typed, report = validate_records(synthetic_raw.assign(Shoe_Size="42"), spec)
     assert report.ok

@@ -432,6 +432,41 @@ def test_evaluate_prints_every_key(trained, store, data_file):
     assert report["left_out_inputs"] == {} and "leave out" not in result.stderr
 
 
+def test_evaluate_takes_a_file_without_supervision_columns_saying_what_it_cannot_measure(
+    trained, store, training_raw, spec, tmp_path
+):
+    """A file of release-time facts and outcomes was refused ('missing required column
+    Violations_ElectronicMonitoring', and 15 more), though the risk model reads none of them."""
+    later = [c.name for c in spec.columns if c.known == "supervision"]
+    whole, at_release = tmp_path / "whole.csv", tmp_path / "at_release.csv"
+    training_raw.iloc[:600].to_csv(whole, index=False)
+    training_raw.iloc[:600].drop(columns=later).to_csv(at_release, index=False)
+    model = "models:/reintegra@candidate"
+    full = cli("evaluate", "--model", model, "--data", str(whole), uri=store)
+    result = cli("evaluate", "--model", model, "--data", str(at_release), uri=store)
+    assert result.returncode == 0, result.stderr
+    report, baseline = json.loads(result.stdout), json.loads(full.stdout)
+    assert report["risk"] == baseline["risk"] and report["fairness"] == baseline["fairness"]
+    unmeasured = [n.name for n in spec.needs if set(n.sources) & set(later)]
+    assert unmeasured and report["needs_without_auc"] == unmeasured
+    measured = [n.name for n in spec.needs if n.name not in unmeasured]
+    assert {n: report["needs"][n] for n in measured} == {n: baseline["needs"][n] for n in measured}
+    assert baseline["includes_training_rows"] is True and report["includes_training_rows"] is None
+    lines = result.stderr.splitlines()
+    for need in spec.needs:
+        if need.name in unmeasured:
+            lacked = [s for s in need.sources if s in later]
+            column = "column" if len(lacked) == 1 else "columns"
+            assert (
+                f"warning: need {need.name} has no AUC: {at_release} lacks its source {column} "
+                + ", ".join(lacked)
+                in lines
+            )
+    assert f"warning: macro_auc is over {len(measured)} of the 6 needs ({', '.join(measured)})" in lines
+    assert any(line.startswith(f"warning: {at_release} lacks the supervision-time columns") for line in lines)
+    assert "macro_auc is over" not in full.stderr
+
+
 def test_evaluate_counts_rows_that_leave_out_an_input_training_always_had(
     trained, store, training_raw, tmp_path
 ):
