@@ -90,6 +90,16 @@ class ValidationReport:
             lines.append("ignored unknown columns: " + ", ".join(self.unknown_columns))
         return lines
 
+    def ignored_columns_warnings(self, source: object) -> list[str]:
+        """The columns the spec does not declare, as a warning naming `source`: a column added to a file
+        for the models to read does nothing until the spec declares it."""
+        if not self.unknown_columns:
+            return []
+        return [
+            f"warning: {source} has columns the spec does not declare, ignored: "
+            f"{', '.join(self.unknown_columns)}; declare a column in the spec for the models to read it"
+        ]
+
 
 class RecordsInvalid(ValueError):
     """Raised when a file has problems and the caller asked for strict validation."""

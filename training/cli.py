@@ -65,6 +65,8 @@ def train(
         )
     except (SpecError, RecordsInvalid, OSError, ValueError) as exc:
         raise _fail(f"training stopped, nothing was registered:\n{exc}") from exc
+    for warning in result.warnings:
+        typer.echo(warning, err=True)
     _print_json(result.summary())
 
 

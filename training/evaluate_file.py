@@ -37,7 +37,7 @@ def evaluate_file(model: str, data: Path) -> FileEvaluation:
     if not validation.ok:
         raise RecordsInvalid(validation)
     absent = [c.name for c in bundle.spec.columns if c.known == "supervision" and c.name not in raw.columns]
-    warnings = []
+    warnings = validation.ignored_columns_warnings(data)
     digest = file_sha256(data)
     # Rows are known again by every required column, supervision-time ones too: without them, unknown.
     fitted = None if absent else training_rows(typed, bundle.spec, bundle.metadata)

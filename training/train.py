@@ -8,7 +8,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata, resources
 from pathlib import Path
@@ -57,6 +57,7 @@ class TrainResult:
     model_version: str
     metrics: dict
     bundle: ScoringBundle
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {
@@ -123,7 +124,8 @@ def train(
     with step("logging to MLflow and registering"), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _write_artifacts(folder, bundle, test_part, scores, evaluation, gates)
-        return _log_and_register(folder, bundle, evaluation, gates, data, name, experiment)
+        result = _log_and_register(folder, bundle, evaluation, gates, data, name, experiment)
+    return replace(result, warnings=report.ignored_columns_warnings(data))
 
 
 def _registered_spec(name: str) -> str | None:

@@ -75,6 +75,11 @@ def test_unknown_columns_are_reported_and_ignored(synthetic_raw, spec):
     assert report.unknown_columns == ["Shoe_Size"]
     assert "ignored unknown columns: Shoe_Size" in report.lines()
     assert "Shoe_Size" not in typed
+    assert report.ignored_columns_warnings("f.csv") == [
+        "warning: f.csv has columns the spec does not declare, ignored: Shoe_Size; declare a column in the "
+        "spec for the models to read it"
+    ]
+    assert validate_records(synthetic_raw, spec)[1].ignored_columns_warnings("f.csv") == []
 
 
 def test_missing_outcome_and_duplicate_ids_are_problems(synthetic_raw, spec):

@@ -440,7 +440,7 @@ def test_evaluate_takes_a_file_without_supervision_columns_saying_what_it_cannot
     later = [c.name for c in spec.columns if c.known == "supervision"]
     whole, at_release = tmp_path / "whole.csv", tmp_path / "at_release.csv"
     training_raw.iloc[:600].to_csv(whole, index=False)
-    training_raw.iloc[:600].drop(columns=later).to_csv(at_release, index=False)
+    training_raw.iloc[:600].drop(columns=later).assign(Training_Sample="1").to_csv(at_release, index=False)
     model = "models:/reintegra@candidate"
     full = cli("evaluate", "--model", model, "--data", str(whole), uri=store)
     result = cli("evaluate", "--model", model, "--data", str(at_release), uri=store)
@@ -464,7 +464,11 @@ def test_evaluate_takes_a_file_without_supervision_columns_saying_what_it_cannot
             )
     assert f"warning: macro_auc is over {len(measured)} of the 6 needs ({', '.join(measured)})" in lines
     assert any(line.startswith(f"warning: {at_release} lacks the supervision-time columns") for line in lines)
-    assert "macro_auc is over" not in full.stderr
+    assert "macro_auc is over" not in full.stderr and "does not declare" not in full.stderr
+    assert (
+        f"warning: {at_release} has columns the spec does not declare, ignored: Training_Sample"
+        in result.stderr
+    )
 
 
 def test_evaluate_counts_rows_that_leave_out_an_input_training_always_had(
@@ -486,9 +490,17 @@ def test_evaluate_counts_rows_that_leave_out_an_input_training_always_had(
 
 def test_evaluate_counts_free_text_values_training_never_saw(store, free_text_spec, free_text_raw, tmp_path):
     """They are scored as missing: the report names them, with counts, instead of scoring them silently."""
-    trained_on = tmp_path / "trained_on.csv"
-    free_text_raw[free_text_raw["offence"] != "other"].to_csv(trained_on, index=False)
-    train(free_text_spec, trained_on, name="free_text", seed=1)
+    trained_on, spec_file = tmp_path / "trained_on.csv", tmp_path / "free_text.yaml"
+    free_text_raw[free_text_raw["offence"] != "other"].assign(notes="x").to_csv(trained_on, index=False)
+    spec_file.write_text(yaml.safe_dump(free_text_spec.model_dump(by_alias=True, exclude_none=True)))
+    trained = cli(
+        "train", "--spec", str(spec_file), "--data", str(trained_on), "--name", "free_text", uri=store
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert (
+        f"warning: {trained_on} has columns the spec does not declare, ignored: notes; declare a column in "
+        "the spec for the models to read it"
+    ) in trained.stderr.splitlines()
     renamed = free_text_raw.copy()
     renamed.loc[:4, "employer"] = "Acme Ltd"
     renamed.loc[5:6, "employer"] = " Beta "
