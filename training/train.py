@@ -285,7 +285,7 @@ def _log_and_register(
             python_model=str(resources.files("models") / "pyfunc_model.py"),
             artifacts={BUNDLE_ARTIFACT: str(folder / "bundle.joblib")},
             signature=release_signature(spec),
-            input_example=pd.DataFrame([example_record(spec)], dtype=object),
+            input_example=_input_example(spec),
             pip_requirements=[f"{p}=={metadata.version(p)}" for p in PINNED_PACKAGES],
             registered_model_name=name,
         )
@@ -297,6 +297,13 @@ def _log_and_register(
         MlflowClient().set_model_version_tag(name, version, "gates_passed", passed)
     move_alias(name, CANDIDATE, version)
     return TrainResult(run.info.run_id, name, version, metrics, bundle)
+
+
+def _input_example(spec: DatasetSpec) -> pd.DataFrame:
+    """The spec's example record with a column for every input, as the model takes them: a free-text
+    input, which has no value a spec can name, is there as missing, not left out."""
+    example = example_record(spec)
+    return pd.DataFrame([{name: example.get(name) for name in spec.inputs()}], dtype=object)
 
 
 def flat_metrics(evaluation: dict) -> dict[str, float]:

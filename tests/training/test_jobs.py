@@ -163,6 +163,21 @@ def test_the_registered_input_example_is_no_persons_record(trained, spec):
     assert example["columns"] == list(example_record(spec))
 
 
+def test_the_registered_input_example_scores_for_a_spec_with_free_text(
+    store, free_text_spec, free_text_raw, tmp_path
+):
+    """A free-text input has no value a spec can name, so the example left its column out, and the
+    registered model refused its own example ('missing required column employer'; MLflow warned when
+    logging it)."""
+    data = tmp_path / "free_text.csv"
+    free_text_raw.to_csv(data, index=False)
+    result = train(free_text_spec, data, name="free_text_example", seed=1)
+    model = mlflow.pyfunc.load_model(f"models:/free_text_example/{result.model_version}")
+    assert list(model.input_example.columns) == free_text_spec.inputs()
+    [scored] = model.predict(model.input_example)
+    assert 0 < scored["risk"]["probability"] < 1
+
+
 def test_model_card_covers_use_misuse_fairness_and_limits(trained, tmp_path):
     path = mlflow.artifacts.download_artifacts(
         run_id=trained.run_id, artifact_path="model_card.md", dst_path=str(tmp_path)
