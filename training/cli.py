@@ -87,6 +87,24 @@ def evaluate(
     _print_json(result.report)
 
 
+@app.command()
+def score(
+    model: Annotated[str, typer.Option(help="Registered model: models:/NAME/VERSION or models:/NAME@ALIAS.")],
+    data: Annotated[Path, typer.Option(help="Records at release: CSV, Parquet, JSON or JSON Lines.")],
+    out: Annotated[Path, typer.Option(help="Where the scores go: JSON Lines, one per record (.jsonl).")],
+) -> None:
+    """Score a file of records offline as the API would, one JSON line per record, and print a summary."""
+    from training.score_file import score_file
+
+    try:
+        summary, warnings = score_file(model, data, out)
+    except (RecordsInvalid, OSError, ValueError) as exc:
+        raise _fail(f"nothing was scored:\n{exc}") from exc
+    for warning in warnings:
+        typer.echo(warning, err=True)
+    _print_json(summary)
+
+
 @app.command(name="check-data")
 def check_data_file(
     run: Annotated[str, typer.Option(help="MLflow run id of a training run.")],

@@ -9,15 +9,10 @@ from features.encoder import UNSEEN_READS_AS
 from features.records import read_records
 from features.validation import RecordsInvalid, validate_records
 from models.bundle import ScoringBundle
-from models.pyfunc import load_bundle
-from models.registry import configure_tracking
 from training.evaluate import evaluate_bundle
 from training.overlap import training_rows
+from training.registered import load_registered
 from training.train import file_sha256
-
-
-class ModelUnavailable(ValueError):
-    """The model URI names nothing MLflow can load (MLflow raises its own exception types)."""
 
 
 @dataclass
@@ -30,8 +25,7 @@ class FileEvaluation:
 
 def evaluate_file(model: str, data: Path) -> FileEvaluation:
     """Load `model`, validate `data` against its spec, evaluate, and warn where the numbers mislead."""
-    configure_tracking()
-    bundle = _load(model)
+    bundle = load_registered(model)
     raw = read_records(data)
     typed, validation = validate_records(raw, bundle.spec, supervision=False)
     if not validation.ok:
@@ -65,15 +59,6 @@ def evaluate_file(model: str, data: Path) -> FileEvaluation:
     warnings.extend(_report_warnings(bundle, report, data))
     warnings.extend(_needs_warnings(bundle, report, data, absent))
     return FileEvaluation({"model": model, **source, **report}, warnings)
-
-
-def _load(model: str) -> ScoringBundle:
-    try:
-        return load_bundle(model)
-    except (OSError, ValueError):
-        raise
-    except Exception as exc:  # MLflow raises its own exception types for unknown models
-        raise ModelUnavailable(f"cannot load model {model}: {exc}") from exc
 
 
 def _needs_warnings(bundle: ScoringBundle, report: dict, data: Path, absent: list[str]) -> list[str]:

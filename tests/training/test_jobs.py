@@ -423,6 +423,73 @@ def test_an_empty_batch_scores_to_nothing(trained, training_raw, spec):
     assert model.predict(_model_input(records, spec)) == []
 
 
+def _numbers(score: dict) -> dict:
+    """A score's numbers and flags, without the input values as shown (text as the file or frame had it)."""
+    explained = {"risk": score["explanation"]["risk"], **score["explanation"]["needs"]}
+    return {
+        "risk": score["risk"],
+        "needs": score["needs"],
+        "explanation": {
+            output: (
+                e["base_value"],
+                e["log_odds"],
+                [(c["input"], c["contribution"]) for c in e["contributions"]],
+            )
+            for output, e in explained.items()
+        },
+        "warnings": score.get("warnings"),
+    }
+
+
+def test_score_writes_each_record_scored_as_the_registered_model_scores_it(
+    trained, store, training_raw, spec, tmp_path
+):
+    """Offline scoring of a file: MLflow's own `mlflow models predict` refuses a CSV (Residence_PUMA
+    reads as numbers, the signature says text), so the command reads it as the pipeline does."""
+    records = training_raw.iloc[:30].copy()
+    records.loc[records.index[3], "Prior_Arrest_Episodes_Felony"] = None
+    data, out = tmp_path / "people.csv", tmp_path / "scores.jsonl"
+    records.to_csv(data, index=False)
+    model = "models:/reintegra@candidate"
+    result = cli("score", "--model", model, "--data", str(data), "--out", str(out), uri=store)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["row"] for line in lines] == list(range(2, 32))
+    assert [line["id"] for line in lines] == records["ID"].astype(str).tolist()
+    provenance = {"name": "reintegra", "version": trained.model_version, "run_id": trained.run_id}
+    assert all(line["model"] == provenance for line in lines)
+    registered = mlflow.pyfunc.load_model(f"models:/reintegra/{trained.model_version}")
+    expected = registered.predict(_model_input(records[[*spec.inputs(), *spec.protected]], spec))
+    assert [_numbers(line) for line in lines] == [_numbers(score) for score in expected]
+    assert lines[3]["warnings"][0].startswith("Input Prior_Arrest_Episodes_Felony is left out")
+    summary = json.loads(result.stdout)
+    assert summary["scored"] == 30 and summary["with_warnings"] == 1
+    labels = spec.risk_bands.labels
+    assert summary["bands"] == {band: sum(line["risk"]["band"] == band for line in lines) for band in labels}
+    assert summary["left_out_inputs"] == {"Prior_Arrest_Episodes_Felony": 1}
+
+
+def test_score_writes_nothing_for_a_file_with_an_invalid_record_or_for_another_kind_of_file(
+    trained, store, training_raw, tmp_path
+):
+    """Never half a file of scores: the pipeline's errors, and no output (nor a partial one)."""
+    data, out = tmp_path / "people.csv", tmp_path / "scores.jsonl"
+    training_raw.iloc[:5].assign(Prison_Years=["forever", *["1-2 years"] * 4]).to_csv(data, index=False)
+    model = "models:/reintegra@candidate"
+    invalid = cli("score", "--model", model, "--data", str(data), "--out", str(out), uri=store)
+    assert invalid.returncode == 2
+    assert "row 2, column Prison_Years: 'forever' is not allowed" in invalid.stderr
+    assert "Traceback" not in invalid.stderr and list(tmp_path.iterdir()) == [data]
+    csv_out = cli("score", "--model", model, "--data", str(data), "--out", str(tmp_path / "s.csv"), uri=store)
+    assert csv_out.returncode == 2 and "name the file *.jsonl" in csv_out.stderr
+    by_run = cli(
+        "score", "--model", f"runs:/{trained.run_id}/model", "--data", str(data), "--out", str(out), uri=store
+    )
+    assert (
+        by_run.returncode == 2 and "score takes models:/NAME/VERSION or models:/NAME@ALIAS" in by_run.stderr
+    )
+
+
 def test_evaluate_prints_every_key(trained, store, data_file):
     result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data_file), uri=store)
     assert result.returncode == 0, result.stderr
