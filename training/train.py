@@ -236,6 +236,8 @@ def model_card(
         baseline_labels={key: baseline_label(key, bundle.spec) for key in evaluation["baselines"]},
         gates=gates,
         inputs=bundle.inputs,
+        always_given=bundle.encoder.always_given_,
+        missing_seen=[c.name for c in bundle.encoder.columns_ if c.name not in bundle.encoder.always_given_],
         domains=dict(sorted(domains.items())),
         data_name=data_name,
         data_hash=bundle.metadata["data_sha256"],
