@@ -29,9 +29,10 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
     categoricals by code, missing and unseen as NaN. The logistic baseline one-hot encodes the
     codes; the boosted trees split them as ordered numbers, as well as LightGBM's categorical splits do.
 
-    `always_given_` lists the inputs no fitted record left out, and `unseen_codes_` the values the spec
-    allows (levels, declared categories, yes or no) that no fitted record held, per input, as encoded:
-    the models never learned what such an absence or value means.
+    `always_given_` lists the inputs no fitted record left out, `unseen_codes_` the values the spec
+    allows (levels, declared categories, yes or no) that no fitted record held, per input, as encoded,
+    and `numeric_ranges_` the lowest and highest value of each number input: the models never learned
+    what such an absence or value means, and read a number beyond the range as the range's end.
 
     Args:
         spec: the dataset spec, as a DatasetSpec or its YAML text.
@@ -72,10 +73,16 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
         encoded = {c.name: self._encode(X[c.name], self.lookups_[c.name]) for c in self.columns_}
         self.always_given_ = [name for name, values in encoded.items() if not np.isnan(values).any()]
         self.unseen_codes_ = {}
+        self.numeric_ranges_ = {}
         for name, lookup in self.lookups_.items():
             unseen = sorted(set(lookup.values()) - set(encoded[name])) if lookup else []
             if unseen:
                 self.unseen_codes_[name] = unseen
+            if lookup is None and not np.isnan(encoded[name]).all():
+                self.numeric_ranges_[name] = (
+                    float(np.nanmin(encoded[name])),
+                    float(np.nanmax(encoded[name])),
+                )
         self.derived_ = spec.derived_inputs(c.name for c in self.columns_)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]

@@ -56,6 +56,10 @@ class ScoringBundle:
             (names.index(name), name, set(codes))
             for name, codes in getattr(self.encoder, "unseen_codes_", {}).items()
         ]
+        self._ranges = [
+            (names.index(name), name, low, high)
+            for name, (low, high) in getattr(self.encoder, "numeric_ranges_", {}).items()
+        ]
 
     def __setstate__(self, state: dict) -> None:
         """Recompute the lookup caches on load, so a bundle pickled by an older release still scores;
@@ -142,6 +146,11 @@ class ScoringBundle:
                 for j, name, codes in self._unseen_codes
                 if X[i, j] in codes
             ]
+            warnings += [
+                _beyond_warning(name, X[i, j], low, high)
+                for j, name, low, high in self._ranges
+                if X[i, j] < low or X[i, j] > high
+            ]
             left_out = [name for name in self._always_given if not _given(record.get(name))]
             if left_out:
                 warnings.append(_left_out_warning(left_out))
@@ -159,6 +168,19 @@ class ScoringBundle:
             rows = int((values.isna() | (values.astype("str").str.strip() == "")).sum())
             if rows:
                 counts[name] = rows
+        return counts
+
+    def beyond_training_range(self, records: pd.DataFrame) -> dict[str, dict[str, int]]:
+        """Per number input, how many of `records` lie below and above every training record's value:
+        the trees split on them as on the range's ends, which a report over many records must say."""
+        if not self._ranges:
+            return {}
+        encoded = self.encode(records)
+        counts = {}
+        for _, name, low, high in self._ranges:
+            below, above = int((encoded[name] < low).sum()), int((encoded[name] > high).sum())
+            if below or above:
+                counts[name] = {"below": below, "above": above}
         return counts
 
     def _unseen(self, record: Mapping[str, object], inputs: np.ndarray) -> set[int]:
@@ -249,6 +271,16 @@ def _shown_value(record: Mapping[str, object], name: str, encoded: float) -> obj
             return None
         return value.item() if isinstance(value, np.generic) else value
     return None if np.isnan(encoded) else float(encoded)
+
+
+def _beyond_warning(name: str, value: float, low: float, high: float) -> str:
+    """In words, that a number lies beyond every training record's, and how the trees read it."""
+    side, bound = ("below", "at least") if value < low else ("above", "at most")
+    end = low if value < low else high
+    return (
+        f"Input {name} has value {value:g}, {side} every training record's ({bound} {end:g}): the trees "
+        f"split on it as on {end:g}"
+    )
 
 
 def _left_out_warning(names: list[str]) -> str:

@@ -270,7 +270,8 @@ class ScorePublic(BaseModel):
         default_factory=list,
         description="Present only when something about the record weakens the score, in plain words "
         "(a free-text input with a value training never saw, read as missing; an allowed value no training "
-        "record held; inputs left out that every training record gave). Absent otherwise.",
+        "record held; a number beyond every training record's; inputs left out that every training record "
+        "gave). Absent otherwise.",
     )
     record: dict[str, Any] | None = None
 

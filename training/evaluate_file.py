@@ -116,6 +116,12 @@ def _report_warnings(bundle: ScoringBundle, report: dict, data: Path) -> list[st
             f"({unseen['distinct']} distinct, most common {next(iter(unseen['most_common']))!r}); "
             f"{read}. See unseen_values in the JSON."
         )
+    for name, beyond in report["beyond_training_range"].items():
+        warnings.append(
+            f"warning: {beyond['below']} rows give {name} a value below every training record's and "
+            f"{beyond['above']} above: the trees split on them as on the range's ends. See "
+            "beyond_training_range in the JSON."
+        )
     for name, rows in report["left_out_inputs"].items():
         warnings.append(
             f"warning: {rows} rows leave out {name}, which every training record gave: the model never "

@@ -86,6 +86,12 @@ def test_unseen_codes_list_the_allowed_values_no_fitted_record_held(typed, spec)
     assert encoder.unseen_codes_ == {"Prison_Offense": [encoder.encode_value("Prison_Offense", "Other")]}
 
 
+def test_numeric_ranges_hold_each_number_inputs_lowest_and_highest_fitted_value(typed, spec):
+    score = typed["Supervision_Risk_Score_First"]
+    ranges = RecordEncoder(spec).fit(typed[score.between(3, 8) | score.isna()]).numeric_ranges_
+    assert ranges == {"Supervision_Risk_Score_First": (3.0, 8.0)}
+
+
 def test_changing_race_changes_nothing(typed, spec):
     encoder = RecordEncoder(spec).fit(typed)
     flipped = typed.assign(Race=np.where(typed["Race"] == "BLACK", "WHITE", "BLACK"))

@@ -278,6 +278,34 @@ def test_a_declared_value_no_training_record_held_is_warned_of(free_text_spec, f
     assert bundle.unseen_values(frame) == {"offence": {"rows": 2, "distinct": 1, "most_common": {"other": 2}}}
 
 
+def test_a_number_beyond_every_training_records_is_read_as_the_ranges_end_and_said_so(
+    free_text_spec, free_text_raw
+):
+    """The spec allows ages 16-100; trained on 20-60, the trees split on 80 as on 60, and said nothing."""
+    from features.validation import validate_records
+    from training.fit import fit_bundle
+
+    ages = free_text_raw["age"].astype(float)
+    typed, _ = validate_records(free_text_raw[ages.between(20, 60)], free_text_spec)
+    bundle = fit_bundle(typed, free_text_spec, seed=1)
+    low, high = bundle.encoder.numeric_ranges_["age"]
+    seen = {"age": 40.0, "employed": True, "offence": "violent", "employer": "value_1"}
+    plain, old, at_end, young = bundle.score_records(
+        [seen, {**seen, "age": 80.0}, {**seen, "age": high}, {**seen, "age": 17.0}]
+    )
+    assert "warnings" not in plain and "warnings" not in at_end
+    assert old["warnings"] == [
+        f"Input age has value 80, above every training record's (at most {high:g}): the trees split on it "
+        f"as on {high:g}"
+    ]
+    assert old["risk"] == at_end["risk"]
+    assert young["warnings"][0].startswith(
+        f"Input age has value 17, below every training record's (at least {low:g})"
+    )
+    frame = pd.DataFrame([seen, {**seen, "age": 80.0}, {**seen, "age": 90.0}, {**seen, "age": 17.0}])
+    assert bundle.beyond_training_range(frame) == {"age": {"below": 1, "above": 2}}
+
+
 def test_an_unseen_free_text_value_is_said_not_silently_missing(free_text_bundle):
     seen = {"age": 30.0, "employed": True, "offence": "violent", "employer": "value_1"}
     unseen, left_out = {**seen, "employer": "Acme Ltd"}, {k: v for k, v in seen.items() if k != "employer"}

@@ -39,6 +39,7 @@ EVALUATE_KEYS = {
     "intervals",
     "unseen_values",
     "left_out_inputs",
+    "beyond_training_range",
 }
 RISK_KEYS = {"auc", "brier", "log_loss", "ece", "calibration_slope", "calibration_intercept"}
 
@@ -602,6 +603,9 @@ def test_evaluate_counts_free_text_values_training_never_saw(store, free_text_sp
     renamed.loc[5:6, "employer"] = " Beta "
     renamed.loc[7, "employer"] = None
     other = int((renamed["offence"] == "other").sum())
+    renamed.loc[8, "age"] = "100"  # the spec's highest age, older than anyone trained on
+    trained_ages = free_text_raw.loc[free_text_raw["offence"] != "other", "age"].astype(float)
+    older = int((renamed["age"].astype(float) > trained_ages.max()).sum())
     evaluated = tmp_path / "evaluated.csv"
     renamed.to_csv(evaluated, index=False)
     result = cli("evaluate", "--model", "models:/free_text@candidate", "--data", str(evaluated), uri=store)
@@ -618,6 +622,11 @@ def test_evaluate_counts_free_text_values_training_never_saw(store, free_text_sp
     assert (
         f"warning: {other} rows give offence a value this model never saw in training (1 distinct, most "
         "common 'other'); the model never learned what they mean." in result.stderr
+    )
+    assert json.loads(result.stdout)["beyond_training_range"] == {"age": {"below": 0, "above": older}}
+    assert (
+        f"warning: 0 rows give age a value below every training record's and {older} above: the trees split "
+        "on them as on the range's ends. See beyond_training_range in the JSON." in result.stderr
     )
 
 
