@@ -15,14 +15,21 @@ NARROW = 320  # CSS px: a 1280 px screen at 400%, or the reflow width of WCAG 1.
 
 
 @pytest.fixture(scope="module")
-def narrow(browser, server, scores) -> Iterator:
-    """A signed-in page 320 CSS px wide, and the paths of every kind of page."""
+def narrow(browser, server, scores, api_records) -> Iterator:
+    """A signed-in page 320 CSS px wide, and the paths of every kind of page; one score warns, naming
+    the longest input (its name, 49 letters without a space, is wider than the screen)."""
+    left_out = "Prior_Conviction_Episodes_DomesticViolenceCharges"
+    record = {name: value for name, value in api_records[20].items() if name != left_out}
+    with server.client("scorer") as client:
+        warned = client.post("/v1/scores", json={"person_id": "P-narrow", "record": record}).json()
+    assert left_out in warned["warnings"][0]
     context = browser.new_context(base_url=server.base_url, viewport={"width": NARROW, "height": 800})
     page = context.new_page()
     sign_in(page, server.keys["reviewer"])
     paths = {
         "scores": "/review/scores",
         "score": f"/review/scores/{scores[0]['id']}",
+        "score with a warning": f"/review/scores/{warned['id']}",
         "person": f"/review/people/{REASSESSED}",
         "model": "/review/model",
     }
