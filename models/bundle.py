@@ -84,26 +84,33 @@ class ScoringBundle:
             out["baseline_incumbent"] = self.incumbent.predict_proba(records)[:, 1]
         return out
 
-    def unseen_values(self, records: pd.DataFrame) -> dict[str, dict]:
-        """Per input, the given values training never saw and how many records hold each (a free-text
-        one's are scored as missing), which a report over many records must say, as a score does."""
-        if not self.encoder.free_text_features_ and not self._unseen_codes:  # the usual: nothing to encode
-            return {}
+    def unlearned_inputs(self, records: pd.DataFrame) -> dict[str, dict]:
+        """What a report over many records must say of them, as each score does, where the models never
+        learned: per input, the given values training never saw (`unseen_values`: rows, distinct values,
+        the most common; a free-text one's are scored as missing), how many records leave out an input
+        every training record gave (`left_out_inputs`), and how many give a number below and above every
+        training record's (`beyond_training_range`)."""
         encoded = self.encode(records)
-        found = {}
-        never_held = {name: encoded[name].isin(codes) for _, name, codes in self._unseen_codes}
-        for name in [*self.encoder.free_text_features_, *never_held]:
-            given = records[name].astype("str").str.strip()
-            unseen = never_held[name] if name in never_held else encoded[name].isna()
-            new = given[records[name].notna() & (given != "") & unseen]
-            if len(new):
-                counts = new.value_counts(sort=False).sort_index().sort_values(ascending=False, kind="stable")
-                found[name] = {
-                    "rows": len(new),
-                    "distinct": len(counts),
-                    "most_common": {str(v): int(n) for v, n in counts.head(UNSEEN_SHOWN).items()},
-                }
-        return found
+        unseen = {
+            name: _given_cells(records[name]) & encoded[name].isna()
+            for name in self.encoder.free_text_features_
+        }
+        unseen |= {
+            name: _given_cells(records[name]) & encoded[name].isin(codes)
+            for _, name, codes in self._unseen_codes
+        }
+        beyond = {
+            name: {"below": int((encoded[name] < low).sum()), "above": int((encoded[name] > high).sum())}
+            for _, name, low, high in self._ranges
+        }
+        left_out = {name: int((~_given_cells(records[name])).sum()) for name in self._always_given}
+        return {
+            "unseen_values": {
+                name: _value_counts(records.loc[rows, name]) for name, rows in unseen.items() if rows.any()
+            },
+            "left_out_inputs": {name: rows for name, rows in left_out.items() if rows},
+            "beyond_training_range": {name: c for name, c in beyond.items() if c["below"] or c["above"]},
+        }
 
     def score_records(self, records: Sequence[Mapping[str, object]]) -> list[dict]:
         """Risk, needs with interventions, and exact explanations for each (valid) record."""
@@ -158,30 +165,6 @@ class ScoringBundle:
                 result["warnings"] = warnings
             results.append(result)
         return results
-
-    def left_out_inputs(self, records: pd.DataFrame) -> dict[str, int]:
-        """Per input every training record gave, how many of `records` leave it out: the models never
-        learned what its absence means, which a report over many records must say, as a score does."""
-        counts = {}
-        for name in self._always_given:
-            values = records[name]
-            rows = int((values.isna() | (values.astype("str").str.strip() == "")).sum())
-            if rows:
-                counts[name] = rows
-        return counts
-
-    def beyond_training_range(self, records: pd.DataFrame) -> dict[str, dict[str, int]]:
-        """Per number input, how many of `records` lie below and above every training record's value:
-        the trees split on them as on the range's ends, which a report over many records must say."""
-        if not self._ranges:
-            return {}
-        encoded = self.encode(records)
-        counts = {}
-        for _, name, low, high in self._ranges:
-            below, above = int((encoded[name] < low).sum()), int((encoded[name] > high).sum())
-            if below or above:
-                counts[name] = {"below": below, "above": above}
-        return counts
 
     def _unseen(self, record: Mapping[str, object], inputs: np.ndarray) -> set[int]:
         """Positions of free-text inputs whose given value training never saw (encoded as missing)."""
@@ -298,6 +281,22 @@ def _left_out_warning(names: list[str]) -> str:
         f"{subject} left out, though every training record gave {it}: the model never learned what {its} "
         f"absence means, so this score could differ much from one with {it} given; send {it} if {is_} known"
     )
+
+
+def _given_cells(values: pd.Series) -> pd.Series:
+    """Which cells hold a value: not missing, not blank (as `_given` reads one record's)."""
+    return values.notna() & (values.astype("str").str.strip() != "")
+
+
+def _value_counts(values: pd.Series) -> dict:
+    """Given values as `unseen_values` lists them: how many rows, how many distinct, the most common."""
+    counts = values.astype("str").str.strip().value_counts(sort=False).sort_index()
+    counts = counts.sort_values(ascending=False, kind="stable")
+    return {
+        "rows": len(values),
+        "distinct": len(counts),
+        "most_common": {str(v): int(n) for v, n in counts.head(UNSEEN_SHOWN).items()},
+    }
 
 
 def _given(value: object) -> bool:

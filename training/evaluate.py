@@ -55,9 +55,7 @@ def evaluation_report(bundle: ScoringBundle, typed: pd.DataFrame, scores: pd.Dat
             for name, groups in intersections(typed, spec.protected).items()
         },
         "nij_fair_accurate": None,
-        "unseen_values": bundle.unseen_values(typed),
-        "left_out_inputs": bundle.left_out_inputs(typed),
-        "beyond_training_range": bundle.beyond_training_range(typed),
+        **bundle.unlearned_inputs(typed),
         "intervals": bootstrap_intervals(
             y,
             risk,

@@ -69,9 +69,7 @@ def score_file(model: str, data: Path, out: Path) -> tuple[dict, list[str]]:
         "scored": len(records),
         "bands": {band: bands[band] for band in bundle.spec.risk_bands.labels},
         "with_warnings": warned,
-        "unseen_values": bundle.unseen_values(records),
-        "left_out_inputs": bundle.left_out_inputs(records),
-        "beyond_training_range": bundle.beyond_training_range(records),
+        **bundle.unlearned_inputs(records),
     }
     return summary, report.ignored_columns_warnings(data)
 

@@ -229,7 +229,7 @@ def test_an_input_every_training_record_gave_is_warned_of_when_left_out(bundle, 
     ]
     assert "warnings" not in plain and "warnings" not in usual
     frame = pd.DataFrame([full, without, blank, lacked_in_training])
-    assert bundle.left_out_inputs(frame) == {
+    assert bundle.unlearned_inputs(frame)["left_out_inputs"] == {
         "Prior_Arrest_Episodes_Felony": 2,
         "Prior_Arrest_Episodes_Drug": 1,
     }
@@ -244,27 +244,30 @@ def test_a_bundle_whose_encoder_predates_always_given_scores_without_that_warnin
     [scored] = loaded.score_records([without])
     assert "warnings" not in scored
     assert scored["risk"] == bundle.score_records([without])[0]["risk"]
-    assert loaded.left_out_inputs(pd.DataFrame([without])) == {}
+    # A frame of records has every column: a left-out input is an empty cell there.
+    frame = pd.DataFrame([{**records[0], "Prior_Arrest_Episodes_Felony": None}])
+    assert loaded.unlearned_inputs(frame)["left_out_inputs"] == {}
+
+
+def _fitted(raw: pd.DataFrame, spec: DatasetSpec) -> ScoringBundle:
+    """A bundle fitted on `raw` (valid records of `spec`), as training fits one."""
+    from features.validation import validate_records
+    from training.fit import fit_bundle
+
+    typed, report = validate_records(raw, spec)
+    assert report.ok, report.lines()
+    return fit_bundle(typed, spec, seed=1)
 
 
 @pytest.fixture(scope="module")
 def free_text_bundle(free_text_spec, free_text_raw):
-    from features.validation import validate_records
-    from training.fit import fit_bundle
-
-    typed, report = validate_records(free_text_raw, free_text_spec)
-    assert report.ok, report.lines()
-    return fit_bundle(typed, free_text_spec, seed=1)
+    return _fitted(free_text_raw, free_text_spec)
 
 
 def test_a_declared_value_no_training_record_held_is_warned_of(free_text_spec, free_text_raw):
     """offence 'other' is allowed by the spec; with no such training record, its code falls wherever the
     trees' thresholds put it, and the score said nothing."""
-    from features.validation import validate_records
-    from training.fit import fit_bundle
-
-    typed, _ = validate_records(free_text_raw[free_text_raw["offence"] != "other"], free_text_spec)
-    bundle = fit_bundle(typed, free_text_spec, seed=1)
+    bundle = _fitted(free_text_raw[free_text_raw["offence"] != "other"], free_text_spec)
     seen = {"age": 30.0, "employed": True, "offence": "violent", "employer": "value_1"}
     plain, other = bundle.score_records([seen, {**seen, "offence": "Other "}])
     assert "warnings" not in plain
@@ -275,19 +278,16 @@ def test_a_declared_value_no_training_record_held_is_warned_of(free_text_spec, f
     frame = pd.DataFrame(
         [seen, {**seen, "offence": "other"}, {**seen, "offence": "other"}, {**seen, "offence": None}]
     )
-    assert bundle.unseen_values(frame) == {"offence": {"rows": 2, "distinct": 1, "most_common": {"other": 2}}}
+    assert bundle.unlearned_inputs(frame)["unseen_values"] == {
+        "offence": {"rows": 2, "distinct": 1, "most_common": {"other": 2}}
+    }
 
 
 def test_a_number_beyond_every_training_records_is_read_as_the_ranges_end_and_said_so(
     free_text_spec, free_text_raw
 ):
     """The spec allows ages 16-100; trained on 20-60, the trees split on 80 as on 60, and said nothing."""
-    from features.validation import validate_records
-    from training.fit import fit_bundle
-
-    ages = free_text_raw["age"].astype(float)
-    typed, _ = validate_records(free_text_raw[ages.between(20, 60)], free_text_spec)
-    bundle = fit_bundle(typed, free_text_spec, seed=1)
+    bundle = _fitted(free_text_raw[free_text_raw["age"].astype(float).between(20, 60)], free_text_spec)
     low, high = bundle.encoder.numeric_ranges_["age"]
     seen = {"age": 40.0, "employed": True, "offence": "violent", "employer": "value_1"}
     plain, old, at_end, young = bundle.score_records(
@@ -303,7 +303,7 @@ def test_a_number_beyond_every_training_records_is_read_as_the_ranges_end_and_sa
         f"Input age has value 17, below every training record's (at least {low:g})"
     )
     frame = pd.DataFrame([seen, {**seen, "age": 80.0}, {**seen, "age": 90.0}, {**seen, "age": 17.0}])
-    assert bundle.beyond_training_range(frame) == {"age": {"below": 1, "above": 2}}
+    assert bundle.unlearned_inputs(frame)["beyond_training_range"] == {"age": {"below": 1, "above": 2}}
 
 
 def test_an_unseen_free_text_value_is_said_not_silently_missing(free_text_bundle):

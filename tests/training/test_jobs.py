@@ -808,7 +808,7 @@ def test_the_test_part_is_kept_out_of_every_fitted_model(store, free_text_spec, 
     data = tmp_path / "unique_employers.csv"
     unique.to_csv(data, index=False)
     result = train(free_text_spec, data, name="held_out", seed=1)
-    unseen = result.bundle.unseen_values(unique)["employer"]
+    unseen = result.bundle.unlearned_inputs(unique)["unseen_values"]["employer"]
     n_test = result.bundle.metadata["n_test"]
     assert unseen["rows"] == unseen["distinct"] == n_test == round(TEST_SIZE * len(unique))
 
