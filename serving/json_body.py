@@ -1,6 +1,7 @@
 """Request bodies read as JSON, refusing what `json.loads` lets pass without a word: a field given twice
 in one object (JSON readers differ on which value they keep, so the score and its audit record could be
-of another record than the client's system meant) and nesting too deep to read."""
+of another record than the client's system meant); and saying what is wrong with a body it cannot read
+(not UTF-8, or nested too deeply), which FastAPI answers with a bare 400."""
 
 from __future__ import annotations
 
@@ -45,14 +46,17 @@ def each_name_once(data: Any) -> Any:
 
 
 class JsonBodyRequest(Request):
-    """A request whose JSON body marks objects that repeat a name (see NamedTwice). A body too deep to
-    read is refused as a RequestValidationError, which FastAPI hands on as the cause of its 400."""
+    """A request whose JSON body marks objects that repeat a name (see NamedTwice). A body that is not
+    UTF-8 or is too deep to read is refused as a RequestValidationError, which FastAPI hands on as the
+    cause of its 400 (serving.problems answers it as the 422 it is)."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
             try:
                 self._json = json.loads(body, object_pairs_hook=_object)
+            except UnicodeDecodeError as exc:
+                raise RequestValidationError([_not_utf8(exc)]) from exc
             except RecursionError as exc:
                 message = (
                     "the body's arrays and objects nest too deeply to be read; a request to this API nests "
@@ -61,6 +65,16 @@ class JsonBodyRequest(Request):
                 error = {"type": "json_too_deep", "loc": (), "msg": message, "input": None}
                 raise RequestValidationError([error]) from exc
         return self._json
+
+
+def _not_utf8(error: UnicodeDecodeError) -> dict[str, Any]:
+    """A body in another encoding (Latin-1, say) is a 422 like any body that is not JSON, saying where."""
+    byte = error.object[error.start]
+    message = (
+        f"the body is not valid JSON: byte 0x{byte:02x} at byte {error.start} (from 0) is not UTF-8; "
+        "JSON is sent as UTF-8, whatever charset the Content-Type names"
+    )
+    return {"type": "json_encoding", "loc": (), "msg": message, "input": None}
 
 
 class JsonBodyRoute(APIRoute):

@@ -192,9 +192,7 @@ def install(app: FastAPI, on_every_operation: dict[str, dict[str, Any]]) -> None
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's 400 for a body JSON cannot decode
-            return await invalid_request(request, RequestValidationError([_not_utf8(exc.__cause__)]))
-        if isinstance(exc.__cause__, RequestValidationError):  # ... or one serving.json_body refused
+        if isinstance(exc.__cause__, RequestValidationError):  # FastAPI's 400 for a body json_body refused
             return await invalid_request(request, exc.__cause__)
         headers, detail = exc.headers, str(exc.detail)
         if exc.status_code == 405 and (allowed := _allowed_methods(request, (headers or {}).get("Allow"))):
@@ -253,16 +251,6 @@ def install(app: FastAPI, on_every_operation: dict[str, dict[str, Any]]) -> None
             {"Retry-After": str(REGISTRY_RETRY_SECONDS)} if isinstance(exc, RegistryUnreachable) else None
         )
         return problem(503, "Model unavailable", str(exc), request, headers)
-
-
-def _not_utf8(error: UnicodeDecodeError) -> dict[str, Any]:
-    """A body in another encoding (Latin-1, say) is a 422 like any body that is not JSON, saying where."""
-    byte = error.object[error.start]
-    message = (
-        f"the body is not valid JSON: byte 0x{byte:02x} at byte {error.start} (from 0) is not UTF-8; "
-        "JSON is sent as UTF-8, whatever charset the Content-Type names"
-    )
-    return {"type": "json_encoding", "loc": (), "msg": message, "input": None}
 
 
 def _allowed_methods(request: Request, named: str | None) -> str | None:
