@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +26,10 @@ NOT_REPRODUCED = 1
 MAX_SEED = 2**32 - 1  # numpy's seeds, which the split takes
 
 
-def _print_json(payload: dict) -> None:
+def _print_json(payload: dict, warnings: Sequence[str] = ()) -> None:
+    """The payload on stdout, for a program to read; its warnings first, on stderr, for a person."""
+    for warning in warnings:
+        typer.echo(warning, err=True)
     json.dump(payload, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
@@ -65,9 +69,7 @@ def train(
         )
     except (SpecError, RecordsInvalid, OSError, ValueError) as exc:
         raise _fail(f"training stopped, nothing was registered:\n{exc}") from exc
-    for warning in result.warnings:
-        typer.echo(warning, err=True)
-    _print_json(result.summary())
+    _print_json(result.summary(), result.warnings)
 
 
 @app.command()
@@ -82,9 +84,7 @@ def evaluate(
         result = evaluate_file(model, data)
     except (RecordsInvalid, OSError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    for warning in result.warnings:
-        typer.echo(warning, err=True)
-    _print_json(result.report)
+    _print_json(result.report, result.warnings)
 
 
 @app.command()
@@ -100,9 +100,7 @@ def score(
         summary, warnings = score_file(model, data, out)
     except (RecordsInvalid, OSError, ValueError) as exc:
         raise _fail(f"nothing was scored:\n{exc}") from exc
-    for warning in warnings:
-        typer.echo(warning, err=True)
-    _print_json(summary)
+    _print_json(summary, warnings)
 
 
 @app.command(name="check-data")
@@ -135,9 +133,7 @@ def reproduce_run(
         report = reproduce(run, data, step=lambda text: _terminal_step(console, text))
     except (SpecError, RecordsInvalid, OSError, ValueError) as exc:
         raise _fail(f"reproduction stopped:\n{exc}") from exc
-    for difference in report["environment_differences"]:
-        typer.echo(f"warning: {difference}", err=True)
-    _print_json(report)
+    _print_json(report, [f"warning: {difference}" for difference in report["environment_differences"]])
     if not report["identical"]:
         typer.echo(f"not reproduced: {_what_differs(report)}; see the JSON", err=True)
         raise typer.Exit(NOT_REPRODUCED)
