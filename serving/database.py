@@ -52,26 +52,41 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 10) -> Engine:
 
 def make_reader(url: str) -> Engine:
     """An engine whose connections cannot write, for whoever checks a store rather than serves it:
-    SQLite opened read-only (a missing file is not created), PostgreSQL transactions read-only."""
+    SQLite opened read-only (a missing file is not created), PostgreSQL transactions read-only. Each
+    transaction reads one snapshot, so a check sees no row that a writer committed halfway through it."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if not path.is_file():
             raise FileNotFoundError(f"no such file {path}")
         url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+    postgresql = url.startswith("postgresql")
     options = f"{POSTGRES_LIMITS['options']} -c default_transaction_read_only=on"
     engine = create_engine(
         url,
         hide_parameters=True,
         json_deserializer=orjson.loads,
-        connect_args={**POSTGRES_LIMITS, "options": options} if url.startswith("postgresql") else {},
+        connect_args={**POSTGRES_LIMITS, "options": options} if postgresql else {},
+        **({"isolation_level": "REPEATABLE READ"} if postgresql else {}),
     )
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_busy_timeout)
+        event.listen(engine, "connect", _sqlite_reader)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
 def _sqlite_busy_timeout(connection, _record) -> None:
     connection.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
+
+
+def _sqlite_reader(connection, record) -> None:
+    """The driver's own transaction handling off: it begins none before a SELECT, so each statement would
+    read its own snapshot (SQLAlchemy's recipe for pysqlite transactions, with `_sqlite_begin`)."""
+    _sqlite_busy_timeout(connection, record)
+    connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def _sqlite_pragmas(connection, record) -> None:

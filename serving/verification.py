@@ -5,10 +5,12 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Table, func, select
+from sqlalchemy import Column, Connection, Engine, Row, String, Table, func, or_, select, type_coerce
 
 from serving.seal import AuditKeyError, KeyRotated, Seal, content_hash
 from serving.tables import AuditChainRow, AuditEventRow, ScoreReadRow, ScoreRow
@@ -18,6 +20,11 @@ EVENTS = AuditEventRow.__table__
 TABLES: tuple[Table, ...] = (ScoreRow.__table__, ScoreReadRow.__table__, AuditEventRow.__table__)
 # Rows each table's cursor holds at a time: memory stays bounded whatever the chain's length.
 PAGE = 500
+# Each table's time, which reviewers filter and sort on.
+TIMES = {"scores": "created_at", "score_reads": "read_at", "audit_events": "at"}
+# How SQLAlchemy writes a time into SQLite, as text: SQL compares that text, so another spelling of the
+# same time moves a row in and out of a reviewer's date range while its digest still matches.
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class TamperEvidence(Exception):
@@ -40,9 +47,11 @@ def verify(
     anchor: tuple[int, str] | None = None,
     previous: Mapping[Path, Seal] | None = None,
 ) -> Verified:
-    """Walk the chain from its first row to the end its head row names, recomputing each digest.
+    """Walk the chain from its first row to the end its head row names, recomputing each digest; no
+    signed row may lie outside it, and no row without a digest may be newer than its first row.
 
-    Rows written after the head is read are left for the next run, so it may run beside servers.
+    It reads one snapshot: rows written after it began are left for the next run, so it may run beside
+    servers.
     `anchor` (a place and digest printed by an earlier run, kept outside the store) must still be there.
     `previous` are the keys, by file, that signed the rows before each key_rotated event; `seal` signs now.
     """
@@ -68,7 +77,10 @@ def verify(
                 "from its end, or the chain was replaced"
             )
         first, handovers = _keys(rotations, seal, previous or {})
-        digest = _verify_rows(_in_chain_order(connection, head.seq), first, head.seq, anchor, handovers)
+        sqlite = engine.dialect.name == "sqlite"
+        rows = _in_chain_order(connection, head.seq, sqlite)
+        digest = _verify_rows(rows, first, head.seq, anchor, handovers)
+        _refuse_rows_outside(connection, head.seq)
         # Only once the rows verify: a rotation event removed also leaves a previous key unused.
         used = [r.detail["old_key"] for r in rotations]
         for path, key in (previous or {}).items():
@@ -92,11 +104,13 @@ def verify(
             connection.execute(select(func.count()).select_from(t).where(t.c.seq.is_(None))).scalar_one()
             for t in TABLES
         )
-    if unsigned != head.unsigned_rows:
-        raise TamperEvidence(
-            f"{unsigned} rows carry no digest, but the store held {head.unsigned_rows} unsigned rows when "
-            "migration 0008 added the chain: rows were added without one"
-        )
+        if unsigned != head.unsigned_rows:
+            raise TamperEvidence(
+                f"{unsigned} rows carry no digest, but the store held {head.unsigned_rows} unsigned rows "
+                "when migration 0008 added the chain: rows were added without one"
+            )
+        if unsigned:
+            _refuse_unsigned_rows_after(connection, _first_signed_time(connection, sqlite), sqlite)
     return Verified(head.seq, unsigned, head.seq, head.digest)
 
 
@@ -123,7 +137,7 @@ def _keys(
 
 
 def _verify_rows(
-    rows: Iterator[tuple[int, str, Row]],
+    rows: Iterator[tuple[int, str, dict[str, Any]]],
     seal: Seal,
     last: int,
     anchor: tuple[int, str] | None,
@@ -136,17 +150,17 @@ def _verify_rows(
         if seq != expected:
             raise TamperEvidence(
                 f"seq {expected} is missing: that row was deleted, or its seq or digest cleared "
-                f"(the next row is {name} {row.id} at seq {seq})"
+                f"(the next row is {name} {row['id']} at seq {seq})"
             )
-        digest = seal.link(digest, seq, content_hash(name, row._asdict()))
-        if digest != row.digest:
+        digest = seal.link(digest, seq, content_hash(name, row))
+        if digest != row["digest"]:
             raise TamperEvidence(
-                f"{name} row {row.id} (seq {seq}) does not match its digest: it was changed after it was "
+                f"{name} row {row['id']} (seq {seq}) does not match its digest: it was changed after it was "
                 "written, or written without the key"
             )
         if anchor is not None and seq == anchor[0] and digest != anchor[1]:
             raise TamperEvidence(
-                f"seq {seq} ({name} row {row.id}) is not the row the anchor names: the chain was rewritten"
+                f"seq {seq} ({name} row {row['id']}) is not the row the anchor names: the chain was rewritten"
             )
         seal = handovers.get(seq, seal)
         expected += 1
@@ -155,15 +169,92 @@ def _verify_rows(
     return digest
 
 
-def _in_chain_order(connection: Connection, last: int) -> Iterator[tuple[int, str, Row]]:
+def _in_chain_order(
+    connection: Connection, last: int, sqlite: bool
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
     """Every table's rows at seq 1..last merged by seq, each table read by one streaming cursor in seq
     order (its unique index), PAGE rows at a time: one query per table, not one per page."""
-    streams = [_stream(connection, table, last) for table in TABLES]
+    streams = [_stream(connection, table, last, sqlite) for table in TABLES]
     return heapq.merge(*streams, key=itemgetter(0))
 
 
-def _stream(connection: Connection, table: Table, last: int) -> Iterator[tuple[int, str, Row]]:
-    """The rows of `table` at seq 1..last, read through the table's types as the server wrote them."""
-    query = select(table).where(table.c.seq.between(1, last)).order_by(table.c.seq)
+def _stream(
+    connection: Connection, table: Table, last: int, sqlite: bool
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """The rows of `table` at seq 1..last, read through the table's types as the server wrote them; on
+    SQLite, its time as the text stored, which must be the one spelling the server writes."""
+    time = table.c[TIMES[table.name]]
+    columns = [_stored_text(c) if sqlite and c is time else c for c in table.c]
+    query = select(*columns).where(table.c.seq.between(1, last)).order_by(table.c.seq)
     for row in connection.execute(query.execution_options(yield_per=PAGE)):
-        yield row.seq, table.name, row
+        values = row._asdict()
+        if sqlite:
+            values[time.name] = _sqlite_time(table.name, row, time.name)
+        yield row.seq, table.name, values
+
+
+def _stored_text(column: Column) -> Any:
+    return type_coerce(column, String).label(column.name)
+
+
+def _sqlite_time(table: str, row: Row, column: str) -> datetime:
+    """A time stored as SQLite text, read back as the aware time the server wrote, or TamperEvidence
+    naming the row when the text is not the one spelling the server writes."""
+    text = getattr(row, column)
+    try:
+        time = datetime.strptime(text, SQLITE_TIME)
+    except (TypeError, ValueError):
+        time = None
+    if time is None or time.strftime(SQLITE_TIME) != text:
+        place = f" (seq {row.seq})" if row.seq is not None else " (no seq)"
+        raise TamperEvidence(
+            f"{table} row {row.id}{place} holds {column} {text!r}, which the server never writes (it writes "
+            "'YYYY-MM-DD HH:MM:SS.ffffff', UTC): it was changed after it was written, and date filters "
+            "compare that text"
+        )
+    return time.replace(tzinfo=UTC)
+
+
+def _refuse_rows_outside(connection: Connection, last: int) -> None:
+    """A row placed before the chain's start or after its end would be served and listed like any other,
+    and the walk from seq 1 to the head would never read it."""
+    for table in TABLES:
+        outside = or_(table.c.seq < 1, table.c.seq > last)
+        row = connection.execute(select(table.c.id, table.c.seq).where(outside).limit(1)).first()
+        if row is not None:
+            raise TamperEvidence(
+                f"{table.name} row {row.id} is at seq {row.seq}, outside the chain, which runs from seq 1 to "
+                f"{last}: it was added without the key, or the chain's end was moved back"
+            )
+
+
+def _first_signed_time(connection: Connection, sqlite: bool) -> datetime | None:
+    """When the chain's first row was written (its time is signed): every row without a digest is older."""
+    for table in TABLES:
+        time = table.c[TIMES[table.name]]
+        row = connection.execute(
+            select(table.c.id, table.c.seq, _stored_text(time) if sqlite else time).where(table.c.seq == 1)
+        ).first()
+        if row is not None:
+            return _sqlite_time(table.name, row, time.name) if sqlite else getattr(row, time.name)
+    return None
+
+
+def _refuse_unsigned_rows_after(connection: Connection, first: datetime | None, sqlite: bool) -> None:
+    """Rows without a digest are the ones migration 0008 found; one dated after the chain began was added
+    since (its number alone is a counter in the same store, which whoever adds the row can raise too)."""
+    if first is None:
+        return
+    for table in TABLES:
+        time = table.c[TIMES[table.name]]
+        query = select(table.c.id, table.c.seq, _stored_text(time) if sqlite else time).where(
+            table.c.seq.is_(None)
+        )
+        for row in connection.execute(query.execution_options(yield_per=PAGE)):
+            written = _sqlite_time(table.name, row, time.name) if sqlite else getattr(row, time.name)
+            if written >= first:
+                raise TamperEvidence(
+                    f"{table.name} row {row.id} carries no digest but is dated {written:%Y-%m-%d %H:%M:%S} "
+                    f"UTC, after the chain's first row ({first:%Y-%m-%d %H:%M:%S} UTC): every row written "
+                    "since migration 0008 is signed, so it was added without the key"
+                )

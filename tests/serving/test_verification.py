@@ -113,6 +113,99 @@ def test_a_row_added_without_a_digest_is_found(store_url, key_file):
     store.engine.dispose()
 
 
+def columns(row: ScoreRow) -> dict:
+    return {c.name: getattr(row, c.name) for c in SCORES.columns}
+
+
+def test_a_row_outside_the_chain_is_found(store_url, key_file):
+    """A row given a place before the chain's start or past its end is served and listed like the others,
+    though a walk from seq 1 to the end never reads it; so is the end moved back over rows kept."""
+    store, _ = signed_store(store_url)
+    for seq in (7, 1_000_000_000, 0, -3):
+        forged = score_row("P-forged", seq=seq, digest="f" * 64)
+        with store.engine.begin() as connection:
+            connection.execute(insert(SCORES).values(columns(forged)))
+        result = verify(store_url, key_file)
+        assert result.exit_code == 1
+        assert (
+            f"scores row {forged.id} is at seq {seq}, outside the chain, which runs from seq 1 to 6: it was "
+            "added without the key, or the chain's end was moved back"
+        ) in result.stderr
+        with store.engine.begin() as connection:
+            connection.execute(delete(SCORES).where(SCORES.c.id == forged.id))
+    assert verify(store_url, key_file).exit_code == 0
+    with store.engine.begin() as connection:
+        fifth = connection.execute(select(READS.c.digest).where(READS.c.seq == 5)).scalar_one()
+        connection.execute(update(CHAIN).values(seq=5, digest=fifth))
+        sixth = connection.execute(select(READS.c.id).where(READS.c.seq == 6)).scalar_one()
+    result = verify(store_url, key_file)
+    assert result.exit_code == 1
+    assert (
+        f"score_reads row {sixth} is at seq 6, outside the chain, which runs from seq 1 to 5" in result.stderr
+    )
+    store.engine.dispose()
+
+
+def test_a_row_without_a_digest_dated_after_the_chain_began_is_found_though_the_count_was_raised(
+    store_url, key_file
+):
+    """The number of rows from before migration 0008 is a counter in the same store: whoever adds a row
+    without a digest can raise it, but the row is then newer than the chain's first, signed row."""
+    store, _ = signed_store(store_url)
+    forged = score_row("P-forged")
+    with store.engine.begin() as connection:
+        connection.execute(insert(SCORES).values(columns(forged)))
+        connection.execute(update(CHAIN).values(unsigned_rows=CHAIN.c.unsigned_rows + 1))
+    result = verify(store_url, key_file)
+    assert result.exit_code == 1
+    assert f"scores row {forged.id} carries no digest but is dated " in result.stderr
+    assert "after the chain's first row" in result.stderr
+    store.engine.dispose()
+
+
+def test_a_time_spelled_otherwise_in_sqlite_is_named_though_it_is_the_same_time(tmp_path, key_file):
+    """SQLite keeps times as text and date filters compare that text: '2026-11-25T00:35' is the same time
+    as '2026-11-25 00:35' to the digest, but sorts after every other score of that day."""
+    url = f"sqlite:///{tmp_path}/audit.db"
+    store, rows = signed_store(url)
+    select_time = text("SELECT created_at FROM scores WHERE id = :id")
+    with store.engine.connect() as connection:
+        stored = connection.execute(select_time, {"id": rows[1].id}).scalar_one()
+    for respelled in (stored.replace(" ", "T"), "0" + stored, stored + "+00:00"):
+        with store.engine.begin() as connection:
+            update_time = text("UPDATE scores SET created_at = :time WHERE id = :id")
+            connection.execute(update_time, {"time": respelled, "id": rows[1].id})
+        result = verify(url, key_file)
+        assert result.exit_code == 1
+        assert (
+            f"scores row {rows[1].id} (seq 2) holds created_at {respelled!r}, which the server never writes"
+        ) in result.stderr
+    store.engine.dispose()
+
+
+def test_verify_beside_a_writer_reads_one_snapshot(store_url, key_file):
+    """Rows a server commits while verify runs are neither outside the chain nor missing: they are the
+    next run's."""
+    store, _ = signed_store(store_url)
+    done = threading.Event()
+
+    def write() -> None:
+        for _ in range(2_000):
+            if done.is_set():
+                return
+            store.record([score_row(f"P-{uuid.uuid4()}")])
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        results = [verify(store_url, key_file) for _ in range(5)]
+    finally:
+        done.set()
+        writer.join()
+    assert [r.exit_code for r in results] == [0] * 5, [r.output for r in results]
+    store.engine.dispose()
+
+
 def test_the_end_cut_off_is_found_only_against_an_anchor_kept_elsewhere(store_url, key_file):
     """Without the key nobody can forge a row, but removing the last rows and moving the head back to the
     row before them leaves a valid, shorter chain: only an anchor kept outside the store shows it."""
