@@ -1,17 +1,28 @@
 """Query parameters shared by the API's searches: UTC times, refused unknown names, a window's order."""
 
+import re
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, BeforeValidator
 
 from serving.schemas import MAX_UNKNOWN_FIELDS
 from serving.search import as_utc
 
-UtcTime = Annotated[datetime, AfterValidator(as_utc)]
+# Digits past the microsecond: pydantic drops them, which would move `until` before a score it holds.
+FINER_THAN_MICROSECONDS = re.compile(r"[.,]\d{7,}")
+
+
+def _to_the_microsecond(value: Any) -> Any:
+    if isinstance(value, str) and FINER_THAN_MICROSECONDS.search(value):
+        raise ValueError("scores are timed to the microsecond: give at most 6 digits after the seconds")
+    return value
+
+
+UtcTime = Annotated[datetime, BeforeValidator(_to_the_microsecond), AfterValidator(as_utc)]
 
 
 def only_known_parameters(query: type[BaseModel]) -> Callable[[Request], Coroutine[Any, Any, None]]:

@@ -102,7 +102,7 @@ def install_pages(app: FastAPI) -> None:
         if not _is_page(request):
             return await problem_handlers[RequestValidationError](request, exc)
         errors = field_errors(list(exc.errors()))
-        return _render(request, "bad_address.html", {"reviewer": None, "errors": errors}, 422)
+        return _render(request, "bad_address.html", {"reviewer": _signed_in(request), "errors": errors}, 422)
 
     @app.exception_handler(HTTPException)
     async def page_error(request: Request, exc: HTTPException) -> Response:
@@ -131,6 +131,13 @@ def _session_context(request: Request) -> dict[str, Any]:
     """Seconds the page's session lasts unused, for review.js to warn before it ends."""
     session = getattr(request.state, "page_session", None)
     return {} if session is None else {"session_seconds": seconds_left(session, request.app.state.settings)}
+
+
+def _signed_in(request: Request) -> Reviewer | None:
+    """The reviewer a page's dependencies found before its address was refused (they run before its
+    query is read; a page without a session is sent to sign in first), so the error keeps the menu."""
+    key, session = getattr(request.state, "api_key", None), getattr(request.state, "page_session", None)
+    return Reviewer(key, session.csrf) if key is not None and session is not None else None
 
 
 def _not_found(request: Request, reviewer: Reviewer | None, what: str) -> Response:
@@ -265,7 +272,7 @@ def scores_page(
         band_problem, band = f"{band_problem}; showing every band", ""
     where = ScoreFilter(
         model_name=holder.name,
-        person_id=person_id.strip() or None,
+        person_id=person_id or None,
         since=datetime.combine(first, time(), UTC) if first else None,
         until=datetime.combine(last + timedelta(days=1), time(), UTC) if last and last < date.max else None,
         band=band or None,
@@ -485,7 +492,12 @@ def model_page(
             "alias": settings.model_alias,
             "run_id": run_id,
             "unregistered": unregistered,
-            "forced_reason": listed.forced_reason if listed else serving.forced_reason,
+            # A version deleted from the registry took its tags with it: no reason is known then.
+            "forced_reason": listed.forced_reason
+            if listed
+            else serving.forced_reason
+            if version == serving.version
+            else None,
             "restart_required": holder.restart_required,
             "load_failed": holder.load_failed,
             "versions": versions,

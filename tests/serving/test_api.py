@@ -1319,6 +1319,21 @@ def test_out_of_range_queries_are_refused_not_crashed(server, params):
     assert response.json()["errors"][0]["field"] == f"query.{next(iter(params))}"
 
 
+def test_a_time_finer_than_a_microsecond_is_refused(server):
+    """Scores are timed to the microsecond: a finer `until`, cut there, would leave out a score before it."""
+    with server.client("reviewer") as client:
+        for name in ("since", "until"):
+            response = client.get("/v1/scores", params={name: "2026-11-25T00:35:50.2513201Z"})
+            assert response.status_code == 422
+            error = response.json()["errors"][0]
+            assert error["field"] == f"query.{name}"
+            assert (
+                "scores are timed to the microsecond: give at most 6 digits after the seconds"
+                in error["message"]
+            )
+        assert client.get("/v1/scores", params={"until": "2026-11-25T00:35:50.251320Z"}).status_code == 200
+
+
 # Every line a server writes: time, level, logger, worker pid and request id ('-' outside a request).
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) [\w.]+ pid=\d+ \[[^\]]+\] ")
 

@@ -175,6 +175,33 @@ def test_a_signed_out_session_opens_nothing_even_from_a_copied_cookie(server):
         assert other_browser.get("/review/scores").status_code == 200
 
 
+def test_the_person_filter_finds_an_id_as_it_was_sent(own_scores_server, api_records):
+    """Spaces around a person id are part of it, as in the API: trimmed, the filter would show another
+    person's scores (or, for an id of spaces alone, every score) under the id asked for."""
+    with own_scores_server.client("scorer") as scorer:
+        spaced, bare = (
+            scorer.post("/v1/scores", json={"person_id": person, "record": api_records[0]}).json()["id"]
+            for person in (" P-spaced ", "P-spaced")
+        )
+    with own_scores_server.page_client() as client:
+        found = client.get("/review/scores", params={"person_id": " P-spaced "}).text
+        blank = client.get("/review/scores", params={"person_id": "   "}).text
+    assert spaced in found and bare not in found
+    assert '<p id="count" role="status">0 scores' in blank
+
+
+def test_a_person_page_cut_at_its_limit_links_every_score(own_scores_server, api_records):
+    items = [{"person_id": "P-many scores", "record": api_records[0]}] * 201
+    with own_scores_server.client("scorer") as scorer:
+        assert scorer.post("/v1/scores:batch", json={"items": items}).status_code == 200
+    with own_scores_server.page_client() as client:
+        person = client.get("/review/people/P-many scores").text
+        listed = client.get("/review/scores", params={"person_id": "P-many scores"}).text
+    link = '<a href="/review/scores?person_id=P-many%20scores">all 201 in the score list</a>'
+    assert f"200 assessments, oldest first (the newest 200 of 201: {link})." in person
+    assert '<p id="count" role="status">201 scores, newest first; page 1 of 9.</p>' in listed
+
+
 def test_a_person_link_stays_on_that_person_whatever_their_id_holds(own_scores_server, api_records):
     """A "/.." inside an id must not let a browser resolve the link to another person's history."""
     tricky = "P-slash/../P-other"
@@ -553,6 +580,8 @@ def test_a_bad_page_address_gets_a_page_not_a_json_problem(server, scores):
         api_path = reviewer.get("/v1/nowhere")
     assert bad_page.status_code == 422 and bad_page.headers["content-type"].startswith("text/html")
     assert "<code>page</code> = <code>abc</code>: Input should be a valid integer" in bad_page.text
+    assert "<title>Error: Cannot show this page" in bad_page.text
+    assert ">Sign out<" in bad_page.text, "the signed-in reviewer keeps the menu"
     assert "frame-ancestors 'none'" in bad_page.headers["content-security-policy"]
     assert no_page.status_code == 404 and "There is no page at /review/nowhere." in no_page.text
     assert api_query.headers["content-type"] == api_path.headers["content-type"] == "application/problem+json"
@@ -882,6 +911,7 @@ def test_a_version_deleted_from_the_registry_is_shown_from_the_run_its_scores_na
     assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
     assert never.status_code == 404
     assert f"No version 99 of {name} in the registry or in the audit trail." in html.unescape(never.text)
+    assert "failed a promotion gate" not in text, "the serving version's forced promotion is not this one's"
 
 
 def test_scores_of_a_version_that_never_scored_show_that_filter(page, server, scores, second_version):
