@@ -26,10 +26,7 @@ OUT_SUFFIX = ".jsonl"
 def score_file(model: str, data: Path, out: Path) -> tuple[dict, list[str]]:
     """Score every record of `data` into `out` (JSON Lines, written whole or not at all); the summary
     and the warnings. Invalid records stop it with the feature pipeline's errors, before any scoring."""
-    if out.suffix != OUT_SUFFIX:
-        raise ValueError(
-            f"scores are written as JSON Lines, one per record: name the file *{OUT_SUFFIX}, not {out}"
-        )
+    _check_out(data, out)
     name, version, run_id = _registered_version(model)
     bundle = load_registered(f"models:/{name}/{version}")
     records = read_records(data)
@@ -40,6 +37,7 @@ def score_file(model: str, data: Path, out: Path) -> tuple[dict, list[str]]:
     bands: Counter[str] = Counter()
     warned = 0
     partial = out.with_name(f".{out.name}.partial")
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with partial.open("w", encoding="utf-8") as file:
             for start in range(0, len(records), CHUNK):
@@ -72,6 +70,17 @@ def score_file(model: str, data: Path, out: Path) -> tuple[dict, list[str]]:
         **bundle.unlearned_inputs(records),
     }
     return summary, report.ignored_columns_warnings(data)
+
+
+def _check_out(data: Path, out: Path) -> None:
+    """Refuse, before the model is loaded, an output that could not be read back as scores or that would
+    replace the records being scored."""
+    if out.suffix.lower() != OUT_SUFFIX:
+        raise ValueError(
+            f"scores are written as JSON Lines, one per record: name the file *{OUT_SUFFIX}, not {out}"
+        )
+    if out.resolve() == data.resolve():
+        raise ValueError(f"--out must name a new file, not the data file itself ({data})")
 
 
 def _person(chunk: pd.DataFrame, row: object, id_column: str) -> dict[str, str | None]:

@@ -463,7 +463,7 @@ def test_score_writes_each_record_scored_as_the_registered_model_scores_it(
     reads as numbers, the signature says text), so the command reads it as the pipeline does."""
     records = training_raw.iloc[:30].copy()
     records.loc[records.index[3], "Prior_Arrest_Episodes_Felony"] = None
-    data, out = tmp_path / "people.csv", tmp_path / "scores.jsonl"
+    data, out = tmp_path / "people.csv", tmp_path / "new folder" / "scores.JSONL"
     records.to_csv(data, index=False)
     model = "models:/reintegra@candidate"
     result = cli("score", "--model", model, "--data", str(data), "--out", str(out), uri=store)
@@ -497,6 +497,14 @@ def test_score_writes_nothing_for_a_file_with_an_invalid_record_or_for_another_k
     assert "Traceback" not in invalid.stderr and list(tmp_path.iterdir()) == [data]
     csv_out = cli("score", "--model", model, "--data", str(data), "--out", str(tmp_path / "s.csv"), uri=store)
     assert csv_out.returncode == 2 and "name the file *.jsonl" in csv_out.stderr
+    records = tmp_path / "people.jsonl"
+    training_raw.iloc[:5].to_json(records, orient="records", lines=True)
+    before = records.read_bytes()
+    itself = cli("score", "--model", model, "--data", str(records), "--out", str(records), uri=store)
+    assert itself.returncode == 2
+    assert f"--out must name a new file, not the data file itself ({records})" in itself.stderr
+    assert records.read_bytes() == before
+    records.unlink()
     by_run = cli(
         "score", "--model", f"runs:/{trained.run_id}/model", "--data", str(data), "--out", str(out), uri=store
     )
