@@ -33,13 +33,17 @@ def evaluate_file(model: str, data: Path) -> FileEvaluation:
     absent = [c.name for c in bundle.spec.columns if c.known == "supervision" and c.name not in raw.columns]
     warnings = validation.ignored_columns_warnings(data)
     digest = file_sha256(data)
-    # Rows are known again by every required column, supervision-time ones too: without them, unknown.
-    fitted = None if absent else training_rows(typed, bundle.spec, bundle.metadata)
+    fitted = training_rows(typed, bundle.spec, bundle.metadata, absent)
     if absent:
+        unknown = (
+            ", and whether its rows are rows this model was fitted on cannot be told (includes_training_rows "
+            "is null: this version knows its training rows by every required column)"
+            if fitted is None
+            else ""
+        )
         warnings.append(
             f"warning: {data} lacks the supervision-time columns {', '.join(absent)}: the needs they label "
-            "have no AUC, and whether its rows are rows this model was fitted on cannot be told "
-            "(includes_training_rows is null)"
+            f"have no AUC{unknown}"
         )
     if fitted is None and digest == bundle.metadata.get("data_sha256"):
         fitted = bundle.metadata["n_train"]  # a model that kept no row hashes knows only its file

@@ -13,6 +13,10 @@ from features.spec import DatasetSpec
 SALT_BYTES = 16
 DECIMALS = 9
 SEPARATOR = "\x1f"  # the ASCII unit separator, which no cell of a text file holds
+# What a row's key holds (kept in the model's metadata): id, outcome and required inputs; a model without
+# the entry keyed every required column, supervision-time and protected ones too.
+KEY = "id, outcome and required inputs"
+EVERY_REQUIRED = "id, outcome and every required column"
 
 
 def new_salt() -> str:
@@ -20,12 +24,15 @@ def new_salt() -> str:
     return secrets.token_hex(SALT_BYTES)
 
 
-def row_keys(typed: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
-    """Each record's id, outcome and required values as validation typed them (an export may leave an
-    optional column out): the same row in any order or format is known again, and another person given a
-    recycled id (an export numbering rows from 1) is not."""
-    required = [c.name for c in spec.columns if c.required]
-    columns = typed.reindex(columns=[spec.id, spec.outcome.column, *required])
+def row_keys(typed: pd.DataFrame, spec: DatasetSpec, key: str = KEY) -> pd.Series:
+    """Each record's id, outcome and required inputs as validation typed them (optional columns, which an
+    export may leave out, do not count): the same row in any order or format is known again, and another
+    person given a recycled id (an export numbering rows from 1) is not. Other columns (supervision-time,
+    protected) do not count either: blanked or corrected, the models still saw the row. Models trained
+    before kept the `EVERY_REQUIRED` key."""
+    given = spec.inputs() if key == KEY else [c.name for c in spec.columns]
+    keyed = [c.name for c in spec.columns if c.required and c.name in given]
+    columns = typed.reindex(columns=[spec.id, spec.outcome.column, *keyed])
     numbers = columns.select_dtypes("float").columns  # rounded: writers differ in a number's last digit
     columns[numbers] = columns[numbers].round(DECIMALS)
     text = columns.astype(object).where(columns.notna(), "").astype(str)
@@ -39,9 +46,13 @@ def row_hashes(keys: pd.Series, salt: str) -> np.ndarray:
     return np.unique(np.array([int.from_bytes(d, "big") for d in digests], dtype=np.uint64))
 
 
-def training_rows(typed: pd.DataFrame, spec: DatasetSpec, metadata: dict) -> int | None:
-    """How many rows of `typed` the model was fitted on; None for a model that kept no hashes."""
+def training_rows(typed: pd.DataFrame, spec: DatasetSpec, metadata: dict, absent: list[str]) -> int | None:
+    """How many rows of `typed` the model was fitted on; None for a model that kept no hashes, or whose
+    key holds a column the file lacks (`absent`)."""
     if "training_row_hashes" not in metadata:
         return None
-    given = row_hashes(row_keys(typed, spec), metadata["training_row_salt"])
+    key = metadata.get("training_row_key", EVERY_REQUIRED)
+    if absent and key == EVERY_REQUIRED:
+        return None
+    given = row_hashes(row_keys(typed, spec, key), metadata["training_row_salt"])
     return int(np.isin(given, metadata["training_row_hashes"], assume_unique=True).sum())

@@ -39,6 +39,7 @@ from training.fairness import fpr_extremes
 from training.fit import fit_bundle, outcome
 from training.gates import GateResult, check_gates
 from training.intervals import METRICS as INTERVAL_METRICS
+from training.overlap import KEY as ROW_KEY
 from training.overlap import new_salt, row_hashes, row_keys
 from training.provenance import COMMIT_TAG, DIRTY_TAG, PINNED_PACKAGES, environment, git_state
 from training.reference import reference_profile
@@ -119,6 +120,7 @@ def train(
         "split_sha256": split_sha256(test_rows),
         # so evaluate can count the rows of any file that were fitted on, without keeping an id
         "training_row_salt": salt,
+        "training_row_key": ROW_KEY,
         "training_row_hashes": row_hashes(row_keys(train_part, spec), salt),
     }
     with step("logging to MLflow and registering"), tempfile.TemporaryDirectory() as tmp:

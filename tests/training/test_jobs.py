@@ -556,7 +556,8 @@ def test_evaluate_takes_a_file_without_supervision_columns_saying_what_it_cannot
     assert unmeasured and report["needs_without_auc"] == unmeasured
     measured = [n.name for n in spec.needs if n.name not in unmeasured]
     assert {n: report["needs"][n] for n in measured} == {n: baseline["needs"][n] for n in measured}
-    assert baseline["includes_training_rows"] is True and report["includes_training_rows"] is None
+    assert baseline["includes_training_rows"] is True
+    assert (report["includes_training_rows"], report["training_rows"]) == (True, baseline["training_rows"])
     lines = result.stderr.splitlines()
     for need in spec.needs:
         if need.name in unmeasured:
@@ -568,7 +569,10 @@ def test_evaluate_takes_a_file_without_supervision_columns_saying_what_it_cannot
                 in lines
             )
     assert f"warning: macro_auc is over {len(measured)} of the 6 needs ({', '.join(measured)})" in lines
-    assert any(line.startswith(f"warning: {at_release} lacks the supervision-time columns") for line in lines)
+    lacks = [
+        line for line in lines if line.startswith(f"warning: {at_release} lacks the supervision-time columns")
+    ]
+    assert len(lacks) == 1 and lacks[0].endswith("the needs they label have no AUC")
     assert "macro_auc is over" not in full.stderr and "does not declare" not in full.stderr
     assert (
         f"warning: {at_release} has columns the spec does not declare, ignored: Training_Sample"
