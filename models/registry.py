@@ -42,12 +42,13 @@ def run_artifact(run_id: str, name: str) -> bytes:
         return Path(path).read_bytes()
 
 
-def registered_spec(name: str) -> str | None:
-    """The spec the newest version of registered model `name` was trained on (None: no versions)."""
+def registered_spec(name: str) -> tuple[str, ModelVersion] | None:
+    """The spec the newest version of registered model `name` was trained on, by name, with that
+    version (None: no versions)."""
     versions = model_versions(name)
     if not versions:
         return None
-    return MlflowClient().get_run(versions[0].run_id).data.params.get("spec")
+    return MlflowClient().get_run(versions[0].run_id).data.params.get("spec"), versions[0]
 
 
 def model_versions(name: str) -> list[ModelVersion]:

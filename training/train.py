@@ -20,19 +20,20 @@ import pandas as pd
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from sklearn.model_selection import train_test_split
 
 from features.example import example_record
 from features.records import read_records
-from features.spec import DatasetSpec
+from features.spec import DatasetSpec, SpecError, parse_spec
 from features.validation import RecordsInvalid, validate_records
 from models import DEFAULT_MODEL_NAME
 from models.baselines import baseline_label
 from models.bundle import ScoringBundle
 from models.calibrated import DEFAULT_PARAMS
 from models.pyfunc import BUNDLE_ARTIFACT, release_signature
-from models.registry import REFERENCE_PROFILE, configure_tracking, registered_spec
+from models.registry import REFERENCE_PROFILE, configure_tracking, registered_spec, run_artifact
 from training import plots
 from training.evaluate import evaluation_report
 from training.fairness import fpr_extremes
@@ -43,6 +44,7 @@ from training.overlap import KEY as ROW_KEY
 from training.overlap import new_salt, row_hashes, row_keys
 from training.provenance import COMMIT_TAG, DIRTY_TAG, PINNED_PACKAGES, environment, git_state
 from training.reference import reference_profile
+from training.spec_changes import spec_changes
 from training.tracking import CANDIDATE, check_model_name, experiment_id, move_alias, store_unusable
 
 TEST_SIZE = 0.25
@@ -87,11 +89,12 @@ def train(
             raise RecordsInvalid(report)
     registered = _registered_spec(name)
     experiment = experiment_id()  # before fitting: MLflow refuses a run in a deleted experiment
-    if registered not in (None, spec.name):
+    if registered is not None and registered[0] != spec.name:
         raise ValueError(
-            f"model {name} holds versions trained on spec {registered}; a model serves one record "
+            f"model {name} holds versions trained on spec {registered[0]}; a model serves one record "
             f"layout, so register spec {spec.name} under another name (--name, or MODEL_NAME for make)"
         )
+    edited = _edits_since(registered, spec, name)
     y = outcome(typed, spec)
     counts = np.bincount(y.astype(int), minlength=2)
     if counts.min() < MIN_PER_OUTCOME:
@@ -127,16 +130,42 @@ def train(
         folder = Path(tmp)
         _write_artifacts(folder, bundle, test_part, scores, evaluation, gates)
         result = _log_and_register(folder, bundle, evaluation, gates, data, name, experiment)
-    return replace(result, warnings=report.ignored_columns_warnings(data))
+    return replace(result, warnings=[*edited, *report.ignored_columns_warnings(data)])
 
 
-def _registered_spec(name: str) -> str | None:
-    """The spec `name` holds, asked before any fitting, so a store MLflow cannot use is said at once."""
+def _registered_spec(name: str) -> tuple[str, ModelVersion] | None:
+    """The spec `name`'s newest version was trained on, by name, with that version; asked before any
+    fitting, so a store MLflow cannot use is said at once."""
     configure_tracking()
     try:
         return registered_spec(name)
     except MlflowException as exc:
         raise store_unusable(exc) from exc
+
+
+def _edits_since(registered: tuple[str, ModelVersion] | None, spec: DatasetSpec, name: str) -> list[str]:
+    """A warning saying how `spec` differs from the one `name`'s newest version was trained on (a spec
+    keeps its name through edits); nothing when that spec cannot be read (a run from before it was kept)."""
+    if registered is None:
+        return []
+    newest = registered[1]
+    try:
+        before = parse_spec(run_artifact(newest.run_id, SPEC_ARTIFACT).decode())
+    except (MlflowException, SpecError):
+        return []
+    changes, records_change = spec_changes(before, spec)
+    if not changes:
+        return []
+    serving = (
+        f" A server serving version {newest.version} takes records of another shape than this version, so "
+        "it keeps serving that version until it restarts (GET /v1/model and the model page say so)."
+        if records_change
+        else ""
+    )
+    return [
+        f"warning: spec {spec.name} is not the one version {newest.version} of {name} was trained on: "
+        f"{'; '.join(changes)}.{serving}"
+    ]
 
 
 def _check_risk_varies(risk: np.ndarray, train_part: pd.DataFrame, spec: DatasetSpec) -> None:

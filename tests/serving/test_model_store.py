@@ -314,7 +314,7 @@ def test_a_model_named_with_quotes_outside_our_tools_has_its_pages(name, registr
     client.create_registered_model(name)
     version = client.create_model_version(name, source.source, run_id=source.run_id).version
     client.set_registered_model_alias(name, "champion", version)
-    assert registered_spec(name) == "georgia_parole"
+    assert registered_spec(name)[0] == "georgia_parole"
     server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
     try:
         with server.page_client() as browser:

@@ -877,6 +877,34 @@ def test_a_model_name_keeps_one_spec(trained, store, data_file, spec, tmp_path):
     assert len(MlflowClient().search_model_versions("name = 'reintegra'")) == before
 
 
+def test_a_spec_edited_under_its_name_is_a_new_version_and_train_says_what_changed(
+    store, training_raw, spec, tmp_path
+):
+    """A spec keeps its name through edits, so its model takes the new version; train says how it differs
+    from the newest one, and that a server serving that one takes other records until it restarts."""
+    data = tmp_path / "cohort.csv"
+    training_raw.iloc[:1500].to_csv(data, index=False)
+    first = cli("train", "--spec", "georgia_parole", "--data", str(data), "--name", "edited", uri=store)
+    assert first.returncode == 0, first.stderr
+    assert "is not the one version" not in first.stderr
+    edited = spec.model_dump(by_alias=True, exclude_none=True)
+    edited["risk_bands"] = {"cut_points": [0.5], "labels": ["low", "high"]}
+    for column in edited["columns"]:
+        if column["name"] == "Prison_Years":
+            column["description"] = "Years in prison, as the department counts them"
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(edited))
+    second = cli("train", "--spec", str(path), "--data", str(data), "--name", "edited", uri=store)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["model_version"] == "2"
+    assert (
+        "warning: spec georgia_parole is not the one version 1 of edited was trained on: record fields "
+        "declared otherwise: Prison_Years; risk bands low, high cut at 0.5 (were low, moderate, high, "
+        "very_high cut at 0.35, 0.55, 0.75). A server serving version 1 takes records of another shape than "
+        "this version, so it keeps serving that version until it restarts"
+    ) in second.stderr
+
+
 @pytest.mark.parametrize("bad", ["", "  ", "county/2024", "county:2024", "o'brien", 'say "hi"', ".."])
 def test_a_name_the_registry_cannot_hold_is_refused_before_any_fitting(bad, store, data_file, spec):
     """MLflow refused these only at registration, after the whole fit, and left a run behind."""
