@@ -22,7 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 
 from serving.audit import AuditStore, open_seal, read_events
 from serving.database import (
@@ -35,6 +35,7 @@ from serving.database import (
 )
 from serving.events import EVENT_KINDS, EventKind, key_event
 from serving.keys import ROLES, ApiKey, KeyStore
+from serving.redact import hide_passwords
 from serving.seal import AuditKeyError, Seal, load_seal, write_new_seal
 from serving.search import as_utc
 from serving.settings import Settings, store_warnings, unknown_variables
@@ -202,6 +203,11 @@ def _bind_audit_key(engine: Engine, path: Path) -> AuditStore:
     except AuditKeyError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
+    except OSError as exc:  # a new key's file, where it cannot be written
+        typer.echo(
+            f"cannot make the audit key file {path} (REINTEGRA_AUDIT_KEY_FILE): {exc.strerror}", err=True
+        )
+        raise typer.Exit(2) from exc
     except DBAPIError as exc:  # the chain's row held by another writer past the store's wait, or refused
         shown = engine.url.render_as_string(hide_password=True)
         typer.echo(f"cannot sign with the audit store at {shown}: {_reason(exc)}", err=True)
@@ -223,7 +229,7 @@ def _open_store(url: str) -> Engine:
     try:
         engine = make_engine(url)
         before, after = migrate(engine)
-    except (OperationalError, OSError, SchemaTooNew) as exc:
+    except (DatabaseError, OSError, SchemaTooNew) as exc:  # DatabaseError: not a database, or not answering
         typer.echo(f"cannot open the store at {shown}: {_reason(exc)}", err=True)
         raise typer.Exit(2) from exc
     if before is not None and before != after:  # an upgrade an operator should know happened
@@ -250,7 +256,7 @@ def _settings(options: dict[str, str] | None = None) -> Settings:
             variable = f"REINTEGRA_{field.upper()}"
             value = error["input"]
             if variable.endswith("_URL"):
-                value = _without_password(value)
+                value = hide_passwords(value)
             elif variable.endswith("_SECRET"):  # refused, yet perhaps the one really used elsewhere
                 value = "***"
             message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
@@ -264,15 +270,6 @@ def _settings(options: dict[str, str] | None = None) -> Settings:
     for line in store_warnings(settings):
         typer.echo(f"warning: {line}", err=True)
     return settings
-
-
-def _without_password(url: str) -> str:
-    """A store URL as it may be printed; text that is no URL has no password to hide."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url
-    return parsed.render_as_string(hide_password=True) if parsed.password else url
 
 
 def _store(settings: Settings | None = None) -> KeyStore:
@@ -294,7 +291,7 @@ def _read_store(url: str) -> Engine:
     try:
         engine = make_reader(url)
         require_current_schema(engine)
-    except (OperationalError, OSError, SchemaMismatch) as exc:
+    except (DatabaseError, OSError, SchemaMismatch) as exc:
         if engine is not None:
             engine.dispose()
         typer.echo(f"cannot read the store at {shown}: {_reason(exc)}", err=True)
@@ -308,7 +305,7 @@ def migrate_stores() -> None:
     settings = _settings()
     for url in dict.fromkeys((settings.audit_url, settings.keys_url)):
         _open_store(url).dispose()
-        typer.echo(f"the store at {_without_password(url)} is at this release's schema")
+        typer.echo(f"the store at {hide_passwords(url)} is at this release's schema")
 
 
 @keys_app.command("create")
@@ -329,7 +326,7 @@ def list_keys() -> None:
     settings = _settings()
     keys = _store(settings).list()
     if not keys:  # on stderr, as kubectl says "No resources found": the list on stdout stays empty
-        shown = _without_password(settings.keys_url)
+        shown = hide_passwords(settings.keys_url)
         typer.echo(f"no API keys in the store at {shown}; create one with keys create --role ROLE", err=True)
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import mlflow
 from mlflow import MlflowClient
@@ -22,6 +21,7 @@ from models.registry import (
     run_artifact,
     sqlite_path,
 )
+from serving.redact import hide_passwords
 from serving.schemas import record_changes, record_model
 from serving.seal import AuditKeyError
 
@@ -277,7 +277,7 @@ def alias_version(name: str, alias: str) -> str:
         if exc.error_code not in NOT_FOUND:  # retraining would not help: MLflow itself is out of reach
             raise RegistryUnreachable(
                 f"MLflow did not answer for models:/{name}@{alias} "
-                f"(MLFLOW_TRACKING_URI={_without_password(mlflow.get_tracking_uri())}): {_first_line(exc)}"
+                f"(MLFLOW_TRACKING_URI={hide_passwords(mlflow.get_tracking_uri())}): {_first_line(exc)}"
             ) from exc
         how = (
             "make run does both on the synthetic cohort"
@@ -292,25 +292,18 @@ def alias_version(name: str, alias: str) -> str:
 
 
 def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    """MLflow's message may quote the tracking URI, password and all."""
+    return hide_passwords((str(exc).strip().splitlines() or [type(exc).__name__])[0])
 
 
 def _tracking_store() -> str:
     """Where MLflow was asked, as an operator can find it: a relative SQLite path depends on the folder
     the server was started from."""
-    uri = _without_password(mlflow.get_tracking_uri())
+    uri = hide_passwords(mlflow.get_tracking_uri())
     database = sqlite_path(uri)
     if database is None or database.is_absolute():
         return uri
     return f"{uri} ({database.resolve()}, from the working folder)"
-
-
-def _without_password(uri: str) -> str:
-    """A tracking URI as it may be printed: a password in it is hidden."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
 def _record_schema(model: ServingModel) -> dict:

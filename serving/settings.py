@@ -28,7 +28,7 @@ def _store_url(url: str) -> str:
     (in-memory SQLite): otherwise the first connection fails with a traceback from every worker."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise ValueError(f"not a database URL; {STORE_URLS}") from exc
     try:  # the default driver is found by loading the dialect, which fails for a kind it lacks
         driver = (parsed.get_backend_name(), parsed.get_driver_name())

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -170,9 +171,11 @@ def test_key_names_that_would_forge_list_lines_or_not_fit_are_refused(tmp_path):
 def test_keys_commands_say_in_one_line_when_the_store_cannot_be_opened(tmp_path):
     """As the server does: a store that does not answer, or a folder that cannot be made, is exit 2."""
     (tmp_path / "a-file").write_text("")
+    (tmp_path / "damaged.db").write_bytes(bytes(range(256)) * 32)
     for url, reason in (
         ("postgresql+psycopg://ops:secret@127.0.0.1:1/keys", "connection"),
         (f"sqlite:///{tmp_path}/a-file/keys.db", "File exists"),
+        (f"sqlite:///{tmp_path}/damaged.db", "file is not a database"),
     ):
         env = {**os.environ, "REINTEGRA_KEYS_URL": url, "REINTEGRA_AUDIT_URL": url}
         command = [sys.executable, "-m", "serving", "keys", "list"]
@@ -181,6 +184,50 @@ def test_keys_commands_say_in_one_line_when_the_store_cannot_be_opened(tmp_path)
         [line] = result.stderr.splitlines()
         assert line.startswith(f"cannot open the store at {url.replace(':secret@', ':***@')}: ")
         assert reason in line and "secret" not in line
+
+
+def test_a_store_url_that_does_not_parse_is_named_without_its_password(tmp_path):
+    """A port that is not a number: SQLAlchemy raised, and a traceback printed the URL, password and all."""
+    env = {**os.environ, "REINTEGRA_AUDIT_URL": "postgresql+psycopg://ops:hunter2@db.example:notaport/audit"}
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "keys", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("REINTEGRA_AUDIT_URL='postgresql+psycopg://ops:***@db.example:notaport/audit': ")
+    assert "not a database URL" in line and "hunter2" not in result.stderr
+
+
+def _can_make(path: Path) -> bool:
+    try:
+        path.touch(exist_ok=False)
+    except OSError:
+        return False
+    path.unlink()
+    return True
+
+
+def test_an_audit_key_file_that_cannot_be_made_is_named_in_one_line(tmp_path):
+    """Where no one may make a file (sysfs: file modes do not stop root, whom the suite runs as)."""
+    key_file = Path("/sys/reintegra-audit.key")
+    if _can_make(key_file):
+        pytest.skip("/sys takes new files here, so no folder refuses a new key file to this user")
+    store = f"sqlite:///{tmp_path}/audit.db"
+    env = {
+        **os.environ,
+        "REINTEGRA_AUDIT_URL": store,
+        "REINTEGRA_KEYS_URL": store,
+        "REINTEGRA_AUDIT_KEY_FILE": str(key_file),
+    }
+    command = [sys.executable, "-m", "serving", "keys", "create", "--role", "scorer"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line == f"cannot make the audit key file {key_file} (REINTEGRA_AUDIT_KEY_FILE): Permission denied"
 
 
 def test_a_sqlite_store_in_a_missing_folder_is_refused_except_the_default_one(tmp_path, monkeypatch):
@@ -259,7 +306,7 @@ def test_an_mlflow_that_does_not_answer_is_not_reported_as_a_missing_champion(tm
     """It said 'no model ...; train and promote one first', sending the operator to retrain."""
     env = {
         **os.environ,
-        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "MLFLOW_TRACKING_URI": "http://ops:mlpw@127.0.0.1:1",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "REINTEGRA_AUDIT_URL": f"sqlite:///{tmp_path}/audit.db",
         "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/audit.db",
@@ -271,6 +318,7 @@ def test_an_mlflow_that_does_not_answer_is_not_reported_as_a_missing_champion(tm
     [line] = result.stderr.splitlines()
     assert line.startswith("MLflow did not answer for models:/reintegra@champion (MLFLOW_TRACKING_URI=")
     assert "127.0.0.1:1" in line and "train and promote" not in line
+    assert "http://ops:***@127.0.0.1:1" in line and "mlpw" not in result.stderr, "MLflow's message quotes it"
 
 
 def test_a_champion_that_cannot_be_loaded_stops_the_server_in_one_line(registry, tmp_path):
