@@ -60,10 +60,9 @@ def validate(
     dataset = _load(spec)
     side = (rejected or data.with_name(data.name + ".rejected.csv")) if drop_invalid else None
     _check_outputs_apart(data, valid_out, side, rejected)
+    _check_writable("--valid-out", valid_out)
+    _check_writable("--rejected" if rejected else "--rejected (default)", side)
     try:
-        for out in (valid_out, rejected):
-            if out is not None:
-                check_writable(out)
         raw = read_records(data)
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from exc
@@ -89,6 +88,16 @@ def _check_outputs_apart(
     if side is not None and valid_out is not None and valid_out.resolve() == side.resolve():
         default = "" if rejected else f" (--rejected defaults to {side})"
         raise _fail(f"--valid-out and --rejected must name different files{default}")
+
+
+def _check_writable(option: str, out: Path | None) -> None:
+    """Refuse an output that cannot be written before either is, so a failure leaves no half result."""
+    if out is None:
+        return
+    try:
+        check_writable(out)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"{option}: {exc}") from exc
 
 
 def _kept_rows(raw: pd.DataFrame, report: ValidationReport, data: Path, side: Path | None) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -224,10 +225,27 @@ def _check_separator(frame: pd.DataFrame, path: Path) -> None:
 
 
 def check_writable(path: Path) -> Path:
-    """Refuse a file name whose format read_records could not read back, before any work is done."""
+    """Refuse, before any work is done, a file that could not be written or whose format read_records
+    could not read back, so a command writing two files writes neither when one would fail."""
     if path.suffix.lower() not in READERS:
         raise ValueError(f"cannot write {path.name}: supported formats are {', '.join(READERS)}")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; name a file in it")
+    folder = _nearest_existing(path.parent)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"cannot write {path}: {folder} is a file, not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PermissionError(f"cannot write {path}: the file is read-only to you")
+    if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {path}: folder {folder} is read-only to you")
     return path
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """The folder itself or the closest of its parents that exists, where write_records' mkdir starts."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def write_records(frame: pd.DataFrame, path: str | Path) -> None:

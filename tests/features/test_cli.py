@@ -1,7 +1,9 @@
 """The features command line, run the way a data scientist runs it."""
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -228,6 +230,83 @@ def test_synth_refuses_what_it_cannot_do_in_one_message(tmp_path, args, message)
     )
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("valid_out", "rejected", "message"),
+    [
+        (
+            "broken.csv/clean.csv",
+            "rej.csv",
+            "--valid-out: cannot write {tmp}/broken.csv/clean.csv: {tmp}/broken.csv is a file, not a folder",
+        ),
+        (
+            "new/clean.csv",
+            "broken.csv/x/rej.csv",
+            "--rejected: cannot write {tmp}/broken.csv/x/rej.csv: {tmp}/broken.csv is a file, not a folder",
+        ),
+        (
+            "folder.csv",
+            "rej.csv",
+            "--valid-out: cannot write {tmp}/folder.csv: it is a folder; name a file in it",
+        ),
+        (
+            "clean.csv",
+            None,
+            "--rejected (default): cannot write {tmp}/broken.csv.rejected.csv: "
+            "it is a folder; name a file in it",
+        ),
+    ],
+    ids=[
+        "valid-out under a file",
+        "rejected under a file",
+        "valid-out a folder",
+        "default side file a folder",
+    ],
+)
+def test_an_output_that_cannot_be_written_is_named_before_either_is_written(
+    tmp_path, synthetic_raw, valid_out, rejected, message
+):
+    """The rejected file was written, then the valid one failed ('[Errno 17] File exists'): half a result."""
+    broken = synthetic_raw.copy()
+    broken.loc[broken.index[2], "Gender"] = "?"
+    path = tmp_path / "broken.csv"
+    broken.to_csv(path, index=False)
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "broken.csv.rejected.csv").mkdir()
+    args = ["validate", "--spec", "georgia_parole", "--data", str(path), "--drop-invalid"]
+    args += ["--valid-out", str(tmp_path / valid_out)]
+    args += ["--rejected", str(tmp_path / rejected)] if rejected else []
+    result = _features(*args)
+    assert result.returncode == 2
+    assert result.stderr == message.format(tmp=tmp_path) + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "broken.csv",
+        "broken.csv.rejected.csv",
+        "folder.csv",
+    ]
+
+
+def test_an_output_in_a_folder_closed_to_the_user_is_refused_before_anything_is_written(
+    tmp_path, synthetic_raw, monkeypatch
+):
+    """Faked: the suite may run as root, whom no permission stops."""
+    broken = synthetic_raw.copy()
+    broken.loc[broken.index[2], "Gender"] = "?"
+    path, closed = tmp_path / "broken.csv", tmp_path / "closed"
+    broken.to_csv(path, index=False)
+    closed.mkdir()
+    monkeypatch.setattr(os, "access", lambda where, mode: Path(where) != closed)
+    args = ("validate", "--spec", "georgia_parole", "--data", str(path), "--drop-invalid")
+    result = _features(
+        *args, "--rejected", str(tmp_path / "rej.csv"), "--valid-out", str(closed / "sub/v.csv")
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == f"--valid-out: cannot write {closed}/sub/v.csv: folder {closed} is read-only to you\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv", "closed"]
 
 
 def test_a_rejected_file_that_cannot_be_written_is_one_message(tmp_path, synthetic_raw):
