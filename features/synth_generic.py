@@ -16,13 +16,23 @@ def generate_cohort(spec: DatasetSpec, n_rows: int, seed: int) -> pd.DataFrame:
     risk = rng.normal(size=n_rows)
     frame = pd.DataFrame({spec.id: [str(i + 1) for i in range(n_rows)]})
     for column in spec.columns:
-        signal = np.zeros(n_rows) if column.name in spec.protected else risk
-        cells = _column(column, signal + rng.normal(scale=1.2, size=n_rows), rng)
+        cells = _column(column, _signal(column, spec, risk) + rng.normal(scale=1.2, size=n_rows), rng)
         cells[rng.random(n_rows) < (0 if column.required else MISSING_SHARE)] = None
         frame[column.name] = cells
     outcome = rng.random(n_rows) < 1 / (1 + np.exp(-(1.1 * risk - 0.2)))
     frame[spec.outcome.column] = np.where(outcome, "Yes", "No")
     return frame
+
+
+def _signal(column: ColumnSpec, spec: DatasetSpec, risk: np.ndarray) -> np.ndarray:
+    """How a column follows risk: not at all if protected, and downwards for an incumbent score the spec
+    reads as lower meaning riskier, so its AUC read that way is as good as a rising score's."""
+    if column.name in spec.protected:
+        return np.zeros_like(risk)
+    incumbent = spec.incumbent
+    if incumbent is not None and column.name == incumbent.column and not incumbent.higher_is_riskier:
+        return -risk
+    return risk
 
 
 def _column(column: ColumnSpec, score: np.ndarray, rng: np.random.Generator) -> np.ndarray:
