@@ -78,6 +78,7 @@ def _read(path: Path) -> tuple[pd.DataFrame, list[int]]:
         filled = frame.apply(lambda cells: cells.str.strip().ne("") & cells.notna()).any(axis=1).to_numpy()
         return frame[filled], [row for row, keep in zip(rows, filled, strict=True) if keep]
     if suffix == ".parquet":
+        _check_unique(_parquet_columns(path), "its schema")  # pyarrow refuses it with its whole schema
         frame = pd.read_parquet(path)
         return frame, list(range(1, len(frame) + 1))
     text, lines = _json_text(path), suffix == ".jsonl"
@@ -88,6 +89,13 @@ def _read(path: Path) -> tuple[pd.DataFrame, list[int]]:
     if lines:  # as pandas splits them
         return frame, [number for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
     return frame, list(range(1, len(frame) + 1))
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    """The column names a Parquet file holds, read from its footer alone."""
+    import pyarrow.parquet as pq  # as pandas does, only when a Parquet file is read
+
+    return pq.read_schema(path).names
 
 
 def _json_text(path: Path) -> str:
@@ -136,9 +144,14 @@ def _unclosed_quote(path: Path) -> str:
 
 def _check_header(header: list[str]) -> None:
     """Blank names are columns left without a header (see blank_header); they may repeat."""
-    repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})
+    _check_unique([name for name in header if name.strip()], "the header")
+
+
+def _check_unique(names: list[str], where: str) -> None:
+    """A column named twice is refused, as a JSON record naming a key twice is: which one is meant?"""
+    repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"the header names {', '.join(map(repr, repeated))} more than once; keep one")
+        raise ValueError(f"{where} names {', '.join(map(repr, repeated))} more than once; keep one")
 
 
 @contextmanager

@@ -1,6 +1,8 @@
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from features.records import as_text, read_records
@@ -293,6 +295,18 @@ def test_unreadable_files_are_named_with_what_to_do(tmp_path, name, content, mes
     path.write_bytes(content)
     with pytest.raises(ValueError, match=message):
         read_records(path)
+
+
+@pytest.mark.parametrize("name", ["Gender", ""])
+def test_a_parquet_column_named_twice_is_one_line_as_in_csv_and_json(tmp_path, name):
+    """pyarrow refused it with its whole schema: 54 lines of internal fields on the NIJ layout."""
+    path = tmp_path / "twice.parquet"
+    pq.write_table(pa.table([["1", "2"], ["M", "F"], ["F", "M"]], names=["ID", name, name]), path)
+    with pytest.raises(ValueError) as refused:
+        read_records(path)
+    assert str(refused.value) == (
+        f"{path} is not a readable Parquet file: its schema names {name!r} more than once; keep one"
+    )
 
 
 def test_a_header_that_differs_only_in_case_or_spaces_is_named(synthetic_raw, spec):
