@@ -4,6 +4,7 @@ weigh a small group's FPR or FNR like a large group's."""
 from __future__ import annotations
 
 DENOMINATORS = {"fpr": ("n_negative", "people without the outcome"), "fnr": ("n_positive", "people with it")}
+TAIL = 0.025  # each tail of a 95% interval
 
 
 def small_group_warnings(table: dict, precision: float) -> list[dict]:
@@ -37,10 +38,27 @@ def _problem(
     name = rate.upper()
     if value is None or interval is None:
         return f"no {people}, so no {name}" if count == 0 else f"no interval for its {name}"
+    if value in (0.0, 1.0):
+        return _all_alike(name, value, count, people, precision)
     if max(value - interval[0], interval[1] - value) <= precision:
         return None
     return (
         f"{name} {value:.3f} rests on {count} {people}; its 95% interval {interval[0]:.3f}-{interval[1]:.3f} "
         f"reaches more than {precision:g} from it, the largest gap the gate allows, so a gap of that size to "
         "this group could be noise"
+    )
+
+
+def _all_alike(name: str, value: float, count: int, people: str, precision: float) -> str | None:
+    """A rate of 0 or 1 comes back from every resample of its group, so its bootstrap interval is that
+    point however few people it rests on; the exact (Clopper-Pearson) interval, 0 to 1 - 0.025^(1/n)
+    for a rate of 0, says how far it could be."""
+    reach = 1 - TAIL ** (1 / count)
+    if reach <= precision:
+        return None
+    low, high = (0.0, reach) if value == 0 else (1 - reach, 1.0)
+    return (
+        f"{name} {value:.3f} rests on {count} {people}, all on one side of the threshold, so resampling "
+        f"them cannot move it; its exact 95% interval {low:.3f}-{high:.3f} reaches more than {precision:g} "
+        "from it, the largest gap the gate allows, so a gap of that size to this group could be noise"
     )

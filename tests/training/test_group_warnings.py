@@ -58,3 +58,37 @@ def test_a_group_without_one_outcome_is_warned_to_have_no_rate():
     (warning,) = [w for w in small_group_warnings(_audit(y, risk, groups), 0.05) if w["rate"] == "fpr"]
     assert warning["message"].startswith("SMALL: no people without the outcome, so no FPR")
     assert (warning["count"], warning["interval"]) == (0, None)
+
+
+def test_a_rate_of_0_or_1_on_few_people_is_warned_of_though_its_bootstrap_interval_is_a_point():
+    """Every resample of people all on one side of the threshold gives the same rate: FPR 0.0 on 8 people
+    had the interval [0.0, 0.0] and no warning."""
+    y, risk, groups = _cohort(600)
+    small = (groups == "SMALL").to_numpy()
+    risk[small] = 0.3  # nobody flagged: FPR 0, FNR 1
+    table = _audit(y, risk, groups)
+    row = table["groups"]["SMALL"]
+    assert (row["fpr"], row["fnr"], table["intervals"]["groups"]["SMALL"]["fpr"]) == (0.0, 1.0, [0.0, 0.0])
+    warnings = {(w["group"], w["rate"]): w for w in small_group_warnings(table, 0.05)}
+    fpr, fnr = warnings[("SMALL", "fpr")], warnings[("SMALL", "fnr")]
+    reach = 1 - 0.025 ** (1 / row["n_negative"])
+    assert fpr["message"] == (
+        f"SMALL: FPR 0.000 rests on {row['n_negative']} people without the outcome, all on one side of "
+        f"the threshold, so resampling them cannot move it; its exact 95% interval 0.000-{reach:.3f} reaches "
+        "more than 0.05 from it, the largest gap the gate allows, so a gap of that size to this group could "
+        "be noise (left out of the FPR gap: under 30)"
+    )
+    assert (fpr["count"], fpr["interval"]) == (row["n_negative"], [0.0, 0.0])
+    assert f"FNR 1.000 rests on {row['n_positive']} people with it" in fnr["message"]
+
+
+def test_how_many_people_a_rate_of_0_rests_on_decides_its_warning():
+    """The exact 95% interval of 0 out of n reaches 1 - 0.025^(1/n): past 0.05 up to 71 people, not at 72."""
+    for negatives, warned in ((71, True), (72, False)):
+        y, risk, groups = _cohort(8000)
+        few = np.concatenate([np.zeros(negatives, int), np.ones(40, int)])
+        y = np.concatenate([y, few])
+        risk = np.concatenate([risk, np.full(len(few), 0.3)])
+        groups = pd.concat([groups, pd.Series(["FEW"] * len(few))], ignore_index=True)
+        rates = {(w["group"], w["rate"]) for w in small_group_warnings(_audit(y, risk, groups), 0.05)}
+        assert (("FEW", "fpr") in rates) is warned, negatives
