@@ -16,11 +16,11 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    false,
     func,
     insert,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import sessionmaker
@@ -83,6 +83,13 @@ _INSERT_CLAIM = insert(IdempotentRequestRow.__table__)
 _INSERT_SCORES = insert(ScoreRow.__table__)
 _INSERT_READS = insert(ScoreReadRow.__table__)
 _INSERT_EVENTS = insert(EVENTS)
+# Every table a score, a read or an event is written to, each touched by a statement that changes no row:
+# one renamed or dropped fails every such write, so readiness must fail with it.
+_WRITTEN_TO = [
+    update(table).where(false()).values({key: key})
+    for table in (ScoreRow.__table__, ScoreReadRow.__table__, EVENTS, CHAIN, IdempotentRequestRow.__table__)
+    for key in list(table.primary_key.columns)[:1]
+]
 
 
 class AuditStore:
@@ -305,7 +312,8 @@ class AuditStore:
             return False
         try:
             with self.engine.begin() as connection:
-                connection.execute(text("UPDATE scores SET id = id WHERE 1 = 0"))  # the table is still there
+                for statement in _WRITTEN_TO:
+                    connection.execute(statement)
                 probe = update(ReadinessRow).where(ReadinessRow.id == 1).values(checked_at=utc_now())
                 return connection.execute(probe).rowcount == 1
         except Exception:  # any driver error means not writable; readiness reports it

@@ -91,11 +91,24 @@ def refuse_odd_key_names(database: str) -> None:
 OUR_LINE = re.compile(r"\d{4}-\d\d-\d\d [\d:,]+ [A-Z]+ (reintegra|uvicorn)[.\w]* pid=\d+ \[[\w.:-]+\] ")
 
 
+AUDIT_TABLES = ("scores", "score_reads", "audit_events", "audit_chain", "idempotent_requests", "readiness")
+
+
 def refuse_a_write(server, tmp_path, api_records: list[dict]) -> None:
-    """No 201 without a stored record; the failure says retry, and the log holds no personal data."""
+    """No 201 without a stored record; the failure says retry, and the log holds no personal data. Any
+    table a score, read or event is written to renamed away, readiness fails (it touched only scores)."""
     engine = make_engine(server.database)
     body = {"person_id": "P-secret-7731", "record": api_records[8]}
+    readiness = {}
     try:
+        with server.client() as anonymous:
+            for table in AUDIT_TABLES:
+                with engine.begin() as connection:
+                    connection.execute(text(f"ALTER TABLE {table} RENAME TO {table}_away"))
+                readiness[table] = anonymous.get("/readyz").status_code
+                with engine.begin() as connection:
+                    connection.execute(text(f"ALTER TABLE {table}_away RENAME TO {table}"))
+            readiness["none"] = anonymous.get("/readyz").status_code
         with engine.begin() as connection:
             connection.execute(text("ALTER TABLE scores RENAME TO scores_away"))
         with server.client("reviewer") as reviewer, server.page_client() as pages:
@@ -108,6 +121,7 @@ def refuse_a_write(server, tmp_path, api_records: list[dict]) -> None:
             accepted = client.post("/v1/scores", json=body)
     finally:
         server.stop()
+    assert readiness == {**dict.fromkeys(AUDIT_TABLES, 503), "none": 200}
     assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
     assert refused.json()["title"] == "Store unavailable"
     assert refused.json()["detail"] == (
