@@ -32,6 +32,9 @@ NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 # Who loads a version when no admin key asked, as the audit trail names them.
 SERVER_START = "server start"
 ALIAS_POLL = "alias poll"
+# Polls after which a version that failed to load is tried again: its artifacts may come back (a folder
+# restored, storage up again), and an admin reload mends only the worker that answers it.
+RETRY_FAILED_POLLS = 10
 
 
 class ModelUnavailable(RuntimeError):
@@ -106,6 +109,7 @@ class ModelHolder:
         self._refused: dict[str, tuple[str, list[str]]] = {}  # version -> (why, record changes)
         self._waiting: str | None = None
         self._failed: tuple[str, str] | None = None  # (version, why) the alias points at and failed to load
+        self._polls_since_failure = 0
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -136,7 +140,7 @@ class ModelHolder:
         who asked, for the audit trail: an admin key's id, SERVER_START or ALIAS_POLL.
 
         A version whose record schema differs from the serving one is refused, and one that fails to
-        load is remembered, so that polling (`retry_failed=False`) does not download either again."""
+        load is remembered, so that polling (`retry_failed=False`) does not download either on every poll."""
         with self._reload_lock:
             previous = self._current
             try:
@@ -162,7 +166,11 @@ class ModelHolder:
                     raise
                 self._wait_for(None)
                 self._fail((version, f"{exc}; still serving version {previous.version}"))
-                log.error("%s; not tried again until the alias moves or an admin reload", self._failed[1])
+                log.error(
+                    "%s; tried again when the alias moves, on an admin reload or in %d polls",
+                    self._failed[1],
+                    RETRY_FAILED_POLLS,
+                )
                 raise LoadFailed(self._failed[1]) from exc
             changes = record_changes(_record_schema(previous), _record_schema(loaded)) if previous else []
             if changes:
@@ -214,9 +222,13 @@ class ModelHolder:
 
     def poll_once(self) -> None:
         """One check of the alias, as the poller makes it: a failure is logged, never raised."""
+        self._polls_since_failure = self._polls_since_failure + 1 if self._failed else 0
+        retry = self._polls_since_failure >= RETRY_FAILED_POLLS
+        if retry:
+            self._polls_since_failure = 0
         try:
-            self.reload(ALIAS_POLL, retry_failed=False)
-        except (SchemaChanged, LoadFailed):  # logged once, when the version was first refused or failed
+            self.reload(ALIAS_POLL, retry_failed=retry)
+        except (SchemaChanged, LoadFailed):  # logged when the version was first refused, or failed again
             return
         except ModelUnavailable as exc:  # says why in one line: no alias, no MLflow
             log.warning("alias poll failed: %s", exc)

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from features.spec import load_spec
 from models.registry import FORCED_REASON_TAG, alias_history, registered_spec
 from serving import model_store
-from serving.model_store import ModelHolder, ModelUnavailable, SchemaChanged, load_version
+from serving.model_store import RETRY_FAILED_POLLS, ModelHolder, ModelUnavailable, SchemaChanged, load_version
 from serving.seal import KeyRotated
 from tests.serving.servers import start_server
 from training.promote import promote
@@ -235,8 +235,11 @@ def broken_copy(version: str, folder: Path) -> tuple[str, Path]:
     return str(MlflowClient().create_model_version(NAME, str(copy), run_id=source.run_id).version), bundle
 
 
-def test_a_version_that_fails_to_load_is_tried_again_only_when_asked(versions, tmp_path, caplog):
-    """The poller downloaded and tried a broken champion on every poll, with a warning each time."""
+def test_a_version_that_fails_to_load_is_tried_again_when_asked_or_every_tenth_poll(
+    versions, tmp_path, caplog
+):
+    """The poller downloaded and tried a broken champion on every poll, with a warning each time; then
+    never again, so a worker the admin reload did not reach kept the older version for good."""
     first, _ = versions
     promote(NAME, first, force=True, reason="test")
     failed = []
@@ -262,12 +265,32 @@ def test_a_version_that_fails_to_load_is_tried_again_only_when_asked(versions, t
             holder.poll_once()
     said = [r for r in caplog.records if f"version {broken}" in r.getMessage()]
     assert len(said) == 1 and said[0].levelno == logging.ERROR, "said once, not on every poll"
-    assert "not tried again until the alias moves or an admin reload" in said[0].getMessage()
+    assert "tried again when the alias moves, on an admin reload or in 10 polls" in said[0].getMessage()
     assert holder.current.version == first, "mended, but polls leave it alone: they did not load it again"
     assert failed == [(NAME, broken, None)]
-
-    assert holder.reload("test") == (first, broken), "an admin reload tries it again"
+    for _ in range(RETRY_FAILED_POLLS - 4):
+        holder.poll_once()
+    assert holder.current.version == first, "the ninth poll since it failed"
+    holder.poll_once()
+    assert holder.current.version == broken, "the tenth tries it again, and it loads"
     assert holder.load_failed is None and failed[-1] == (NAME, None, broken)
+
+
+def test_an_admin_reload_tries_a_version_that_failed_to_load_again(versions, tmp_path):
+    first, _ = versions
+    promote(NAME, first, force=True, reason="test")
+    holder = ModelHolder(
+        NAME, "champion", on_serve=ignore, on_swap=ignore, on_waiting=ignore, on_failed=ignore
+    )
+    holder.reload("test")
+    broken, bundle = broken_copy(first, tmp_path)
+    promote(NAME, broken, force=True, reason="test")
+    holder.poll_once()
+    assert holder.load_failed[0] == broken
+    mlflow.artifacts.download_artifacts(f"models:/{NAME}/{first}", dst_path=str(tmp_path / "mended"))
+    bundle.write_bytes(next((tmp_path / "mended").rglob("bundle.joblib")).read_bytes())
+    assert holder.reload("test") == (first, broken), "an admin reload tries it again"
+    assert holder.load_failed is None
 
 
 def test_a_server_that_could_not_load_the_champion_says_so_until_it_can(versions, registry, tmp_path):
