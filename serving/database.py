@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -72,6 +74,23 @@ def make_reader(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_reader)
         event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+@contextmanager
+def waiting_at_most(connection: Connection, seconds: float) -> Iterator[None]:
+    """Lock waits of at most `seconds` for what `connection` does inside, for bookkeeping that a request
+    must not wait the store's full LOCK_WAIT_SECONDS for. PostgreSQL's lasts the transaction; a SQLite
+    connection keeps its own, so it is dropped after and the pool opens a new one with the full wait."""
+    milliseconds = round(seconds * 1000)
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{milliseconds}ms'")
+        yield
+        return
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={milliseconds}")
+    try:
+        yield
+    finally:
+        connection.invalidate()
 
 
 def _sqlite_busy_timeout(connection, _record) -> None:

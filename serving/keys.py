@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Select, bindparam, delete, select, up
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
+from serving.database import waiting_at_most
 from serving.tables import ApiKeyRow, EndedSessionRow
 
 # A monitor key only scrapes /metrics: a Prometheus server need not hold a key that reads people's records.
@@ -31,6 +32,9 @@ _USED = (
 )
 # A key's last use is written when the stored one is older than this, not on every request.
 USE_RECORDED_EVERY = timedelta(minutes=1)
+# How long that write waits for a busy store: the score or scrape it rides on waited the store's 10 s for
+# it first, then 10 s more for its own write (a 503 after 20 s; a scrape past Prometheus's 10 s timeout).
+USE_WRITE_WAIT_SECONDS = 1.0
 log = logging.getLogger("reintegra.auth")
 _BY_HASH = _ACTIVE.where(_KEYS.key_hash == bindparam("value"))
 _BY_ID = _ACTIVE.where(_KEYS.id == bindparam("value"))
@@ -122,14 +126,15 @@ class KeyStore:
 
     def _record_use(self, key_id: str, last_used_at: datetime | None) -> None:
         """Writes the key's last use when the stored one is a minute old or more: one write a minute
-        per key, whatever the number of requests or workers. A store refusing it does not refuse the
-        request (the key was found)."""
+        per key, whatever the number of requests or workers. A store refusing it, or busy for longer than
+        USE_WRITE_WAIT_SECONDS, does not refuse or hold up the request (the key was found)."""
         now = datetime.now(UTC)
         if last_used_at is not None and now - last_used_at < USE_RECORDED_EVERY:
             return
         try:
-            with self._engine.begin() as connection:
+            with self._engine.connect() as connection, waiting_at_most(connection, USE_WRITE_WAIT_SECONDS):
                 connection.execute(_USED, {"key_id": key_id, "now": now})
+                connection.commit()
         except OperationalError as exc:
             log.warning("could not record the use of API key %s: %s", key_id, str(exc.orig).splitlines()[0])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from serving.audit import AuditStore, ScoreFilter, utc_now
 from serving.cli import app
-from serving.database import make_engine
+from serving.database import LOCK_WAIT_SECONDS, make_engine
 from serving.idempotency import answer_once, score_ref
 from serving.keys import KeyStore
 from serving.tables import ApiKeyRow, IdempotentRequestRow, ScoreRow
@@ -176,6 +177,27 @@ def a_key_use_is_written_at_most_once_a_minute(engine: Engine) -> None:
         assert len(writes) == 1 and keys.get(key.id).last_used_at >= first
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+def a_key_use_waits_briefly_for_a_locked_store(engine: Engine, lock: str) -> None:
+    """A key's last-use write waited the store's full 10 s lock wait, then the score it rode on waited 10 s
+    more for its own (a 503 after 20 s), and a metrics scrape outlasted Prometheus's 10 s timeout."""
+    keys = KeyStore(engine)
+    key, secret = keys.create("scorer", "case system")
+    locker = make_engine(str(engine.url)).connect()
+    try:
+        locker.exec_driver_sql(lock)
+        started = time.monotonic()
+        found = keys.verify(secret)
+        waited = time.monotonic() - started
+        unrecorded = keys.get(key.id).last_used_at
+    finally:
+        locker.rollback()
+        locker.close()
+    assert found.id == key.id, "the key was found: bookkeeping does not refuse the request"
+    assert waited < LOCK_WAIT_SECONDS / 2, f"waited {waited:.1f} s for the store's lock"
+    assert unrecorded is None
+    assert keys.verify(secret).id == key.id and keys.get(key.id).last_used_at is not None
 
 
 def the_newest_scores_are_read_and_no_more(store: AuditStore) -> None:

@@ -9,6 +9,7 @@ from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from tests.serving.scenarios import (
     a_key_use_is_written_at_most_once_a_minute,
+    a_key_use_waits_briefly_for_a_locked_store,
     ended_sessions_are_remembered_then_forgotten,
 )
 
@@ -23,6 +24,12 @@ def test_a_key_use_is_written_at_most_once_a_minute_on_sqlite(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/keys.db")
     migrate(engine)
     a_key_use_is_written_at_most_once_a_minute(engine)
+
+
+def test_a_key_use_waits_briefly_for_a_locked_sqlite_store(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/keys.db")
+    migrate(engine)
+    a_key_use_waits_briefly_for_a_locked_store(engine, "BEGIN EXCLUSIVE")
 
 
 def test_a_key_is_stored_only_as_its_sha256(tmp_path):

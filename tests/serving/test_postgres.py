@@ -13,6 +13,7 @@ from serving.database import make_engine, migrate
 from serving.keys import KeyStore
 from tests.serving.scenarios import (
     a_key_use_is_written_at_most_once_a_minute,
+    a_key_use_waits_briefly_for_a_locked_store,
     a_windows_last_committed_score_moves_whatever_its_time,
     claim_twice,
     ended_sessions_are_remembered_then_forgotten,
@@ -78,6 +79,7 @@ def test_keys_on_postgres(postgres_url):
     assert keys.verify(secret) is None
     ended_sessions_are_remembered_then_forgotten(keys)
     a_key_use_is_written_at_most_once_a_minute(make_engine(postgres_url))
+    a_key_use_waits_briefly_for_a_locked_store(make_engine(postgres_url), "SELECT 1 FROM api_keys FOR UPDATE")
 
 
 def test_two_workers_share_one_audit_store(registry, tmp_path, postgres_url, api_records):
