@@ -103,7 +103,8 @@ def _session_secret(secret: str) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REINTEGRA_", extra="ignore")
+    # NaN compares false with every bound, so it was refused as "less than or equal to 86400".
+    model_config = SettingsConfigDict(env_prefix="REINTEGRA_", extra="ignore", allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     root_path: Annotated[str, AfterValidator(_root_path)] = ""

@@ -113,7 +113,7 @@ def test_store_urls_and_intervals_the_server_cannot_use_are_named_in_one_line(re
         "REINTEGRA_AUDIT_URL": "audit.db",
         "REINTEGRA_KEYS_URL": "mysql://ops:hunter2@db.example/keys",
         "REINTEGRA_POLL_SECONDS": "inf",
-        "REINTEGRA_SESSION_HOURS": "inf",
+        "REINTEGRA_SESSION_HOURS": "nan",
     }
     result = subprocess.run(
         [sys.executable, "-m", "serving", "--port", "1"], capture_output=True, text=True, env=env, timeout=120
@@ -128,6 +128,7 @@ def test_store_urls_and_intervals_the_server_cannot_use_are_named_in_one_line(re
     ]
     assert "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db" in lines[0]
     assert lines[1].startswith("REINTEGRA_KEYS_URL='mysql://ops:***@db.example/keys': ")
+    assert lines[3] == "REINTEGRA_SESSION_HOURS='nan': Input should be a finite number"
     assert "hunter2" not in result.stderr
 
 
