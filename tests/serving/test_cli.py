@@ -26,6 +26,14 @@ from tests.serving.stores import upgrade_to
 pytestmark = pytest.mark.slow
 
 
+def serving_command(
+    *args: str, env: dict, timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m serving ARGS` as a process of its own, as an operator runs it: exit status and stderr."""
+    command = [sys.executable, "-m", "serving", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
+
+
 def test_serving_without_a_champion_says_what_to_do(tmp_path):
     env = {
         **os.environ,
@@ -33,9 +41,7 @@ def test_serving_without_a_champion_says_what_to_do(tmp_path):
         "REINTEGRA_AUDIT_URL": f"sqlite:///{tmp_path}/audit.db",
         "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/audit.db",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "serving", "--port", "1"], capture_output=True, text=True, env=env, timeout=120
-    )
+    result = serving_command("--port", "1", env=env)
     assert result.returncode == 2
     assert "no model at models:/reintegra@champion; train and promote one first" in result.stderr
     assert "Traceback" not in result.stderr
@@ -49,9 +55,9 @@ def test_dev_setup_creates_one_private_key_per_role_once(registry, spec, tmp_pat
         "REINTEGRA_AUDIT_URL": database,
         "REINTEGRA_KEYS_URL": database,
     }
-    command = [sys.executable, "-m", "serving", "dev-setup", "--folder", str(tmp_path / "dev")]
-    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    first, again = (
+        serving_command("dev-setup", "--folder", str(tmp_path / "dev"), env=env) for _ in range(2)
+    )
     assert first.returncode == again.returncode == 0, first.stderr + again.stderr
     keys_file = tmp_path / "dev" / "dev-keys.env"
     assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
@@ -74,9 +80,7 @@ def test_dev_setup_creates_one_private_key_per_role_once(registry, spec, tmp_pat
 
 def test_a_bad_setting_is_named_in_one_line_without_a_traceback(tmp_path):
     env = {**os.environ, "REINTEGRA_PORT": "notaport", "REINTEGRA_WORKERS": "0"}
-    result = subprocess.run(
-        [sys.executable, "-m", "serving"], capture_output=True, text=True, env=env, timeout=120
-    )
+    result = serving_command(env=env)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "REINTEGRA_PORT='notaport': Input should be a valid integer, unable to parse string as an integer",
@@ -92,13 +96,7 @@ def test_a_store_that_does_not_answer_stops_the_server_in_one_line(registry, tmp
         "REINTEGRA_AUDIT_URL": "postgresql+psycopg://reviewer:secret@127.0.0.1:1/audit",
         "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/keys.db",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "serving", "--port", "1", "--workers", "2"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    result = serving_command("--port", "1", "--workers", "2", env=env)
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith("cannot open the store at postgresql+psycopg://reviewer:***@127.0.0.1:1/audit: ")
@@ -115,9 +113,7 @@ def test_store_urls_and_intervals_the_server_cannot_use_are_named_in_one_line(re
         "REINTEGRA_POLL_SECONDS": "inf",
         "REINTEGRA_SESSION_HOURS": "nan",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "serving", "--port", "1"], capture_output=True, text=True, env=env, timeout=120
-    )
+    result = serving_command("--port", "1", env=env)
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert [line.split("=", 1)[0] for line in lines] == [
@@ -135,8 +131,7 @@ def test_store_urls_and_intervals_the_server_cannot_use_are_named_in_one_line(re
 def test_a_port_option_out_of_range_is_refused(tmp_path):
     """Not bound modulo 65536 (70000 would listen on 4464 while the log says 70000)."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/empty-mlflow.db"}
-    command = [sys.executable, "-m", "serving", "--port", "70000"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    result = serving_command("--port", "70000", env=env)
     assert result.returncode == 2
     assert "--port" in result.stderr and "65535" in result.stderr
     assert "no model" not in result.stderr
@@ -179,8 +174,7 @@ def test_keys_commands_say_in_one_line_when_the_store_cannot_be_opened(tmp_path)
         (f"sqlite:///{tmp_path}/damaged.db", "file is not a database"),
     ):
         env = {**os.environ, "REINTEGRA_KEYS_URL": url, "REINTEGRA_AUDIT_URL": url}
-        command = [sys.executable, "-m", "serving", "keys", "list"]
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        result = serving_command("keys", "list", env=env)
         assert result.returncode == 2
         [line] = result.stderr.splitlines()
         assert line.startswith(f"cannot open the store at {url.replace(':secret@', ':***@')}: ")
@@ -190,13 +184,7 @@ def test_keys_commands_say_in_one_line_when_the_store_cannot_be_opened(tmp_path)
 def test_a_store_url_that_does_not_parse_is_named_without_its_password(tmp_path):
     """A port that is not a number: SQLAlchemy raised, and a traceback printed the URL, password and all."""
     env = {**os.environ, "REINTEGRA_AUDIT_URL": "postgresql+psycopg://ops:hunter2@db.example:notaport/audit"}
-    result = subprocess.run(
-        [sys.executable, "-m", "serving", "keys", "list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    result = serving_command("keys", "list", env=env)
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith("REINTEGRA_AUDIT_URL='postgresql+psycopg://ops:***@db.example:notaport/audit': ")
@@ -224,8 +212,7 @@ def test_an_audit_key_file_that_cannot_be_made_is_named_in_one_line(tmp_path):
         "REINTEGRA_KEYS_URL": store,
         "REINTEGRA_AUDIT_KEY_FILE": str(key_file),
     }
-    command = [sys.executable, "-m", "serving", "keys", "create", "--role", "scorer"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    result = serving_command("keys", "create", "--role", "scorer", env=env)
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line == f"cannot make the audit key file {key_file} (REINTEGRA_AUDIT_KEY_FILE): Permission denied"
@@ -312,9 +299,7 @@ def test_an_mlflow_that_does_not_answer_is_not_reported_as_a_missing_champion(tm
         "REINTEGRA_AUDIT_URL": f"sqlite:///{tmp_path}/audit.db",
         "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/audit.db",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "serving", "--port", "1"], capture_output=True, text=True, env=env, timeout=120
-    )
+    result = serving_command("--port", "1", env=env)
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith("MLflow did not answer for models:/reintegra@champion (MLFLOW_TRACKING_URI=")
@@ -341,8 +326,7 @@ def test_a_champion_that_cannot_be_loaded_stops_the_server_in_one_line(registry,
         "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/audit.db",
     }
     for workers in ("2", "1"):
-        command = [sys.executable, "-m", "serving", "--port", "1", "--workers", workers]
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        result = serving_command("--port", "1", "--workers", workers, env=env, timeout=60)
         assert result.returncode == 2, result.stderr[-2000:]
         [line] = result.stderr.splitlines()
         assert line.startswith(f"cannot load version {version} of {name} from MLflow: "), line
@@ -389,8 +373,7 @@ def test_a_metrics_folder_that_cannot_be_made_is_named_in_one_line(registry, tmp
         "REINTEGRA_AUDIT_URL": f"sqlite:///{tmp_path}/audit.db",
         "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/audit.db",
     }
-    command = [sys.executable, "-m", "serving", "--port", "1", "--workers", "2"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    result = serving_command("--port", "1", "--workers", "2", env=env, timeout=60)
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith(
@@ -460,8 +443,7 @@ def test_a_missing_champion_names_the_store_it_was_looked_for_in(tmp_path):
         "REINTEGRA_AUDIT_URL": f"sqlite:///{tmp_path}/audit.db",
         "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/audit.db",
     }
-    command = [sys.executable, "-m", "serving", "--port", "1"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    result = serving_command("--port", "1", env=env, cwd=tmp_path)
     assert result.returncode == 2
     last = result.stderr.splitlines()[-1]
     assert last.startswith("no model at models:/reintegra@champion; train and promote one first")
