@@ -101,6 +101,15 @@ def test_valid_out_never_overwrites_the_data(synthetic_csv):
     assert synthetic_csv.read_bytes() == before
 
 
+def one_bad_gender(synthetic_raw, tmp_path) -> Path:
+    """The cohort as a CSV file whose third record holds a Gender the spec does not allow."""
+    broken = synthetic_raw.copy()
+    broken.loc[broken.index[2], "Gender"] = "?"
+    path = tmp_path / "broken.csv"
+    broken.to_csv(path, index=False)
+    return path
+
+
 @pytest.mark.parametrize(
     ("valid_out", "rejected", "message"),
     [
@@ -113,10 +122,7 @@ def test_valid_out_never_overwrites_the_data(synthetic_csv):
 def test_no_output_overwrites_the_data_or_the_other_output(
     tmp_path, synthetic_raw, valid_out, rejected, message
 ):
-    broken = synthetic_raw.copy()
-    broken.loc[broken.index[2], "Gender"] = "?"
-    path = tmp_path / "broken.csv"
-    broken.to_csv(path, index=False)
+    path = one_bad_gender(synthetic_raw, tmp_path)
     before = path.read_bytes()
     args = ["validate", "--spec", "georgia_parole", "--data", str(path), "--drop-invalid"]
     args += ["--valid-out", str(tmp_path / valid_out)] if valid_out else []
@@ -131,10 +137,7 @@ def test_no_output_overwrites_the_data_or_the_other_output(
 def test_an_output_format_that_cannot_be_read_back_is_refused_before_anything_is_written(
     tmp_path, synthetic_raw, option
 ):
-    broken = synthetic_raw.copy()
-    broken.loc[broken.index[2], "Gender"] = "?"
-    path = tmp_path / "broken.csv"
-    broken.to_csv(path, index=False)
+    path = one_bad_gender(synthetic_raw, tmp_path)
     args = ("validate", "--spec", "georgia_parole", "--data", str(path), "--drop-invalid")
     result = _features(*args, option, str(tmp_path / "out.xlsx"))
     assert result.returncode == 2
@@ -268,10 +271,7 @@ def test_an_output_that_cannot_be_written_is_named_before_either_is_written(
     tmp_path, synthetic_raw, valid_out, rejected, message
 ):
     """The rejected file was written, then the valid one failed ('[Errno 17] File exists'): half a result."""
-    broken = synthetic_raw.copy()
-    broken.loc[broken.index[2], "Gender"] = "?"
-    path = tmp_path / "broken.csv"
-    broken.to_csv(path, index=False)
+    path = one_bad_gender(synthetic_raw, tmp_path)
     (tmp_path / "folder.csv").mkdir()
     (tmp_path / "broken.csv.rejected.csv").mkdir()
     args = ["validate", "--spec", "georgia_parole", "--data", str(path), "--drop-invalid"]
@@ -291,10 +291,7 @@ def test_an_output_in_a_folder_closed_to_the_user_is_refused_before_anything_is_
     tmp_path, synthetic_raw, monkeypatch
 ):
     """Faked: the suite may run as root, whom no permission stops."""
-    broken = synthetic_raw.copy()
-    broken.loc[broken.index[2], "Gender"] = "?"
-    path, closed = tmp_path / "broken.csv", tmp_path / "closed"
-    broken.to_csv(path, index=False)
+    path, closed = one_bad_gender(synthetic_raw, tmp_path), tmp_path / "closed"
     closed.mkdir()
     monkeypatch.setattr(os, "access", lambda where, mode: Path(where) != closed)
     args = ("validate", "--spec", "georgia_parole", "--data", str(path), "--drop-invalid")
@@ -310,10 +307,7 @@ def test_an_output_in_a_folder_closed_to_the_user_is_refused_before_anything_is_
 
 
 def test_a_rejected_file_that_cannot_be_written_is_one_message(tmp_path, synthetic_raw):
-    broken = synthetic_raw.copy()
-    broken.loc[broken.index[2], "Gender"] = "?"
-    path, side = tmp_path / "broken.csv", tmp_path / "side.csv"
-    broken.to_csv(path, index=False)
+    path, side = one_bad_gender(synthetic_raw, tmp_path), tmp_path / "side.csv"
     side.mkdir()
     args = (
         "validate",
