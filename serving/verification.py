@@ -10,7 +10,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Row, String, Table, func, or_, select, type_coerce
+from sqlalchemy import Connection, Engine, Row, String, Table, func, or_, select, type_coerce
 
 from serving.seal import AuditKeyError, KeyRotated, Seal, content_hash
 from serving.tables import AuditChainRow, AuditEventRow, ScoreReadRow, ScoreRow
@@ -183,18 +183,22 @@ def _stream(
 ) -> Iterator[tuple[int, str, dict[str, Any]]]:
     """The rows of `table` at seq 1..last, read through the table's types as the server wrote them; on
     SQLite, its time as the text stored, which must be the one spelling the server writes."""
-    time = table.c[TIMES[table.name]]
-    columns = [_stored_text(c) if sqlite and c is time else c for c in table.c]
+    time = TIMES[table.name]
+    columns = [_time_selected(table, sqlite) if c.name == time else c for c in table.c]
     query = select(*columns).where(table.c.seq.between(1, last)).order_by(table.c.seq)
     for row in connection.execute(query.execution_options(yield_per=PAGE)):
-        values = row._asdict()
-        if sqlite:
-            values[time.name] = _sqlite_time(table.name, row, time.name)
-        yield row.seq, table.name, values
+        yield row.seq, table.name, {**row._asdict(), time: _time_read(table, row, sqlite)}
 
 
-def _stored_text(column: Column) -> Any:
-    return type_coerce(column, String).label(column.name)
+def _time_selected(table: Table, sqlite: bool) -> Any:
+    """A table's time as selected: on SQLite the text stored, which `_time_read` checks."""
+    time = table.c[TIMES[table.name]]
+    return type_coerce(time, String).label(time.name) if sqlite else time
+
+
+def _time_read(table: Table, row: Row, sqlite: bool) -> datetime:
+    column = TIMES[table.name]
+    return _sqlite_time(table.name, row, column) if sqlite else getattr(row, column)
 
 
 def _sqlite_time(table: str, row: Row, column: str) -> datetime:
@@ -231,12 +235,10 @@ def _refuse_rows_outside(connection: Connection, last: int) -> None:
 def _first_signed_time(connection: Connection, sqlite: bool) -> datetime | None:
     """When the chain's first row was written (its time is signed): every row without a digest is older."""
     for table in TABLES:
-        time = table.c[TIMES[table.name]]
-        row = connection.execute(
-            select(table.c.id, table.c.seq, _stored_text(time) if sqlite else time).where(table.c.seq == 1)
-        ).first()
+        query = select(table.c.id, table.c.seq, _time_selected(table, sqlite)).where(table.c.seq == 1)
+        row = connection.execute(query).first()
         if row is not None:
-            return _sqlite_time(table.name, row, time.name) if sqlite else getattr(row, time.name)
+            return _time_read(table, row, sqlite)
     return None
 
 
@@ -246,12 +248,9 @@ def _refuse_unsigned_rows_after(connection: Connection, first: datetime | None, 
     if first is None:
         return
     for table in TABLES:
-        time = table.c[TIMES[table.name]]
-        query = select(table.c.id, table.c.seq, _stored_text(time) if sqlite else time).where(
-            table.c.seq.is_(None)
-        )
+        query = select(table.c.id, table.c.seq, _time_selected(table, sqlite)).where(table.c.seq.is_(None))
         for row in connection.execute(query.execution_options(yield_per=PAGE)):
-            written = _sqlite_time(table.name, row, time.name) if sqlite else getattr(row, time.name)
+            written = _time_read(table, row, sqlite)
             if written >= first:
                 raise TamperEvidence(
                     f"{table.name} row {row.id} carries no digest but is dated {written:%Y-%m-%d %H:%M:%S} "
