@@ -14,6 +14,8 @@ from sqlalchemy import (
     Engine,
     Insert,
     Select,
+    Table,
+    Update,
     and_,
     bindparam,
     false,
@@ -83,12 +85,19 @@ _INSERT_CLAIM = insert(IdempotentRequestRow.__table__)
 _INSERT_SCORES = insert(ScoreRow.__table__)
 _INSERT_READS = insert(ScoreReadRow.__table__)
 _INSERT_EVENTS = insert(EVENTS)
-# Every table a score, a read or an event is written to, each touched by a statement that changes no row:
-# one renamed or dropped fails every such write, so readiness must fail with it.
+
+
+def _untouched(table: Table) -> Update:
+    """A write of no row of `table`, which fails all the same when the table is gone."""
+    key = next(iter(table.primary_key.columns))
+    return update(table).where(false()).values({key: key})
+
+
+# Every table a score, a read or an event is written to: one renamed or dropped fails every such write,
+# so readiness must fail with it.
 _WRITTEN_TO = [
-    update(table).where(false()).values({key: key})
+    _untouched(table)
     for table in (ScoreRow.__table__, ScoreReadRow.__table__, EVENTS, CHAIN, IdempotentRequestRow.__table__)
-    for key in list(table.primary_key.columns)[:1]
 ]
 
 
