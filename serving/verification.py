@@ -22,9 +22,6 @@ TABLES: tuple[Table, ...] = (ScoreRow.__table__, ScoreReadRow.__table__, AuditEv
 PAGE = 500
 # Each table's time, which reviewers filter and sort on.
 TIMES = {"scores": "created_at", "score_reads": "read_at", "audit_events": "at"}
-# How SQLAlchemy writes a time into SQLite, as text: SQL compares that text, so another spelling of the
-# same time moves a row in and out of a reviewer's date range while its digest still matches.
-SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class TamperEvidence(Exception):
@@ -203,13 +200,14 @@ def _time_read(table: Table, row: Row, sqlite: bool) -> datetime:
 
 def _sqlite_time(table: str, row: Row, column: str) -> datetime:
     """A time stored as SQLite text, read back as the aware time the server wrote, or TamperEvidence
-    naming the row when the text is not the one spelling the server writes."""
+    naming the row when the text is not the one spelling the server writes: SQL compares the text, so
+    another spelling of the same time moves a row in or out of a date range while its digest matches."""
     text = getattr(row, column)
-    try:
-        time = datetime.strptime(text, SQLITE_TIME)
+    try:  # fromisoformat takes other spellings too (a "T", an offset): the canonical check refuses them
+        time = datetime.fromisoformat(text)
     except (TypeError, ValueError):
         time = None
-    if time is None or time.strftime(SQLITE_TIME) != text:
+    if time is None or time.tzinfo is not None or time.isoformat(sep=" ", timespec="microseconds") != text:
         place = f" (seq {row.seq})" if row.seq is not None else " (no seq)"
         raise TamperEvidence(
             f"{table} row {row.id}{place} holds {column} {text!r}, which the server never writes (it writes "
