@@ -158,6 +158,10 @@ class DerivedSpec(_Strict):
     offset: float = 0.0
     description: str = ""
 
+    def as_column(self) -> ColumnSpec:
+        """The number it is, as a column: how drift profiles and compares it."""
+        return ColumnSpec(name=self.name, kind="numeric", domain=self.domain, description=self.description)
+
     @model_validator(mode="after")
     def _check_arity(self) -> DerivedSpec:
         if self.op in ("difference", "ratio") and len(self.of) != 2:

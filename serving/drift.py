@@ -11,6 +11,7 @@ from typing import Any
 from features.drift import level, psi
 from features.profile import column_profile, window_shares
 from features.spec import ColumnSpec, DatasetSpec
+from models.bundle import ScoringBundle
 from serving.audit import AuditStore, ScoreFilter, ServedScore
 from serving.model_store import ServingModel, reference_of
 
@@ -55,12 +56,17 @@ def model_drift(
         }
     spec = model.bundle.spec
     records = [score.record for score in served]
+    derived = reference.get("derived", {})  # none in a reference logged before derived inputs were profiled
+    computed = _derived_values(model.bundle, list(derived), records)
+    as_columns = {d.name: d.as_column() for d in spec.derived}
+    inputs = [_column(spec.column(n), p, _values(records, n)) for n, p in reference["inputs"].items()]
+    protected = [_column(spec.column(n), p, _values(records, n)) for n, p in reference["protected"].items()]
     return {
         **report,
         "reference_rows": reference["n"],
         "message": None,
-        "inputs": [_column(spec.column(name), p, records) for name, p in reference["inputs"].items()],
-        "protected": [_column(spec.column(name), p, records) for name, p in reference["protected"].items()],
+        "inputs": inputs + [_column(as_columns[n], p, computed[n]) for n, p in derived.items()],
+        "protected": protected,
         "outputs": _outputs(reference["outputs"], served),
     }
 
@@ -98,8 +104,19 @@ def _window(model: ServingModel, since: datetime | None, until: datetime | None)
     return ScoreFilter(model_name=model.name, model_version=model.version, since=since, until=until)
 
 
-def _column(column: ColumnSpec, profile: dict[str, Any], records: list[dict]) -> dict[str, Any]:
-    values = [record.get(column.name) for record in records]
+def _values(records: list[dict], name: str) -> list[Any]:
+    return [record.get(name) for record in records]
+
+
+def _derived_values(bundle: ScoringBundle, names: list[str], records: list[dict]) -> dict[str, list[float]]:
+    """Each derived input of each record, as the encoder computes it for the models."""
+    positions = {name: i for i, name in enumerate(bundle.encoder.get_feature_names_out())}
+    rows = [bundle.encoder.encode_record(record) for record in records] if names else []
+    return {name: [float(row[positions[name]]) for row in rows] for name in names}
+
+
+def _column(column: ColumnSpec, profile: dict[str, Any], values: list[Any]) -> dict[str, Any]:
+    """One column's drift over the window's `values`, one per score."""
     shares, missing, given = window_shares(column, profile, values)
     value = psi(profile["shares"], shares) if given and any(profile["shares"]) else None
     return {
@@ -109,8 +126,8 @@ def _column(column: ColumnSpec, profile: dict[str, Any], records: list[dict]) ->
         "level": level(value) if value is not None and given >= MIN_VALUES else None,
         "values": given,
         "missing_reference": profile["missing"],
-        "missing_window": missing if records else None,
-        "missing_change": missing - profile["missing"] if records else None,
+        "missing_window": missing if values else None,
+        "missing_change": missing - profile["missing"] if values else None,
         "bins": _bins(profile["bins"], profile["shares"], shares),
     }
 
@@ -164,12 +181,11 @@ def drift_example(spec: DatasetSpec) -> dict[str, Any]:
     at = datetime(2026, 11, 24, 12, tzinfo=UTC)
     column = next((spec.column(n) for n in spec.inputs() if spec.column(n).kind != "numeric"), None)
     column = column or spec.column(spec.inputs()[0])
-    shifted = [{column.name: _example_values(column)[-1]}] * 400
+    shifted = [_example_values(column)[-1]] * 400
     protected = []
     for name in spec.protected[:1]:
         attribute, values = spec.column(name), _example_values(spec.column(name))
-        records = [{name: value} for value in values * (400 // len(values))]
-        protected.append(_column(attribute, column_profile(attribute, values), records))
+        protected.append(_column(attribute, column_profile(attribute, values), values * (400 // len(values))))
     labels = spec.risk_bands.labels
     reference = {
         "bands": {band: 1 / len(labels) for band in labels},

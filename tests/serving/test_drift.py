@@ -29,15 +29,35 @@ SHIFTED = "Prior_Arrest_Episodes_Violent"  # every shifted record says "3 or mor
 BATCH = 250
 
 
+def arrests_by_age(records: list[dict], spec) -> list[dict]:
+    """The same records with their ages handed out again, the youngest to the most arrested: every column
+    as drawn, but not the arrests per age band that the model reads."""
+
+    def arrests(record: dict) -> int:
+        names = ("Prior_Arrest_Episodes_Felony", "Prior_Arrest_Episodes_Misd")
+        return sum(spec.column(name).order.index(record[name]) for name in names)
+
+    ages = sorted((r["Age_at_Release"] for r in records), key=spec.column("Age_at_Release").order.index)
+    most_arrested = sorted(range(len(records)), key=lambda i: -arrests(records[i]))
+    paired = [dict(record) for record in records]
+    for age, i in zip(ages, most_arrested, strict=True):
+        paired[i]["Age_at_Release"] = age
+    return paired
+
+
 @pytest.fixture(scope="module")
 def windows(server, training_raw, spec) -> dict:
-    """1,000 records the model never saw, scored as drawn, then the same records with one input shifted;
-    returns when the shifted ones began."""
+    """1,000 records the model never saw, scored with their ages re-paired to their arrests, then as drawn,
+    then with one input shifted; returns when each window began."""
     records = [api_record(raw, spec) for raw in training_raw.iloc[3000:4000].to_dict("records")]
     shifted = [{**record, SHIFTED: "3 or more"} for record in records]
     began = {}
     with server.client("scorer") as client:
-        for name, part in (("base", records), ("shifted", shifted)):
+        for name, part in (
+            ("paired", arrests_by_age(records, spec)),
+            ("base", records),
+            ("shifted", shifted),
+        ):
             for start in range(0, len(part), BATCH):
                 body = {"items": [{"record": r} for r in part[start : start + BATCH]]}
                 answer = client.post("/v1/scores:batch", json=body)
@@ -52,13 +72,13 @@ def by_name(columns: list[dict]) -> dict[str, dict]:
 
 def test_a_window_shifted_on_one_input_drifts_on_that_input_alone(server, windows, spec):
     with server.client("reviewer") as client:
-        before = client.get("/v1/model/drift", params={"until": windows["shifted"]})
+        before = client.get("/v1/model/drift", params={"since": windows["base"], "until": windows["shifted"]})
         after = client.get("/v1/model/drift", params={"since": windows["shifted"]})
     assert before.status_code == 200 and after.status_code == 200, before.text
     before, after = before.json(), after.json()
     assert before["window"]["scores"] == after["window"]["scores"] == 1000
     assert not after["window"]["capped"] and after["window"]["limit"] == drift.WINDOW_LIMIT
-    assert [c["name"] for c in after["inputs"]] == spec.inputs()
+    assert [c["name"] for c in after["inputs"]] == spec.inputs() + [d.name for d in spec.derived]
     assert max(c["psi"] for c in before["inputs"]) < 0.1, "the records as drawn drift nowhere"
     shifted = by_name(after["inputs"])
     assert shifted[SHIFTED]["level"] == "major" and shifted[SHIFTED]["psi"] > 1
@@ -71,6 +91,22 @@ def test_a_window_shifted_on_one_input_drifts_on_that_input_alone(server, window
     assert [b["bin"] for b in after["outputs"]["bands"]] == spec.risk_bands.labels
     assert sum(b["window"] for b in after["outputs"]["bands"]) == pytest.approx(1)
     assert [n["need"] for n in after["outputs"]["need_flag_rates"]] == [n.name for n in spec.needs]
+
+
+def test_derived_inputs_drift_when_their_columns_are_re_paired(server, windows, spec):
+    """Ages handed to other people leave every column's distribution as drawn; the arrests per age band,
+    the risk model's largest input, were not monitored at all."""
+    with server.client("reviewer") as client:
+        paired = client.get("/v1/model/drift", params={"since": windows["paired"], "until": windows["base"]})
+        drawn = client.get("/v1/model/drift", params={"since": windows["base"], "until": windows["shifted"]})
+    paired, drawn = by_name(paired.json()["inputs"]), by_name(drawn.json()["inputs"])
+    assert all(paired[name]["psi"] == pytest.approx(drawn[name]["psi"]) for name in spec.inputs())
+    assert drawn["Arrests_per_Age_Band"]["level"] == "none"
+    assert paired["Arrests_per_Age_Band"]["level"] == "major", paired["Arrests_per_Age_Band"]["psi"]
+    assert (
+        paired["Arrests_per_Age_Band"]["kind"] == "numeric"
+        and paired["Arrests_per_Age_Band"]["values"] == 1000
+    )
 
 
 def test_the_model_page_shows_drift_in_tables_with_captions(server, windows, browser):
