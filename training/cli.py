@@ -15,6 +15,7 @@ from rich.console import Console
 from features.spec import SpecError, load_spec
 from features.validation import RecordsInvalid
 from models import DEFAULT_MODEL_NAME
+from training.model_names import check_model_name
 
 # Each command imports what it runs inside it: MLflow and the models take 2.5 s to import, which --help
 # and a refused option need not wait for.
@@ -60,13 +61,16 @@ def train(
     ] = 0,
 ) -> None:
     """Validate, fit risk and needs models, evaluate on a held-out part, log and register."""
+    try:  # before MLflow and the models are imported, which takes seconds
+        check_model_name(name)
+        dataset = load_spec(spec)
+    except (SpecError, OSError, ValueError) as exc:
+        raise _fail(f"training stopped, nothing was registered:\n{exc}") from exc
     from training.train import train as run_training
 
     console = Console(stderr=True)
     try:
-        result = run_training(
-            load_spec(spec), data, name, seed, step=lambda text: _terminal_step(console, text)
-        )
+        result = run_training(dataset, data, name, seed, step=lambda text: _terminal_step(console, text))
     except (SpecError, RecordsInvalid, OSError, ValueError) as exc:
         raise _fail(f"training stopped, nothing was registered:\n{exc}") from exc
     _print_json(result.summary(), result.warnings)

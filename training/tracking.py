@@ -30,22 +30,6 @@ def experiment_id() -> str:
     return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
 
 
-def check_model_name(name: str) -> None:
-    """Refuse a name MLflow takes only at registration (after the whole fit), or that a registry search
-    here cannot quote, so training stops before any work with one line naming it."""
-    if not name.strip():
-        problem = "is empty"
-    elif "/" in name or ":" in name:
-        problem = "holds / or :, which MLflow refuses"
-    elif "'" in name or '"' in name:
-        problem = "holds a quote, which the registry's searches cannot hold"
-    elif name == "." or name.startswith(".."):
-        problem = "reads as a folder, which MLflow refuses"
-    else:
-        return
-    raise ValueError(f"model name {name!r} {problem}; choose another (--name, or MODEL_NAME for make)")
-
-
 def move_alias(name: str, alias: str, version: str, note: str = "") -> str:
     """Set an alias and record the move as tags with its time (MLflow keeps no alias history)."""
     client = MlflowClient()

@@ -40,12 +40,13 @@ from training.fairness import fpr_extremes
 from training.fit import fit_bundle, outcome
 from training.gates import GateResult, check_gates
 from training.intervals import METRICS as INTERVAL_METRICS
+from training.model_names import check_model_name
 from training.overlap import KEY as ROW_KEY
 from training.overlap import new_salt, row_hashes, row_keys
 from training.provenance import COMMIT_TAG, DIRTY_TAG, PINNED_PACKAGES, environment, git_state
 from training.reference import reference_profile
 from training.spec_changes import spec_changes
-from training.tracking import CANDIDATE, check_model_name, experiment_id, move_alias, store_unusable
+from training.tracking import CANDIDATE, experiment_id, move_alias, store_unusable
 
 TEST_SIZE = 0.25
 MIN_PER_OUTCOME = 20
