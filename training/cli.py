@@ -61,15 +61,12 @@ def train(
     ] = 0,
 ) -> None:
     """Validate, fit risk and needs models, evaluate on a held-out part, log and register."""
-    try:  # before MLflow and the models are imported, which takes seconds
-        check_model_name(name)
-        dataset = load_spec(spec)
-    except (SpecError, OSError, ValueError) as exc:
-        raise _fail(f"training stopped, nothing was registered:\n{exc}") from exc
-    from training.train import train as run_training
-
     console = Console(stderr=True)
     try:
+        check_model_name(name)  # the name and the spec before MLflow and the models, which take seconds
+        dataset = load_spec(spec)
+        from training.train import train as run_training
+
         result = run_training(dataset, data, name, seed, step=lambda text: _terminal_step(console, text))
     except (SpecError, RecordsInvalid, OSError, ValueError) as exc:
         raise _fail(f"training stopped, nothing was registered:\n{exc}") from exc

@@ -476,6 +476,12 @@ def model_page(
             what = f"No version {version} of {holder.name} in the registry or in the audit trail."
             return _not_found(request, reviewer, what)
         documents = runs.run_documents(run_id)
+    if listed is not None:
+        forced_reason = listed.forced_reason
+    elif version == serving.version:  # MLflow did not answer: the tag as read when the version was loaded
+        forced_reason = serving.forced_reason
+    else:  # a version deleted from the registry took its tags with it
+        forced_reason = None
     evaluation = evaluation_of(documents)
     # The version's own spec: a later one may gate promotion elsewhere or name its incumbent otherwise.
     spec = runs.spec_of_run(run_id, serving)
@@ -492,12 +498,7 @@ def model_page(
             "alias": settings.model_alias,
             "run_id": run_id,
             "unregistered": unregistered,
-            # A version deleted from the registry took its tags with it: no reason is known then.
-            "forced_reason": listed.forced_reason
-            if listed
-            else serving.forced_reason
-            if version == serving.version
-            else None,
+            "forced_reason": forced_reason,
             "restart_required": holder.restart_required,
             "load_failed": holder.load_failed,
             "versions": versions,
