@@ -32,6 +32,7 @@ from serving.database import (
     make_reader,
     migrate,
     require_current_schema,
+    schema_change,
 )
 from serving.events import EVENT_KINDS, EventKind, key_event
 from serving.keys import ROLES, ApiKey, KeyStore
@@ -232,8 +233,8 @@ def _open_store(url: str) -> Engine:
     except (DatabaseError, OSError, SchemaTooNew) as exc:  # DatabaseError: not a database, or not answering
         typer.echo(f"cannot open the store at {shown}: {_reason(exc)}", err=True)
         raise typer.Exit(2) from exc
-    if before is not None and before != after:  # an upgrade an operator should know happened
-        typer.echo(f"migrated the store at {shown} from schema {before} to {after}", err=True)
+    if said := schema_change(shown, before, after):
+        typer.echo(said, err=True)
     return engine
 
 

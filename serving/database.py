@@ -157,6 +157,16 @@ def migrate(engine: Engine) -> tuple[str | None, str | None]:
         return before, MigrationContext.configure(connection).get_current_revision()
 
 
+def schema_change(shown_url: str, before: str | None, after: str | None) -> str | None:
+    """What a migration did to the store, when it did something an operator should hear of: a new store
+    is often a mistyped URL (its keys and scores are elsewhere), an upgrade a step to record."""
+    if before is None:
+        return f"created a new store at {shown_url}, at schema {after}"
+    if before != after:
+        return f"migrated the store at {shown_url} from schema {before} to {after}"
+    return None
+
+
 class SchemaMismatch(RuntimeError):
     """The store is not at the schema this release reads, and the caller may not migrate it."""
 

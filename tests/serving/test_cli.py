@@ -142,19 +142,23 @@ def no_keys(url: str) -> str:
     return f"no API keys in the store at {url}; create one with keys create --role ROLE"
 
 
+def created(url: str) -> str:
+    """What a command says on stderr when the store it opens did not exist."""
+    return f"created a new store at {url}, at schema {newest_revision()}"
+
+
 def test_an_empty_key_store_is_said_so_not_listed_as_nothing(tmp_path):
     """It printed nothing at all, so a misspelt store URL looked like a store whose keys were all gone."""
     database = f"sqlite:///{tmp_path}/keys.db"
     env = {"REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
     empty = CliRunner().invoke(app, ["keys", "list"], env=env)
-    assert (empty.exit_code, empty.stdout, empty.stderr.splitlines()) == (0, "", [no_keys(database)])
-    created = CliRunner().invoke(
-        app, ["keys", "create", "--role", "monitor", "--name", "prometheus"], env=env
-    )
+    assert (empty.exit_code, empty.stdout) == (0, "")
+    assert empty.stderr.splitlines() == [created(database), no_keys(database)]
+    made = CliRunner().invoke(app, ["keys", "create", "--role", "monitor", "--name", "prometheus"], env=env)
     listed = CliRunner().invoke(app, ["keys", "list"], env=env)
     assert listed.stderr == "" and listed.stdout.rstrip().endswith("never used             prometheus")
     engine = make_engine(database)
-    KeyStore(engine).verify(created.stdout.splitlines()[-1])
+    KeyStore(engine).verify(made.stdout.splitlines()[-1])
     engine.dispose()
     used = CliRunner().invoke(app, ["keys", "list"], env=env).stdout
     assert re.search(r"  active {18}  used \d{4}-\d\d-\d\d \d\d:\d\d  prometheus$", used, re.M), used
@@ -214,8 +218,10 @@ def test_an_audit_key_file_that_cannot_be_made_is_named_in_one_line(tmp_path):
     }
     result = serving_command("keys", "create", "--role", "scorer", env=env)
     assert result.returncode == 2
-    [line] = result.stderr.splitlines()
-    assert line == f"cannot make the audit key file {key_file} (REINTEGRA_AUDIT_KEY_FILE): Permission denied"
+    assert result.stderr.splitlines() == [
+        created(store),
+        f"cannot make the audit key file {key_file} (REINTEGRA_AUDIT_KEY_FILE): Permission denied",
+    ]
 
 
 def test_a_sqlite_store_in_a_missing_folder_is_refused_except_the_default_one(tmp_path, monkeypatch):
@@ -258,6 +264,7 @@ def test_a_variable_that_sets_nothing_is_named_with_the_setting_it_resembles(tmp
         "DB_POOL_SIZE,"
         "DB_MAX_OVERFLOW,MAX_BATCH,MAX_BODY_BYTES,SESSION_SECRET,SESSION_HOURS,SESSION_IDLE_MINUTES}",
         "warning: REINTEGRA_KEYS_ULR is not a setting and is ignored; did you mean REINTEGRA_KEYS_URL?",
+        created(database),
         no_keys(database),
     ]
 
@@ -375,7 +382,8 @@ def test_a_metrics_folder_that_cannot_be_made_is_named_in_one_line(registry, tmp
     }
     result = serving_command("--port", "1", "--workers", "2", env=env, timeout=60)
     assert result.returncode == 2
-    [line] = result.stderr.splitlines()
+    [made, line] = result.stderr.splitlines()
+    assert made == created(f"sqlite:///{tmp_path}/audit.db")
     assert line.startswith(
         f"PROMETHEUS_MULTIPROC_DIR={tmp_path / 'a-file' / 'metrics'}: cannot write metrics there: "
     )
@@ -467,6 +475,20 @@ def test_a_store_of_an_older_release_is_migrated_and_says_so(tmp_path):
     assert again.stderr.splitlines() == [no_keys(database)], "said once, when it migrated"
 
 
+def test_a_new_store_is_said_to_be_new(tmp_path):
+    """A mistyped store URL made an empty store in silence: `keys list` then said only that there were
+    no keys, and `migrate` that the store was at this release's schema, as of the real one."""
+    database = f"sqlite:///{tmp_path}/audti.db"
+    env = {"REINTEGRA_KEYS_URL": database, "REINTEGRA_AUDIT_URL": database}
+    listed, migrated = (
+        CliRunner().invoke(app, [*command], env=env) for command in (["keys", "list"], ["migrate"])
+    )
+    assert listed.exit_code == migrated.exit_code == 0, listed.output
+    assert listed.stderr.splitlines() == [created(database), no_keys(database)]
+    assert migrated.stderr == "", "said once, when it was made"
+    assert migrated.stdout == f"the store at {database} is at this release's schema\n"
+
+
 def test_an_audit_store_set_without_a_keys_store_is_warned_of(tmp_path, monkeypatch):
     """Keys then stay in the default SQLite file of the host where they were made: set only
     REINTEGRA_AUDIT_URL to PostgreSQL, a key made on one host is unknown to the others."""
@@ -480,12 +502,13 @@ def test_an_audit_store_set_without_a_keys_store_is_warned_of(tmp_path, monkeypa
         "warning: REINTEGRA_KEYS_URL is not set, so API keys and page sessions are kept in "
         "sqlite:///data/reintegra.db (relative to the working folder), not in the audit store of "
         "REINTEGRA_AUDIT_URL; set REINTEGRA_KEYS_URL, to the same URL to keep them there",
+        created("sqlite:///data/reintegra.db"),
         no_keys("sqlite:///data/reintegra.db"),
     ]
     both = CliRunner().invoke(
         app, ["keys", "list"], env={"REINTEGRA_AUDIT_URL": audit, "REINTEGRA_KEYS_URL": audit}
     )
-    assert both.stderr.splitlines() == [no_keys(audit)]
+    assert both.stderr.splitlines() == [created(audit), no_keys(audit)]
 
 
 def test_an_audit_store_set_to_the_keys_default_is_not_warned_of(tmp_path, monkeypatch):
@@ -498,7 +521,10 @@ def test_an_audit_store_set_to_the_keys_default_is_not_warned_of(tmp_path, monke
         env={"REINTEGRA_AUDIT_URL": "sqlite:///data/reintegra.db", "REINTEGRA_KEYS_URL": None},
     )
     assert result.exit_code == 0, result.output
-    assert result.stderr.splitlines() == [no_keys("sqlite:///data/reintegra.db")], "and no warning"
+    assert result.stderr.splitlines() == [
+        created("sqlite:///data/reintegra.db"),
+        no_keys("sqlite:///data/reintegra.db"),
+    ], "and no warning"
 
 
 def test_more_workers_than_the_host_can_hold_are_refused(tmp_path):
