@@ -116,38 +116,59 @@ def scans(browser, server, scores, api_records) -> dict[str, Scan]:
     warned = post_score(
         server, "Q-warned", {k: v for k, v in api_records[PAGE_SIZE].items() if k != WARNED_INPUT}
     )  # with the others, one more score than a page holds
-    axe, found = Axe(), {}
+    axe = Axe()
     # A desktop width: at 320 px axe found nothing more and could tell fewer colours apart (text scrolled out
     # of its box has no background it can see); test_pages_access.py checks the 320 px reflow itself.
     context = browser.new_context(base_url=server.base_url, viewport={"width": 1280, "height": 800})
     context.clock.install()  # the session warning is then brought on without waiting for it
     page = context.new_page()
     try:
-        page.goto("/review/sign-in")
-        found["sign-in"] = scan(page, axe)
-        sign_in(page, "not a key", path="/review/sign-in")
-        found["sign-in, key refused"] = scan(page, axe)
-        sign_in(page, server.keys["reviewer"])
-        found["scores, first of two pages"] = scan(page, axe)
-        post_score(server, "Q-newer", api_records[PAGE_SIZE + 1])
-        with page.expect_navigation():
-            page.get_by_role("link", name="Older").click()
-        found["scores, second page with newer scores"] = scan(page, axe)
-        for name, path in signed_in_paths(scores, warned).items():
-            page.goto(path)
-            found[name] = scan(page, axe)
-        page.goto("/review/scores")
-        page.clock.run_for(
-            int(page.locator("#session-warning").get_attribute("data-seconds")) * 1000 - 60_000
-        )
-        page.get_by_role("alert").filter(has_text="Your session ends at").wait_for()
-        found["session about to end"] = scan(page, axe)
-        with page.expect_navigation():
-            page.get_by_role("button", name="Sign out").click()
-        found["sign-in, signed out"] = scan(page, axe)
+        found = {
+            **scan_sign_in(page, axe, server.keys["reviewer"]),
+            **scan_two_pages(page, axe, lambda: post_score(server, "Q-newer", api_records[PAGE_SIZE + 1])),
+            **{name: visit(page, axe, path) for name, path in signed_in_paths(scores, warned).items()},
+            **scan_session_end(page, axe),
+        }
     finally:
         context.close()
     write_report(found)
+    return found
+
+
+def visit(page, axe: Axe, path: str) -> Scan:
+    page.goto(path)
+    return scan(page, axe)
+
+
+def scan_sign_in(page, axe: Axe, key: str) -> dict[str, Scan]:
+    """The form empty and after a refused key; then signs in with `key`, on the score list."""
+    found = {"sign-in": visit(page, axe, "/review/sign-in")}
+    sign_in(page, "not a key", path="/review/sign-in")
+    found["sign-in, key refused"] = scan(page, axe)
+    sign_in(page, key)
+    return found
+
+
+def scan_two_pages(page, axe: Axe, score_once_more) -> dict[str, Scan]:
+    """The list's first page, then its second after `score_once_more` added a newer score."""
+    found = {"scores, first of two pages": scan(page, axe)}
+    score_once_more()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Older").click()
+    found["scores, second page with newer scores"] = scan(page, axe)
+    return found
+
+
+def scan_session_end(page, axe: Axe) -> dict[str, Scan]:
+    """The warning a minute before the unused session ends (the page's clock run on), then signing out."""
+    page.goto("/review/scores")
+    seconds = int(page.locator("#session-warning").get_attribute("data-seconds"))
+    page.clock.run_for((seconds - 60) * 1000)
+    page.get_by_role("alert").filter(has_text="Your session ends at").wait_for()
+    found = {"session about to end": scan(page, axe)}
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign out").click()
+    found["sign-in, signed out"] = scan(page, axe)
     return found
 
 
