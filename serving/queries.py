@@ -14,6 +14,8 @@ from serving.search import as_utc
 
 # Digits past the microsecond: pydantic drops them, which would move `until` before a score it holds.
 FINER_THAN_MICROSECONDS = re.compile(r"[.,]\d{7,}")
+# What pydantic would read as a Unix time rather than a date and time.
+NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
 def _to_the_microsecond(value: Any) -> Any:
@@ -22,7 +24,20 @@ def _to_the_microsecond(value: Any) -> Any:
     return value
 
 
-UtcTime = Annotated[datetime, BeforeValidator(_to_the_microsecond), AfterValidator(as_utc)]
+def _not_a_number(value: Any) -> Any:
+    """The document says date-time; pydantic reads a number as seconds since 1970, so `since=20261124`
+    (a date in ISO 8601's basic format) would silently search from August 1970."""
+    if isinstance(value, str) and NUMBER.fullmatch(value):
+        raise ValueError(
+            f"{value.strip()!r} is a number, not a time: write a date and time as in RFC 3339, "
+            "2026-11-24T09:30:00Z (naive times are UTC)"
+        )
+    return value
+
+
+UtcTime = Annotated[
+    datetime, BeforeValidator(_to_the_microsecond), BeforeValidator(_not_a_number), AfterValidator(as_utc)
+]
 
 
 def only_known_parameters(query: type[BaseModel]) -> Callable[[Request], Coroutine[Any, Any, None]]:

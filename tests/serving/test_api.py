@@ -1334,6 +1334,19 @@ def test_a_time_finer_than_a_microsecond_is_refused(server):
         assert client.get("/v1/scores", params={"until": "2026-11-25T00:35:50.251320Z"}).status_code == 200
 
 
+@pytest.mark.parametrize("value", ["20261124", "1764000000", "1.7e9", " -5 "])
+def test_a_number_is_refused_as_a_time(server, value):
+    """The document says date-time, and pydantic read a number as seconds since 1970: `since=20261124`, a
+    date in ISO 8601's basic format, searched from August 1970 without a word."""
+    with server.client("reviewer") as client:
+        for name in ("since", "until"):
+            response = client.get("/v1/scores", params={name: value})
+            assert response.status_code == 422, response.text
+            error = response.json()["errors"][0]
+            assert error["field"] == f"query.{name}" and error["value"] == value
+            assert "is a number, not a time: write a date and time as in RFC 3339" in error["message"]
+
+
 # Every line a server writes: time, level, logger, worker pid and request id ('-' outside a request).
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) [\w.]+ pid=\d+ \[[^\]]+\] ")
 

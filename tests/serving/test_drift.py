@@ -144,6 +144,8 @@ def test_drift_is_for_reviewers(server):
         ({"since": "2026-11-02T00:00:00Z", "until": "2026-11-01T00:00:00Z"}, "query.until"),
         ({"since": "2026-11-01T00:00:00Z", "until": "2026-11-01T00:00:00Z"}, "query.until"),
         ({"since": "yesterday"}, "query.since"),
+        ({"since": "20261124"}, "query.since"),
+        ({"until": "1764000000"}, "query.until"),
         ({"from": "2026-11-01"}, "query.from"),
     ],
 )
