@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.encoders import jsonable_encoder
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
@@ -41,6 +43,28 @@ def operation_id(route: APIRoute) -> str:
     """The handler's name (`create_score`): generated clients name their methods by it, and FastAPI's
     default (`create_score_v1_scores_post`) changes whenever a path or method does."""
     return route.name
+
+
+def keep_example_nulls(app: FastAPI, routers: list[APIRouter]) -> None:
+    """Write the response examples of `routers`' routes back into the document as given: FastAPI encodes
+    it with exclude_none (fastapi#5559), which drops their nulls, and an example then misses fields its
+    schema requires."""
+    openapi = app.openapi
+    routes = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
+
+    def with_examples() -> dict[str, Any]:
+        document = openapi()
+        for route in routes:
+            for method in route.methods:
+                responses = document["paths"][route.path_format][method.lower()]["responses"]
+                for status, response in route.responses.items():
+                    for media, content in response.get("content", {}).items():
+                        if "example" in content:
+                            documented = responses[str(status)]["content"][media]
+                            documented["example"] = jsonable_encoder(content["example"])
+        return document
+
+    app.openapi = with_examples  # type: ignore[method-assign]
 
 
 def create_app(
@@ -111,11 +135,16 @@ def create_app(
     app.state.drift = DriftCache()
     example = {"assessment_id": "A-1001", "person_id": "P-42", "record": example_record(spec)}
     score_request = score_request_model(record_model(spec, example["record"]))
-    app.include_router(scores_router(score_request, example, settings.max_batch))
-    app.include_router(model.model_router(drift_example(spec)))
-    app.include_router(admin.router)
-    app.include_router(health.router)
+    routers = [
+        scores_router(score_request, example, settings.max_batch),
+        model.model_router(drift_example(spec)),
+        admin.router,
+        health.router,
+    ]
+    for router in routers:
+        app.include_router(router)
     problems.install(app, LIMIT_PROBLEMS)
+    keep_example_nulls(app, routers)
     install_pages(app)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
