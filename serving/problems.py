@@ -43,6 +43,11 @@ REQUEST_ID_DOC = {
     "one; the answer's problem body and the server's log lines carry it",
     "schema": {"type": "string"},
 }
+# Sent on every /v1 answer by RequestContextMiddleware, unless the route sets its own (serving.conditional).
+NO_STORE_DOC = {
+    "description": "no-store: the answer may hold a person's record, so no cache may keep it",
+    "schema": {"type": "string"},
+}
 
 
 def problem(
@@ -174,13 +179,17 @@ def install(app: FastAPI, on_every_operation: dict[str, dict[str, Any]]) -> None
         problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, schema in {**problem_schema.pop("$defs", {}), "Problem": problem_schema}.items():
             schemas.setdefault(name, schema)
-        for operations in document.get("paths", {}).values():
+        for path, operations in document.get("paths", {}).items():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
                 for status, response in on_every_operation.items():
                     responses.setdefault(status, copy.deepcopy(response))
                 for response in responses.values():
-                    response.setdefault("headers", {}).setdefault("X-Request-ID", REQUEST_ID_DOC)
+                    headers = response.setdefault("headers", {})
+                    headers.setdefault("X-Request-ID", REQUEST_ID_DOC)
+                    # Not on the answers the protocol sends before the app, which close the connection.
+                    if path.startswith("/v1/") and "Connection" not in headers:
+                        headers.setdefault("Cache-Control", NO_STORE_DOC)
         return document
 
     app.openapi = with_problem_schema  # type: ignore[method-assign]

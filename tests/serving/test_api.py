@@ -1703,7 +1703,8 @@ def test_unusual_methods_share_one_metrics_label(server):
 
 def test_openapi_documents_the_statuses_and_headers_the_middleware_sends(server, api_records):
     """A client generated from the document raised 'unexpected status 415' on a compressed body and
-    knew of no X-Request-ID, Retry-After or Accept-Encoding: the middleware sends them outside any route."""
+    knew of no X-Request-ID, Retry-After or Accept-Encoding: the middleware sends them outside any route,
+    and Cache-Control on every /v1 answer (no-store, unless the route sets its own)."""
     gzipped = gzip.compress(json.dumps({"record": api_records[0]}).encode())
     gzip_json = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
     with server.client("scorer") as scorer:
@@ -1719,12 +1720,15 @@ def test_openapi_documents_the_statuses_and_headers_the_middleware_sends(server,
         assert documented is not None, (method, path, response.status_code)
         assert response.headers["content-type"] in documented["content"]
         named = {name.lower() for name in documented.get("headers", {})}
-        ours = {"x-request-id", "accept-encoding", "location", "www-authenticate"} & set(response.headers)
-        assert ours <= named, (method, path, response.status_code)
+        ours = {"x-request-id", "accept-encoding", "location", "www-authenticate", "cache-control"}
+        assert ours & set(response.headers) <= named, (method, path, response.status_code)
+        assert "cache-control" in response.headers
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             for status, response in operation["responses"].items():
                 assert "X-Request-ID" in response.get("headers", {}), (method, path, status)
+                if path.startswith("/v1/") and status not in ("400", "408"):  # those two precede the app
+                    assert "Cache-Control" in response["headers"], (method, path, status)
             if path.startswith("/v1/"):
                 assert "Retry-After" in operation["responses"]["503"]["headers"], (method, path)
 
