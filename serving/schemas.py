@@ -26,6 +26,14 @@ from serving.json_body import each_name_once
 MAX_UNKNOWN_FIELDS = 20
 
 
+# What JSON Schema cannot say of a record, said in words: a client reads it in the document or nowhere.
+RECORD_DOC = (
+    "The serving model's release-time inputs and its protected attributes, each optional (left out, null "
+    "or blank is missing), but at least one input must be given: a record with none is a 422, since its "
+    "score would only repeat the base rate."
+)
+
+
 def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
     """Release-time inputs and protected attributes, each optional; anything else is refused."""
     columns = [*spec.inputs(), *spec.protected]
@@ -34,7 +42,7 @@ def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for name in columns:
         column = spec.column(name)
-        note = " Protected: stored for audits, never a model input." if name in spec.protected else ""
+        note = ". Protected: stored for audits, never a model input" if name in spec.protected else ""
         fields[attributes[name]] = (
             _field_type(column) | None,
             Field(default=None, alias=name, description=(column.description or column.domain) + note),
@@ -54,6 +62,7 @@ def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
 
     return create_model(
         "Record",
+        __doc__=RECORD_DOC,
         __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
         __validators__={
             "blank_is_missing": model_validator(mode="before")(_blank_is_missing),
@@ -181,8 +190,12 @@ def _not_only_dots(value: str) -> str:
     return value
 
 
+# _not_only_dots in the document's words, as `not`: pydantic's regex engine has no lookahead.
+ONLY_DOTS = {"not": {"pattern": r"^\.+$"}}
 Identifier = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=PRINTABLE), AfterValidator(_not_only_dots)
+    str,
+    Field(min_length=1, max_length=128, pattern=PRINTABLE, json_schema_extra=ONLY_DOTS),
+    AfterValidator(_not_only_dots),
 ]
 
 

@@ -1,8 +1,10 @@
 """The record schema generated from a spec, and what changes between two of them."""
 
+from jsonschema import Draft202012Validator
+
 from features.example import example_record
 from features.spec import DatasetSpec
-from serving.schemas import record_changes, record_model, record_values
+from serving.schemas import record_changes, record_model, record_values, score_request_model
 
 
 def _schema(spec: DatasetSpec) -> dict:
@@ -162,3 +164,17 @@ columns:
     )
     record = record_model(spec, example_record(spec))
     assert record_values(record.model_validate({"_age": 30, "field_0": 2})) == {"_age": 30.0, "field_0": 2.0}
+
+
+def test_the_request_schema_says_what_the_server_refuses_beyond_types(spec):
+    """A client trusting only the document sent an id of dots or an empty record and met a 422 the schema
+    allowed: the first is now in the schema, the second in the record's description."""
+    schema = score_request_model(record_model(spec, {})).model_json_schema()
+    validator = Draft202012Validator(schema)
+    record = {"Gender": "F"}
+    assert validator.is_valid({"person_id": ".x", "assessment_id": "A.1", "record": record})
+    assert not validator.is_valid({"person_id": "..", "record": record})
+    assert not validator.is_valid({"assessment_id": ".", "record": record})
+    assert "at least one input must be given" in schema["$defs"]["Record"]["description"]
+    race = schema["$defs"]["Record"]["properties"]["Race"]["description"]
+    assert race == "demographics. Protected: stored for audits, never a model input"
