@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 
 from serving.deps import AuditDep, HolderDep, KeysDep, MetricsDep, MonitorKey
 from serving.problems import PROBLEMS, STORE_RETRY_SECONDS, problem, problem_response
@@ -16,6 +19,12 @@ NOT_READY["headers"] = {
 }
 
 
+class Ready(BaseModel):
+    """What /readyz answers when every check passes; the handler sends it as bytes, so this documents it."""
+
+    status: Literal["ready"]
+
+
 @router.get("/healthz", summary="The process is up")
 def read_health() -> dict[str, str]:
     return {"status": "ok"}
@@ -24,6 +33,7 @@ def read_health() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="A model is loaded, the audit store takes writes under this server's key and keys can be read",
+    response_model=Ready,
     responses={503: NOT_READY},
 )
 def read_readiness(request: Request, holder: HolderDep, audit: AuditDep, keys: KeysDep) -> Response:

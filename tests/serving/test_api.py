@@ -1779,6 +1779,20 @@ def test_openapi_documents_metrics_as_text_and_its_refusals(server):
     assert list(document["/readyz"]["get"]["responses"]["503"]["content"]) == [PROBLEM]
 
 
+def test_openapi_documents_the_health_answers_as_sent(server):
+    """/readyz's 200 had an empty schema, so a client generated from the document read it as an untyped
+    object; both health answers are now described and validate against their schemas."""
+    with server.client() as anonymous:
+        document = anonymous.get("/openapi.json").json()
+        sent = {path: anonymous.get(path) for path in ("/healthz", "/readyz")}
+    for path, response in sent.items():
+        schema = document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema, path
+        validator = Draft202012Validator({**schema, "components": document["components"]})
+        assert [error.message for error in validator.iter_errors(response.json())] == [], path
+    assert sent["/readyz"].json() == {"status": "ready"}
+
+
 def test_a_person_looked_up_without_scores_is_recorded(server):
     """A search for a person that showed no score recorded nothing, so the trail could not say that a
     reviewer key had looked for someone, which a subject-access request asks. Such a lookup is now a row
