@@ -42,10 +42,12 @@ def record_model(spec: DatasetSpec, example: dict[str, Any]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for name in columns:
         column = spec.column(name)
-        note = ". Protected: stored for audits, never a model input" if name in spec.protected else ""
+        said = column.description or column.domain
+        if name in spec.protected:
+            said = f"{said.rstrip('.')}. Protected: stored for audits, never a model input."
         fields[attributes[name]] = (
             _field_type(column) | None,
-            Field(default=None, alias=name, description=(column.description or column.domain) + note),
+            Field(default=None, alias=name, description=said),
         )
     for name, reason in refused.items():
         refusal = Annotated[Any, AfterValidator(_refuse(reason))]

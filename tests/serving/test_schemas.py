@@ -177,4 +177,9 @@ def test_the_request_schema_says_what_the_server_refuses_beyond_types(spec):
     assert not validator.is_valid({"assessment_id": ".", "record": record})
     assert "at least one input must be given" in schema["$defs"]["Record"]["description"]
     race = schema["$defs"]["Record"]["properties"]["Race"]["description"]
-    assert race == "demographics. Protected: stored for audits, never a model input"
+    assert race == "demographics. Protected: stored for audits, never a model input."
+    described = spec.model_copy(
+        update={"columns": [c.model_copy(update={"description": "Race as recorded."}) for c in spec.columns]}
+    )
+    race = record_model(described, {}).model_json_schema()["properties"]["Race"]["description"]
+    assert race == "Race as recorded. Protected: stored for audits, never a model input."
