@@ -20,7 +20,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from serving.addresses import app_path
 from serving.deps import authenticate
-from serving.observability import REFUSED_BEFORE_APP, REQUEST_ID_HEADER, request_id_var
+from serving.observability import (
+    EVERY_ANSWER_HEADERS,
+    REFUSED_BEFORE_APP,
+    REQUEST_ID_HEADER,
+    request_id_var,
+)
 from serving.problems import problem, problem_response
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -179,7 +184,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         response = problem(status.value, status.phrase, msg, request_id=request_id)
         head = [f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
-        head += [name + b": " + value + b"\r\n" for name, value in response.raw_headers]
+        head += [
+            name + b": " + value + b"\r\n" for name, value in [*response.raw_headers, *EVERY_ANSWER_HEADERS]
+        ]
         head += [f"{REQUEST_ID_HEADER}: {request_id}\r\nconnection: close\r\n\r\n".encode()]
         self.transport.write(b"".join(head) + response.body)
         self.transport.close()

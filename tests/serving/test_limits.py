@@ -49,6 +49,8 @@ def test_requests_refused_before_the_app_are_counted(registry, tmp_path, workers
     for answer, said in zip(answers, REASONS, strict=True):
         request_id = re.search(r"\r\nx-request-id: (\w+)\r\n", answer).group(1)
         assert f"[{request_id}] refused before the app, {said}: " in log, "logged with the answer's id"
+        head = answer.partition("\r\n\r\n")[0].lower().split("\r\n")
+        assert {"x-content-type-options: nosniff", "x-frame-options: deny"} <= set(head), "as every answer"
     [family] = [f for f in text_string_to_metric_families(text) if f.name == "reintegra_refused_before_app"]
     counted = {
         (s.labels["status"], s.labels["reason"]): s.value for s in family.samples if s.name.endswith("_total")
