@@ -303,13 +303,14 @@ class FieldError(BaseModel):
     )
     message: str = Field(description="What is wrong and what is allowed")
     value: str | int | float | bool | None = Field(
-        description="The value refused (as text when JSON cannot carry it)"
+        description="The value refused (as text when JSON cannot carry it: NaN, an integer beyond 64 bits); "
+        "null when it was missing, null, an object or an array"
     )
 
 
 class BatchItem(BaseModel):
     index: int
-    status: int = Field(description="201 scored, or 422 refused with `errors`")
+    status: Literal[201, 422] = Field(description="201 scored, or 422 refused with `errors`")
     score: ScorePublic | None = None
     errors: list[FieldError] | None = None
 

@@ -4,7 +4,7 @@ from jsonschema import Draft202012Validator
 
 from features.example import example_record
 from features.spec import DatasetSpec
-from serving.schemas import record_changes, record_model, record_values, score_request_model
+from serving.schemas import BatchPublic, record_changes, record_model, record_values, score_request_model
 
 
 def _schema(spec: DatasetSpec) -> dict:
@@ -183,3 +183,9 @@ def test_the_request_schema_says_what_the_server_refuses_beyond_types(spec):
     )
     race = record_model(described, {}).model_json_schema()["properties"]["Race"]["description"]
     assert race == "Race as recorded. Protected: stored for audits, never a model input."
+
+
+def test_a_batch_item_documents_the_two_statuses_it_can_have():
+    """A client generated from the document had to handle any integer as an item's status."""
+    status = BatchPublic.model_json_schema()["$defs"]["BatchItem"]["properties"]["status"]
+    assert status["enum"] == [201, 422]
