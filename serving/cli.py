@@ -125,7 +125,7 @@ def serve(
             port=port,
             workers=workers,
             root_path=settings.root_path,
-            http="serving.limits:BoundedHeadProtocol",
+            http="serving.draining:DrainingProtocol",
             log_config=uvicorn_log_config(),
             timeout_worker_healthcheck=WORKER_START_SECONDS,
             log_level="info",

@@ -1480,6 +1480,31 @@ def test_sighup_replaces_every_worker_while_requests_go_on(registry, tmp_path, a
     assert set(statuses) == {201}, statuses
 
 
+def test_a_request_sent_as_the_server_shuts_down_is_answered(registry, tmp_path):
+    """uvicorn closed at once every connection with no request under way, so one sent just as a worker
+    stopped (SIGTERM, or the rolling restart of SIGHUP) ended unanswered: 'Server disconnected without
+    sending a response' during a SIGHUP under load."""
+    server = start_server(registry, tmp_path)
+    address = urlsplit(server.base_url)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+            connection.sendall(request)
+            first = b""
+            while not first.endswith(b'{"status":"ok"}'):  # the whole answer: the connection is idle now
+                first += connection.recv(65536)
+            server.process.send_signal(signal.SIGTERM)
+            log, deadline = tmp_path / "server.log", time.monotonic() + 30
+            while "Shutting down" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            connection.sendall(request)
+            answer = b"".join(iter(lambda: connection.recv(65536), b""))
+    finally:
+        server.stop()
+    head = answer.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 200") and b"\r\nconnection: close" in head, answer
+
+
 def test_an_oversized_body_is_refused_before_it_is_read(server):
     """A declared length over the limit gets 413 at once; the server never waits for the body."""
     host, port = server.base_url.removeprefix("http://").split(":")
