@@ -227,7 +227,10 @@ class ModelRef(BaseModel):
 
 class Risk(BaseModel):
     probability: float
-    band: str
+    band: str = Field(
+        description="One of the risk_bands.labels of GET /v1/model for the version that made the score "
+        "(a score of an earlier version may hold a band of its own spec)"
+    )
     horizon_years: float
 
 
@@ -241,7 +244,8 @@ class Need(BaseModel):
         "decide it are missing or known only later). When not null it decides `flagged`.",
     )
     flagged: bool = Field(
-        description="`observed` when known, otherwise probability >= the need's flag threshold"
+        description="`observed` when known, otherwise probability >= the need's flag threshold "
+        "(need_flag_thresholds of GET /v1/model)"
     )
     interventions: list[str]
 
@@ -353,6 +357,19 @@ class LoadFailed(BaseModel):
     reason: str = Field(description="Why it could not be loaded, and which version still serves")
 
 
+class RiskBandsPublic(BaseModel):
+    """How the serving version turns a probability into a band, so a client can show where a score lies."""
+
+    labels: list[str] = Field(description="The risk bands, lowest risk first")
+    cut_points: list[float] = Field(
+        description="A probability at or above cut_points[i] (and below the next) is in labels[i + 1]"
+    )
+    operating_threshold: float = Field(
+        description="The probability at and above which the model predicts a new arrest: where the fairness "
+        "audit's FPR and FNR are measured"
+    )
+
+
 class ModelPublic(BaseModel):
     name: str
     version: str
@@ -361,6 +378,11 @@ class ModelPublic(BaseModel):
     loaded_at: datetime
     spec: str
     inputs: list[str]
+    risk_bands: RiskBandsPublic
+    need_flag_thresholds: dict[str, float] = Field(
+        description="Each need's probability at and above which it is flagged (when the record does not "
+        "settle it)"
+    )
     metrics: dict[str, Any]
     baselines: dict[str, Any]
     fairness: dict[str, Any]

@@ -32,15 +32,20 @@ def model_router(drift_example: dict[str, Any]) -> APIRouter:
     def read_model(key: ReviewerKey, holder: HolderDep, settings: SettingsDep) -> dict[str, Any]:
         model = holder.current
         waiting, failed = holder.restart_required, holder.load_failed
-        evaluation = model.evaluation
+        evaluation, spec = model.evaluation, model.bundle.spec
         return {
             "name": model.name,
             "version": model.version,
             "alias": settings.model_alias,
             "run_id": model.run_id,
             "loaded_at": model.loaded_at,
-            "spec": model.bundle.spec.name,
+            "spec": spec.name,
             "inputs": model.bundle.inputs,
+            "risk_bands": {
+                **spec.risk_bands.model_dump(),
+                "operating_threshold": spec.gates.operating_threshold,
+            },
+            "need_flag_thresholds": {need.name: need.flag_threshold for need in spec.needs},
             "metrics": {
                 "risk": evaluation.get("risk", {}),
                 "needs": evaluation.get("needs", {}),

@@ -1082,6 +1082,28 @@ def test_model_endpoint_shows_metrics_baselines_fairness_and_card(server, regist
     assert body["forced_promotion_reason"] == recorded
 
 
+def test_the_model_publishes_the_cut_points_and_thresholds_its_scores_follow(server, api_records, spec):
+    """A case-management system could show a band but not where it begins, nor a need's flag threshold:
+    GET /v1/model said neither. From what it says now, a client puts each score in its band and flags
+    each need as the server does."""
+    with server.client("reviewer") as reviewer:
+        model = reviewer.get("/v1/model").json()
+    with server.client("scorer") as scorer:
+        batch = scorer.post("/v1/scores:batch", json={"items": [{"record": r} for r in api_records[:60]]})
+    bands, thresholds = model["risk_bands"], model["need_flag_thresholds"]
+    assert bands["labels"] == spec.risk_bands.labels and bands["cut_points"] == spec.risk_bands.cut_points
+    assert bands["operating_threshold"] == spec.gates.operating_threshold
+    assert set(thresholds) == {need.name for need in spec.needs}
+    scores = [item["score"] for item in batch.json()["items"]]
+    assert len({score["risk"]["band"] for score in scores}) >= 3, "scores that fall in several bands"
+    for score in scores:
+        probability = score["risk"]["probability"]
+        assert score["risk"]["band"] == bands["labels"][sum(probability >= c for c in bands["cut_points"])]
+        for need in score["needs"]:
+            if need["observed"] is None:
+                assert need["flagged"] == (need["probability"] >= thresholds[need["need"]])
+
+
 def test_a_score_and_the_model_are_revalidated_by_etag_and_every_read_is_recorded(server, api_records):
     """GET /v1/scores/{id} and GET /v1/model had no validator: a client polling the model or re-reading a
     score (which never changes) fetched 35-100 kB each time. They carry a strong ETag, a Cache-Control that
