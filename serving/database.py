@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -49,6 +51,8 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 10) -> Engine:
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        if engine.url.database:
+            event.listen(engine, "do_connect", partial(_refuse_read_only, Path(engine.url.database)))
     return engine
 
 
@@ -91,6 +95,14 @@ def waiting_at_most(connection: Connection, seconds: float) -> Iterator[None]:
         yield
     finally:
         connection.invalidate()
+
+
+def _refuse_read_only(path: Path, *_) -> None:
+    """No connection to a file this process cannot write: SQLite would open it read-only, and while one
+    such is open every new connection to it here is read-only too, once it can be written again as well
+    (a file system remounted read-only and back left each score a 503 until a restart)."""
+    if path.exists() and not os.access(path, os.W_OK):
+        raise sqlite3.OperationalError(f"attempt to write a readonly database: {path} cannot be written")
 
 
 def _sqlite_busy_timeout(connection, _record) -> None:

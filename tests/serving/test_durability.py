@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,42 @@ def test_readiness_fails_once_scores_have_filled_the_audit_disk(registry, tmp_pa
     assert statuses[-1] == 503 and set(statuses[:-1]) == {201}
     assert refused.status_code == 503
     assert full.status_code == 503 and full.json()["checks"]["audit_writable"] is False
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """`folder` on a read-only mount of itself, as a file system remounted read-only after an error is;
+    needs the right to mount (chmod would not do: tests run as root, whom it does not stop)."""
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount here: {mounted.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True)
+        yield
+    finally:  # lazily: the server still holds files it opened through the mount
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+def test_a_store_that_was_read_only_takes_scores_again_without_a_restart(registry, tmp_path, api_records):
+    """SQLite opened connections read-only while the store's folder was, and while one of them stayed open
+    every new connection was read-only too: each score was a 503 until the server restarted."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    server = start_server(registry, tmp_path, database=f"sqlite:///{folder}/audit.db")
+    body = {"record": api_records[0]}
+
+    def score(_: int = 0) -> int:
+        return scorer.post("/v1/scores", json=body).status_code
+
+    try:
+        with server.client("scorer") as scorer, server.client() as anonymous:
+            with read_only(folder), ThreadPoolExecutor(8) as pool:
+                # At once, so the pool opens new connections (those it held write through the old mount).
+                refused = list(pool.map(score, range(16)))
+            after = [score() for _ in range(20)]
+            ready = anonymous.get("/readyz")
+    finally:
+        server.stop()
+    assert 503 in refused and set(refused) <= {201, 503}
+    assert after == [201] * 20, after
+    assert ready.status_code == 200
