@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from serving.events import Event, EventKind, rotation_event
@@ -101,6 +102,11 @@ _WRITTEN_TO = [
 ]
 
 
+class CommitUnknown(RuntimeError):
+    """The connection was lost while the scores were committed, and the store could not be asked whether
+    they were: the client may retry with its Idempotency-Key to find out without scoring twice."""
+
+
 class AuditStore:
     """Scores in a SQL database (SQLite or PostgreSQL), newest first, each signed by `seal`."""
 
@@ -111,7 +117,8 @@ class AuditStore:
 
     def record(self, rows: list[ScoreRow], claim: IdempotentRequestRow | None = None) -> None:
         """Commit the rows, and the idempotency claim they answer, in one transaction; returns only
-        once they are durable. A claim already taken raises IntegrityError and records nothing.
+        once they are durable. A claim already taken raises IntegrityError and records nothing. A commit
+        whose connection was lost returns when the rows are found stored; CommitUnknown when no one can say.
 
         Core inserts, not the ORM unit of work: this runs on every score, before the 201.
         """
@@ -119,11 +126,27 @@ class AuditStore:
             return
         values = [_values(row) for row in rows]
         hashes = [content_hash("scores", v) for v in values]
-        with self.engine.begin() as connection:
+        with self.engine.connect() as connection:
+            transaction = connection.begin()
             if claim is not None:
                 connection.execute(_INSERT_CLAIM, _values(claim))
             if rows:
                 self._append(connection, _INSERT_SCORES, values, hashes)
+            try:
+                transaction.commit()
+            except DBAPIError as exc:
+                # A connection lost during COMMIT may have committed: "nothing was recorded" could be false.
+                if not (exc.connection_invalidated and rows) or not self._committed(rows[0].id):
+                    raise
+
+    def _committed(self, score_id: str) -> bool:
+        """Whether a score whose commit lost its connection is stored, asked on a new connection."""
+        try:
+            with self.engine.connect() as connection:
+                found = connection.execute(select(ScoreRow.id).where(ScoreRow.id == score_id)).first()
+        except DBAPIError as exc:
+            raise CommitUnknown(f"{exc.orig}".splitlines()[0]) from exc
+        return found is not None
 
     def record_reads(
         self, key_id: str, request_id: str, route: str, rows: Iterable[ScoreRow], person_id: str | None

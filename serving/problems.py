@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
 from serving.addresses import without_trailing_slash
+from serving.audit import CommitUnknown
 from serving.idempotency import VISIBLE_ASCII
 from serving.model_store import ModelUnavailable, RegistryUnreachable, SchemaChanged
 from serving.schemas import PRINTABLE, Problem
@@ -221,9 +222,7 @@ def install(app: FastAPI, on_every_operation: dict[str, dict[str, Any]]) -> None
         """The store refused, timed out, or every pooled connection stayed busy past its wait."""
         # The first line only: the rest is the SQL statement and a link, lines without the request id.
         reason = str(exc).splitlines()[0]
-        # The route's template: a person page's path holds the person's id, which the log must not.
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        log.error("audit or key store unavailable (%s %s): %s", request.method, route, reason)
+        log.error("audit or key store unavailable (%s %s): %s", request.method, _route_of(request), reason)
         # Which of the two failed is not known here (they may be one database); a read records nothing.
         writes = "" if request.method in ("GET", "HEAD") else " nothing was recorded,"
         detail = f"the audit or key store is unavailable;{writes} try again"
@@ -243,6 +242,16 @@ def install(app: FastAPI, on_every_operation: dict[str, dict[str, Any]]) -> None
 
     app.add_exception_handler(ProgrammingError, store_refused)
     app.add_exception_handler(InternalError, store_refused)
+
+    @app.exception_handler(CommitUnknown)
+    async def commit_unknown(request: Request, exc: CommitUnknown) -> JSONResponse:
+        """Not "nothing was recorded": the scores may have been committed as the connection was lost."""
+        log.error("audit store lost during a commit (%s %s): %s", request.method, _route_of(request), exc)
+        detail = (
+            "the connection to the audit store was lost as the score was committed, and the store cannot "
+            "say yet whether it was: retry with the same Idempotency-Key, which returns the score if it was"
+        )
+        return problem(503, "Store unavailable", detail, request, {"Retry-After": str(STORE_RETRY_SECONDS)})
 
     @app.exception_handler(KeyRotated)
     async def old_audit_key(request: Request, exc: KeyRotated) -> JSONResponse:
@@ -274,6 +283,11 @@ def _allowed_methods(request: Request, named: str | None) -> str | None:
     if "GET" in methods:  # answered as GET without the body (serving.head)
         methods.add("HEAD")
     return ", ".join(sorted(methods)) or None
+
+
+def _route_of(request: Request) -> str:
+    """The route's template: a person page's path holds the person's id, which the log must not."""
+    return getattr(request.scope.get("route"), "path", "unmatched")
 
 
 def _title(status: int) -> str:

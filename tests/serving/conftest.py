@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -158,17 +159,26 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture
-def fresh_database(postgres_url) -> Iterator[str]:
-    """An empty database of its own on the same server, dropped afterwards."""
+@contextmanager
+def new_database(postgres_url: str) -> Iterator[str]:
+    """An empty database of its own on the server `postgres_url` names, dropped afterwards."""
     name = f"reintegra_{uuid.uuid4().hex[:12]}"
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f"CREATE DATABASE {name}"))
-    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture
+def fresh_database(postgres_url) -> Iterator[str]:
+    """An empty database of its own on the same server, dropped afterwards."""
+    with new_database(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
