@@ -57,16 +57,17 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 DriftDep = Annotated[DriftCache, Depends(get_drift)]
 
 
-def authenticate(request: Request, keys: KeyStore) -> ApiKey:
+def authenticate(request: Request, keys: KeyStore, while_down: bool = False) -> ApiKey:
     """The active key of the request's one `Authorization: Bearer` header, else a 401; kept on the
-    request, so it is looked up once (KeyBeforeBodyMiddleware may have done it before the body was read)."""
+    request, so it is looked up once (KeyBeforeBodyMiddleware may have done it before the body was read).
+    `while_down`: see KeyStore.verify."""
     headers = request.headers.getlist("authorization")
     if len(headers) > 1:  # which one a proxy or client meant is unknown
         raise HTTPException(401, "send one Authorization header; this request has several")
     scheme, token = get_authorization_scheme_param(headers[0] if headers else None)
     if scheme.lower() != "bearer" or not token:
         raise HTTPException(401, "send an API key as 'Authorization: Bearer <key>'")
-    key = keys.verify(token)
+    key = keys.verify(token, while_down)
     if key is None:
         log.warning("refused %s %s: %s", request.method, _route(request), keys.refusal(token))
         raise HTTPException(401, "unknown or revoked API key")
@@ -80,8 +81,9 @@ def _route(request: Request) -> str:
     return getattr(request.scope.get("route"), "path", None) or ascii(app_path(request.scope))[1:-1]
 
 
-def require(*roles: Role) -> Callable[..., ApiKey]:
-    """A dependency admitting keys of `roles` (admin is admitted everywhere)."""
+def require(*roles: Role, while_down: bool = False) -> Callable[..., ApiKey]:
+    """A dependency admitting keys of `roles` (admin is admitted everywhere); `while_down` also admits
+    them, as last found, while the key store does not answer (KeyStore.verify)."""
     allowed = {*roles, "admin"}
 
     async def check(
@@ -92,7 +94,9 @@ def require(*roles: Role) -> Callable[..., ApiKey]:
     ) -> ApiKey:
         # Async, so a key the middleware already looked up costs no hop to the thread pool; a lookup
         # (a database read) still runs there.
-        key = getattr(request.state, "api_key", None) or await run_in_threadpool(authenticate, request, keys)
+        key = getattr(request.state, "api_key", None) or await run_in_threadpool(
+            authenticate, request, keys, while_down
+        )
         if key.role not in allowed:
             route = _route(request)
             log.warning("refused %s %s: %s key %s may not do this", request.method, route, key.role, key.id)
@@ -111,7 +115,8 @@ def _article(word: str) -> str:
 ScorerKey = Annotated[ApiKey, Depends(require("scorer"))]
 ReviewerKey = Annotated[ApiKey, Depends(require("reviewer"))]
 AdminKey = Annotated[ApiKey, Depends(require("admin"))]
-MonitorKey = Annotated[ApiKey, Depends(require("monitor", "reviewer"))]
+# Metrics answer through a store outage (they hold no one's records).
+MonitorKey = Annotated[ApiKey, Depends(require("monitor", "reviewer", while_down=True))]
 
 
 def record_shown(

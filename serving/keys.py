@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import Connection, Engine, Select, bindparam, delete, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from serving.database import waiting_at_most
@@ -35,6 +36,8 @@ USE_RECORDED_EVERY = timedelta(minutes=1)
 # How long that write waits for a busy store: the score or scrape it rides on waited the store's 10 s for
 # it first, then 10 s more for its own write (a 503 after 20 s; a scrape past Prometheus's 10 s timeout).
 USE_WRITE_WAIT_SECONDS = 1.0
+# How long a key found active may still open /metrics while the key store does not answer.
+REMEMBERED_SECONDS = 3600
 log = logging.getLogger("reintegra.auth")
 _BY_HASH = _ACTIVE.where(_KEYS.key_hash == bindparam("value"))
 _BY_ID = _ACTIVE.where(_KEYS.id == bindparam("value"))
@@ -66,6 +69,7 @@ class KeyStore:
     def __init__(self, engine: Engine):
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._found: dict[str, tuple[ApiKey, float]] = {}  # key hash -> (key, when last found active)
 
     def create(self, role: Role, name: str = "", record: Recorder | None = None) -> tuple[ApiKey, str]:
         """A new key of `role`; the key itself is returned here and never again. `record` writes the
@@ -93,9 +97,23 @@ class KeyStore:
                 record(session.connection(), _public(row))
         return _public(row), key
 
-    def verify(self, key: str) -> ApiKey | None:
-        """The active key matching `key`, or None."""
-        return self._active(_BY_HASH, hash_key(key))
+    def verify(self, key: str, while_down: bool = False) -> ApiKey | None:
+        """The active key matching `key`, or None. With `while_down`, a store that does not answer is
+        taken to hold what it held when this process last found the key active, up to REMEMBERED_SECONDS
+        ago: a monitor keeps its metrics through an outage, when they matter most."""
+        digest = hash_key(key)
+        try:
+            found = self._active(_BY_HASH, digest)
+        except SQLAlchemyError:
+            remembered = self._found.get(digest) if while_down else None
+            if remembered is None or time.monotonic() - remembered[1] > REMEMBERED_SECONDS:
+                raise
+            return remembered[0]
+        if found is None:
+            self._found.pop(digest, None)
+        else:
+            self._found[digest] = (found, time.monotonic())
+        return found
 
     def refusal(self, key: str) -> str:
         """Why `verify` refused `key`, for a log line: a retired key still in use is named by its id,

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -15,10 +16,15 @@ from typer.testing import CliRunner
 from serving.cli import app as cli
 from serving.database import make_engine
 from serving.tables import ScoreRow
-from tests.serving.servers import start_server
+from tests.serving.servers import Server, start_server
 from tests.serving.tcp_proxy import TcpProxy, proxy_to
 
 pytestmark = pytest.mark.slow
+
+TRICKLE_LIMIT = 400  # requests at most, whatever happens
+TRICKLE_PAUSE = 0.05
+OUTAGE_SECONDS = 4
+RECOVERY_SECONDS = 60  # fails a server that never recovers; not a speed target
 
 
 @dataclass
@@ -31,6 +37,22 @@ class Sent:
     body: dict
     headers: httpx.Headers
     at: float
+
+
+@dataclass
+class Trickle:
+    """Scores one after another, each under its own Idempotency-Key, until stopped or TRICKLE_LIMIT."""
+
+    server: Server
+    record: dict
+    sent: list[Sent] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with self.server.client("scorer") as client:
+            while not self.stop.is_set() and len(self.sent) < TRICKLE_LIMIT:
+                self.sent.append(post_score(client, self.record))
+                time.sleep(TRICKLE_PAUSE)
 
 
 def post_score(client: httpx.Client, record: dict, key: str | None = None, person: str | None = None) -> Sent:
@@ -60,6 +82,59 @@ def verify(url: str, key_file) -> tuple[int, str]:
     env = {"REINTEGRA_AUDIT_URL": url, "REINTEGRA_KEYS_URL": url, "REINTEGRA_AUDIT_KEY_FILE": str(key_file)}
     result = CliRunner().invoke(cli, ["audit", "verify"], env=env)
     return result.exit_code, result.output
+
+
+def test_postgres_going_away_and_back_under_a_trickle_of_scores(
+    registry, tmp_path, fresh_database, api_records
+):
+    """Each score during the outage a 503 with Retry-After, none a 500; scores again without a restart;
+    readiness follows; every 201 stored once, retries of the refused ones scored, the chain verified."""
+    target = make_url(fresh_database)
+    with proxy_to(target.host, target.port) as proxy:
+        server = start_server(registry, tmp_path, database=through(proxy, fresh_database))
+        trickle = Trickle(server, api_records[0])
+        worker = threading.Thread(target=trickle.run)
+        try:
+            worker.start()
+            with server.client() as anonymous, server.client("reviewer") as monitor:
+                assert monitor.get("/metrics").status_code == 200  # scraped before, as Prometheus does
+                time.sleep(1)
+                proxy.cut()
+                cut_at = time.monotonic()
+                during = []
+                while time.monotonic() - cut_at < OUTAGE_SECONDS:
+                    during.append((anonymous.get("/readyz").status_code, monitor.get("/metrics").status_code))
+                    time.sleep(0.5)
+                proxy.restore()
+                restored_at = time.monotonic()
+                while not any(s.status == 201 and s.at > restored_at for s in trickle.sent):
+                    assert time.monotonic() - restored_at < RECOVERY_SECONDS, (
+                        "no score since the store came back"
+                    )
+                    time.sleep(0.1)
+                trickle.stop.set()
+                worker.join(timeout=60)
+                ready = anonymous.get("/readyz").status_code
+            refused = [s for s in trickle.sent if s.status != 201]
+            with server.client("scorer") as scorer:
+                retries = [
+                    post_score(scorer, api_records[0], s.idempotency_key, s.person_id) for s in refused
+                ]
+        finally:
+            trickle.stop.set()
+            worker.join(timeout=60)
+            server.stop()
+    created = [s.body["id"] for s in [*trickle.sent, *retries] if s.status == 201]
+    stored = stored_ids(fresh_database)
+    assert refused, "the outage refused no score: it did not happen"
+    assert {s.status for s in refused} == {503}
+    assert all(s.headers["retry-after"] == "5" for s in refused)
+    assert all(s.headers["content-type"] == "application/problem+json" for s in refused)
+    assert [r.status for r in retries] == [201] * len(refused)
+    assert sorted(stored) == sorted(created), "every 201 stored exactly once, and nothing else"
+    assert {ready for ready, _ in during} == {503} and ready == 200
+    assert {metrics for _, metrics in during} == {200}, "the monitor lost its metrics during the outage"
+    assert verify(fresh_database, tmp_path / "audit.key")[0] == 0
 
 
 def test_a_commit_whose_answer_was_lost(registry, tmp_path, fresh_database, api_records):
