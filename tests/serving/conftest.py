@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import text
 
 from serving.database import make_engine, migrate
 from tests.serving.servers import (
@@ -22,6 +20,7 @@ from tests.serving.servers import (
     Registry,
     Server,
     api_record,
+    new_database,
     start_server,
 )
 from tests.tracking import tracking_store
@@ -157,21 +156,6 @@ def postgres_url() -> str:
     migrate(engine)
     engine.dispose()
     return POSTGRES_URL
-
-
-@contextmanager
-def new_database(postgres_url: str) -> Iterator[str]:
-    """An empty database of its own on the server `postgres_url` names, dropped afterwards."""
-    name = f"reintegra_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 @pytest.fixture

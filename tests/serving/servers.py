@@ -11,12 +11,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import create_engine, make_url, text
 from starlette.requests import Request
 from typer.testing import CliRunner
 
@@ -47,6 +49,21 @@ class Registry:
     version: str
     folder: Path
     data: Path
+
+
+@contextlib.contextmanager
+def new_database(postgres_url: str) -> Iterator[str]:
+    """An empty database of its own on the server `postgres_url` names, dropped afterwards."""
+    name = f"reintegra_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
 
 
 def free_port() -> int:

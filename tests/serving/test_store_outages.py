@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from serving.cli import app as cli
 from serving.database import make_engine
 from serving.tables import ScoreRow
-from tests.serving.servers import Server, start_server
+from tests.serving.servers import Server, new_database, start_server
 from tests.serving.tcp_proxy import TcpProxy, proxy_to
 
 pytestmark = pytest.mark.slow
@@ -175,3 +175,43 @@ def test_a_commit_whose_answer_was_lost(registry, tmp_path, fresh_database, api_
     assert verify(fresh_database, tmp_path / "audit.key")[0] == 0
     log = (tmp_path / "server.log").read_text()
     assert "audit store lost during a commit (POST /v1/scores): " in log
+
+
+def test_a_key_store_of_its_own_going_away_and_back(
+    registry, tmp_path, fresh_database, postgres_url, api_records
+):
+    """Keys in another database than the audit trail: while they cannot be read every score is a 503 and
+    readiness says which store failed; metrics still answer the monitor; all is back once they are."""
+    with new_database(postgres_url) as keys_url:
+        target = make_url(keys_url)
+        with proxy_to(target.host, target.port) as proxy:
+            server = start_server(
+                registry, tmp_path, database=fresh_database, keys_database=through(proxy, keys_url)
+            )
+            try:
+                with server.client("scorer") as scorer, server.client() as anonymous:
+                    with server.client("reviewer") as monitor:
+                        assert monitor.get("/metrics").status_code == 200
+                        proxy.cut()
+                        refused = [post_score(scorer, api_records[0]) for _ in range(3)]
+                        not_ready = anonymous.get("/readyz")
+                        metrics = monitor.get("/metrics")
+                    proxy.restore()
+                    retries = [
+                        post_score(scorer, api_records[0], s.idempotency_key, s.person_id) for s in refused
+                    ]
+                    ready = anonymous.get("/readyz")
+            finally:
+                server.stop()
+    assert [s.status for s in refused] == [503] * 3
+    assert all(s.headers["retry-after"] == "5" for s in refused)
+    assert not_ready.status_code == 503
+    assert not_ready.json()["checks"] == {
+        "model_loaded": True,
+        "audit_writable": True,
+        "audit_key_current": True,
+        "keys_readable": False,
+    }
+    assert metrics.status_code == 200, "the monitor lost its metrics while the key store was away"
+    assert [r.status for r in retries] == [201] * 3 and ready.status_code == 200
+    assert sorted(stored_ids(fresh_database)) == sorted(r.body["id"] for r in retries)
