@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import mlflow
 from mlflow import MlflowClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from models import DEFAULT_MODEL_NAME
 from models.bundle import ScoringBundle
@@ -232,6 +233,13 @@ class ModelHolder:
             return
         except ModelUnavailable as exc:  # says why in one line: no alias, no MLflow
             log.warning("alias poll failed: %s", exc)
+        except SQLAlchemyError as exc:  # the audit store did not take the model_served event: next poll
+            log.error(
+                "alias poll cannot record serving the new version, the audit store did not answer: %s; still "
+                "serving version %s, and tried again at the next poll",
+                str(exc).splitlines()[0],
+                self.current.version,
+            )
         except AuditKeyError as exc:  # the audit trail takes no model_served event until a restart
             log.error(
                 "alias poll cannot record serving the new version: %s; still serving version %s",

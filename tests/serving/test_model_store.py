@@ -11,6 +11,7 @@ import mlflow
 import pytest
 import yaml
 from mlflow import MlflowClient
+from sqlalchemy.exc import OperationalError
 
 from features.spec import load_spec
 from models.registry import FORCED_REASON_TAG, alias_history, registered_spec
@@ -398,3 +399,43 @@ def test_a_reload_while_mlflow_does_not_answer_says_when_to_retry(versions, regi
     assert unaliased.status_code == 503 and "retry-after" not in unaliased.headers
     assert back.status_code == 200
     assert "Retry-After" in documented["503"]["headers"]
+
+
+def test_a_swap_the_audit_store_cannot_record_is_said_in_one_line_and_made_once_it_can(
+    registry, second_version, caplog, monkeypatch
+):
+    """The audit store away when the poller finds a new champion: the model_served event cannot be written,
+    so no swap; that was a traceback in the log every poll. Once the store answers the next poll swaps,
+    without loading the version again."""
+    served, loaded, store_up = [], [], [True]
+    monkeypatch.setattr(
+        model_store,
+        "load_version",
+        lambda name, version: loaded.append(version) or load_version(name, version),
+    )
+
+    def record_served(model, previous, actor) -> None:
+        if not store_up[0]:
+            locked = sqlite3.OperationalError("database is locked")
+            raise OperationalError("UPDATE audit_chain ...", {}, locked)
+        served.append(model.version)
+
+    holder = ModelHolder(
+        "reintegra", "champion", on_serve=record_served, on_swap=ignore, on_waiting=ignore, on_failed=ignore
+    )
+    holder.reload("test")
+    promote("reintegra", second_version.model_version, force=True, reason="store-down poll test")
+    try:
+        with caplog.at_level(logging.ERROR, logger="reintegra.model"):
+            store_up[0] = False
+            holder.poll_once()
+            store_up[0] = True
+            holder.poll_once()
+    finally:
+        promote("reintegra", registry.version, force=True, reason="store-down poll test: back")
+    said = [r for r in caplog.records if "the audit store did not answer" in r.getMessage()]
+    assert len(said) == 1 and said[0].exc_info is None, [r.getMessage() for r in caplog.records]
+    assert "database is locked" in said[0].getMessage()
+    assert f"still serving version {registry.version}" in said[0].getMessage()
+    assert served == [registry.version, second_version.model_version]
+    assert loaded == [registry.version, second_version.model_version]
