@@ -90,7 +90,7 @@ def waiting_at_most(connection: Connection, seconds: float) -> Iterator[None]:
         connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{milliseconds}ms'")
         yield
         return
-    connection.exec_driver_sql(f"PRAGMA busy_timeout={milliseconds}")
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={milliseconds}").close()  # the row it answers
     try:
         yield
     finally:
