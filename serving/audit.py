@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
+from serving.database import driver_reason
 from serving.events import Event, EventKind, rotation_event
 from serving.seal import AuditKeyError, KeyRotated, Seal, content_hash, create_seal, load_seal
 from serving.tables import (
@@ -145,7 +146,7 @@ class AuditStore:
             with self.engine.connect() as connection:
                 found = connection.execute(select(ScoreRow.id).where(ScoreRow.id == score_id)).first()
         except DBAPIError as exc:
-            raise CommitUnknown(f"{exc.orig}".splitlines()[0]) from exc
+            raise CommitUnknown(driver_reason(exc)) from exc
         return found is not None
 
     def record_reads(

@@ -28,6 +28,7 @@ from serving.audit import AuditStore, open_seal, read_events
 from serving.database import (
     SchemaMismatch,
     SchemaTooNew,
+    driver_reason,
     make_engine,
     make_reader,
     migrate,
@@ -211,7 +212,7 @@ def _bind_audit_key(engine: Engine, path: Path) -> AuditStore:
         raise typer.Exit(2) from exc
     except DBAPIError as exc:  # the chain's row held by another writer past the store's wait, or refused
         shown = engine.url.render_as_string(hide_password=True)
-        typer.echo(f"cannot sign with the audit store at {shown}: {_reason(exc)}", err=True)
+        typer.echo(f"cannot sign with the audit store at {shown}: {driver_reason(exc)}", err=True)
         raise typer.Exit(2) from exc
     if created:
         typer.echo(
@@ -231,16 +232,11 @@ def _open_store(url: str) -> Engine:
         engine = make_engine(url)
         before, after = migrate(engine)
     except (DatabaseError, OSError, SchemaTooNew) as exc:  # DatabaseError: not a database, or not answering
-        typer.echo(f"cannot open the store at {shown}: {_reason(exc)}", err=True)
+        typer.echo(f"cannot open the store at {shown}: {driver_reason(exc)}", err=True)
         raise typer.Exit(2) from exc
     if said := schema_change(shown, before, after):
         typer.echo(said, err=True)
     return engine
-
-
-def _reason(exc: Exception) -> str:
-    """The first line of what the driver said (SQL and parameters follow it), else of the error."""
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 def _settings(options: dict[str, str] | None = None) -> Settings:
@@ -295,7 +291,7 @@ def _read_store(url: str) -> Engine:
     except (DatabaseError, OSError, SchemaMismatch) as exc:
         if engine is not None:
             engine.dispose()
-        typer.echo(f"cannot read the store at {shown}: {_reason(exc)}", err=True)
+        typer.echo(f"cannot read the store at {shown}: {driver_reason(exc)}", err=True)
         raise typer.Exit(2) from exc
     return engine
 
@@ -347,7 +343,7 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id from 'ke
         raise typer.Exit(2) from exc
     except DBAPIError as exc:
         typer.echo(
-            f"cannot revoke key {key_id} with its audit event: {_reason(exc)}; the key is still active",
+            f"cannot revoke key {key_id} with its audit event: {driver_reason(exc)}; the key is still active",
             err=True,
         )
         raise typer.Exit(2) from exc
@@ -373,7 +369,7 @@ def _create_key(store: KeyStore, audit: AuditStore, role: str, name: str, comman
         raise typer.Exit(2) from exc
     except DBAPIError as exc:
         typer.echo(
-            f"cannot create the key with its audit event: {_reason(exc)}; no key was created", err=True
+            f"cannot create the key with its audit event: {driver_reason(exc)}; no key was created", err=True
         )
         raise typer.Exit(2) from exc
 
@@ -478,8 +474,8 @@ def rotate_audit_key(
         raise typer.Exit(2) from exc
     except OperationalError as exc:  # the commit may have happened: the new key may sign the chain
         typer.echo(
-            f"the audit store did not answer ({_reason(exc)}); {new_path} is kept: `audit events --kind "
-            "key_rotated` says whether the rotation took effect",
+            f"the audit store did not answer ({driver_reason(exc)}); {new_path} is kept: "
+            "`audit events --kind key_rotated` says whether the rotation took effect",
             err=True,
         )
         raise typer.Exit(2) from exc

@@ -169,6 +169,11 @@ def migrate(engine: Engine) -> tuple[str | None, str | None]:
         return before, MigrationContext.configure(connection).get_current_revision()
 
 
+def driver_reason(exc: Exception) -> str:
+    """The first line of what the driver said (SQL and parameters follow it), else of the error."""
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
 def schema_change(shown_url: str, before: str | None, after: str | None) -> str | None:
     """What a migration did to the store, when it did something an operator should hear of: a new store
     is often a mistyped URL (its keys and scores are elsewhere), an upgrade a step to record."""

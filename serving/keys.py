@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, Select, bindparam, delete, select, up
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from serving.database import waiting_at_most
+from serving.database import driver_reason, waiting_at_most
 from serving.tables import ApiKeyRow, EndedSessionRow
 
 # A monitor key only scrapes /metrics: a Prometheus server need not hold a key that reads people's records.
@@ -154,7 +154,7 @@ class KeyStore:
                 connection.execute(_USED, {"key_id": key_id, "now": now})
                 connection.commit()
         except OperationalError as exc:
-            log.warning("could not record the use of API key %s: %s", key_id, str(exc.orig).splitlines()[0])
+            log.warning("could not record the use of API key %s: %s", key_id, driver_reason(exc))
 
     def readable(self) -> bool:
         """True when keys can be checked right now; with keys in a store of their own, the audit
