@@ -1,9 +1,11 @@
 """The serving model holder against a real MLflow registry: swaps, and versions it must refuse."""
 
+import contextlib
 import html
 import logging
 import re
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -82,35 +84,52 @@ def test_a_version_accepting_other_records_is_refused_and_said_once(versions, ca
     assert holder.restart_required is None and waiting == [(NAME, second, None), (NAME, None, second)]
 
 
+def serving_champion(record_served, monkeypatch) -> tuple[ModelHolder, list[str]]:
+    """A holder serving reintegra's champion, its model_served events sent to `record_served`, and the
+    versions it loads (a refused swap must not load the version again at every poll)."""
+    loaded: list[str] = []
+    monkeypatch.setattr(
+        model_store,
+        "load_version",
+        lambda name, version: loaded.append(version) or load_version(name, version),
+    )
+    holder = ModelHolder(
+        "reintegra", "champion", on_serve=record_served, on_swap=ignore, on_waiting=ignore, on_failed=ignore
+    )
+    holder.reload("test")
+    return holder, loaded
+
+
+@contextlib.contextmanager
+def champion_moved(second_version, registry, reason: str) -> Iterator[None]:
+    """The champion alias on the second version while the body runs, then back on the fixture's."""
+    promote("reintegra", second_version.model_version, force=True, reason=reason)
+    try:
+        yield
+    finally:
+        promote("reintegra", registry.version, force=True, reason=f"{reason}: back")
+
+
 def test_a_swap_the_audit_trail_refuses_is_said_in_one_line_on_every_poll(
     registry, second_version, caplog, monkeypatch
 ):
     """After `audit rotate-key` a server still holding the old key cannot record the model_served event,
     so the poller must not swap; saying why must not fill the log with a traceback every few seconds,
     nor load the refused version again on every poll."""
-    served, loaded = [], []
-    monkeypatch.setattr(
-        model_store,
-        "load_version",
-        lambda name, version: loaded.append(version) or load_version(name, version),
-    )
+    served = []
 
     def record_served(model, previous, actor) -> None:
         if served:
             raise KeyRotated("old-fingerprint", "new-fingerprint")
         served.append(model.version)
 
-    holder = ModelHolder(
-        "reintegra", "champion", on_serve=record_served, on_swap=ignore, on_waiting=ignore, on_failed=ignore
-    )
-    holder.reload("test")
-    promote("reintegra", second_version.model_version, force=True, reason="rotated-key poll test")
-    try:
-        with caplog.at_level(logging.ERROR, logger="reintegra.model"):
-            holder.poll_once()
-            holder.poll_once()
-    finally:
-        promote("reintegra", registry.version, force=True, reason="rotated-key poll test: back")
+    holder, loaded = serving_champion(record_served, monkeypatch)
+    with (
+        champion_moved(second_version, registry, "rotated-key poll test"),
+        caplog.at_level(logging.ERROR, logger="reintegra.model"),
+    ):
+        holder.poll_once()
+        holder.poll_once()
     said = [r for r in caplog.records if "rotated to new-fingerprint" in r.getMessage()]
     assert len(said) == 2 and all(r.exc_info is None for r in said), [r.exc_info for r in said]
     assert f"still serving version {registry.version}" in said[0].getMessage()
@@ -407,12 +426,7 @@ def test_a_swap_the_audit_store_cannot_record_is_said_in_one_line_and_made_once_
     """The audit store away when the poller finds a new champion: the model_served event cannot be written,
     so no swap; that was a traceback in the log every poll. Once the store answers the next poll swaps,
     without loading the version again."""
-    served, loaded, store_up = [], [], [True]
-    monkeypatch.setattr(
-        model_store,
-        "load_version",
-        lambda name, version: loaded.append(version) or load_version(name, version),
-    )
+    served, store_up = [], [True]
 
     def record_served(model, previous, actor) -> None:
         if not store_up[0]:
@@ -420,19 +434,15 @@ def test_a_swap_the_audit_store_cannot_record_is_said_in_one_line_and_made_once_
             raise OperationalError("UPDATE audit_chain ...", {}, locked)
         served.append(model.version)
 
-    holder = ModelHolder(
-        "reintegra", "champion", on_serve=record_served, on_swap=ignore, on_waiting=ignore, on_failed=ignore
-    )
-    holder.reload("test")
-    promote("reintegra", second_version.model_version, force=True, reason="store-down poll test")
-    try:
-        with caplog.at_level(logging.ERROR, logger="reintegra.model"):
-            store_up[0] = False
-            holder.poll_once()
-            store_up[0] = True
-            holder.poll_once()
-    finally:
-        promote("reintegra", registry.version, force=True, reason="store-down poll test: back")
+    holder, loaded = serving_champion(record_served, monkeypatch)
+    with (
+        champion_moved(second_version, registry, "store-down poll test"),
+        caplog.at_level(logging.ERROR, logger="reintegra.model"),
+    ):
+        store_up[0] = False
+        holder.poll_once()
+        store_up[0] = True
+        holder.poll_once()
     said = [r for r in caplog.records if "the audit store did not answer" in r.getMessage()]
     assert len(said) == 1 and said[0].exc_info is None, [r.getMessage() for r in caplog.records]
     assert "database is locked" in said[0].getMessage()
