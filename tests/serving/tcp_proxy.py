@@ -36,7 +36,6 @@ class TcpProxy:
 
     target: tuple[str, int]
     port: int = 0
-    connections: int = 0
     _pairs: list[_Pair] = field(default_factory=list)
     _listener: socket.socket | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -71,9 +70,6 @@ class TcpProxy:
         """The store back on the same port."""
         self.start()
 
-    def stop(self) -> None:
-        self.cut()
-
     def drop_at(self, text: bytes, after: bool = False, then_cut: bool = False) -> None:
         """Close the next connection whose client sends `text` (once); `then_cut` cuts the proxy with it."""
         self._drop = (text, after, then_cut)
@@ -96,7 +92,6 @@ class TcpProxy:
                     pair.close()
                     return
                 self._pairs.append(pair)
-                self.connections += 1
             threading.Thread(target=self._requests, args=(pair,), daemon=True).start()
             threading.Thread(target=self._replies, args=(pair,), daemon=True).start()
 
@@ -155,4 +150,4 @@ def proxy_to(host: str, port: int) -> Iterator[TcpProxy]:
     try:
         yield proxy
     finally:
-        proxy.stop()
+        proxy.cut()
