@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
-from serving.database import driver_reason
+from serving.database import driver_reason, waiting_at_most
 from serving.events import Event, EventKind, rotation_event
 from serving.seal import AuditKeyError, KeyRotated, Seal, content_hash, create_seal, load_seal
 from serving.tables import (
@@ -42,6 +42,9 @@ from serving.tables import (
 
 # Free space a SQLite store's disk needs to count as writable: a few scores' worth.
 MIN_FREE_BYTES = 256 * 1024
+# A readiness probe gives up on a locked store after this long: probes time out in a second or two
+# (Kubernetes's default is 1 s), so waiting the store's full lock wait only held a thread per probe.
+READINESS_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -339,16 +342,18 @@ class AuditStore:
             return sorted(session.scalars(query).all())
 
     def writable(self) -> bool:
-        """True when a write commits right now. An empty write or a rollback would pass on a full
-        disk (nothing reaches it), so one small row is rewritten and committed."""
+        """True when a write commits within READINESS_WAIT_SECONDS. An empty write or a rollback would
+        pass on a full disk (nothing reaches it), so one small row is rewritten and committed."""
         if not self._room_for_scores():
             return False
         try:
-            with self.engine.begin() as connection:
+            with self.engine.connect() as connection, waiting_at_most(connection, READINESS_WAIT_SECONDS):
                 for statement in _WRITTEN_TO:
                     connection.execute(statement)
                 probe = update(ReadinessRow).where(ReadinessRow.id == 1).values(checked_at=utc_now())
-                return connection.execute(probe).rowcount == 1
+                rewritten = connection.execute(probe).rowcount == 1
+                connection.commit()
+                return rewritten
         except Exception:  # any driver error means not writable; readiness reports it
             return False
 

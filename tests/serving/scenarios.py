@@ -6,7 +6,7 @@ import re
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +14,7 @@ from sqlalchemy import Engine, event, text, update
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner, Result
 
-from serving.audit import AuditStore, ScoreFilter, utc_now
+from serving.audit import READINESS_WAIT_SECONDS, AuditStore, ScoreFilter, utc_now
 from serving.cli import app
 from serving.database import LOCK_WAIT_SECONDS, make_engine
 from serving.idempotency import answer_once, score_ref
@@ -198,6 +198,24 @@ def a_key_use_waits_briefly_for_a_locked_store(engine: Engine, lock: str) -> Non
     assert waited < LOCK_WAIT_SECONDS / 2, f"waited {waited:.1f} s for the store's lock"
     assert unrecorded is None
     assert keys.verify(secret).id == key.id and keys.get(key.id).last_used_at is not None
+
+
+def readiness_gives_up_on_a_locked_store(engine: Engine, lock: str) -> None:
+    """Readiness waited the store's full 10 s lock wait for its probe row, past any probe's timeout, with
+    a thread held per probe; it says not ready once READINESS_WAIT_SECONDS have passed, and ready after."""
+    store = AuditStore(engine, TEST_SEAL)
+    locker = make_engine(str(engine.url)).connect()
+    try:
+        locker.exec_driver_sql(lock)
+        with ThreadPoolExecutor(1) as pool:
+            probe = pool.submit(store.writable)
+            wait([probe], timeout=READINESS_WAIT_SECONDS * 5)
+            locker.rollback()
+            ready_while_locked = probe.result()
+    finally:
+        locker.close()
+    assert ready_while_locked is False
+    assert store.writable()
 
 
 def the_newest_scores_are_read_and_no_more(store: AuditStore) -> None:

@@ -1,5 +1,5 @@
 """Connection pools sized from the settings, so an operator can budget PostgreSQL's connections;
-migrations that servers starting at once on a new SQLite store run together."""
+migrations that servers starting at once on a new SQLite store run together; readiness's short lock wait."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from serving.app import create_app
 from serving.database import make_engine, migrate
 from serving.settings import Settings
+from tests.serving.scenarios import readiness_gives_up_on_a_locked_store
 
 pytestmark = pytest.mark.slow
 
@@ -66,3 +67,9 @@ def test_the_migrations_build_the_schema_the_tables_declare(tmp_path):
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     engine.dispose()
+
+
+def test_readiness_gives_up_on_a_locked_sqlite_store(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/audit.db")
+    migrate(engine)
+    readiness_gives_up_on_a_locked_store(engine, "BEGIN EXCLUSIVE")

@@ -18,6 +18,7 @@ from tests.serving.scenarios import (
     claim_twice,
     ended_sessions_are_remembered_then_forgotten,
     race_on_one_key,
+    readiness_gives_up_on_a_locked_store,
     refuse_a_write,
     refuse_odd_key_names,
     the_newest_scores_are_read_and_no_more,
@@ -134,6 +135,11 @@ def test_a_locked_audit_table_answers_503_in_bounded_time(registry, tmp_path, fr
     assert response.headers["retry-after"] == "5"
     assert waited < 30
     assert after.status_code == 201
+
+
+def test_readiness_gives_up_on_a_locked_postgres_store(postgres_url):
+    lock = "LOCK TABLE readiness IN ACCESS EXCLUSIVE MODE"
+    readiness_gives_up_on_a_locked_store(make_engine(postgres_url), lock)
 
 
 def test_a_read_only_audit_store_answers_503_as_readiness_says(
