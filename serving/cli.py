@@ -1,4 +1,4 @@
-"""Command line: run the server, manage API keys."""
+"""Command line: run the server, manage API keys, check and replay the audit trail."""
 
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ TIMES = [
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored as hashes).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(
-    help="Check the audit trail's tamper evidence and list its administrative events (neither writes), "
-    "or rotate its key.",
+    help="Check the audit trail's tamper evidence, list its administrative events and replay its scores "
+    "(none writes), or rotate its key.",
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
@@ -434,6 +434,56 @@ def list_events(
         detail = json.dumps(event.detail, sort_keys=True)
         at = event.at.isoformat()
         typer.echo(f"{event.seq}  {at}  {event.kind:<12}  {event.actor}  {event.subject}  {detail}")
+
+
+@audit_app.command("replay")
+def replay_scores(
+    score_ids: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="SCORE_ID", help="Ids of stored scores, as GET /v1/scores or the reviewer pages show."
+        ),
+    ],
+) -> None:
+    """Score stored scores' records again with the versions that made them; exit 1 when a number differs."""
+    from models.registry import configure_tracking
+    from serving.model_store import ModelUnavailable, load_version
+    from serving.replay import TOLERANCE, replay, stored_scores
+
+    settings = _settings()
+    engine = _read_store(settings.audit_url)
+    try:
+        rows = stored_scores(engine, score_ids)
+    finally:
+        engine.dispose()
+    unknown = [score_id for score_id in score_ids if score_id not in rows]
+    if unknown:
+        typer.echo(f"no stored score with id {', '.join(unknown)}", err=True)
+        raise typer.Exit(2)
+    configure_tracking()
+    try:
+        replays = replay([rows[score_id] for score_id in dict.fromkeys(score_ids)], load_version)
+    except ModelUnavailable as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    report = {
+        "tolerance": TOLERANCE,
+        "replayed": len(replays),
+        "matching": sum(r.matches for r in replays),
+        "scores": [
+            {
+                "id": r.score_id,
+                "model": {"name": r.model_name, "version": r.model_version},
+                "matches": r.matches,
+                "largest_difference": r.largest_difference,
+                "differences": [vars(d) for d in r.differences],
+            }
+            for r in replays
+        ],
+    }
+    typer.echo(json.dumps(report, indent=2))
+    if report["matching"] < len(replays):
+        raise typer.Exit(1)
 
 
 @audit_app.command("rotate-key")

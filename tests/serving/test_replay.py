@@ -1,0 +1,98 @@
+"""`python -m serving audit replay`: stored scores scored again by the version that made them and
+compared number by number with what was returned."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select, update
+from typer.testing import CliRunner, Result
+
+from serving.audit import AuditStore
+from serving.cli import app
+from serving.database import make_engine
+from serving.tables import ScoreRow
+from tests.serving.servers import TEST_SEAL, Server, score_row
+from tests.tracking import tracking_store
+from training.promote import promote
+
+pytestmark = pytest.mark.slow
+
+
+def replay_command(server: Server, *score_ids: str) -> Result:
+    """The command as an auditor runs it, against the server's audit store and MLflow."""
+    with tracking_store(server.env["MLFLOW_TRACKING_URI"]):
+        return CliRunner().invoke(app, ["audit", "replay", *score_ids], env=server.env)
+
+
+def scored(server: Server, records: list[dict]) -> list[str]:
+    with server.client("scorer") as client:
+        response = client.post("/v1/scores:batch", json={"items": [{"record": r} for r in records]})
+    assert response.status_code == 200, response.text
+    return [item["score"]["id"] for item in response.json()["items"]]
+
+
+def served_version(server: Server, version: str) -> None:
+    """The champion alias on `version` and the server swapped to it."""
+    promote("reintegra", version, force=True, reason="replay test")
+    with server.client("admin") as admin:
+        assert admin.post("/v1/admin/reload").json()["version"] == version
+
+
+def test_scores_of_two_versions_are_each_replayed_by_their_own(server, registry, second_version, api_records):
+    first = scored(server, api_records[:2])
+    try:
+        served_version(server, second_version.model_version)
+        second = scored(server, api_records[:1])
+    finally:
+        served_version(server, registry.version)
+    result = replay_command(server, *first, *second)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["replayed"], report["matching"]) == (3, 3)
+    assert [s["model"]["version"] for s in report["scores"]] == [registry.version] * 2 + [
+        second_version.model_version
+    ]
+    assert all(s["matches"] and s["differences"] == [] for s in report["scores"])
+    assert max(s["largest_difference"] for s in report["scores"]) <= report["tolerance"]
+
+
+def test_a_number_that_is_not_the_models_is_named_with_both_values(server, api_records):
+    [score_id] = scored(server, api_records[2:3])
+    engine = make_engine(server.database)
+    with engine.begin() as connection:
+        result = connection.execute(select(ScoreRow.result).where(ScoreRow.id == score_id)).scalar_one()
+        computed = result["explanation"]["risk"]["contributions"][0]["contribution"]
+        result["explanation"]["risk"]["contributions"][0]["contribution"] = computed + 0.01
+        connection.execute(update(ScoreRow).where(ScoreRow.id == score_id).values(result=result))
+    engine.dispose()
+    replayed = replay_command(server, score_id)
+    assert replayed.exit_code == 1, replayed.output
+    [score] = json.loads(replayed.stdout)["scores"]
+    assert score["matches"] is False
+    assert score["differences"] == [
+        {
+            "path": "explanation.risk.contributions[0].contribution",
+            "stored": computed + 0.01,
+            "recomputed": computed,
+        }
+    ]
+    assert score["largest_difference"] == pytest.approx(0.01)
+
+
+def test_an_id_the_store_does_not_hold_is_named(server, api_records):
+    [known] = scored(server, api_records[3:4])
+    result = replay_command(server, known, "no-such-score")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "no stored score with id no-such-score"
+
+
+def test_a_version_mlflow_cannot_give_is_named(server):
+    row = score_row("P-REPLAY", model_version="999", record={"Gender": "M"})
+    engine = make_engine(server.database)
+    AuditStore(engine, TEST_SEAL).record([row])
+    engine.dispose()
+    result = replay_command(server, row.id)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("cannot load version 999 of reintegra from MLflow")
