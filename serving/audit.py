@@ -15,6 +15,7 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
+    Transaction,
     Update,
     and_,
     bindparam,
@@ -76,6 +77,8 @@ class ServedScore:
 
 CHAIN = AuditChainRow.__table__
 EVENTS = AuditEventRow.__table__
+SCORES = ScoreRow.__table__
+READS = ScoreReadRow.__table__
 # Statements built once, not per score: building them and their cache keys cost more than the SQLite
 # writes themselves (a signed score row 0.64 -> 0.39 ms, median of 2,000 in process).
 _ADVANCE = (
@@ -87,8 +90,8 @@ _ADVANCE = (
 _SIGNER = select(CHAIN.c.key_fingerprint).where(CHAIN.c.id == 1)
 _SEAL_END = update(CHAIN).where(CHAIN.c.id == 1).values(digest=bindparam("end_digest"))
 _INSERT_CLAIM = insert(IdempotentRequestRow.__table__)
-_INSERT_SCORES = insert(ScoreRow.__table__)
-_INSERT_READS = insert(ScoreReadRow.__table__)
+_INSERT_SCORES = insert(SCORES)
+_INSERT_READS = insert(READS)
 _INSERT_EVENTS = insert(EVENTS)
 
 
@@ -100,10 +103,7 @@ def _untouched(table: Table) -> Update:
 
 # Every table a score, a read or an event is written to: one renamed or dropped fails every such write,
 # so readiness must fail with it.
-_WRITTEN_TO = [
-    _untouched(table)
-    for table in (ScoreRow.__table__, ScoreReadRow.__table__, EVENTS, CHAIN, IdempotentRequestRow.__table__)
-]
+_WRITTEN_TO = [_untouched(table) for table in (SCORES, READS, EVENTS, CHAIN, IdempotentRequestRow.__table__)]
 
 
 class CommitUnknown(RuntimeError):
@@ -136,18 +136,25 @@ class AuditStore:
                 connection.execute(_INSERT_CLAIM, _values(claim))
             if rows:
                 self._append(connection, _INSERT_SCORES, values, hashes)
-            try:
+            if rows:
+                self._commit(transaction, SCORES, rows[0].id)
+            else:
                 transaction.commit()
-            except DBAPIError as exc:
-                # A connection lost during COMMIT may have committed: "nothing was recorded" could be false.
-                if not (exc.connection_invalidated and rows) or not self._committed(rows[0].id):
-                    raise
 
-    def _committed(self, score_id: str) -> bool:
-        """Whether a score whose commit lost its connection is stored, asked on a new connection."""
+    def _commit(self, transaction: Transaction, table: Table, row_id: str) -> None:
+        """Commit a transaction that wrote row `row_id` of `table`. A connection lost during COMMIT may
+        have committed, so "nothing was recorded" could be false: the row is then looked for on a new
+        connection, and the error raised only when it is not there (CommitUnknown when no one can say)."""
+        try:
+            transaction.commit()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or not self._stored(table, row_id):
+                raise
+
+    def _stored(self, table: Table, row_id: str) -> bool:
         try:
             with self.engine.connect() as connection:
-                found = connection.execute(select(ScoreRow.id).where(ScoreRow.id == score_id)).first()
+                found = connection.execute(select(table.c.id).where(table.c.id == row_id)).first()
         except DBAPIError as exc:
             raise CommitUnknown(driver_reason(exc)) from exc
         return found is not None
@@ -175,8 +182,10 @@ class AuditStore:
         ]
         if values:
             hashes = [content_hash("score_reads", v) for v in values]
-            with self.engine.begin() as connection:
+            with self.engine.connect() as connection:
+                transaction = connection.begin()
                 self._append(connection, _INSERT_READS, values, hashes)
+                self._commit(transaction, READS, values[0]["id"])
 
     def record_event(self, event: Event, change: Connection | None = None) -> None:
         """Commit an administrative event at the chain's end, before what it announces takes effect.
@@ -187,8 +196,10 @@ class AuditStore:
         if change is not None and change.engine.url == self.engine.url:
             self._append(change, _INSERT_EVENTS, [values], hashes)
             return
-        with self.engine.begin() as connection:
+        with self.engine.connect() as connection:
+            transaction = connection.begin()
             self._append(connection, _INSERT_EVENTS, [values], hashes)
+            self._commit(transaction, EVENTS, values["id"])
 
     def rotate_key(self, new: Seal, command: str) -> int:
         """Hand the chain to `new`: a key_rotated event signed by this store's key and the chain's new

@@ -22,6 +22,7 @@ from models.registry import (
     run_artifact,
     sqlite_path,
 )
+from serving.audit import CommitUnknown
 from serving.redact import hide_passwords
 from serving.schemas import record_changes, record_model
 from serving.seal import AuditKeyError
@@ -233,7 +234,7 @@ class ModelHolder:
             return
         except ModelUnavailable as exc:  # says why in one line: no alias, no MLflow
             log.warning("alias poll failed: %s", exc)
-        except SQLAlchemyError as exc:  # the audit store did not take the model_served event: next poll
+        except (SQLAlchemyError, CommitUnknown) as exc:  # the model_served event not taken: next poll
             log.error(
                 "alias poll cannot record serving the new version, the audit store did not answer: %s; still "
                 "serving version %s, and tried again at the next poll",

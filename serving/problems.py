@@ -32,6 +32,8 @@ PATTERN_WORDS = {
 NOT_AN_OBJECT = {"missing", "model_attributes_type", "dict_type"}
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 STORE_RETRY_SECONDS = 5
+# Where a request whose commit is in doubt is retried under its Idempotency-Key.
+SCORING_ROUTES = {"/v1/scores", "/v1/scores:batch"}
 # MLflow's own answer may take 20 s (2 retries of 10 s); the alias poller's default interval.
 REGISTRY_RETRY_SECONDS = 30
 # PostgreSQL's undefined_table and undefined_column (a table renamed or dropped under the server), and
@@ -245,12 +247,21 @@ def install(app: FastAPI, on_every_operation: dict[str, dict[str, Any]]) -> None
 
     @app.exception_handler(CommitUnknown)
     async def commit_unknown(request: Request, exc: CommitUnknown) -> JSONResponse:
-        """Not "nothing was recorded": the scores may have been committed as the connection was lost."""
-        log.error("audit store lost during a commit (%s %s): %s", request.method, _route_of(request), exc)
-        detail = (
-            "the connection to the audit store was lost as the score was committed, and the store cannot "
-            "say yet whether it was: retry with the same Idempotency-Key, which returns the score if it was"
-        )
+        """Not "nothing was recorded": the scores, the read or the event may have been committed as the
+        connection was lost."""
+        route = _route_of(request)
+        log.error("audit store lost during a commit (%s %s): %s", request.method, route, exc)
+        if request.method == "POST" and route in SCORING_ROUTES:
+            detail = (
+                "the connection to the audit store was lost as the score was committed, and the store "
+                "cannot say yet whether it was: retry with the same Idempotency-Key, which returns the "
+                "score if it was"
+            )
+        else:
+            detail = (
+                "the connection to the audit store was lost as this request's audit record was committed, "
+                "and the store cannot say yet whether it was: try again"
+            )
         return problem(503, "Store unavailable", detail, request, {"Retry-After": str(STORE_RETRY_SECONDS)})
 
     @app.exception_handler(KeyRotated)

@@ -163,6 +163,18 @@ def serve_next_version(server: Server, registry: Registry, spec, name: str, seed
     return result
 
 
+@contextlib.contextmanager
+def champion_moved(second_version, registry: Registry, reason: str) -> Iterator[None]:
+    """The champion alias on the second version while the body runs, then back on the fixture's."""
+    from training.promote import promote
+
+    promote("reintegra", second_version.model_version, force=True, reason=reason)
+    try:
+        yield
+    finally:
+        promote("reintegra", registry.version, force=True, reason=f"{reason}: back")
+
+
 def with_a_retired_band_score(registry: Registry, folder: Path) -> tuple[Server, ScoreRow]:
     """A server whose store holds a score an earlier version put in a band the serving spec lacks."""
     server = start_server(registry, folder)

@@ -1,11 +1,9 @@
 """The serving model holder against a real MLflow registry: swaps, and versions it must refuse."""
 
-import contextlib
 import html
 import logging
 import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +18,7 @@ from models.registry import FORCED_REASON_TAG, alias_history, registered_spec
 from serving import model_store
 from serving.model_store import RETRY_FAILED_POLLS, ModelHolder, ModelUnavailable, SchemaChanged, load_version
 from serving.seal import KeyRotated
-from tests.serving.servers import start_server
+from tests.serving.servers import champion_moved, start_server
 from training.promote import promote
 from training.train import train
 
@@ -98,16 +96,6 @@ def serving_champion(record_served, monkeypatch) -> tuple[ModelHolder, list[str]
     )
     holder.reload("test")
     return holder, loaded
-
-
-@contextlib.contextmanager
-def champion_moved(second_version, registry, reason: str) -> Iterator[None]:
-    """The champion alias on the second version while the body runs, then back on the fixture's."""
-    promote("reintegra", second_version.model_version, force=True, reason=reason)
-    try:
-        yield
-    finally:
-        promote("reintegra", registry.version, force=True, reason=f"{reason}: back")
 
 
 def test_a_swap_the_audit_trail_refuses_is_said_in_one_line_on_every_poll(

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from sqlalchemy import make_url, select
+from sqlalchemy import func, make_url, select
 from typer.testing import CliRunner
 
 from serving.cli import app as cli
 from serving.database import make_engine
-from serving.tables import ScoreRow
-from tests.serving.servers import Server, new_database, start_server
+from serving.tables import AuditEventRow, ScoreReadRow, ScoreRow
+from tests.serving.servers import Server, champion_moved, new_database, start_server
 from tests.serving.tcp_proxy import TcpProxy, proxy_to
 
 pytestmark = pytest.mark.slow
@@ -175,6 +175,58 @@ def test_a_commit_whose_answer_was_lost(registry, tmp_path, fresh_database, api_
     assert verify(fresh_database, tmp_path / "audit.key")[0] == 0
     log = (tmp_path / "server.log").read_text()
     assert "audit store lost during a commit (POST /v1/scores): " in log
+
+
+def test_a_read_and_a_reload_whose_commit_answers_were_lost(
+    registry, second_version, tmp_path, fresh_database, api_records
+):
+    """A score's read and a reload's model_served event, each committed as the connection was lost. The
+    read was a 503 though the trail held it (the trail said the reviewer read a record they never got);
+    the reload a 503 though its event said the new version served, while the old one went on scoring.
+    When the store cannot be asked either, the 503 says the read may be recorded, not a score's advice."""
+    target = make_url(fresh_database)
+    with proxy_to(target.host, target.port) as proxy:
+        server = start_server(registry, tmp_path, database=through(proxy, fresh_database))
+        try:
+            with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
+                score_id = post_score(scorer, api_records[0]).body["id"]
+                reviewer.get(f"/v1/scores/{score_id}")  # the key's use is written now, not at the drop
+                proxy.drop_at(b"COMMIT", after=True)
+                read = reviewer.get(f"/v1/scores/{score_id}")
+                proxy.drop_at(b"COMMIT", after=True, then_cut=True)
+                unknown = reviewer.get(f"/v1/scores/{score_id}")
+                proxy.restore()
+                with server.client("admin") as admin:
+                    admin.post("/v1/admin/reload")  # the same version: no event, the key's use written
+                with server.client("admin") as admin, champion_moved(second_version, registry, "lost commit"):
+                    proxy.drop_at(b"COMMIT", after=True)
+                    reload = admin.post("/v1/admin/reload")
+                    after = post_score(scorer, api_records[1])
+        finally:
+            server.stop()
+    assert proxy.dropped == 3
+    assert read.status_code == 200, read.text
+    assert unknown.status_code == 503 and unknown.headers["retry-after"] == "5"
+    assert unknown.json()["detail"].endswith(
+        "this request's audit record was committed, and the store cannot say yet whether it was: try again"
+    )
+    assert read.json()["id"] == score_id
+    assert reload.status_code == 200, reload.text
+    assert reload.json()["version"] == second_version.model_version
+    assert after.body["model"]["version"] == second_version.model_version
+    engine = make_engine(fresh_database)
+    with engine.connect() as connection:
+        reads = connection.execute(select(func.count()).where(ScoreReadRow.score_id == score_id)).scalar()
+        served = connection.execute(
+            select(AuditEventRow.subject)
+            .where(AuditEventRow.kind == "model_served")
+            .order_by(AuditEventRow.seq)
+        ).scalars()
+        subjects = list(served)
+    engine.dispose()
+    assert reads == 3
+    assert subjects == [f"models:/reintegra/{v}" for v in (registry.version, second_version.model_version)]
+    assert verify(fresh_database, tmp_path / "audit.key")[0] == 0
 
 
 def test_a_key_store_of_its_own_going_away_and_back(
