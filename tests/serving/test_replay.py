@@ -13,9 +13,8 @@ from serving.audit import AuditStore
 from serving.cli import app
 from serving.database import make_engine
 from serving.tables import ScoreRow
-from tests.serving.servers import TEST_SEAL, Server, score_row
+from tests.serving.servers import TEST_SEAL, Server, champion_moved, score_row
 from tests.tracking import tracking_store
-from training.promote import promote
 
 pytestmark = pytest.mark.slow
 
@@ -33,20 +32,18 @@ def scored(server: Server, records: list[dict]) -> list[str]:
     return [item["score"]["id"] for item in response.json()["items"]]
 
 
-def served_version(server: Server, version: str) -> None:
-    """The champion alias on `version` and the server swapped to it."""
-    promote("reintegra", version, force=True, reason="replay test")
+def reloaded(server: Server) -> str:
+    """The version the server serves after an admin reload."""
     with server.client("admin") as admin:
-        assert admin.post("/v1/admin/reload").json()["version"] == version
+        return admin.post("/v1/admin/reload").json()["version"]
 
 
 def test_scores_of_two_versions_are_each_replayed_by_their_own(server, registry, second_version, api_records):
     first = scored(server, api_records[:2])
-    try:
-        served_version(server, second_version.model_version)
+    with champion_moved(second_version, registry, "replay test"):
+        assert reloaded(server) == second_version.model_version
         second = scored(server, api_records[:1])
-    finally:
-        served_version(server, registry.version)
+    assert reloaded(server) == registry.version
     result = replay_command(server, *first, *second)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
