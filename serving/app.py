@@ -31,6 +31,7 @@ from serving.routes.scores import scores_router
 from serving.schemas import record_model, score_request_model
 from serving.seal import Seal
 from serving.settings import Settings
+from serving.shedding import InFlightLimitMiddleware
 
 DESCRIPTION = """Relapse risk, needs and exact explanations. The serving model's records: {population}
 
@@ -151,5 +152,6 @@ def create_app(
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(KeyBeforeBodyMiddleware)
     app.add_middleware(AcceptMiddleware)
+    app.add_middleware(InFlightLimitMiddleware, max_in_flight=settings.max_in_flight, metrics=metrics)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -72,6 +72,17 @@ class Metrics:
             registry=self.registry,
         )
         self.scores = Counter("reintegra_scores_total", "Scores returned", ["band"], registry=self.registry)
+        self.in_flight = Gauge(
+            "reintegra_requests_in_flight",
+            "API requests being answered, over live workers (each refuses any past REINTEGRA_MAX_IN_FLIGHT)",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.shed = Counter(
+            "reintegra_requests_shed_total",
+            "API requests refused at once (503) because the worker was answering REINTEGRA_MAX_IN_FLIGHT",
+            registry=self.registry,
+        )
         self.replays = Counter(
             "reintegra_idempotent_replays_total",
             "Requests answered with an earlier answer to the same Idempotency-Key (nothing scored)",

@@ -87,7 +87,8 @@ PROBLEMS = {
         415: "A body sent as anything but application/json (text/plain, a form, no Content-Type), or "
         "compressed (any Content-Encoding but identity): send JSON, uncompressed",
         422: "Invalid body: every bad field with what is allowed",
-        503: "No model loaded, or the audit store did not answer (nothing recorded; see Retry-After)",
+        503: "No model loaded, the audit store did not answer, or the worker is answering its most requests "
+        "at once, REINTEGRA_MAX_IN_FLIGHT (nothing recorded; see Retry-After)",
     }.items()
 }
 PROBLEMS[401]["headers"] = {

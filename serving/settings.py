@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=5, ge=1, description="connections each worker keeps per store")
     db_max_overflow: int = Field(default=10, ge=0, description="extra connections a worker opens when busy")
     max_batch: int = Field(default=1000, ge=1)
+    max_in_flight: int = Field(
+        default=64, ge=1, description="API requests a worker answers at once; more get a 503 at once"
+    )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest request body")
     session_secret: Annotated[str, AfterValidator(_session_secret)] = Field(
         default="", description="signs reviewer page sessions"

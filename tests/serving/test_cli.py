@@ -262,7 +262,7 @@ def test_a_variable_that_sets_nothing_is_named_with_the_setting_it_resembles(tmp
         "warning: REINTEGRA_COLOUR is not a setting and is ignored; settings are REINTEGRA_{HOST,"
         "ROOT_PATH,PORT,WORKERS,MODEL_NAME,MODEL_ALIAS,AUDIT_URL,KEYS_URL,AUDIT_KEY_FILE,POLL_SECONDS,"
         "DB_POOL_SIZE,"
-        "DB_MAX_OVERFLOW,MAX_BATCH,MAX_BODY_BYTES,SESSION_SECRET,SESSION_HOURS,SESSION_IDLE_MINUTES}",
+        "DB_MAX_OVERFLOW,MAX_BATCH,MAX_IN_FLIGHT,MAX_BODY_BYTES,SESSION_SECRET,SESSION_HOURS,SESSION_IDLE_MINUTES}",
         "warning: REINTEGRA_KEYS_ULR is not a setting and is ignored; did you mean REINTEGRA_KEYS_URL?",
         created(database),
         no_keys(database),
