@@ -85,15 +85,37 @@ def list_events(
     if kind is not None and kind not in EVENT_KINDS:
         typer.echo(f"--kind {kind!r}: give one of {', '.join(EVENT_KINDS)}", err=True)
         raise typer.Exit(2)
+    since, until = _event_window(since, until)
     engine = read_store(settings.audit_url)
     try:
-        events = read_events(engine, since and as_utc(since), until and as_utc(until), kind)  # type: ignore[arg-type]
+        events = read_events(engine, since, until, kind)
     finally:
         engine.dispose()
     for event in events:
         detail = json.dumps(event.detail, sort_keys=True)
         at = event.at.isoformat()
         typer.echo(f"{event.seq}  {at}  {event.kind:<12}  {event.actor}  {event.subject}  {detail}")
+
+
+def _event_window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """Both times in UTC; a window no event can be in is a mistake in the command, not an empty list."""
+    window = []
+    for option, value in (("--since", since), ("--until", until)):
+        try:
+            window.append(value and as_utc(value))
+        except ValueError as exc:
+            typer.echo(f"{option} {value}: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    start, end = window
+    if start is not None and end is not None and end <= start:
+        typer.echo(
+            f"--until {end:%Y-%m-%d %H:%M:%S} UTC is not later than --since {start:%Y-%m-%d %H:%M:%S} UTC, "
+            "so no event can be in the window (--since inclusive, --until exclusive): give the earlier "
+            "time as --since",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return start, end
 
 
 @audit_app.command("replay")

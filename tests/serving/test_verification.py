@@ -258,6 +258,30 @@ def test_administrative_events_are_chained_listed_and_an_edited_one_is_named(sto
     store.engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("window", "refusal"),
+    [
+        (
+            ["--since", "2026-11-25", "--until", "2026-11-24"],
+            "--until 2026-11-24 00:00:00 UTC is not later than --since 2026-11-25 00:00:00 UTC, so no event "
+            "can be in the window (--since inclusive, --until exclusive): give the earlier time as --since",
+        ),
+        (
+            ["--since", "0001-01-01T00:00:00+05:00"],
+            "--since 0001-01-01 00:00:00+05:00: time is out of range once converted to UTC",
+        ),
+    ],
+    ids=["swapped", "before_year_1_in_utc"],
+)
+def test_events_refuse_a_window_no_event_can_be_in(window, refusal, store_url, key_file):
+    """Times swapped listed nothing and exited 0, as if nothing had happened; a time before year 1 in UTC
+    was a traceback. Either is a mistake in the command, said in one line, exit 2."""
+    signed_store(store_url)[0].engine.dispose()
+    result = CliRunner().invoke(app, ["audit", "events", *window], env=store_env(store_url, key_file))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == refusal
+
+
 def test_verify_reads_a_store_behind_or_ahead_of_this_release_without_migrating_it(store_url, key_file):
     """A verifier must not write: a store at an older schema is named with the one this release reads
     and what to run, and left as it was; so is one a newer release migrated."""
