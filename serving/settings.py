@@ -15,6 +15,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from models import DEFAULT_MODEL_NAME
+from models.names import model_name_problem
 from serving.keys import ROLES
 
 DEFAULT_DATABASE = "sqlite:///data/reintegra.db"
@@ -73,6 +74,15 @@ def _root_path(path: str) -> str:
     return path
 
 
+def _model_name(name: str) -> str:
+    """No model can be registered under such a name: the server would only find no champion, and name a
+    training command that refuses the name as the way to make one."""
+    problem = model_name_problem(name)
+    if problem is not None:
+        raise ValueError(f"a model name that {problem}: no model can be registered under it")
+    return name
+
+
 MAX_WORKERS_PER_CPU = 4
 
 
@@ -110,7 +120,7 @@ class Settings(BaseSettings):
     root_path: Annotated[str, AfterValidator(_root_path)] = ""
     port: int = Field(default=8000, ge=1, le=65535)
     workers: Annotated[int, AfterValidator(_workers)] = Field(default=1, ge=1)
-    model_name: str = DEFAULT_MODEL_NAME
+    model_name: Annotated[str, AfterValidator(_model_name)] = DEFAULT_MODEL_NAME
     model_alias: str = "champion"
     audit_url: StoreUrl = DEFAULT_DATABASE
     keys_url: StoreUrl = DEFAULT_DATABASE

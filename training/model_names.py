@@ -3,18 +3,12 @@
 
 from __future__ import annotations
 
+from models.names import model_name_problem
+
 
 def check_model_name(name: str) -> None:
-    """Refuse a name MLflow takes only at registration (after the whole fit), or that a registry search
-    here cannot quote, so training stops before any work with one line naming it."""
-    if not name.strip():
-        problem = "is empty"
-    elif "/" in name or ":" in name:
-        problem = "holds / or :, which MLflow refuses"
-    elif "'" in name or '"' in name:
-        problem = "holds a quote, which the registry's searches cannot hold"
-    elif name == "." or name.startswith(".."):
-        problem = "reads as a folder, which MLflow refuses"
-    else:
-        return
-    raise ValueError(f"model name {name!r} {problem}; choose another (--name, or MODEL_NAME for make)")
+    """Refuse a name no model can be registered under, so training stops before any work with one line
+    naming it."""
+    problem = model_name_problem(name)
+    if problem is not None:
+        raise ValueError(f"model name {name!r} {problem}; choose another (--name, or MODEL_NAME for make)")
