@@ -32,9 +32,6 @@ if TYPE_CHECKING:
     from serving.model_store import ServingModel
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
-# MLflow retries a tracking server 7 times, 120 s each: a page asking it while it is down would wait
-# four minutes (holding a pool thread) for its 500; with these it says MLflow did not answer in seconds.
-MLFLOW_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 # How long uvicorn waits for a worker to answer: a new worker imports MLflow and loads the model (about
 # 5 s, more on a busy host), and with uvicorn's 5 s every SIGHUP restart was abandoned.
 WORKER_START_SECONDS = 60
@@ -69,9 +66,7 @@ def serve(
     from serving.model_store import ModelUnavailable, alias_version, load_version
     from serving.observability import MetricsFolderUnusable, shared_metrics_folder, uvicorn_log_config
 
-    configure_tracking()
-    for name, value in MLFLOW_HTTP_LIMITS.items():
-        os.environ.setdefault(name, value)
+    configure_tracking()  # also bounds MLflow's retries, which the workers inherit
     try:  # loaded once here: a worker that cannot load it fails, and uvicorn restarts it forever
         champion = load_version(settings.model_name, alias_version(settings.model_name, settings.model_alias))
     except ModelUnavailable as exc:  # say it once here, not in a traceback from every worker

@@ -2,6 +2,11 @@
 
 import hashlib
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
@@ -984,6 +989,33 @@ def test_a_store_mlflow_cannot_use_stops_training_in_words(command, data_file):
     assert "Traceback" not in result.stderr
     assert "cannot use the MLflow store bogus://nowhere (MLFLOW_TRACKING_URI): " in result.stderr
     assert "unsupported URI 'bogus://nowhere'" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_tracking_server_that_does_not_answer_is_said_in_seconds(command, data_file):
+    """MLflow's own 7 retries of 120 s each kept either command 4 min 13 s on a refused port before it
+    said so; the server already said it in seconds. Run as its own process: the limits are defaults it
+    sets in its environment, which a developer's own MLFLOW_HTTP_REQUEST_* would override."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    args = {
+        "train": ["--spec", "georgia_parole", "--data", str(data_file), "--name", "unreachable"],
+        "evaluate": ["--model", "models:/unreachable/1", "--data", str(data_file)],
+    }[command]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST_")}
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "training", command, *args],
+        capture_output=True,
+        text=True,
+        env={**env, "MLFLOW_TRACKING_URI": uri},
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"{uri}/api/2.0/mlflow/" in result.stderr, "MLflow's own words, naming the server"
+    assert time.monotonic() - started < 60
 
 
 def test_a_deleted_experiment_stops_training_before_any_fitting(data_file, tmp_path):
