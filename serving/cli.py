@@ -43,8 +43,11 @@ app.add_typer(audit_app, name="audit")
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default 8000).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="uvicorn worker processes.")] = None,
+    # Ranges checked with the settings, not by Typer, whose usage box took five lines for --port 0.
+    port: Annotated[int | None, typer.Option(help="Port, 1-65535 (default 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="uvicorn worker processes, 1 to 4 per CPU (default 1).")
+    ] = None,
     root_path: Annotated[
         str | None, typer.Option(help="Prefix a proxy serves the API under and strips, e.g. /reintegra.")
     ] = None,
@@ -57,8 +60,10 @@ def serve(
         os.environ["REINTEGRA_ROOT_PATH"], options["root_path"] = root_path, "--root-path"
     if workers is not None:
         os.environ["REINTEGRA_WORKERS"], options["workers"] = str(workers), "--workers"
+    if port is not None:
+        os.environ["REINTEGRA_PORT"], options["port"] = str(port), "--port"
     settings = command_settings(options)
-    host, port = host or settings.host, port or settings.port
+    host, port = host or settings.host, settings.port
     _check_address(host, port)
     # Here, not at the top nor before the checks above: MLflow and the model's libraries take 2-4 s to
     # import, which no other command needs and a refused setting need not wait for.
