@@ -83,6 +83,21 @@ def _model_name(name: str) -> str:
     return name
 
 
+# The aliases MLflow can set (mlflow.utils.validation): 'latest' and v<number> are reserved.
+MODEL_ALIAS = re.compile(r"[\w-]{1,255}")
+RESERVED_ALIAS = re.compile(r"latest|[vV]\d+", re.IGNORECASE)
+
+
+def _model_alias(alias: str) -> str:
+    """No model can be promoted to another alias: the server would only find no champion, and send the
+    operator to train and promote one."""
+    if not MODEL_ALIAS.fullmatch(alias) or RESERVED_ALIAS.fullmatch(alias):
+        raise ValueError(
+            "an alias MLflow can set: letters, digits, _ and - (at most 255), not 'latest' or v<number>"
+        )
+    return alias
+
+
 MAX_WORKERS_PER_CPU = 4
 
 
@@ -121,7 +136,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: Annotated[int, AfterValidator(_workers)] = Field(default=1, ge=1)
     model_name: Annotated[str, AfterValidator(_model_name)] = DEFAULT_MODEL_NAME
-    model_alias: str = "champion"
+    model_alias: Annotated[str, AfterValidator(_model_alias)] = "champion"
     audit_url: StoreUrl = DEFAULT_DATABASE
     keys_url: StoreUrl = DEFAULT_DATABASE
     audit_key_file: Path = Field(

@@ -45,3 +45,12 @@ def test_a_model_name_no_model_can_be_registered_under_is_refused(name, problem)
     assert Settings(model_name="county_2024").model_name == "county_2024"
     with pytest.raises(ValidationError, match=f"a model name that {problem}: no model can be registered"):
         Settings(model_name=name)
+
+
+@pytest.mark.parametrize("alias", ["", "cham pion", "champion/2", "latest", "v3"])
+def test_an_alias_mlflow_cannot_set_is_refused(alias):
+    """'' started as far as MLflow, then said 'no model at models:/reintegra@; train and promote one first',
+    though no promotion can set such an alias."""
+    assert Settings(model_alias="candidate-2").model_alias == "candidate-2"
+    with pytest.raises(ValidationError, match="an alias MLflow can set: letters, digits, _ and -"):
+        Settings(model_alias=alias)
