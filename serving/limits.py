@@ -123,6 +123,10 @@ class KeyBeforeBodyMiddleware:
         await self.app(scope, receive, send)
 
 
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback: httptools stops and uvicorn answers its 400."""
+
+
 class BoundedHeadProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with limits on the request head (request line and headers).
 
@@ -142,6 +146,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._part: Literal["idle", "head", "body"] = "idle"
         self._head_bytes = 0
+        self._parsed_head_bytes = 0
+        self._head_too_large = False
         self._head_deadline: asyncio.TimerHandle | None = None
         self._body_wait: asyncio.TimerHandle | None = None
 
@@ -155,8 +161,24 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
-        self._part, self._head_bytes = "head", 0
+        self._part, self._head_bytes, self._parsed_head_bytes = "head", 0, 0
         super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_parsed(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_parsed(len(name) + len(value) + 4)  # ": " and the line's end
+        super().on_header(name, value)
+
+    def _count_parsed(self, size: int) -> None:
+        """A head completed by the read that carries its end is not counted per read (that read may hold
+        a body too), so its parts are counted as parsed; past the limit, parsing stops for the 400."""
+        self._parsed_head_bytes += size
+        if self._parsed_head_bytes > MAX_HEAD_BYTES:
+            self._head_too_large = True
+            raise _HeadTooLarge
 
     def on_headers_complete(self) -> None:
         self._part = "body"
@@ -171,7 +193,14 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """A problem with a request id, as every other error is, not uvicorn's plain text: also what
         the parser refuses before any app code runs."""
-        self._refuse(HTTPStatus.BAD_REQUEST, msg, "unreadable")
+        if self._head_too_large:
+            self._refuse_head_too_large()
+        else:
+            self._refuse(HTTPStatus.BAD_REQUEST, msg, "unreadable")
+
+    def _refuse_head_too_large(self) -> None:
+        message = f"the request head is larger than the {MAX_HEAD_BYTES} bytes allowed"
+        self._refuse(HTTPStatus.BAD_REQUEST, message, "head_too_large")
 
     def _refuse(self, status: HTTPStatus, msg: str, reason: str) -> None:
         """Answer a problem before any app code runs, close the connection, count it (the app's request
@@ -205,8 +234,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             return
         self._head_bytes += len(data)
         if self._head_bytes > MAX_HEAD_BYTES:
-            message = f"the request head is larger than the {MAX_HEAD_BYTES} bytes allowed"
-            self._refuse(HTTPStatus.BAD_REQUEST, message, "head_too_large")
+            self._refuse_head_too_large()
 
     def _arm_head_deadline(self) -> None:
         """Counts from the first moment a head could start; a later byte does not push it back."""
