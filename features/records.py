@@ -46,7 +46,7 @@ def _check_readable(path: Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
     if path.suffix.lower() not in READERS:
-        raise ValueError(f"cannot read {path.name}: supported formats are {', '.join(READERS)}")
+        raise ValueError(f"cannot read {path}: supported formats are {', '.join(READERS)}")
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty: it holds no records")
 
@@ -241,7 +241,7 @@ def check_writable(path: Path) -> Path:
     """Refuse, before any work is done, a file that could not be written or whose format read_records
     could not read back, so a command writing two files writes neither when one would fail."""
     if path.suffix.lower() not in READERS:
-        raise ValueError(f"cannot write {path.name}: supported formats are {', '.join(READERS)}")
+        raise ValueError(f"cannot write {path}: supported formats are {', '.join(READERS)}")
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a folder; name a file in it")
     folder = _nearest_existing(path.parent)

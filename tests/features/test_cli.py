@@ -141,7 +141,8 @@ def test_an_output_format_that_cannot_be_read_back_is_refused_before_anything_is
     args = ("validate", "--spec", "georgia_parole", "--data", str(path), "--drop-invalid")
     result = _features(*args, option, str(tmp_path / "out.xlsx"))
     assert result.returncode == 2
-    assert "cannot write out.xlsx: supported formats are .csv, .parquet, .json, .jsonl" in result.stderr
+    out = tmp_path / "out.xlsx"
+    assert f"cannot write {out}: supported formats are .csv, .parquet, .json, .jsonl" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv"]
 
 
@@ -354,9 +355,10 @@ def test_synth_writes_the_format_its_file_name_asks_for(tmp_path, suffix):
 
 
 def test_unsupported_output_and_folders_are_named(tmp_path):
-    made = _features("synth", "--spec", "georgia_parole", "--rows", "10", "--out", str(tmp_path / "c.xlsx"))
-    assert made.returncode == 2 and "cannot write c.xlsx: supported formats are .csv" in made.stderr
-    assert not (tmp_path / "c.xlsx").exists()
+    out = tmp_path / "c.xlsx"
+    made = _features("synth", "--spec", "georgia_parole", "--rows", "10", "--out", str(out))
+    assert made.returncode == 2 and f"cannot write {out}: supported formats are .csv" in made.stderr
+    assert not out.exists()
     folder = _features("validate", "--spec", "georgia_parole", "--data", str(tmp_path))
     assert folder.returncode == 2 and f"{tmp_path} is a folder; give the data file itself" in folder.stderr
 
