@@ -136,7 +136,6 @@ class AuditStore:
                 connection.execute(_INSERT_CLAIM, _values(claim))
             if rows:
                 self._append(connection, _INSERT_SCORES, values, hashes)
-            if rows:
                 self._commit(transaction, SCORES, rows[0].id)
             else:
                 transaction.commit()
