@@ -81,6 +81,16 @@ class Server:
     database: str
     env: dict[str, str]
     keys: dict[str, str] = field(default_factory=dict)
+    log: Path | None = None
+
+    def log_size(self) -> int:
+        """Where the log ends now: `log_since` it reads only what requests after this point wrote."""
+        return self.log.stat().st_size
+
+    def log_since(self, size: int) -> str:
+        """The log written after `log_size` returned `size`, for a test on a server that other tests share.
+        A line a request logs is written before its answer is sent, except the access log's."""
+        return self.log.read_bytes()[size:].decode(errors="replace")
 
     def client(self, role: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
@@ -175,14 +185,13 @@ def champion_moved(second_version, registry: Registry, reason: str) -> Iterator[
         promote("reintegra", registry.version, force=True, reason=f"{reason}: back")
 
 
-def with_a_retired_band_score(registry: Registry, folder: Path) -> tuple[Server, ScoreRow]:
-    """A server whose store holds a score an earlier version put in a band the serving spec lacks."""
-    server = start_server(registry, folder)
+def add_a_retired_band_score(server: Server) -> ScoreRow:
+    """A score put in the store of `server` as an earlier version gave it: in a band the spec lacks."""
     engine = make_engine(server.database)
     old = score_row("P-RETIRED-BAND", model_version="0", risk_band="retired")
     AuditStore(engine, TEST_SEAL).record([old])
     engine.dispose()
-    return server, old
+    return old
 
 
 def _launch(
@@ -197,7 +206,7 @@ def _launch(
         stdout=subprocess.DEVNULL,
         stderr=open(log, "ab"),  # noqa: SIM115
     )
-    server = Server(f"http://127.0.0.1:{port}", process, database, env, keys)
+    server = Server(f"http://127.0.0.1:{port}", process, database, env, keys, log)
     LAUNCHED.append(server)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:

@@ -33,7 +33,7 @@ from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.limits import BODY_IDLE_SECONDS, HEAD_SECONDS, MAX_HEAD_BYTES
 from serving.tables import ScoreReadRow, ScoreRow
-from tests.serving.servers import TEST_SEAL, form_token, start_server, with_a_retired_band_score
+from tests.serving.servers import TEST_SEAL, Server, add_a_retired_band_score, form_token, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +50,16 @@ def assert_problem(response: httpx.Response, status: int, path: str) -> None:
 def _identity_holds(explanation: dict) -> bool:
     total = explanation["base_value"] + sum(c["contribution"] for c in explanation["contributions"])
     return abs(total - explanation["log_odds"]) < 1e-6
+
+
+@pytest.fixture(scope="module")
+def own_server(registry, tmp_path_factory) -> Iterator[Server]:
+    """A second server, for the tests that read its log or put in its store what the module's `server`
+    must not hold (a revoked key, a score in a band the spec lacks, a trigger): each reads only the log its
+    own requests wrote, and leaves the store taking scores, so they share one server in any order."""
+    running = start_server(registry, tmp_path_factory.mktemp("own"))
+    yield running
+    running.stop()
 
 
 def test_score_one_record(server, api_records, registry):
@@ -244,34 +254,30 @@ def test_a_monitor_key_reads_the_metrics_and_nothing_else(server, api_records):
     assert signed_in.status_code == 403 and "A monitor key cannot open the reviewer pages" in signed_in.text
 
 
-def test_refused_keys_are_logged_with_the_key_they_name(registry, tmp_path):
+def test_refused_keys_are_logged_with_the_key_they_name(own_server):
     """A refused key left no trace but a count by route and status: a stolen scorer key probing the
     reads, or a key revoked as compromised still in use, went unseen. Each refusal is now a log line
     with the request id, the route and the key's id when the key is known (never the key itself)."""
-    server = start_server(registry, tmp_path)
+    server = own_server
     engine = make_engine(server.database)
     store = KeyStore(engine)
     revoked, revoked_secret = store.create("scorer", "retired system")
     store.revoke(revoked.id)
     scorer_id = store.verify(server.keys["scorer"]).id
     engine.dispose()
-    try:
-        with httpx.Client(base_url=server.base_url) as client:
-            sent = {
-                "unknown": client.get("/v1/scores", headers={"Authorization": "Bearer rk_guessed"}),
-                "revoked": client.post(
-                    "/v1/scores", json={}, headers={"Authorization": f"Bearer {revoked_secret}"}
-                ),
-                "role": client.get(
-                    "/v1/scores/x", headers={"Authorization": f"Bearer {server.keys['scorer']}"}
-                ),
-            }
-            signed_in = client.post(
-                "/review/sign-in", data={"key": server.keys["scorer"], "csrf": form_token(client)}
-            )
-    finally:
-        server.stop()
-    log = (tmp_path / "server.log").read_text()
+    start = server.log_size()
+    with httpx.Client(base_url=server.base_url) as client:
+        sent = {
+            "unknown": client.get("/v1/scores", headers={"Authorization": "Bearer rk_guessed"}),
+            "revoked": client.post(
+                "/v1/scores", json={}, headers={"Authorization": f"Bearer {revoked_secret}"}
+            ),
+            "role": client.get("/v1/scores/x", headers={"Authorization": f"Bearer {server.keys['scorer']}"}),
+        }
+        signed_in = client.post(
+            "/review/sign-in", data={"key": server.keys["scorer"], "csrf": form_token(client)}
+        )
+    log = server.log_since(start)
     assert [r.status_code for r in sent.values()] == [401, 401, 403] and signed_in.status_code == 403
     expected = {
         "unknown": "refused GET /v1/scores: unknown API key",
@@ -640,29 +646,29 @@ def test_values_json_cannot_carry_are_echoed_as_text(server, path, body, field, 
     assert {e["field"]: e["value"] for e in errors}[field] == echoed
 
 
-def test_an_unexpected_error_is_a_problem_with_the_request_id_of_its_log_line(
-    registry, tmp_path, api_records
-):
-    broken = start_server(registry, tmp_path)
+def test_an_unexpected_error_is_a_problem_with_the_request_id_of_its_log_line(own_server, api_records):
+    broken = own_server
+    engine = make_engine(broken.database)
+    start = broken.log_size()
     try:
-        engine = make_engine(broken.database)
         with engine.begin() as connection:  # every insert now fails in a way no handler expects
             connection.exec_driver_sql(
                 "CREATE TRIGGER refuse BEFORE INSERT ON scores BEGIN SELECT RAISE(ABORT, 'refused'); END"
             )
-        engine.dispose()
         with broken.client("scorer") as client:
             response = client.post(
                 "/v1/scores", json={"person_id": "P-hidden-4410", "record": api_records[0]}
             )
     finally:
-        broken.stop()
+        with engine.begin() as connection:  # the store takes scores again for the other tests on it
+            connection.exec_driver_sql("DROP TRIGGER IF EXISTS refuse")
+        engine.dispose()
     assert response.status_code == 500
     assert response.headers["content-type"] == PROBLEM
     request_id = response.headers["x-request-id"]
     assert response.json()["request_id"] == request_id
     assert "Traceback" not in response.text and "scores" not in response.json()["detail"]
-    log = (tmp_path / "server.log").read_text()
+    log = broken.log_since(start)
     assert f"[{request_id}] unhandled error" in log
     assert "P-hidden-4410" not in log, "statement parameters (people's records) stay out of the log"
 
@@ -858,15 +864,12 @@ def test_an_unknown_band_is_refused_with_the_serving_models_bands(server):
     assert other_model.status_code == 200, "another model's bands are not known to this server"
 
 
-def test_a_band_only_an_earlier_version_gave_finds_its_scores(registry, tmp_path):
+def test_a_band_only_an_earlier_version_gave_finds_its_scores(own_server):
     """A later spec may drop or rename a band: the scores an earlier version put in it stay searchable."""
-    server, old = with_a_retired_band_score(registry, tmp_path)
-    try:
-        with server.client("reviewer") as reviewer:
-            found = reviewer.get("/v1/scores", params={"band": "retired"})
-            unknown = reviewer.get("/v1/scores", params={"band": "unknown"})
-    finally:
-        server.stop()
+    old = add_a_retired_band_score(own_server)
+    with own_server.client("reviewer") as reviewer:
+        found = reviewer.get("/v1/scores", params={"band": "retired"})
+        unknown = reviewer.get("/v1/scores", params={"band": "unknown"})
     assert found.status_code == 200, found.text
     assert [item["id"] for item in found.json()["items"]] == [old.id]
     assert unknown.json()["errors"][0]["message"] == (
@@ -1200,28 +1203,26 @@ def test_request_id_is_kept_or_generated(server):
     )
 
 
-def test_a_hostile_request_id_is_replaced_stored_as_replaced_and_logged(registry, tmp_path, api_records):
+def test_a_hostile_request_id_is_replaced_stored_as_replaced_and_logged(own_server, api_records):
     """An X-Request-ID the audit trail cannot keep as sent is replaced by a generated one, and the log
     says so (without the value, which could forge a log line), so a client's id that went missing is
     explained; the stored score holds the id the answer names."""
     hostile = ["x" * 65, "a" * 8000, "bad id", "caf\u00e9", "a/../b", "<script>", "id;drop", "%0d%0a"]
-    server = start_server(registry, tmp_path)
-    try:
-        with server.client() as client:
-            answers = [
-                client.get("/healthz", headers={"X-Request-ID": value.encode("latin-1")}) for value in hostile
-            ]
-        with server.client("scorer") as scorer:
-            body = {"person_id": "P-rid", "record": api_records[0]}
-            scored = scorer.post("/v1/scores", json=body, headers={"X-Request-ID": "x" * 65})
-        with server.client("reviewer") as reviewer:
-            stored = reviewer.get(f"/v1/scores/{scored.json()['id']}").json()
-    finally:
-        server.stop()
+    server = own_server
+    start = server.log_size()
+    with server.client() as client:
+        answers = [
+            client.get("/healthz", headers={"X-Request-ID": value.encode("latin-1")}) for value in hostile
+        ]
+    with server.client("scorer") as scorer:
+        body = {"person_id": "P-rid", "record": api_records[0]}
+        scored = scorer.post("/v1/scores", json=body, headers={"X-Request-ID": "x" * 65})
+    with server.client("reviewer") as reviewer:
+        stored = reviewer.get(f"/v1/scores/{scored.json()['id']}").json()
     for value, answer in zip(hostile, answers, strict=True):
         assert re.fullmatch("[0-9a-f]{32}", answer.headers["x-request-id"]), value
     assert stored["request_id"] == scored.headers["x-request-id"] != "x" * 65
-    log = (tmp_path / "server.log").read_text()
+    log = server.log_since(start)
     for answer in answers[:2]:
         line = f"[{answer.headers['x-request-id']}] replaced X-Request-ID: it has more than 64 characters"
         assert line in log

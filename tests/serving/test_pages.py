@@ -29,6 +29,7 @@ from tests.serving.servers import (
     REASSESSMENTS,
     TEST_SEAL,
     Server,
+    add_a_retired_band_score,
     form_token,
     page_request,
     score_row,
@@ -36,7 +37,6 @@ from tests.serving.servers import (
     serve_next_version,
     sign_in,
     start_server,
-    with_a_retired_band_score,
 )
 
 pytestmark = pytest.mark.slow
@@ -54,8 +54,9 @@ def page(browser, server):
 
 @pytest.fixture(scope="module")
 def own_scores_server(registry, tmp_path_factory) -> Iterator[Server]:
-    """A server for the tests that write scores of people of their own and read back only those, so that
-    the module's `server` keeps exactly the scores its listings count and no test starts one of its own."""
+    """A server for the tests that write scores of people (or of a band) of their own and read back only
+    those, or only measure the pages, so that the module's `server` keeps exactly the scores its listings
+    count and no test starts one of its own."""
     running = start_server(registry, tmp_path_factory.mktemp("own-scores"))
     yield running
     running.stop()
@@ -559,14 +560,11 @@ def test_an_unknown_band_is_said_and_every_band_shown(server, scores):
     assert all(score["id"] in page.text for score in scores[-5:])
 
 
-def test_a_band_only_an_earlier_version_gave_is_a_filter(registry, tmp_path):
+def test_a_band_only_an_earlier_version_gave_is_a_filter(own_scores_server):
     """Scores an earlier version put in a band the serving spec no longer has are found by that band."""
-    server, old = with_a_retired_band_score(registry, tmp_path)
-    try:
-        with server.page_client() as client:
-            page = client.get("/review/scores", params={"band": "retired"})
-    finally:
-        server.stop()
+    old = add_a_retired_band_score(own_scores_server)
+    with own_scores_server.page_client() as client:
+        page = client.get("/review/scores", params={"band": "retired"})
     assert 'id="band-error"' not in page.text
     assert '<option value="retired" selected>retired</option>' in page.text
     assert page.text.count('<tr data-score-id="') == 1 and old.id in page.text
@@ -611,14 +609,14 @@ def test_chart_text_is_readable_on_a_phone(browser, server, scores):
     assert all(width <= 375 for width in widths.values()), widths
 
 
-def test_pages_fit_a_phone_screen_whatever_the_ids(browser, registry, tmp_path, api_records):
+def test_pages_fit_a_phone_screen_whatever_the_ids(browser, own_scores_server, registry, api_records):
     """At 375 px nothing widens the page: long ids wrap, wide tables scroll inside their own box."""
     long_id = "P" + "x" * 127
-    server = start_server(registry, tmp_path)
+    server = own_scores_server
+    with server.client("scorer") as scorer:
+        created = scorer.post("/v1/scores", json={"person_id": long_id, "record": api_records[3]}).json()
+    context = browser.new_context(base_url=server.base_url, viewport={"width": 375, "height": 800})
     try:
-        with server.client("scorer") as scorer:
-            created = scorer.post("/v1/scores", json={"person_id": long_id, "record": api_records[3]}).json()
-        context = browser.new_context(base_url=server.base_url, viewport={"width": 375, "height": 800})
         page = context.new_page()
         sign_in(page, server.keys["reviewer"])
         widths = {}
@@ -630,9 +628,8 @@ def test_pages_fit_a_phone_screen_whatever_the_ids(browser, registry, tmp_path, 
         ]:
             page.goto(path)
             widths[path] = page.evaluate("() => document.documentElement.scrollWidth")
-        context.close()
     finally:
-        server.stop()
+        context.close()
     assert all(width <= 375 for width in widths.values()), widths
 
 
