@@ -83,8 +83,21 @@ def second_version(registry, spec):
     return train(spec, registry.data, name="reintegra", seed=9)
 
 
+@pytest.fixture(scope="session")
+def shared_server(registry, tmp_path_factory) -> Iterator[Server]:
+    """One server of the default settings for every module of this test process that sets SHARES_SERVER."""
+    running = start_server(registry, tmp_path_factory.mktemp("shared-server"))
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="module")
-def server(registry, tmp_path_factory) -> Iterator[Server]:
+def server(request, registry, tmp_path_factory) -> Iterator[Server]:
+    """A server of the module's own, so that its tests can count what its store holds; a module whose tests
+    write only scores of their own and count nothing else sets SHARES_SERVER and gets `shared_server`."""
+    if getattr(request.module, "SHARES_SERVER", False):
+        yield request.getfixturevalue("shared_server")
+        return
     running = start_server(registry, tmp_path_factory.mktemp("server"))
     yield running
     running.stop()

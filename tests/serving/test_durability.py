@@ -23,6 +23,10 @@ from tests.serving.servers import TEST_SEAL, audit_events, start_server
 
 pytestmark = pytest.mark.slow
 
+# Its tests write only scores (and idempotency keys) of their own and count nothing else the store holds, so
+# it shares one server with the other such modules of its test process (conftest `server`).
+SHARES_SERVER = True
+
 
 def test_a_score_survives_sigkill_right_after_its_201(registry, tmp_path, api_records):
     server = start_server(registry, tmp_path)

@@ -15,6 +15,10 @@ from schemathesis.specs.openapi.checks import (
 
 pytestmark = pytest.mark.slow
 
+# Its tests write only scores (and idempotency keys) of their own and count nothing else the store holds, so
+# it shares one server with the other such modules of its test process (conftest `server`).
+SHARES_SERVER = True
+
 MAX_EXAMPLES = int(os.environ.get("REINTEGRA_FUZZ_EXAMPLES", "30"))
 # What a client generated from the document relies on; the checks of what the server should accept or refuse
 # are left out, since it reads more than the schema says (`1` for yes, a band by the served model's spec).

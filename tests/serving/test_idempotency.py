@@ -17,6 +17,10 @@ from tests.serving.servers import TEST_SEAL, start_server
 
 pytestmark = pytest.mark.slow
 
+# Its tests write only scores (and idempotency keys) of their own and count nothing else the store holds, so
+# it shares one server with the other such modules of its test process (conftest `server`).
+SHARES_SERVER = True
+
 
 def _stored(server, person_id: str) -> int:
     return AuditStore(make_engine(server.database), TEST_SEAL).search(

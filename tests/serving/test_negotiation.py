@@ -9,6 +9,10 @@ from serving.negotiation import acceptable, allows_gzip
 
 pytestmark = pytest.mark.slow
 
+# Its tests write only scores (and idempotency keys) of their own and count nothing else the store holds, so
+# it shares one server with the other such modules of its test process (conftest `server`).
+SHARES_SERVER = True
+
 PROBLEM = "application/problem+json"
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 
