@@ -12,6 +12,10 @@ from tests.serving.servers import page_request, sign_in
 
 pytestmark = pytest.mark.slow
 
+# Its tests read the model page alone and write nothing, so it shares one server with the other such modules
+# of its test process (conftest `server`).
+SHARES_SERVER = True
+
 
 @pytest.fixture(scope="module")
 def model_page(browser, server) -> Iterator:
