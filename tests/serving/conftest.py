@@ -129,8 +129,10 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(chromium: Path) -> Iterator:
+    """One Chromium for the test process: each test or module opens a context of its own in it, which
+    shares no cookies or storage with another, so the browser is started once rather than per module."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
