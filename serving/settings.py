@@ -15,7 +15,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from models import DEFAULT_MODEL_NAME
-from models.names import model_name_problem
+from models.names import registry_refusal
 from serving.keys import ROLES
 
 DEFAULT_DATABASE = "sqlite:///data/reintegra.db"
@@ -77,7 +77,7 @@ def _root_path(path: str) -> str:
 def _model_name(name: str) -> str:
     """No model can be registered under such a name: the server would only find no champion, and name a
     training command that refuses the name as the way to make one."""
-    problem = model_name_problem(name)
+    problem = registry_refusal(name)
     if problem is not None:
         raise ValueError(f"a model name that {problem}: no model can be registered under it")
     return name

@@ -35,7 +35,6 @@ def test_a_session_secret_too_short_to_resist_guessing_is_refused():
         ("", "is empty"),
         ("  ", "is empty"),
         ("county/2024", "holds / or :, which MLflow refuses"),
-        ("o'brien", "holds a quote, which the registry's searches cannot hold"),
         ("..", "reads as a folder, which MLflow refuses"),
     ],
 )
@@ -43,6 +42,7 @@ def test_a_model_name_no_model_can_be_registered_under_is_refused(name, problem)
     """It started as far as MLflow, then said 'no model at models:/county/2024@champion; train and promote
     one first (python -m training train --name county/2024 ...)', a command that refuses the name."""
     assert Settings(model_name="county_2024").model_name == "county_2024"
+    assert Settings(model_name="o'brien").model_name == "o'brien", "MLflow registers it; train does not"
     with pytest.raises(ValidationError, match=f"a model name that {problem}: no model can be registered"):
         Settings(model_name=name)
 
