@@ -37,6 +37,13 @@ REASSESSED = "P-REASSESSED"
 REASSESSMENTS = 3
 # One audit key for every store the tests write, so stores shared between tests (PostgreSQL) hold one chain.
 TEST_SEAL = Seal(bytes.fromhex("5eed" * 16))
+# /readyz's checks when the key store alone does not answer.
+ONLY_KEYS_UNREADABLE = {
+    "model_loaded": True,
+    "audit_writable": True,
+    "audit_key_current": True,
+    "keys_readable": False,
+}
 # Every server this test process started, so none outlives it when a test fails before stopping its own.
 LAUNCHED: list[Server] = []
 

@@ -19,7 +19,7 @@ from serving.database import make_engine
 from serving.events import operator
 from serving.keys import KeyStore
 from tests.serving.scenarios import refuse_a_write
-from tests.serving.servers import TEST_SEAL, audit_events, start_server
+from tests.serving.servers import ONLY_KEYS_UNREADABLE, TEST_SEAL, audit_events, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -209,12 +209,7 @@ def test_readiness_fails_while_keys_in_a_store_of_their_own_cannot_be_read(regis
         server.stop()
         engine.dispose()
     assert down.status_code == 503
-    assert down.json()["checks"] == {
-        "model_loaded": True,
-        "audit_writable": True,
-        "audit_key_current": True,
-        "keys_readable": False,
-    }
+    assert down.json()["checks"] == ONLY_KEYS_UNREADABLE
     # Like every other problem (it had neither), and `checks` is in the documented Problem.
     assert (down.json()["request_id"], down.json()["instance"]) == ("probe-1", "/readyz")
     assert "checks" in document["components"]["schemas"]["Problem"]["properties"]
