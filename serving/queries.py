@@ -1,6 +1,8 @@
-"""Query parameters shared by the API's searches: UTC times, refused unknown names, a window's order."""
+"""Query parameters shared by the API's searches: UTC times, refused unknown or repeated names, a window's
+order."""
 
 import re
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
@@ -40,13 +42,15 @@ UtcTime = Annotated[
 ]
 
 
-def only_known_parameters(query: type[BaseModel]) -> Callable[[Request], Coroutine[Any, Any, None]]:
-    """A dependency refusing a query parameter `query` does not name: a misspelt filter (`personid=`)
-    would otherwise be ignored and widen the answer."""
+def declared_parameters(query: type[BaseModel]) -> Callable[[Request], Coroutine[Any, Any, None]]:
+    """A dependency refusing a query parameter `query` does not name, or one given more than once: a
+    misspelt filter (`personid=`) would otherwise be ignored and widen the answer, and of a repeated one
+    (`person_id=a&person_id=b`) only the last would be searched, answering for b alone without a word."""
     allowed = list(query.model_fields)
 
     async def check(request: Request) -> None:
-        unknown = [(name, value) for name, value in request.query_params.multi_items() if name not in allowed]
+        items = request.query_params.multi_items()
+        unknown = [(name, value) for name, value in items if name not in allowed]
         if len(unknown) > MAX_UNKNOWN_FIELDS:  # one error each would answer 30 times the address's size
             first = ", ".join(name for name, _ in unknown[:MAX_UNKNOWN_FIELDS])
             message = (
@@ -54,14 +58,24 @@ def only_known_parameters(query: type[BaseModel]) -> Callable[[Request], Corouti
                 f"allowed: {', '.join(allowed)}"
             )
             raise RequestValidationError([{"type": "unknown_parameter", "loc": ("query",), "msg": message}])
-        if unknown:
-            message = f"unknown query parameter; allowed: {', '.join(allowed)}"
-            raise RequestValidationError(
-                [
-                    {"type": "unknown_parameter", "loc": ("query", name), "msg": message, "input": value}
-                    for name, value in unknown
-                ]
-            )
+        message = f"unknown query parameter; allowed: {', '.join(allowed)}"
+        errors = [
+            {"type": "unknown_parameter", "loc": ("query", name), "msg": message, "input": value}
+            for name, value in unknown
+        ]
+        counts = Counter(name for name, _ in items if name in allowed)
+        errors += [
+            {
+                "type": "repeated_parameter",
+                "loc": ("query", name),
+                "msg": f"given {n} times; a search takes one {name}: make a request for each value",
+                "input": None,
+            }
+            for name, n in counts.items()
+            if n > 1
+        ]
+        if errors:
+            raise RequestValidationError(errors)
 
     return check
 

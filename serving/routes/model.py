@@ -12,7 +12,7 @@ from serving.conditional import ConditionalRoute
 from serving.deps import AuditDep, DriftDep, HolderDep, ReviewerKey, SettingsDep
 from serving.drift import WINDOW_LIMIT
 from serving.problems import PROBLEMS
-from serving.queries import UtcTime, check_window, only_known_parameters
+from serving.queries import UtcTime, check_window, declared_parameters
 from serving.schemas import DriftPublic, ModelPublic
 
 
@@ -81,7 +81,7 @@ def model_router(drift_example: dict[str, Any]) -> APIRouter:
         "an input) the population stability index over the same bins (below 0.1 none, from 0.1 moderate, "
         "from 0.25 major) and the change of missing share; band shares, mean risk probability and each "
         "need's flag rate. A version trained before reference profiles says so in `message`.",
-        dependencies=[Depends(only_known_parameters(DriftQuery))],
+        dependencies=[Depends(declared_parameters(DriftQuery))],
         responses={200: {"content": {"application/json": {"example": jsonable_encoder(drift_example)}}}},
     )
     def read_model_drift(

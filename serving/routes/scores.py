@@ -25,7 +25,7 @@ from serving.json_body import JsonBodyRoute, each_name_once
 from serving.negotiation import encoded
 from serving.observability import Metrics
 from serving.problems import PROBLEMS, field_errors, problem_response
-from serving.queries import UtcTime, check_window, only_known_parameters, query_error
+from serving.queries import UtcTime, check_window, declared_parameters, query_error
 from serving.schemas import (
     PRINTABLE,
     BatchPublic,
@@ -201,7 +201,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         "/scores",
         response_model=ScorePage,
         summary="Search scores, newest first",
-        dependencies=[Depends(only_known_parameters(ScoreQuery))],
+        dependencies=[Depends(declared_parameters(ScoreQuery))],
     )
     def list_scores(
         request: Request,

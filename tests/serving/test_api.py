@@ -808,6 +808,29 @@ def test_a_misspelt_search_parameter_is_refused_not_ignored(server, api_records)
     )
 
 
+def test_a_repeated_search_parameter_is_refused_not_cut_to_its_last_value(server, api_records):
+    """`person_id=a&person_id=b` searched b alone: a reviewer asking for two people got one, unwarned."""
+    with server.client("scorer") as scorer:
+        for person in ("P-twice-a", "P-twice-b"):
+            scorer.post("/v1/scores", json={"person_id": person, "record": api_records[2]})
+    with server.client("reviewer") as reviewer:
+        both = reviewer.get("/v1/scores", params=[("person_id", "P-twice-a"), ("person_id", "P-twice-b")])
+        bands = reviewer.get("/v1/scores", params=[("band", "low"), ("band", "high"), ("band", "low")])
+        window = reviewer.get("/v1/model/drift", params=[("since", "2026-01-01"), ("since", "2026-02-01")])
+    assert_problem(both, 422, "/v1/scores")
+    assert both.json()["errors"] == [
+        {
+            "field": "query.person_id",
+            "message": "given 2 times; a search takes one person_id: make a request for each value",
+            "value": None,
+        }
+    ]
+    [band_error] = bands.json()["errors"]
+    assert band_error["field"] == "query.band" and band_error["message"].startswith("given 3 times")
+    assert_problem(window, 422, "/v1/model/drift")
+    assert [e["field"] for e in window.json()["errors"]] == ["query.since"]
+
+
 def test_many_unknown_search_parameters_are_one_error_not_one_each(server):
     """11,000 parameters in a 55 kB address drew a 1.8 MB answer, one error each; past 20 it is one."""
     with server.client("reviewer") as reviewer:
