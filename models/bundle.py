@@ -225,6 +225,9 @@ class _Layout:
         whose value training never saw is marked `unseen` (the key is absent otherwise)."""
         log_odds = float(base + phi.sum())
         by_domain = np.bincount(self.domain_codes, weights=phi, minlength=len(self.domain_names))
+        # As Python numbers: taking numpy scalars one at a time cost a fifth of a 1,000-record batch.
+        contributions, columns = phi.tolist(), self.columns.tolist()
+        sums = by_domain.tolist()
         return {
             "base_value": float(base),
             "log_odds": log_odds,
@@ -232,16 +235,15 @@ class _Layout:
             "contributions": [
                 {
                     "input": self.names[j],
-                    "value": shown[self.columns[j]],
+                    "value": shown[columns[j]],
                     "domain": self.domains[j],
-                    "contribution": float(phi[j]),
-                    **({"unseen": True} if self.columns[j] in unseen else {}),
+                    "contribution": contributions[j],
+                    **({"unseen": True} if columns[j] in unseen else {}),
                 }
-                for j in np.argsort(-np.abs(phi), kind="stable")
+                for j in np.argsort(-np.abs(phi), kind="stable").tolist()
             ],
             "by_domain": {
-                self.domain_names[d]: float(by_domain[d])
-                for d in np.argsort(-np.abs(by_domain), kind="stable")
+                self.domain_names[d]: sums[d] for d in np.argsort(-np.abs(by_domain), kind="stable").tolist()
             },
         }
 
