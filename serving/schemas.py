@@ -295,10 +295,11 @@ class ScorePublic(BaseModel):
     record: dict[str, Any] | None = None
 
 
+KEY_ID = "The API key that made the score (`python -m serving keys list` names it)"
+
+
 class ScoreRead(ScorePublic):
-    key_id: str = Field(
-        description="The API key that made the score (`python -m serving keys list` names it)"
-    )
+    key_id: str = Field(description=KEY_ID)
 
 
 class FieldError(BaseModel):
@@ -334,6 +335,7 @@ class ScoreSummary(BaseModel):
     model_version: str
     risk_probability: float
     risk_band: str
+    key_id: str = Field(description=KEY_ID)
 
 
 class ScorePage(BaseModel):

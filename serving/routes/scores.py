@@ -237,6 +237,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
                 model_version=r.model_version,
                 risk_probability=r.risk_probability,
                 risk_band=r.risk_band,
+                key_id=r.key_id,
             )
             for r in rows
         ]

@@ -858,6 +858,20 @@ def test_a_stored_score_names_the_key_that_made_it(server, api_records):
     assert "key_id" not in created, "the scorer's answer is unchanged"
 
 
+def test_a_search_names_the_key_that_made_each_score(server, api_records):
+    """Who asked for the scores of a window is read from the search (README, Administrative events):
+    its items named their version but not their key, so each score had to be read again to learn it."""
+    with server.client("scorer") as scorer:
+        created = scorer.post(
+            "/v1/scores", json={"person_id": "P-search-key", "record": api_records[5]}
+        ).json()
+    with server.client("reviewer") as reviewer:
+        [item] = reviewer.get("/v1/scores", params={"person_id": "P-search-key"}).json()["items"]
+        stored = reviewer.get(f"/v1/scores/{created['id']}").json()
+    assert item["id"] == created["id"]
+    assert item["key_id"] == stored["key_id"]
+
+
 @pytest.mark.parametrize("name", ["person_id", "model_version", "model_name", "band"])
 def test_an_empty_filter_is_refused_not_read_as_match_nothing(server, api_records, name):
     """An empty person_id= (a form's blank field) matched no score and answered an empty page, while an
