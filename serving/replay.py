@@ -64,6 +64,9 @@ def replay(rows: Iterable[ScoreRow], load: Callable[[str, str], ServingModel]) -
         found = _Comparison()
         found.compare("model.run_id", row.run_id, model.run_id)
         found.compare("", row.result, recomputed)
+        # Columns of their own, which searches, score lists and the band filter read instead of `result`.
+        found.compare("risk_probability", row.risk_probability, recomputed["risk"]["probability"])
+        found.compare("risk_band", row.risk_band, recomputed["risk"]["band"])
         replays.append(Replay(row.id, row.model_name, row.model_version, found.differences, found.largest))
     return replays
 

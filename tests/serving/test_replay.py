@@ -93,3 +93,22 @@ def test_a_version_mlflow_cannot_give_is_named(server):
     result = replay_command(server, row.id)
     assert result.exit_code == 2
     assert result.stderr.startswith("cannot load version 999 of reintegra from MLflow")
+
+
+def test_the_probability_and_band_a_search_shows_are_compared_too(server, api_records):
+    """Searches, score lists and the band filter read the row's risk_probability and risk_band columns,
+    not its stored answer: edited there alone, a list showed another score while replay said it matched."""
+    [score_id] = scored(server, api_records[4:5])
+    engine = make_engine(server.database)
+    with engine.begin() as connection:
+        risk = connection.execute(select(ScoreRow.result).where(ScoreRow.id == score_id)).scalar_one()["risk"]
+        edited = update(ScoreRow).where(ScoreRow.id == score_id)
+        connection.execute(edited.values(risk_probability=risk["probability"] / 2, risk_band="edited"))
+    engine.dispose()
+    replayed = replay_command(server, score_id)
+    assert replayed.exit_code == 1, replayed.output
+    [score] = json.loads(replayed.stdout)["scores"]
+    assert score["differences"] == [
+        {"path": "risk_probability", "stored": risk["probability"] / 2, "recomputed": risk["probability"]},
+        {"path": "risk_band", "stored": "edited", "recomputed": risk["band"]},
+    ]
