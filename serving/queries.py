@@ -18,6 +18,8 @@ from serving.search import as_utc
 FINER_THAN_MICROSECONDS = re.compile(r"[.,]\d{7,}")
 # What pydantic would read as a Unix time rather than a date and time.
 NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+# A time whose zone lost its "+": an address reads an unencoded "+" as a space (`...T09:30:00+01:00`).
+ZONE_WITHOUT_PLUS = re.compile(r"\d:\d{2}(:\d{2}([.,]\d+)?)? (\d{2}(:?\d{2})?)$")
 
 
 def _to_the_microsecond(value: Any) -> Any:
@@ -37,8 +39,24 @@ def _not_a_number(value: Any) -> Any:
     return value
 
 
+def _plus_kept(value: Any) -> Any:
+    """pydantic's own message, "unexpected extra characters at the end of the input", does not say that
+    the "+" of the zone the client wrote arrived as a space."""
+    if isinstance(value, str) and (found := ZONE_WITHOUT_PLUS.search(value)):
+        written = f"{value[: found.start(3) - 1]}%2B{found.group(3)}"
+        raise ValueError(
+            f"{value!r} has a space before its zone: an address reads a '+' as a space, so write the zone's "
+            f"'+' as %2B ({written}), or give the time in UTC with Z"
+        )
+    return value
+
+
 UtcTime = Annotated[
-    datetime, BeforeValidator(_to_the_microsecond), BeforeValidator(_not_a_number), AfterValidator(as_utc)
+    datetime,
+    BeforeValidator(_to_the_microsecond),
+    BeforeValidator(_not_a_number),
+    BeforeValidator(_plus_kept),
+    AfterValidator(as_utc),
 ]
 
 

@@ -1446,6 +1446,22 @@ def test_a_number_is_refused_as_a_time(server, value):
             assert "is a number, not a time: write a date and time as in RFC 3339" in error["message"]
 
 
+def test_a_zone_whose_plus_arrived_as_a_space_is_named(server):
+    """`since=2026-11-25T09:30:00+01:00` typed into an address reaches the server with a space for its
+    "+": pydantic's "unexpected extra characters at the end of the input" did not say so."""
+    with server.client("reviewer") as client:
+        response = client.get("/v1/scores?since=2026-11-25T09:30:00.5+01:00")
+        encoded = client.get("/v1/scores?since=2026-11-25T09:30:00.5%2B01:00")
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "query.since" and error["value"] == "2026-11-25T09:30:00.5 01:00"
+    assert error["message"] == (
+        "'2026-11-25T09:30:00.5 01:00' has a space before its zone: an address reads a '+' as a space, so "
+        "write the zone's '+' as %2B (2026-11-25T09:30:00.5%2B01:00), or give the time in UTC with Z"
+    )
+    assert encoded.status_code == 200, encoded.text
+
+
 # Every line a server writes: time, level, logger, worker pid and request id ('-' outside a request).
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) [\w.]+ pid=\d+ \[[^\]]+\] ")
 
