@@ -28,12 +28,17 @@ def configure_tracking() -> str:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name, value in MLFLOW_HTTP_LIMITS.items():
         os.environ.setdefault(name, value)
-    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    uri = tracking_uri()
     database = sqlite_path(uri)
     if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, or the embedded SQLite store under mlflow/ in the working folder."""
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
 
 
 def sqlite_path(uri: str) -> Path | None:

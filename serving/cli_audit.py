@@ -128,8 +128,8 @@ def replay_scores(
     ],
 ) -> None:
     """Score stored scores' records again with the versions that made them; exit 1 when a number differs."""
-    from models.registry import configure_tracking
-    from serving.model_store import ModelUnavailable, load_version
+    from models.registry import configure_tracking, sqlite_path, tracking_uri
+    from serving.model_store import ModelUnavailable, load_version, tracking_store
     from serving.replay import TOLERANCE, replay, stored_scores
 
     settings = command_settings()
@@ -142,11 +142,20 @@ def replay_scores(
     if unknown:
         typer.echo(f"no stored score with id {', '.join(unknown)}", err=True)
         raise typer.Exit(2)
+    # Run from another folder, MLflow made an empty store there and said the version was not found.
+    database = sqlite_path(tracking_uri())
+    if database is not None and not database.is_file():
+        typer.echo(
+            f"no MLflow store at {tracking_uri()} ({database.resolve()}): run this command in the folder the "
+            "server runs in, or set MLFLOW_TRACKING_URI to the server's",
+            err=True,
+        )
+        raise typer.Exit(2)
     configure_tracking()
     try:
         replays = replay([rows[score_id] for score_id in dict.fromkeys(score_ids)], load_version)
     except ModelUnavailable as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(f"{exc}; looked in MLflow at {tracking_store()}", err=True)
         raise typer.Exit(2) from exc
     report = {
         "tolerance": TOLERANCE,

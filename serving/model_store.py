@@ -308,7 +308,7 @@ def alias_version(name: str, alias: str) -> str:
         )
         raise ModelUnavailable(
             f"no model at models:/{name}@{alias}; train and promote one first ({how}); "
-            f"looked in MLflow at {_tracking_store()}"
+            f"looked in MLflow at {tracking_store()}"
         ) from exc
 
 
@@ -317,7 +317,7 @@ def _first_line(exc: Exception) -> str:
     return hide_passwords((str(exc).strip().splitlines() or [type(exc).__name__])[0])
 
 
-def _tracking_store() -> str:
+def tracking_store() -> str:
     """Where MLflow was asked, as an operator can find it: a relative SQLite path depends on the folder
     the server was started from."""
     uri = hide_passwords(mlflow.get_tracking_uri())

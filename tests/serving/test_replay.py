@@ -93,6 +93,7 @@ def test_a_version_mlflow_cannot_give_is_named(server):
     result = replay_command(server, row.id)
     assert result.exit_code == 2
     assert result.stderr.startswith("cannot load version 999 of reintegra from MLflow")
+    assert result.stderr.strip().endswith(f"; looked in MLflow at {server.env['MLFLOW_TRACKING_URI']}")
 
 
 def test_the_probability_and_band_a_search_shows_are_compared_too(server, api_records):
@@ -112,3 +113,18 @@ def test_the_probability_and_band_a_search_shows_are_compared_too(server, api_re
         {"path": "risk_probability", "stored": risk["probability"] / 2, "recomputed": risk["probability"]},
         {"path": "risk_band", "stored": "edited", "recomputed": risk["band"]},
     ]
+
+
+def test_an_mlflow_store_that_is_not_there_is_named_and_not_made(server, api_records, tmp_path):
+    """Run from another folder, replay made an empty MLflow store there and said the version 'not found',
+    as if the registry had lost it."""
+    [score_id] = scored(server, api_records[5:6])
+    missing = tmp_path / "elsewhere" / "mlflow.db"
+    env = {**server.env, "MLFLOW_TRACKING_URI": f"sqlite:///{missing}"}
+    result = CliRunner().invoke(app, ["audit", "replay", score_id], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        f"no MLflow store at sqlite:///{missing} ({missing}): run this command in the folder the server "
+        "runs in, or set MLFLOW_TRACKING_URI to the server's"
+    )
+    assert not missing.parent.exists()
