@@ -17,6 +17,9 @@ from serving.model_store import ServingModel, reference_of
 
 WINDOW_LIMIT = 2000  # the newest scores one request reads, however many the window holds
 MIN_VALUES = 100  # below this many values, sampling noise alone can pass the 0.1 threshold: no level
+# A window of fewer scores is compared not at all: its shares would show a few people's records (one score's
+# window, every input and protected value and its exact risk), reads that score_reads does not hold.
+MIN_SCORES = MIN_VALUES
 CACHED_WINDOWS = 16  # reports a worker keeps, the least recently asked for dropped first
 
 
@@ -25,7 +28,7 @@ def model_drift(
 ) -> dict[str, Any]:
     """The serving version's newest WINDOW_LIMIT scores from `since` (inclusive) to `until`
     (exclusive) against its reference profile; says so, with nothing compared, for a version logged
-    without one."""
+    without one or a window of fewer than MIN_SCORES scores."""
     served = audit.newest_served(_window(model, since, until), WINDOW_LIMIT + 1)
     capped, served = len(served) > WINDOW_LIMIT, served[:WINDOW_LIMIT]
     report: dict[str, Any] = {
@@ -49,6 +52,21 @@ def model_drift(
         return {
             **report,
             "reference_rows": None,
+            "message": message,
+            "inputs": [],
+            "protected": [],
+            "outputs": None,
+        }
+    if len(served) < MIN_SCORES:
+        held = f"{len(served)} score{'' if len(served) == 1 else 's'}"
+        message = (
+            f"the window holds {held} of version {model.version}; drift is compared over {MIN_SCORES} or "
+            "more, since the shares of fewer would show a few people's records, and their PSI would be "
+            "sampling noise"
+        )
+        return {
+            **report,
+            "reference_rows": reference["n"],
             "message": message,
             "inputs": [],
             "protected": [],

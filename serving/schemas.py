@@ -543,7 +543,9 @@ class DriftPublic(BaseModel):
     model: ModelRef
     window: DriftWindow
     reference_rows: int | None = Field(description="Rows of the test part the reference profile was taken on")
-    message: str | None = Field(description="Why there is nothing to compare with, when there is not")
+    message: str | None = Field(
+        description="Why nothing is compared, when nothing is: no reference profile, or fewer than 100 scores"
+    )
     inputs: list[ColumnDrift] = Field(description="Each model input, in the spec's order")
     protected: list[ColumnDrift] = Field(
         description="Each protected attribute's group shares, for fairness monitoring only (never an input)"

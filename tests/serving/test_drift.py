@@ -242,3 +242,25 @@ def test_a_window_is_computed_again_only_when_a_score_joins_it(served_model, sto
     assert after["window"]["scores"] == first["window"]["scores"] + 1 == 4
     assert after == model_drift(served_model, store, None, None)
     assert cache.report(served_model, store, at - timedelta(minutes=1), None)["window"]["scores"] == 3
+
+
+def test_a_window_of_fewer_than_100_scores_compares_nothing(served_model, store):
+    """A window around one score showed that person's every input, protected group and exact risk as shares
+    of 1.0, a read of their record that score_reads never held; from 100 scores it is compared."""
+    at = utc_now()
+    version = {"model_version": served_model.version, "record": {"Gender": "F", "Race": "BLACK"}}
+    rows = [
+        score_row(f"P-{i}", created_at=at - timedelta(seconds=i), **version) for i in range(drift.MIN_SCORES)
+    ]
+    store.record(rows)
+    one = model_drift(served_model, store, at, None)
+    assert one["window"]["scores"] == 1 and one["reference_rows"] > 0
+    assert (one["inputs"], one["protected"], one["outputs"]) == ([], [], None)
+    assert one["message"] == (
+        f"the window holds 1 score of version {served_model.version}; drift is compared over 100 or more, "
+        "since the shares of fewer would show a few people's records, and their PSI would be sampling noise"
+    )
+    every = model_drift(served_model, store, None, None)
+    assert every["window"]["scores"] == 100 and every["message"] is None
+    [race] = every["protected"]
+    assert {b["bin"]: b["window"] for b in race["bins"]}["BLACK"] == 1.0
