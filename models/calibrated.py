@@ -44,6 +44,12 @@ def platt_map(margin: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(fit.coef_[0, 0]), float(fit.intercept_[0])
 
 
+def _dataset(X: pd.DataFrame, y: np.ndarray) -> lgb.Dataset:
+    """LightGBM's data under positional input names: it refuses a name holding any of ``",:[]{}``
+    (an export's "Age, years"), and the inputs are matched by position, named by feature_names_in_."""
+    return lgb.Dataset(X, y, feature_name=[f"x{i}" for i in range(X.shape[1])])
+
+
 class CalibratedBooster(ClassifierMixin, BaseEstimator):
     """LightGBM on encoded inputs, Platt-calibrated on its raw margin.
 
@@ -84,7 +90,7 @@ class CalibratedBooster(ClassifierMixin, BaseEstimator):
         folds = list(StratifiedKFold(self.cv_folds, shuffle=True, random_state=self.random_state).split(X, y))
         cv = lgb.cv(
             params,
-            lgb.Dataset(X, y),
+            _dataset(X, y),
             num_boost_round=self.max_rounds,
             folds=folds,
             callbacks=[lgb.early_stopping(100, verbose=False)],
@@ -96,7 +102,7 @@ class CalibratedBooster(ClassifierMixin, BaseEstimator):
             margin[held_out] = booster.predict(X.iloc[held_out], num_iteration=self.n_rounds_, raw_score=True)
         self.cv_auc_ = float(roc_auc_score(y, margin))
         self.slope_, self.intercept_ = platt_map(margin, y)
-        self.booster_ = lgb.train(params, lgb.Dataset(X, y), num_boost_round=self.n_rounds_)
+        self.booster_ = lgb.train(params, _dataset(X, y), num_boost_round=self.n_rounds_)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         self.classes_ = np.array([0, 1])

@@ -50,3 +50,14 @@ def test_the_platt_map_is_fitted_on_margins_of_rows_each_fold_never_saw():
     p = model.predict_proba(held_out)[:, 1]
     assert abs(model.slope_) < 0.3
     assert np.ptp(p) < 0.2
+
+
+def test_input_names_lightgbm_refuses_are_fitted_explained_and_kept():
+    """An export's headers ("Age, years", "Score [0-10]") are input names; LightGBM stopped with a fatal
+    error on any of , : [ ] { } " in a feature name, so training on such a layout crashed."""
+    X, y = _cohort(600, seed=5)
+    X.columns = ["Age, years", 'Score [0-10]: "LSI" {v2}', "c"]
+    model = CalibratedBooster(max_rounds=50, random_state=0).fit(X, y)
+    assert list(model.feature_names_in_) == list(X.columns)
+    base, phi = model.explain(X[["c", "Age, years", 'Score [0-10]: "LSI" {v2}']])
+    np.testing.assert_allclose(base + phi.sum(axis=1), model.decision_function(X), atol=1e-9)

@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 from features.example import example_record
 from features.records import read_records
 from features.spec import DatasetSpec, load_spec, parse_spec
+from features.synth_generic import generate_cohort
 from features.validation import validate_records
 from models.registry import REFERENCE_PROFILE, alias_history
 from tests.commands import modules_imported
@@ -1249,3 +1250,31 @@ def test_help_and_a_refused_option_are_answered_before_mlflow_is_imported(tmp_pa
     assert "training.cli" in imported
     assert not {"mlflow", "sklearn", "lightgbm"} & imported
     assert code == (0 if "--help" in args else 2)
+
+
+PUNCTUATED_SPEC = """
+name: punctuated
+id: "Person ID"
+outcome: {column: "Re-offended (2y)", horizon_years: 2}
+risk_bands: {cut_points: [0.5], labels: [low, high]}
+needs:
+  - {name: job, all: [{column: "Employed?", op: "==", value: "No"}], interventions: [employment program]}
+columns:
+  - {name: "Age, years", kind: numeric, domain: demographics}
+  - {name: "Score [0-10]: LSI {v2}", kind: numeric, domain: criminal_history, min: 0, max: 10}
+  - {name: "Prior arrests", kind: ordinal, domain: criminal_history, order: ["0", "1", "2+"]}
+  - {name: "Employed?", kind: boolean, domain: school_work}
+"""
+
+
+def test_a_layout_whose_headers_hold_commas_or_brackets_trains_and_evaluates(store, tmp_path):
+    """LightGBM refuses , : [ ] { } in a feature name: train stopped with its fatal error and a
+    traceback on a header such as "Age, years", which the spec format allows."""
+    spec_path, data = tmp_path / "punctuated.yaml", tmp_path / "punctuated.csv"
+    spec_path.write_text(PUNCTUATED_SPEC)
+    generate_cohort(parse_spec(PUNCTUATED_SPEC), 1200, seed=1).to_csv(data, index=False)
+    trained = cli("train", "--spec", str(spec_path), "--data", str(data), "--name", "punctuated", uri=store)
+    assert trained.returncode == 0, trained.stderr
+    evaluated = cli("evaluate", "--model", "models:/punctuated@candidate", "--data", str(data), uri=store)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["risk"]["auc"] > 0.6
