@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.utils.models import get_model_name_and_version
 
 from features.records import read_records
+from features.spec import DatasetSpec
 from features.validation import RecordsInvalid, validate_records
 from models.registry import configure_tracking
 from training.registered import ModelUnavailable, load_registered
@@ -33,6 +34,8 @@ def score_file(model: str, data: Path, out: Path) -> tuple[dict, list[str]]:
     _, report = validate_records(records, bundle.spec, labelled=False)
     if not report.ok:
         raise RecordsInvalid(report)
+    records = _with_every_column(records, bundle.spec)
+    unlearned = bundle.unlearned_inputs(records)
     provenance = {"name": name, "version": version, "run_id": run_id}
     bands: Counter[str] = Counter()
     warned = 0
@@ -67,9 +70,16 @@ def score_file(model: str, data: Path, out: Path) -> tuple[dict, list[str]]:
         "scored": len(records),
         "bands": {band: bands[band] for band in bundle.spec.risk_bands.labels},
         "with_warnings": warned,
-        **bundle.unlearned_inputs(records),
+        **unlearned,
     }
     return summary, report.ignored_columns_warnings(data)
+
+
+def _with_every_column(records: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """Records with each optional column the file leaves out as missing in every row, as validation
+    reads them and the API takes a record without that field."""
+    absent = [c.name for c in spec.columns if c.name not in records.columns]
+    return records.reindex(columns=[*records.columns, *absent])
 
 
 def _check_out(data: Path, out: Path) -> None:

@@ -519,6 +519,35 @@ def test_score_writes_nothing_for_a_file_with_an_invalid_record_or_for_another_k
     )
 
 
+def test_score_takes_a_file_that_leaves_out_an_optional_column(
+    store, free_text_spec, free_text_raw, tmp_path
+):
+    """An optional column left out is missing in every row, as validate --unlabelled reads it: score wrote
+    every score, then said "nothing was scored: records lack input columns" and exited 2."""
+    spec = free_text_spec.model_dump(by_alias=True, exclude_none=True)
+    spec["name"] = "optional_employer"
+    next(c for c in spec["columns"] if c["name"] == "employer")["required"] = False
+    spec_file, data = tmp_path / "optional.yaml", tmp_path / "train.csv"
+    spec_file.write_text(yaml.safe_dump(spec))
+    free_text_raw.to_csv(data, index=False)
+    trained = cli("train", "--spec", str(spec_file), "--data", str(data), "--name", "optional", uri=store)
+    assert trained.returncode == 0, trained.stderr
+    people = free_text_raw.iloc[:20].drop(columns=["rearrested"])
+    without, blank = tmp_path / "without.csv", tmp_path / "blank.csv"
+    people.drop(columns=["employer"]).to_csv(without, index=False)
+    people.assign(employer=None).to_csv(blank, index=False)
+    scored = {}
+    for file in (without, blank):
+        out = tmp_path / f"{file.stem}.jsonl"
+        result = cli(
+            "score", "--model", "models:/optional/1", "--data", str(file), "--out", str(out), uri=store
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["scored"] == 20
+        scored[file.stem] = out.read_text()
+    assert scored["without"] == scored["blank"]
+
+
 def test_evaluate_prints_every_key(trained, store, data_file):
     result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data_file), uri=store)
     assert result.returncode == 0, result.stderr
