@@ -372,6 +372,16 @@ class DatasetSpec(_Strict):
         if column.kind == "numeric" and (isinstance(value, bool) or not isinstance(value, int | float)):
             return f"need {need}: numeric column {column.name} compares to a number, not {value!r}"
         levels = column.order or []
+        named = column.level(value) if column.kind == "ordinal" and not isinstance(value, str) else None
+        if named is not None and levels.index(named) != value:
+            is_position = is_whole_number(value) and 0 <= value < len(levels)  # type: ignore[operator]
+            other = levels[int(value)] if is_position else None  # type: ignore[arg-type]
+            return (
+                f"need {need}: {value!r} is level {named!r} of {column.name}"
+                + (f" and also the position of level {other!r}" if other else "")
+                + f'; a number is read as a position: quote the level meant (value: "{named}"'
+                + (f' or value: "{other}")' if other else ")")
+            )
         if column.kind == "ordinal" and (
             (isinstance(value, str) and column.level(value) is None)
             or (not isinstance(value, str) and not (is_whole_number(value) and 0 <= value < len(levels)))

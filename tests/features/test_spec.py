@@ -279,6 +279,36 @@ def test_need_rules_are_checked_against_their_column(rule: str, message: str):
         parse_spec(RICH + f"needs:\n  - {{name: job, all: [{rule}], interventions: [x]}}")
 
 
+@pytest.mark.parametrize(
+    ("levels", "value", "message"),
+    [
+        (
+            (1, 2, 3),
+            2,
+            r"""2 is level '2' of priors and also the position of level '3 or more'; a number is read as a """
+            r"""position: quote the level meant \(value: "2" or value: "3 or more"\)""",
+        ),
+        (
+            (2, 3, 4),
+            3,
+            r"""3 is level '3' of priors; a number is read as a position: """
+            r"""quote the level meant \(value: "3"\)""",
+        ),
+    ],
+)
+def test_a_number_that_is_another_levels_text_is_refused_as_ambiguous(levels, value, message):
+    """A number is a level's position: `>= 2` on levels 1, 2, 3 or more meant "3 or more" without a word,
+    while a data file's 2 is the level "2"."""
+    priors = '  - {{name: priors, kind: ordinal, domain: d, order: ["{}", "{}", "{} or more"]}}\nprotected:'
+    rule = "needs:\n  - {{name: job, all: [{{column: priors, op: '>=', value: {}}}], interventions: [x]}}"
+    counts = RICH.replace("protected:", priors.format(*levels))
+    with pytest.raises(SpecError, match=message):
+        parse_spec(counts + rule.format(value))
+    assert parse_spec(counts + rule.format(f'"{value}"')).need("job").conditions[0].value == str(value)
+    from_zero = RICH.replace("protected:", priors.format(0, 1, 2))
+    assert parse_spec(from_zero + rule.format(1)).need("job").conditions[0].value == 1
+
+
 def test_an_unquoted_number_matches_its_categorical_value():
     spec = parse_spec(
         RICH + "needs:\n  - {name: job, all: [{column: housing, op: '==', value: 1}], interventions: [x]}"
