@@ -26,7 +26,7 @@ def read_records(path: str | Path) -> pd.DataFrame:
     A file that cannot be read raises ValueError naming the file and what to do about it.
     """
     path = Path(path)
-    _check_readable(path)
+    check_readable(path)
     try:
         frame, rows = _read(path)
         frame.index = pd.Index(rows, name=FILE_ROW)
@@ -40,7 +40,8 @@ def read_records(path: str | Path) -> pd.DataFrame:
     return as_text(frame)
 
 
-def _check_readable(path: Path) -> None:
+def check_readable(path: Path) -> None:
+    """Refuse, in one line, a path that is no records file (missing, a folder, another format, empty)."""
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; give the data file itself")
     if not path.is_file():

@@ -10,7 +10,7 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from features.records import read_records
+from features.records import check_readable, read_records
 from features.spec import DatasetSpec, parse_spec
 from features.validation import validate_records
 from models.pyfunc import load_bundle
@@ -61,6 +61,7 @@ def logged_run(run_id: str) -> LoggedRun:
 
 def check_data(run: LoggedRun, data: Path) -> str:
     """The file's SHA-256 when it is the one the run was trained on; DataMismatch naming both hashes."""
+    check_readable(data)
     digest = file_sha256(data)
     expected = run.params["data_sha256"]
     if digest != expected:

@@ -65,6 +65,17 @@ def test_a_file_that_is_not_the_runs_is_refused_naming_both_hashes(run_id, data_
     assert unknown.stderr.startswith(f"no run {'0' * 32} in the MLflow store {store}: ")
 
 
+def test_a_path_that_is_no_file_is_said_as_train_says_it(run_id, store, tmp_path):
+    """check-data and reproduce printed Python's "[Errno 2] No such file or directory: ..." where train,
+    evaluate and score say "data file ... does not exist"."""
+    missing = tmp_path / "gone.csv"
+    for command, before in (("check-data", ""), ("reproduce", "reproduction stopped:\n")):
+        result = cli(command, "--run", run_id, "--data", str(missing), uri=store)
+        assert (result.returncode, result.stderr) == (2, f"{before}data file {missing} does not exist\n")
+        folder = cli(command, "--run", run_id, "--data", str(tmp_path), uri=store)
+        assert folder.stderr == f"{before}{tmp_path} is a folder; give the data file itself\n"
+
+
 def test_a_reproduction_that_differs_says_what_differs(run_id, data_file, store):
     """A logged number the retraining does not give again is named with both values, and the exit
     status says the run was not reproduced."""
