@@ -49,7 +49,7 @@ DATA ?= $(SYNTH)
 MODEL_NAME ?= reintegra
 
 train: $(if $(filter $(SYNTH),$(DATA)),$(SYNTH)) | $(STAMP)
-	$(PY) -m training train --spec $(SPEC) --data $(DATA) --name $(MODEL_NAME)
+	$(PY) -m training train --spec "$(SPEC)" --data "$(DATA)" --name "$(MODEL_NAME)"
 
 # Trains and promotes a first champion on the synthetic cohort, only when none exists.
 bootstrap: validate

@@ -1307,3 +1307,24 @@ def test_a_layout_whose_headers_hold_commas_or_brackets_trains_and_evaluates(sto
     evaluated = cli("evaluate", "--model", "models:/punctuated@candidate", "--data", str(data), uri=store)
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["risk"]["auc"] > 0.6
+
+
+def test_make_train_takes_paths_with_spaces(store, free_text_spec, free_text_raw, tmp_path):
+    """`make train DATA="my records/cohort 2024.csv"` split the path at its space: train stopped with
+    'Got unexpected extra argument(s)' and make with Error 2."""
+    folder = tmp_path / "my records"
+    folder.mkdir()
+    data, spec_file = folder / "cohort 2024.csv", folder / "free text.yaml"
+    free_text_raw.to_csv(data, index=False)
+    spec_file.write_text(yaml.safe_dump(free_text_spec.model_dump(by_alias=True, exclude_none=True)))
+    result = subprocess.run(
+        ["make", "--no-print-directory", "train", f"DATA={data}", f"SPEC={spec_file}", "MODEL_NAME=spaced"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "MLFLOW_TRACKING_URI": store},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    printed = json.loads(result.stdout[result.stdout.index("{") :])
+    assert (printed["model_name"], printed["model_version"]) == ("spaced", "1")
