@@ -411,6 +411,23 @@ def test_the_card_speaks_of_the_specs_outcome_not_of_an_arrest(trained, tmp_path
     assert "who did not have the outcome are flagged" in card
 
 
+def test_the_card_of_a_layout_without_needs_speaks_of_risk_only(trained, tmp_path):
+    """A spec may declare no needs: its card spoke of the likely needs and their labels' limits, under an
+    empty table headed by need, AUC and interventions."""
+    data = trained.bundle.spec.model_dump(by_alias=True, exclude_none=True)
+    data["needs"] = []
+    bundle = replace(trained.bundle, spec=DatasetSpec.model_validate(data), needs={})
+    bundle.metadata = trained.bundle.metadata
+    evaluation = _evaluation(trained, tmp_path) | {"needs": {}, "macro_auc": None, "needs_without_auc": []}
+    card = model_card(bundle, evaluation, [], "cohort.csv", "reintegra", "1", trained.run_id)
+    needs = card[card.index("## Needs (test part)") : card.index("## Fairness")]
+    assert needs == (
+        "## Needs (test part)\nThe spec declares no needs: this version predicts the relapse risk only.\n\n"
+    )
+    assert "a risk band, and an exact explanation of every number" in card
+    assert "need" not in card.replace(needs, "")[card.index("## Misuse") :].lower()
+
+
 def test_domain_importance_is_the_size_of_each_domains_sum(trained, spec, training_raw, tmp_path):
     """The same per-domain sums the explanations report, so the plot and a score agree."""
     path = mlflow.artifacts.download_artifacts(
