@@ -16,7 +16,8 @@ def generate_cohort(spec: DatasetSpec, n_rows: int, seed: int) -> pd.DataFrame:
     risk = rng.normal(size=n_rows)
     frame = pd.DataFrame({spec.id: [str(i + 1) for i in range(n_rows)]})
     for column in spec.columns:
-        cells = _column(column, _signal(column, spec, risk) + rng.normal(scale=1.2, size=n_rows), rng)
+        score = _signal(column, spec, risk) + rng.normal(scale=1.2, size=n_rows)
+        cells = _column(column, score, rng, _rule_values(column, spec))
         cells[rng.random(n_rows) < (0 if column.required else MISSING_SHARE)] = None
         frame[column.name] = cells
     outcome = rng.random(n_rows) < 1 / (1 + np.exp(-(1.1 * risk - 0.2)))
@@ -35,7 +36,13 @@ def _signal(column: ColumnSpec, spec: DatasetSpec, risk: np.ndarray) -> np.ndarr
     return risk
 
 
-def _column(column: ColumnSpec, score: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _rule_values(column: ColumnSpec, spec: DatasetSpec) -> list[str | int | float | bool]:
+    """What the spec's need rules compare the column to: the records must hold such values on both
+    sides, or a need never (or always) holds and training has nothing to learn."""
+    return [c.value for need in spec.needs for c in need.conditions if c.column == column.name]
+
+
+def _column(column: ColumnSpec, score: np.ndarray, rng: np.random.Generator, rule_values: list) -> np.ndarray:
     if column.kind in ("ordinal", "categorical") and (column.order or column.values):
         levels = column.order or column.values or []
         if column.kind == "categorical":
@@ -47,7 +54,12 @@ def _column(column: ColumnSpec, score: np.ndarray, rng: np.random.Generator) -> 
     if column.kind == "numeric":
         below_max = 0.0 if column.max is None or column.max >= 0 else column.max - 10.0  # a max under 0
         low = column.min if column.min is not None else below_max
-        high = column.max if column.max is not None else low + 10.0
+        thresholds = [float(v) for v in rule_values if not isinstance(v, bool)]
+        high = column.max if column.max is not None else max([low + 10.0, *(2 * v - low for v in thresholds)])
         share = np.clip((1 / (1 + np.exp(-score)) - 0.4) / 0.6, 0, 1)
         return np.array([f"{v:.4g}" for v in low + share * (high - low)], dtype=object)
-    return np.array([f"value_{int(v > 0)}" for v in score], dtype=object)
+    # free text: the words its rules name, then value_0 and value_1 (cut at 0, as before rules counted)
+    named = list(dict.fromkeys(str(v) for v in rule_values))
+    texts = [*named, "value_0", "value_1"][: max(2, len(named))]
+    cuts = [0.0] if len(texts) == 2 else np.quantile(score, np.linspace(0, 1, len(texts) + 1)[1:-1])
+    return np.array(texts, dtype=object)[np.searchsorted(cuts, score)]
