@@ -57,6 +57,10 @@ def validate(
     ] = False,
 ) -> None:
     """Check a records file against a spec; print a JSON summary, or the problems and exit 2."""
+    if rejected is not None and not drop_invalid:  # the side file of a file refused whole was never written
+        raise _fail(
+            "--rejected names the side file of --drop-invalid: add --drop-invalid, or leave --rejected out"
+        )
     dataset = _load(spec)
     side = (rejected or data.with_name(data.name + ".rejected.csv")) if drop_invalid else None
     _check_outputs_apart(data, valid_out, side, rejected)

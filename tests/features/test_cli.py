@@ -325,6 +325,17 @@ def test_a_rejected_file_that_cannot_be_written_is_one_message(tmp_path, synthet
     assert "side.csv" in result.stderr.splitlines()[-1] and "Traceback" not in result.stderr
 
 
+def test_a_rejected_file_without_drop_invalid_is_refused_not_ignored(tmp_path, synthetic_raw):
+    """`--rejected side.csv` alone exited 2 for the bad rows and wrote no side file, without a word why."""
+    path, side = one_bad_gender(synthetic_raw, tmp_path), tmp_path / "side.csv"
+    result = _features("validate", "--spec", "georgia_parole", "--data", str(path), "--rejected", str(side))
+    assert result.returncode == 2
+    assert result.stderr == (
+        "--rejected names the side file of --drop-invalid: add --drop-invalid, or leave --rejected out\n"
+    )
+    assert not side.exists()
+
+
 def test_synth_is_byte_identical_for_a_seed_and_validates(tmp_path):
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     for out in (first, second):
