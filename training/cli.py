@@ -153,7 +153,9 @@ def promote_version(
     name: Annotated[str, typer.Option(help="Registered model name.")],
     version: Annotated[str, typer.Option(help="Version to make champion.")],
     force: Annotated[bool, typer.Option(help="Promote even if gates fail (needs --reason).")] = False,
-    reason: Annotated[str, typer.Option(help="Why a failing version is forced; recorded.")] = "",
+    reason: Annotated[
+        str, typer.Option(help="Why the version is promoted (needed to force a failing one); recorded.")
+    ] = "",
 ) -> None:
     """Move the champion alias to VERSION if it passes its spec's gates."""
     from training.promote import PromotionRefused, promote

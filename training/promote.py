@@ -41,6 +41,8 @@ def promote(name: str, version: str, force: bool = False, reason: str = "") -> d
     if failed and not force and moved:
         raise PromotionRefused(name, version, failed)
     note = f"forced: {reason}" if failed else "gates passed"
+    if reason.strip() and not failed:  # a reason given for a passing version is kept, not dropped
+        note += f"; reason: {reason}"
     if failed and moved:
         client.set_model_version_tag(name, version, FORCED_REASON_TAG, reason)
     set_at = (
