@@ -228,8 +228,9 @@ class Gates(_Strict):
     operating_threshold: float = Field(default=0.5, gt=0, lt=1)
     min_auc_gain_over_incumbent: float = 0.0
     max_auc_below_logistic: float = 0.005
-    max_ece: float = 0.03
-    max_fpr_gap: float = 0.05
+    # An error or a gap is within [0, 1]: a negative limit no version can meet, so it is a typo.
+    max_ece: float = Field(default=0.03, ge=0, le=1)
+    max_fpr_gap: float = Field(default=0.05, ge=0, le=1)
     min_group_size: int = Field(default=30, ge=1)
 
 

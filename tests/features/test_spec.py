@@ -127,6 +127,8 @@ columns:
             r"columns\[0\] \(age\)\.max: .*finite number",
         ),
         ("gates: {max_ece: .nan}", r"gates\.max_ece: .*finite number"),
+        ("gates: {max_ece: -0.03}", r"gates\.max_ece: .*greater than or equal to 0"),
+        ("gates: {max_fpr_gap: 5}", r"gates\.max_fpr_gap: .*less than or equal to 1"),
         (
             "columns:\n  - {name: age, kind: categorical, domain: d, values: []}",
             "column age lists no values; list them, or leave out 'values' to accept any text",
