@@ -41,10 +41,10 @@ def evaluate_file(model: str, data: Path) -> FileEvaluation:
             if fitted is None
             else ""
         )
-        warnings.append(
-            f"warning: {data} lacks the supervision-time columns {', '.join(absent)}: the needs they label "
-            f"have no AUC{unknown}"
-        )
+        lost = [need.name for need in bundle.spec.needs if set(need.sources) & set(absent)]
+        effect = f"needs {', '.join(lost)} have no AUC" if lost else "no need is labelled from them"
+        lacked = ", ".join(absent)
+        warnings.append(f"warning: {data} lacks the supervision-time columns {lacked}: {effect}{unknown}")
     if fitted is None and digest == bundle.metadata.get("data_sha256"):
         fitted = bundle.metadata["n_train"]  # a model that kept no row hashes knows only its file
     if fitted:

@@ -624,7 +624,7 @@ def test_evaluate_takes_a_file_without_supervision_columns_saying_what_it_cannot
     lacks = [
         line for line in lines if line.startswith(f"warning: {at_release} lacks the supervision-time columns")
     ]
-    assert len(lacks) == 1 and lacks[0].endswith("the needs they label have no AUC")
+    assert len(lacks) == 1 and lacks[0].endswith(f"needs {', '.join(unmeasured)} have no AUC")
     assert "macro_auc is over" not in full.stderr and "does not declare" not in full.stderr
     assert (
         f"warning: {at_release} has columns the spec does not declare, ignored: Training_Sample"
