@@ -195,9 +195,15 @@ class RiskBands(_Strict):
                 f"risk_bands needs {len(cuts) + 1} labels for {len(cuts)} cut points, got {len(self.labels)}"
             )
         for label in self.labels:
-            if not 0 < len(label) <= MAX_BAND_LABEL or not label.isprintable():
+            unprintable = [c for c in label if not c.isprintable()]
+            if not 0 < len(label) <= MAX_BAND_LABEL or unprintable:
+                why = (
+                    f"holds {unprintable[0]!r}, which does not print"
+                    if unprintable
+                    else f"has {len(label)} characters"
+                )
                 raise ValueError(
-                    f"risk_bands.labels: {label!r} has {len(label)} characters; each label needs 1 to "
+                    f"risk_bands.labels: {label!r} {why}; each label needs 1 to "
                     f"{MAX_BAND_LABEL} printable characters (the audit trail stores and filters on it)"
                 )
         repeated = _repeated(self.labels)

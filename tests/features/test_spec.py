@@ -148,6 +148,10 @@ columns:
         ),
         ("risk_bands: {cut_points: [0.5], labels: [low, '']}", "risk_bands.labels: '' has 0 characters"),
         (
+            'risk_bands: {cut_points: [0.5], labels: [low, "hi\\tgh"]}',
+            r"risk_bands.labels: 'hi\\tgh' holds '\\t', which does not print; each label needs 1 to 32",
+        ),
+        (
             "incumbent: {column: lsi}",
             "incumbent.column lsi is not a declared column; it must be a numeric or ordinal column",
         ),
