@@ -364,6 +364,19 @@ def test_a_person_page_draws_each_score_against_its_own_versions_cuts(two_versio
     assert list(housing) == early
 
 
+def test_a_person_pages_change_says_when_another_version_scored_the_assessment(two_versions):
+    """A change between assessments scored by two versions is partly the model's, not the person's."""
+    with two_versions.server.page_client() as client:
+        text = html.unescape(client.get(f"/review/people/{PERSON}").text)
+    table = re.search(r'<table class="data" id="person-scores">.*?</table>', text, re.S).group(0)
+    row = r'<tr data-score-id="([^"]+)">(?:(?!</tr>).)*?<span class="change">\((.*?)\)</span>'
+    changes = dict(re.findall(row, table, re.S))
+    first, second = two_versions.first_version, str(int(two_versions.first_version) + 1)
+    assert set(changes) == {two_versions.early[1], two_versions.late}
+    assert "version" not in changes[two_versions.early[1]], "the same version scored both"
+    assert changes[two_versions.late].endswith(f", version {first} → {second}"), changes
+
+
 def test_an_earlier_versions_page_quotes_its_own_gates(two_versions, spec):
     """A later spec may gate promotion elsewhere: an earlier version's page marks its gaps against the
     gates it was promoted under, not the serving version's."""
