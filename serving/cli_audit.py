@@ -19,13 +19,17 @@ from serving.seal import AuditKeyError, load_seal, write_new_seal
 from serving.search import as_utc
 from serving.verification import TamperEvidence, verify
 
-# What `audit events` takes: a date, a time (UTC), or a time as it prints them (with its zone).
+# What `audit events` takes: a date, a time (UTC) to the second or the microsecond, a time as it prints
+# them (with its zone), or as the reviewer pages show it ("2026-11-25 09:16:09 UTC").
 TIMES = [
     "%Y-%m-%d",
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%d %H:%M:%S.%f",
     "%Y-%m-%dT%H:%M:%S%z",
     "%Y-%m-%dT%H:%M:%S.%f%z",
+    "%Y-%m-%d %H:%M:%S UTC",
 ]
 audit_app = typer.Typer(
     help="Check the audit trail's tamper evidence, list its administrative events and replay its scores "

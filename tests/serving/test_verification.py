@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -245,6 +246,12 @@ def test_administrative_events_are_chained_listed_and_an_edited_one_is_named(sto
     assert [e["kind"] for e in audit_events(env, "--kind", "key_revoked")] == ["key_revoked"]
     assert audit_events(env, "--since", events[1]["at"], "--until", events[2]["at"]) == events[1:2]
     assert audit_events(env, "--until", "2020-01-01") == []
+    at = datetime.fromisoformat(events[1]["at"]).astimezone(UTC)
+    assert audit_events(env, "--since", f"{at:%Y-%m-%d %H:%M:%S.%f}") == events[1:], "naive UTC, to the µs"
+    as_a_page_shows_it = f"{at:%Y-%m-%d %H:%M:%S} UTC"
+    assert audit_events(env, "--since", as_a_page_shows_it) == [
+        e for e in events if datetime.fromisoformat(e["at"]) >= at.replace(microsecond=0)
+    ]
     result = verify(store_url, key_file)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("verified 10 signed rows (scores, reads and events)")
