@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from serving.cli_audit import audit_app
 from serving.cli_keys import create_key_with_event, keys_app
 from serving.cli_stores import audit_store, bind_audit_key, command_settings, key_store, open_store
-from serving.keys import ROLES
+from serving.keys import ROLES, KeyStore
 from serving.redact import hide_passwords
 from serving.seal import Seal
 from serving.settings import Settings
@@ -175,6 +175,13 @@ def migrate_stores() -> None:
         typer.echo(f"the store at {hide_passwords(url)} is at this release's schema")
 
 
+def _all_active(store: KeyStore, keys_file: Path) -> bool:
+    """Whether every key the development file holds still opens this store; printing keys that do not
+    would give the example call a 401."""
+    kept = [line.split("=", 1)[1] for line in keys_file.read_text().splitlines() if "=" in line]
+    return bool(kept) and all(store.verify(key) is not None for key in kept)
+
+
 @app.command("dev-setup")
 def dev_setup(
     folder: Annotated[Path, typer.Option(help="Where to keep the development keys and example.")] = Path(
@@ -190,7 +197,10 @@ def dev_setup(
     store = key_store(settings)
     keys_file, example_file = folder / "dev-keys.env", folder / "example-request.json"
     folder.mkdir(parents=True, exist_ok=True)
-    if not store.list() or not keys_file.exists():
+    if not keys_file.exists() or not _all_active(store, keys_file):
+        if keys_file.exists():  # made for another key store, or revoked: printed, they would get a 401
+            where = hide_passwords(settings.keys_url)
+            typer.echo(f"the keys in {keys_file} do not open the key store at {where}: making new ones")
         audit, lines = audit_store(settings), []
         for role in ROLES:
             _, secret = create_key_with_event(store, audit, role, f"development {role}", "dev-setup")

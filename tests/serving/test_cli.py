@@ -78,6 +78,29 @@ def test_dev_setup_creates_one_private_key_per_role_once(registry, spec, tmp_pat
     assert example["record"] and set(example["record"]) <= {*spec.inputs(), *spec.protected}
 
 
+def test_dev_setup_replaces_kept_keys_that_no_longer_open_the_store(registry, tmp_path):
+    """A revoked development key (or a file made for another key store) was printed again with the example
+    call, which then got a 401."""
+    database = f"sqlite:///{tmp_path}/audit.db"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": registry.uri,
+        "REINTEGRA_AUDIT_URL": database,
+        "REINTEGRA_KEYS_URL": database,
+    }
+    folder = tmp_path / "dev"
+    assert serving_command("dev-setup", "--folder", str(folder), env=env).returncode == 0
+    keys_file = folder / "dev-keys.env"
+    store = KeyStore(make_engine(database))
+    store.revoke(store.verify(keys_file.read_text().splitlines()[0].split("=", 1)[1]).id)
+    again = serving_command("dev-setup", "--folder", str(folder), env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"the keys in {keys_file} do not open the key store at {database}: making new ones" in again.stdout
+    keys = [line.split("=", 1)[1] for line in keys_file.read_text().splitlines()]
+    assert len(keys) == 4 and all(store.verify(key) is not None for key in keys)
+    assert keys[0] in again.stdout
+
+
 def test_a_bad_setting_is_named_in_one_line_without_a_traceback(tmp_path):
     env = {**os.environ, "REINTEGRA_PORT": "notaport", "REINTEGRA_WORKERS": "0"}
     result = serving_command(env=env)
