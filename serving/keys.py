@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import Connection, Engine, Select, bindparam, delete, select, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from serving.database import driver_reason, waiting_at_most
@@ -153,7 +153,7 @@ class KeyStore:
             with self._engine.connect() as connection, waiting_at_most(connection, USE_WRITE_WAIT_SECONDS):
                 connection.execute(_USED, {"key_id": key_id, "now": now})
                 connection.commit()
-        except OperationalError as exc:
+        except DBAPIError as exc:  # busy, gone, or read-only (a standby after a failover: InternalError)
             log.warning("could not record the use of API key %s: %s", key_id, driver_reason(exc))
 
     def readable(self) -> bool:

@@ -147,7 +147,8 @@ def test_a_read_only_audit_store_answers_503_as_readiness_says(
 ):
     """A store that turned read-only (a failover onto a standby, default_transaction_read_only) refused
     every score with PostgreSQL's 25006, which SQLAlchemy calls an InternalError: a 500 'Internal error',
-    though /readyz said not ready, and a client had no Retry-After to go by."""
+    though /readyz said not ready, and a client had no Retry-After to go by. A scrape must still answer: its
+    key's last use, which a read-only store refuses, was a 503 too, so monitoring went blind in a failover."""
     server = start_server(registry, tmp_path, database=fresh_database)
     name = make_url(fresh_database).database
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
@@ -163,10 +164,15 @@ def test_a_read_only_audit_store_answers_503_as_readiness_says(
             )
 
     try:
-        with server.client("scorer") as scorer, server.client() as anonymous:
+        with (
+            server.client("scorer") as scorer,
+            server.client("reviewer") as monitor,
+            server.client() as anonymous,
+        ):
             read_only(True)
             refused = scorer.post("/v1/scores", json={"record": api_records[0]})
             ready = anonymous.get("/readyz")
+            scraped = monitor.get("/metrics")
             read_only(False)
             accepted = scorer.post("/v1/scores", json={"record": api_records[0]})
     finally:
@@ -175,8 +181,10 @@ def test_a_read_only_audit_store_answers_503_as_readiness_says(
     assert refused.status_code == 503, refused.text
     assert refused.headers["retry-after"] == "5" and refused.json()["title"] == "Store unavailable"
     assert ready.status_code == 503 and ready.json()["checks"]["audit_writable"] is False
+    assert scraped.status_code == 200, scraped.text
     assert accepted.status_code == 201
     log = (tmp_path / "server.log").read_text()
+    assert "could not record the use of API key" in log
     assert "audit or key store unavailable (POST /v1/scores): (psycopg.errors.ReadOnlySqlTransaction)" in log
 
 
