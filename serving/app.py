@@ -29,7 +29,7 @@ from serving.routes import admin, health, model
 from serving.routes.pages import install_pages
 from serving.routes.scores import scores_router
 from serving.schemas import record_model, score_request_model
-from serving.seal import Seal
+from serving.seal import AuditKeyError, Seal
 from serving.settings import Settings
 from serving.shedding import InFlightLimitMiddleware
 
@@ -86,7 +86,11 @@ def create_app(
     if keys_engine is not audit_engine:
         migrate(keys_engine)
     audit = AuditStore(audit_engine, seal or open_seal(audit_engine, settings.audit_key_file)[0])
-    audit.bind_key()
+    try:
+        audit.bind_key()
+    except AuditKeyError as exc:  # a worker a SIGHUP starts after rotate-key: one line, no traceback
+        logging.getLogger("reintegra.audit").error("%s", exc)
+        raise SystemExit(1) from exc
     metrics = Metrics()
 
     def record_served(model: ServingModel, previous: str | None, actor: str) -> None:

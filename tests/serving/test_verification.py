@@ -548,6 +548,30 @@ def test_a_key_rotated_twice_verifies_with_all_three(store_url, key_file, tmp_pa
     store.engine.dispose()
 
 
+def test_a_sighup_after_rotating_the_key_says_why_the_restart_failed_in_one_line(registry, tmp_path):
+    """SIGHUP does not change the key file the workers read: each new worker then stopped with a 30-line
+    traceback in the log, then the parent's 'was not ready in time', which sent the operator looking
+    for a slow start rather than the key."""
+    server = start_server(registry, tmp_path, workers=2)
+    new_key_file = tmp_path / "audit-2.key"
+    try:
+        assert (
+            rotate(server.database, Path(server.env["REINTEGRA_AUDIT_KEY_FILE"]), new_key_file).exit_code == 0
+        )
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and b"aborting the restart" not in server.log.read_bytes():
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    new, old = load_seal(new_key_file).fingerprint, TEST_SEAL.fingerprint
+    log = server.log.read_text()
+    assert "aborting the restart" in log and "Traceback" not in log
+    [line] = [line for line in log.splitlines() if f"the audit key {old} was rotated to {new}" in line]
+    assert re.search(r" ERROR reintegra.audit pid=\d+ \[-\] the audit key ", line), line
+    assert "set REINTEGRA_AUDIT_KEY_FILE to the new key's file" in line
+
+
 def test_a_server_holding_the_old_key_refuses_to_sign_and_one_with_the_new_key_does(
     registry, tmp_path, api_records
 ):
