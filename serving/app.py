@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import APIRouter, FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import Engine
+from sqlalchemy.exc import DatabaseError, DBAPIError
 
 from features.example import example_record
 from models.registry import configure_tracking
 from serving import problems
 from serving.audit import AuditStore, open_seal
-from serving.database import make_engine, migrate
+from serving.database import SchemaTooNew, driver_reason, make_engine, migrate
 from serving.drift import DriftCache, drift_example
 from serving.events import model_event
 from serving.head import HeadAsGetMiddleware
@@ -25,6 +27,7 @@ from serving.limits import LIMIT_PROBLEMS, BodySizeLimitMiddleware, KeyBeforeBod
 from serving.model_store import SERVER_START, ModelHolder, ModelUnavailable, ServingModel
 from serving.negotiation import AcceptMiddleware, JsonBodyMiddleware
 from serving.observability import Metrics, RequestContextMiddleware, configure_logging
+from serving.redact import hide_passwords
 from serving.routes import admin, health, model
 from serving.routes.pages import install_pages
 from serving.routes.scores import scores_router
@@ -68,6 +71,42 @@ def keep_example_nulls(app: FastAPI, routers: list[APIRouter]) -> None:
     app.openapi = with_examples  # type: ignore[method-assign]
 
 
+def _open_stores(settings: Settings, seal: Seal | None) -> tuple[AuditStore, Engine]:
+    """The migrated audit store, signing, and the keys' engine. The parent checked them at start-up, but a
+    worker a SIGHUP or a crash starts meets them as they are now: a store gone or a rotated key stops it
+    in one log line, not a traceback, and uvicorn keeps the workers it has."""
+    pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+    try:
+        audit_engine = _migrated(settings.audit_url, pool)
+        keys_engine = (
+            audit_engine if settings.keys_url == settings.audit_url else _migrated(settings.keys_url, pool)
+        )
+        audit = AuditStore(audit_engine, seal or open_seal(audit_engine, settings.audit_key_file)[0])
+        audit.bind_key()
+    except AuditKeyError as exc:
+        _stop_worker(str(exc), exc)
+    except DBAPIError as exc:  # the chain's row held past the store's wait, or refused
+        _stop_worker(
+            f"cannot sign with the audit store at {hide_passwords(settings.audit_url)}: {driver_reason(exc)}",
+            exc,
+        )
+    return audit, keys_engine
+
+
+def _migrated(url: str, pool: dict[str, int]) -> Engine:
+    engine = make_engine(url, **pool)
+    try:
+        migrate(engine)
+    except (DatabaseError, SchemaTooNew) as exc:  # DatabaseError: not a database, or not answering
+        _stop_worker(f"cannot open the store at {hide_passwords(url)}: {driver_reason(exc)}", exc)
+    return engine
+
+
+def _stop_worker(reason: str, exc: Exception) -> NoReturn:
+    logging.getLogger("reintegra.server").error("%s", reason)
+    raise SystemExit(1) from exc
+
+
 def create_app(
     settings: Settings | None = None, seal: Seal | None = None, champion: ServingModel | None = None
 ) -> FastAPI:
@@ -77,20 +116,7 @@ def create_app(
     settings = settings or Settings()
     configure_logging()
     configure_tracking()
-    pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
-    audit_engine = make_engine(settings.audit_url, **pool)
-    migrate(audit_engine)
-    keys_engine = (
-        audit_engine if settings.keys_url == settings.audit_url else make_engine(settings.keys_url, **pool)
-    )
-    if keys_engine is not audit_engine:
-        migrate(keys_engine)
-    audit = AuditStore(audit_engine, seal or open_seal(audit_engine, settings.audit_key_file)[0])
-    try:
-        audit.bind_key()
-    except AuditKeyError as exc:  # a worker a SIGHUP starts after rotate-key: one line, no traceback
-        logging.getLogger("reintegra.audit").error("%s", exc)
-        raise SystemExit(1) from exc
+    audit, keys_engine = _open_stores(settings, seal)
     metrics = Metrics()
 
     def record_served(model: ServingModel, previous: str | None, actor: str) -> None:

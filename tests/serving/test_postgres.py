@@ -1,5 +1,7 @@
 """The audit trail and key store on a real PostgreSQL, shared by several uvicorn workers."""
 
+import re
+import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -186,6 +188,42 @@ def test_a_read_only_audit_store_answers_503_as_readiness_says(
     log = (tmp_path / "server.log").read_text()
     assert "could not record the use of API key" in log
     assert "audit or key store unavailable (POST /v1/scores): (psycopg.errors.ReadOnlySqlTransaction)" in log
+
+
+def test_a_sighup_while_the_store_is_gone_says_so_in_one_line(
+    registry, tmp_path, postgres_url, fresh_database
+):
+    """Each worker a SIGHUP starts opens the store again; with it gone the log got a 40-line traceback per
+    worker, then uvicorn's 'was not ready in time', which points at a slow start rather than the store."""
+    server = start_server(registry, tmp_path, database=fresh_database, workers=2)
+    name = make_url(fresh_database).database
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+
+    def rename(old: str, new: str) -> None:
+        with admin.connect() as connection:
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": old},
+            )
+            connection.execute(text(f"ALTER DATABASE {old} RENAME TO {new}"))
+
+    try:
+        rename(name, f"{name}_away")
+        try:
+            server.process.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and b"aborting the restart" not in server.log.read_bytes():
+                time.sleep(0.5)
+        finally:
+            rename(f"{name}_away", name)
+    finally:
+        server.stop()
+        admin.dispose()
+    log = server.log.read_text()
+    assert "aborting the restart" in log and "Traceback" not in log
+    [line, *_] = [line for line in log.splitlines() if "cannot open the store" in line]
+    assert re.search(r" ERROR reintegra.server pid=\d+ \[-\] cannot open the store at postgresql", line), line
+    assert f'database "{name}" does not exist' in line
 
 
 def test_odd_key_names_on_postgres(postgres_url):

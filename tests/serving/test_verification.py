@@ -568,7 +568,7 @@ def test_a_sighup_after_rotating_the_key_says_why_the_restart_failed_in_one_line
     log = server.log.read_text()
     assert "aborting the restart" in log and "Traceback" not in log
     [line] = [line for line in log.splitlines() if f"the audit key {old} was rotated to {new}" in line]
-    assert re.search(r" ERROR reintegra.audit pid=\d+ \[-\] the audit key ", line), line
+    assert re.search(r" ERROR reintegra.server pid=\d+ \[-\] the audit key ", line), line
     assert "set REINTEGRA_AUDIT_KEY_FILE to the new key's file" in line
 
 
