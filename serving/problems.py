@@ -302,9 +302,16 @@ def _route_of(request: Request) -> str:
     return getattr(request.scope.get("route"), "path", "unmatched")
 
 
+# RFC 9110's name, which the 413 of a declared length uses; Python 3.11's HTTPStatus still says "Request
+# Entity Too Large", so a streamed body cut off at the limit was titled otherwise.
+TITLES = {413: "Content Too Large"}
+
+
 def _title(status: int) -> str:
     from http import HTTPStatus
 
+    if status in TITLES:
+        return TITLES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:
