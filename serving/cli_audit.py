@@ -17,7 +17,7 @@ from serving.database import driver_reason
 from serving.events import EVENT_KINDS
 from serving.seal import AuditKeyError, load_seal, write_new_seal
 from serving.search import as_utc
-from serving.verification import TamperEvidence, verify
+from serving.verification import TamperEvidence, chain_end, verify
 
 # What `audit events` takes: a date, a time (UTC) to the second or the microsecond, a time as it prints
 # them (with its zone), or as the reviewer pages show it ("2026-11-25 09:16:09 UTC").
@@ -57,7 +57,9 @@ def verify_audit(
         previous = {path: load_seal(path) for path in previous_key_file or []}
         result = verify(engine, load_seal(settings.audit_key_file), place, previous)
     except AuditKeyError as exc:
-        typer.echo(str(exc), err=True)
+        unsigned = not settings.audit_key_file.exists() and chain_end(engine) == 0
+        why = "; the store holds no signed row yet: a server's first start, or a keys command, makes the key"
+        typer.echo(f"{exc}{why if unsigned else ''}", err=True)
         raise typer.Exit(2) from exc
     except TamperEvidence as exc:
         typer.echo(f"the audit trail fails verification: {exc}", err=True)

@@ -38,6 +38,12 @@ class Verified:
     digest: str | None
 
 
+def chain_end(engine: Engine) -> int:
+    """The place of the chain's last signed row; 0 before the first is signed."""
+    with engine.connect() as connection:
+        return connection.execute(select(CHAIN.c.seq).where(CHAIN.c.id == 1)).scalar_one()
+
+
 def verify(
     engine: Engine,
     seal: Seal,

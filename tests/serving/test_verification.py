@@ -326,6 +326,19 @@ def test_verify_of_a_missing_sqlite_store_makes_no_file(tmp_path, key_file):
     assert not database.exists()
 
 
+def test_verify_before_anything_was_signed_says_where_the_key_comes_from(store_url, tmp_path):
+    """Right after `migrate` there is no key file yet; "No such file or directory" alone read as a fault."""
+    engine = make_engine(store_url)
+    migrate(engine)
+    engine.dispose()
+    result = verify(store_url, tmp_path / "audit.key")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"cannot read the audit key file {tmp_path / 'audit.key'}: No such file or directory; the store "
+        "holds no signed row yet: a server's first start, or a keys command, makes the key"
+    )
+
+
 def test_another_key_is_refused(store_url, tmp_path):
     store, _ = signed_store(store_url)
     other = tmp_path / "other.key"
