@@ -78,7 +78,7 @@ class BodySizeLimitMiddleware:
             return
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            response = problem(413, "Content Too Large", self._detail(), Request(scope))
+            response = problem(413, "Content Too Large", self._detail(scope), Request(scope))
             await response(scope, receive, send)
             return
         received = 0
@@ -88,13 +88,16 @@ class BodySizeLimitMiddleware:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise HTTPException(413, self._detail())
+                raise HTTPException(413, self._detail(scope))
             return message
 
         await self.app(scope, limited_receive, send)
 
-    def _detail(self) -> str:
-        return f"the request body is larger than the {self.max_bytes} bytes allowed; send smaller batches"
+    def _detail(self, scope: Scope) -> str:
+        """What to do differs: a batch can be split, a single score's record is some 2 kB."""
+        limit = f"{self.max_bytes} bytes allowed (REINTEGRA_MAX_BODY_BYTES)"
+        detail = f"the request body is larger than the {limit}"
+        return f"{detail}; send fewer records a batch" if app_path(scope).endswith(":batch") else detail
 
 
 class KeyBeforeBodyMiddleware:

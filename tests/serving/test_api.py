@@ -1581,11 +1581,17 @@ def test_a_request_sent_as_the_server_shuts_down_is_answered(registry, tmp_path)
     assert head.startswith(b"http/1.1 200") and b"\r\nconnection: close" in head, answer
 
 
-def test_an_oversized_body_is_refused_before_it_is_read(server):
-    """A declared length over the limit gets 413 at once; the server never waits for the body."""
+@pytest.mark.parametrize(
+    ("path", "advice"),
+    [("/v1/scores:batch", "; send fewer records a batch"), ("/v1/scores", "")],
+    ids=["batch", "one score"],
+)
+def test_an_oversized_body_is_refused_before_it_is_read(server, path, advice):
+    """A declared length over the limit gets 413 at once; the server never waits for the body. Only a
+    batch is told to send fewer records: one score's body was told to send smaller batches."""
     host, port = server.base_url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
-    connection.putrequest("POST", "/v1/scores:batch")
+    connection.putrequest("POST", path)
     connection.putheader("Authorization", f"Bearer {server.keys['scorer']}")
     connection.putheader("Content-Type", "application/json")
     connection.putheader("Content-Length", str(10**9))
@@ -1594,7 +1600,10 @@ def test_an_oversized_body_is_refused_before_it_is_read(server):
     body = json.loads(response.read())
     connection.close()
     assert response.status == 413 and response.getheader("content-type") == PROBLEM
-    assert "8388608 bytes" in body["detail"] and body["request_id"] and body["title"] == "Content Too Large"
+    assert body["detail"] == (
+        f"the request body is larger than the 8388608 bytes allowed (REINTEGRA_MAX_BODY_BYTES){advice}"
+    )
+    assert body["request_id"] and body["title"] == "Content Too Large"
 
 
 def test_an_oversized_streamed_body_is_refused(server):
