@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from features.records import first_bad_byte
@@ -254,6 +254,17 @@ class DatasetSpec(_Strict):
     needs: list[NeedSpec] = []
     columns: list[ColumnSpec]
     derived: list[DerivedSpec] = []
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        """The name is the layout's identity: train compares it to keep another layout from a model's name,
+        so two specs with a blank name would pass as one."""
+        if not name.strip():
+            raise ValueError("a spec needs a name: train compares it to tell layouts apart")
+        if name != name.strip():
+            raise ValueError(f"{name!r} has spaces around it: write {name.strip()!r}")
+        return name
 
     @model_validator(mode="after")
     def _check_references(self) -> DatasetSpec:

@@ -170,6 +170,8 @@ columns:
         ("columns:\n  - age", r"columns\[0\]: should be a mapping of keys .*, not 'age'$"),
         ("gates:\n  max_ece: 0.1\n  max_ece: 0.2", r"line \d+: key 'max_ece' is given twice"),
         ("name: a\nname: b", "key 'name' is given twice in one mapping"),
+        ("name: ''", "name: a spec needs a name: train compares it to tell layouts apart"),
+        ("name: ' tiny'", "name: ' tiny' has spaces around it: write 'tiny'"),
     ],
 )
 def test_invalid_specs_say_what_is_wrong(change: str, message: str):
