@@ -49,14 +49,7 @@ def model_drift(
             f"no reference profile: version {model.version} was trained before training recorded one, "
             "so there is nothing to compare its scores with; retrain to monitor drift"
         )
-        return {
-            **report,
-            "reference_rows": None,
-            "message": message,
-            "inputs": [],
-            "protected": [],
-            "outputs": None,
-        }
+        return _nothing_compared(report, None, message)
     if len(served) < MIN_SCORES:
         held = f"{len(served)} score{'' if len(served) == 1 else 's'}"
         message = (
@@ -64,14 +57,7 @@ def model_drift(
             "more, since the shares of fewer would show a few people's records, and their PSI would be "
             "sampling noise"
         )
-        return {
-            **report,
-            "reference_rows": reference["n"],
-            "message": message,
-            "inputs": [],
-            "protected": [],
-            "outputs": None,
-        }
+        return _nothing_compared(report, reference["n"], message)
     spec = model.bundle.spec
     records = [score.record for score in served]
     derived = reference.get("derived", {})  # none in a reference logged before derived inputs were profiled
@@ -115,6 +101,18 @@ class DriftCache:
             if len(self._reports) > CACHED_WINDOWS:
                 self._reports.popitem(last=False)
             return cached[1]
+
+
+def _nothing_compared(report: dict[str, Any], reference_rows: int | None, message: str) -> dict[str, Any]:
+    """The report's window with why nothing in it is compared, in the shape of a full report."""
+    return {
+        **report,
+        "reference_rows": reference_rows,
+        "message": message,
+        "inputs": [],
+        "protected": [],
+        "outputs": None,
+    }
 
 
 def _window(model: ServingModel, since: datetime | None, until: datetime | None) -> ScoreFilter:
