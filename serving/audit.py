@@ -180,25 +180,24 @@ class AuditStore:
             for score_id, person in shown
         ]
         if values:
-            hashes = [content_hash("score_reads", v) for v in values]
-            with self.engine.connect() as connection:
-                transaction = connection.begin()
-                self._append(connection, _INSERT_READS, values, hashes)
-                self._commit(transaction, READS, values[0]["id"])
+            self._commit_appended(_INSERT_READS, READS, values)
 
     def record_event(self, event: Event, change: Connection | None = None) -> None:
         """Commit an administrative event at the chain's end, before what it announces takes effect.
         `change` is the connection of the transaction making that change: in this store, the event
         joins it (both commit or neither); in another store, the event commits first."""
         values = _event_values(event)
-        hashes = [content_hash(EVENTS.name, values)]
         if change is not None and change.engine.url == self.engine.url:
-            self._append(change, _INSERT_EVENTS, [values], hashes)
+            self._append(change, _INSERT_EVENTS, [values], [content_hash(EVENTS.name, values)])
             return
+        self._commit_appended(_INSERT_EVENTS, EVENTS, [values])
+
+    def _commit_appended(self, rows: Insert, table: Table, values: list[dict]) -> None:
+        """Append `values` to `table` at the chain's end in a transaction of their own, and commit it."""
         with self.engine.connect() as connection:
             transaction = connection.begin()
-            self._append(connection, _INSERT_EVENTS, [values], hashes)
-            self._commit(transaction, EVENTS, values["id"])
+            self._append(connection, rows, values, [content_hash(table.name, v) for v in values])
+            self._commit(transaction, table, values[0]["id"])
 
     def rotate_key(self, new: Seal, command: str) -> int:
         """Hand the chain to `new`: a key_rotated event signed by this store's key and the chain's new
