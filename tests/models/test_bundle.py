@@ -67,6 +67,9 @@ def test_every_contribution_names_its_input_value_and_domain(bundle, spec, recor
                 if item["input"] in record:
                     given = record[item["input"]]
                     assert item["value"] == (None if pd.isna(given) else given)
+                elif item["input"] == "Prior_Arrests_Total":  # a derived input shows the number it is
+                    arrests = ("Prior_Arrest_Episodes_Felony", "Prior_Arrest_Episodes_Misd")
+                    assert item["value"] == sum(spec.column(c).order.index(record[c]) for c in arrests)
                 by_domain[item["domain"]] = by_domain.get(item["domain"], 0) + item["contribution"]
             assert explanation["by_domain"] == pytest.approx(by_domain, abs=1e-12)
             domain_sizes = [abs(v) for v in explanation["by_domain"].values()]
