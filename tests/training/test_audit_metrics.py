@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from features.spec import Gates, RiskBands
 from training.fairness import group_table, nij_fair_accurate
@@ -348,3 +349,38 @@ def test_band_shares_are_each_groups_people_in_each_band():
     assert shares["moderate"]["A"] == pytest.approx(4 / 9) and shares["high"]["C"] == 1.0
     for group in ("A", "B", "C"):
         assert sum(shares[band][group] for band in shares) == pytest.approx(1)
+
+
+def test_probability_metrics_are_the_textbook_ones_on_a_small_case():
+    """AUC, Brier and log loss as scikit-learn and the formulas give them, with probabilities near 0 and 1
+    that a loose clip would move, and ECE by hand over its equal-width bins."""
+    y = np.array([0, 0, 0, 1, 1, 0, 1, 1])
+    p = np.array([0.001, 0.12, 0.35, 0.31, 0.64, 0.68, 0.93, 0.999])
+    metrics = probability_metrics(y, p)
+    assert metrics["auc"] == pytest.approx(roc_auc_score(y, p))
+    assert metrics["auc"] == pytest.approx(13 / 16)  # misordered: 0.35 above 0.31, 0.68 above 0.31 and 0.64
+    assert metrics["brier"] == pytest.approx(np.mean((p - y) ** 2))
+    assert metrics["log_loss"] == pytest.approx(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    # bins [0, .1) [.1, .2) [.3, .4) [.6, .7) [.9, 1]: one or two people each
+    by_hand = (0.001 + 0.12 + abs(0.5 - 0.33) * 2 + abs(0.5 - 0.66) * 2 + abs(1 - 0.9645) * 2) / 8
+    assert metrics["ece"] == pytest.approx(by_hand)
+
+
+def test_each_groups_row_is_computed_on_that_groups_people_alone():
+    """n, base rate, AUC, ECE, FPR and FNR per group at the operating threshold (0.3 here, not 0.5),
+    each checked by hand or with scikit-learn on the group's own rows."""
+    y = np.array([0, 0, 1, 1, 0, 0, 0, 1, 0, 1, 0, 1])
+    p = np.array([0.1, 0.4, 0.35, 0.2, 0.25, 0.45, 0.05, 0.8, 0.32, 0.6, 0.28, 0.9])
+    groups = pd.Series(["A"] * 4 + ["B"] * 8, dtype="str")
+    table = group_table(y, p, groups, 0.3, min_group_size=1, bands=BANDS)["groups"]
+    a, b = slice(0, 4), slice(4, 12)
+    assert (table["A"]["n"], table["B"]["n"]) == (4, 8)
+    assert (table["A"]["base_rate"], table["B"]["base_rate"]) == (0.5, 0.375)
+    assert table["A"]["auc"] == pytest.approx(roc_auc_score(y[a], p[a])) == pytest.approx(0.5)
+    assert table["B"]["auc"] == pytest.approx(roc_auc_score(y[b], p[b]))
+    # A: bins [.1,.2) [.2,.3) [.3,.4) [.4,.5), one person each
+    assert table["A"]["ece"] == pytest.approx((0.1 + 0.8 + 0.65 + 0.4) / 4)
+    # A: negatives 0.1, 0.4 (one flagged at >= 0.3); positives 0.35, 0.2 (one missed)
+    assert (table["A"]["fpr"], table["A"]["fnr"]) == (0.5, 0.5)
+    # B: negatives 0.25, 0.45, 0.05, 0.32, 0.28 (two flagged); positives 0.8, 0.6, 0.9 (none missed)
+    assert (table["B"]["fpr"], table["B"]["fnr"]) == (0.4, 0.0)
