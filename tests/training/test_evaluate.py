@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from features.needs import need_labels
 from features.spec import DatasetSpec
@@ -75,3 +75,34 @@ def test_a_need_without_an_auc_is_named_beside_the_macro_auc(bundle, training_ty
     assert None not in others and len(others) == len(bundle.spec.needs) - 1
     assert report["needs_without_auc"] == [first]
     assert report["macro_auc"] == pytest.approx(np.mean(others))
+
+
+def test_each_needs_auc_prevalence_and_n_are_over_the_rows_where_its_label_is_known(bundle, training_typed):
+    rows = training_typed.iloc[3000:].copy()
+    rows.iloc[::4, rows.columns.get_loc("Residence_Changes")] = None  # housing unknown for a quarter
+    report = evaluate_bundle(bundle, rows)
+    labels, scores = need_labels(rows, bundle.spec), bundle.predict_frame(rows)
+    assert report["needs"]["housing"]["n"] <= len(rows) - len(rows.iloc[::4])
+    for need in bundle.spec.needs:
+        known = labels[need.name].notna().to_numpy()
+        truth, p = labels[need.name].to_numpy()[known], scores[f"need_{need.name}"].to_numpy()[known]
+        row = report["needs"][need.name]
+        assert row["n"] == known.sum()
+        assert row["prevalence"] == pytest.approx(truth.mean())
+        assert row["auc"] == pytest.approx(roc_auc_score(truth, p))
+    assert report["macro_auc"] == pytest.approx(np.mean([n["auc"] for n in report["needs"].values()]))
+
+
+def test_baselines_are_scored_with_the_same_metrics_as_the_model(bundle, training_typed):
+    rows = training_typed.iloc[3000:]
+    report, scores = evaluate_bundle(bundle, rows), bundle.predict_frame(rows)
+    y = outcome(rows, bundle.spec)
+    for name in ("logistic", "incumbent"):
+        p = scores[f"baseline_{name}"].to_numpy()
+        assert report["baselines"][name]["brier"] == pytest.approx(brier_score_loss(y, p))
+    assert report["baselines"]["logistic"]["auc"] == pytest.approx(
+        roc_auc_score(y, scores["baseline_logistic"])
+    )
+    incumbent = rows[bundle.spec.incumbent.column].to_numpy(dtype=float)  # higher is riskier
+    known = ~np.isnan(incumbent)
+    assert report["baselines"]["incumbent"]["auc"] == pytest.approx(roc_auc_score(y[known], incumbent[known]))
