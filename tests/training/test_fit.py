@@ -98,3 +98,11 @@ def test_a_need_model_sees_no_input_derived_from_its_own_sources(training_typed,
     assert "Conditions" in bundle.risk.feature_names_in_
     assert "Conditions" not in bundle.needs["treatment"].feature_names_in_
     assert "Conditions" not in bundle.needs["education"].feature_names_in_
+
+
+def test_another_seed_gives_another_risk_model(training_typed, spec, bundle):
+    """The seed is the run's one source of randomness (folds, bagging): a risk model that ignored it
+    would be logged under a seed that did not make it."""
+    other = fit_bundle(training_typed.iloc[:3000], spec, seed=6)
+    test = training_typed.iloc[3000:3500]
+    assert not np.allclose(other.predict_frame(test)["risk"], bundle.predict_frame(test)["risk"])
