@@ -384,3 +384,15 @@ def test_each_groups_row_is_computed_on_that_groups_people_alone():
     assert (table["A"]["fpr"], table["A"]["fnr"]) == (0.5, 0.5)
     # B: negatives 0.25, 0.45, 0.05, 0.32, 0.28 (two flagged); positives 0.8, 0.6, 0.9 (none missed)
     assert (table["B"]["fpr"], table["B"]["fnr"]) == (0.4, 0.0)
+
+
+def test_each_gap_counts_a_groups_size_in_its_own_rates_denominator():
+    """C has 40 non-recidivists but 2 recidivists: enough for the FPR gap, too few for the FNR gap."""
+    y = np.array([0] * 40 + [1] * 40 + [0] * 40 + [1] * 40 + [0] * 40 + [1] * 2)
+    p = np.array([0.6] * 10 + [0.2] * 30 + [0.7] * 40 + [0.6] * 20 + [0.2] * 20 + [0.7] * 30 + [0.2] * 10)
+    p = np.concatenate([p, [0.6] * 40 + [0.2] * 2])
+    groups = pd.Series(["A"] * 80 + ["B"] * 80 + ["C"] * 42, dtype="str")
+    table = group_table(y, p, groups, 0.5, min_group_size=30, bands=BANDS)
+    assert table["left_out"] == {"fnr": ["C"]}
+    assert table["fpr_gap"] == pytest.approx(1.0 - 0.25)  # C's 40 of 40 against A's 10 of 40
+    assert table["fnr_gap"] == pytest.approx(0.25 - 0.0)  # B misses 10 of 40, A none; C's 2 of 2 left out
