@@ -147,3 +147,61 @@ needs:
 """
     )
     assert _same(_labels(spec, "job", employer=["None", "Acme", "NONE "]), [1, 0, 1])
+
+
+COMPARISONS = """
+name: comparisons
+id: pid
+outcome: {column: rearrested, horizon_years: 2}
+risk_bands: {cut_points: [0.5], labels: [low, high]}
+columns:
+  - {name: x, kind: numeric, domain: d}
+  - {name: kind, kind: categorical, domain: d, values: [a, b]}
+needs:
+"""
+
+
+def test_each_comparison_holds_exactly_where_its_operator_says_at_the_boundary():
+    ops = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+    rules = "".join(
+        f"  - {{name: {name}, all: [{{column: x, op: '{op}', value: 2}}], interventions: [i]}}\n"
+        for name, op in ops.items()
+    )
+    rules += "  - {name: not_a, all: [{column: kind, op: '!=', value: a}], interventions: [i]}\n"
+    spec = parse_spec(COMPARISONS + rules)
+    typed = _typed(spec, x=["1", "2", "3", None], kind=["a", "b", "A", None])
+    labels = need_labels(typed, spec)
+    expected = {
+        "lt": [1, 0, 0, np.nan],
+        "le": [1, 1, 0, np.nan],
+        "gt": [0, 0, 1, np.nan],
+        "ge": [0, 1, 1, np.nan],
+        "eq": [0, 1, 0, np.nan],
+        "ne": [1, 0, 1, np.nan],
+        "not_a": [0, 1, 0, np.nan],
+    }
+    for name, values in expected.items():
+        assert _same(labels[name].tolist(), values), name
+
+
+def test_a_record_decides_an_any_rule_when_one_of_its_release_time_conditions_holds():
+    """Two conditions known at release: one true settles `any` (as the label does), even with the other
+    false; both false settle it false."""
+    rules = (
+        "  - {name: either, any: [{column: x, op: '>=', value: 2}, {column: kind, op: '==', value: a}],"
+        " interventions: [i]}\n"
+        "  - {name: both, all: [{column: x, op: '>=', value: 2}, {column: kind, op: '==', value: a}],"
+        " interventions: [i]}\n"
+    )
+    spec = parse_spec(COMPARISONS + rules)
+    typed = _typed(spec, x=["3", "3", "1", "1", None, None], kind=["a", "b", "a", "b", "a", "b"])
+    encoder = RecordEncoder(spec).fit(typed)
+    rules_at_release = observed_rules(spec, list(encoder.get_feature_names_out()), encoder.encode_value)
+    rows = encoder.transform(typed).to_numpy()
+    assert [rules_at_release["either"].holds(r) for r in rows] == [True, True, True, False, True, None]
+    assert [rules_at_release["both"].holds(r) for r in rows] == [True, False, False, False, None, False]
+    for name in ("either", "both"):
+        assert _same(
+            need_labels(typed, spec)[name].tolist(),
+            [np.nan if o is None else float(o) for o in (rules_at_release[name].holds(r) for r in rows)],
+        )
