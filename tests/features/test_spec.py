@@ -106,6 +106,9 @@ columns:
         ("columns:\n  - {name: age, kind: ordinal, domain: d}", "needs 'order'"),
         ("columns:\n  - {name: age, kind: colour, domain: d}", "kind"),
         ("risk_bands: {cut_points: [0.5, 0.4], labels: [a, b, c]}", "strictly increasing"),
+        ("risk_bands: {cut_points: [0.5, 0.5], labels: [a, b, c]}", "strictly increasing"),  # b empty
+        ("risk_bands: {cut_points: [0.0, 0.5], labels: [a, b, c]}", r"inside \(0, 1\)"),  # a empty
+        ("risk_bands: {cut_points: [0.5, 1.0], labels: [a, b, c]}", r"inside \(0, 1\)"),  # c for p = 1 only
         ("risk_bands: {cut_points: [0.5], labels: [a]}", "needs 2 labels"),
         ("protected: [race]", "protected attribute race is not a declared column"),
         (
@@ -113,6 +116,12 @@ columns:
             "unknown column wage",
         ),
         ("needs:\n  - {name: job, interventions: [x]}", "exactly one of 'all' or 'any'"),
+        (
+            "needs:\n  - {name: job, all: [{column: age, op: '<', value: 1}], "
+            "any: [{column: age, op: '>', value: 9}], interventions: [x]}",
+            "exactly one of 'all' or 'any'",
+        ),
+        ("gates: {fairness_attribute: age}", "gates.fairness_attribute age is not a protected attribute"),
         ("colour: blue", "colour"),
         ("derived:\n  - {name: x, domain: d, op: sum, of: [age, wage]}", "uses unknown input wage"),
         ("derived:\n  - {name: x, domain: d, op: ratio, of: [age, age, age]}", "exactly two inputs"),
@@ -272,6 +281,7 @@ def test_derived_inputs_take_quantities_known_at_release():
         ),
         ("{column: housing, op: '==', value: 3}", r"3 is not a value of housing; allowed: one of '1', '2'"),
         ("{column: housing, op: '==', value: Yes}", r"True is not a value of housing.*unquoted Yes/No"),
+        ("{column: housing, op: '<', value: '2'}", "categorical column housing allows == or != only"),
         ("{column: age, op: '<', value: half}", "numeric column age compares to a number, not 'half'"),
         ("{column: school, op: '>=', value: 3}", r"3 is not a level of school.*2 = 'all'"),
         ("{column: school, op: '>=', value: most}", "'most' is not a level of school"),
