@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -626,3 +627,85 @@ def test_a_server_holding_the_old_key_refuses_to_sign_and_one_with_the_new_key_d
     result = verify(server.database, new_key_file, "--previous-key-file", str(old_key_file))
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("verified 5 signed rows"), "2 scores, 2 starts, 1 rotation"
+
+
+def _edited(value: object) -> object:
+    """Another value of the same column type."""
+    if isinstance(value, datetime):
+        return value + timedelta(seconds=1)
+    if isinstance(value, float):
+        return value + 0.125
+    if isinstance(value, dict):
+        return {**value, "edited": True}
+    return "edited"
+
+
+def test_a_change_to_any_column_of_a_signed_row_is_named(store_url, key_file):
+    """Every column is signed, not only those a test happened to edit: a column left out of the digest
+    (the band a reviewer filters on, the key that made a score, the person a read names) could be
+    rewritten unseen."""
+    store, _ = signed_store(store_url)
+    store.record_event(model_event("reintegra", "2", "run-2", "1", "admin-key"))
+    for table in (SCORES, READS, EVENTS):
+        for column in [c for c in table.c if c.name not in ("seq", "digest")]:
+            with store.engine.begin() as connection:
+                row_id, seq, old = connection.execute(
+                    select(table.c.id, table.c.seq, column).order_by(table.c.seq).limit(1)
+                ).one()
+                new = _edited(old)
+                connection.execute(update(table).where(table.c.id == row_id).values({column.name: new}))
+            result = verify(store_url, key_file)
+            with store.engine.begin() as connection:
+                now_id = new if column.name == "id" else row_id
+                connection.execute(update(table).where(table.c.id == now_id).values({column.name: old}))
+            assert result.exit_code == 1, f"{table.name}.{column.name} changed unseen"
+            named = f"{table.name} row {now_id} (seq {seq}) does not match its digest"
+            assert named in result.stderr, (column.name, result.stderr)
+    assert verify(store_url, key_file).exit_code == 0, "every change was put back"
+    store.engine.dispose()
+
+
+def test_a_row_from_another_copy_of_the_store_put_in_place_of_one_is_named(tmp_path, key_file):
+    """Each digest covers every row before it: a row validly signed at the same place in a copy of the
+    store (a backup restored, then written on) does not fit in the middle of this chain, and an anchor
+    vouches for every row before it, not only its own."""
+    url = f"sqlite:///{tmp_path}/audit.db"
+    store, _ = signed_store(url)
+    store.engine.dispose()
+    shutil.copy(tmp_path / "audit.db", tmp_path / "copy.db")
+    copy = AuditStore(make_engine(f"sqlite:///{tmp_path}/copy.db"), TEST_SEAL)
+    for person in ("P-copy-7", "P-copy-8"):
+        copy.record([score_row(person)])
+    for person in ("P-7", "P-8", "P-9"):
+        store.record([score_row(person)])
+    assert verify(url, key_file).exit_code == 0
+    with copy.engine.connect() as connection:
+        spliced = connection.execute(select(SCORES).where(SCORES.c.seq == 8)).one()._asdict()
+    with store.engine.begin() as connection:
+        connection.execute(delete(SCORES).where(SCORES.c.seq == 8))
+        connection.execute(insert(SCORES).values(spliced))
+    result = verify(url, key_file)
+    assert result.exit_code == 1
+    assert f"scores row {spliced['id']} (seq 8) does not match its digest" in result.stderr
+    copy.engine.dispose()
+    store.engine.dispose()
+
+
+def test_a_head_moved_back_over_a_deleted_row_or_given_another_digest_is_named(store_url, key_file):
+    """The head's digest is the anchor `verify` prints: one that is not the last row's would have an
+    auditor keep an anchor no row matches, and a head moved back without it means rows were removed."""
+    store, _ = signed_store(store_url)
+    with store.engine.begin() as connection:
+        sixth = connection.execute(select(READS.c.digest).where(READS.c.seq == 6)).scalar_one()
+        connection.execute(update(CHAIN).values(digest="0" * 64))
+    result = verify(store_url, key_file)
+    assert result.exit_code == 1
+    changed = f"the chain's head names digest {'0' * 64} at seq 6, but its last row's is {sixth}"
+    assert changed in result.stderr
+    with store.engine.begin() as connection:
+        connection.execute(delete(READS).where(READS.c.seq == 6))
+        connection.execute(update(CHAIN).values(seq=5, digest=sixth))
+    result = verify(store_url, key_file)
+    assert result.exit_code == 1
+    assert f"the chain's head names digest {sixth} at seq 5" in result.stderr
+    store.engine.dispose()
