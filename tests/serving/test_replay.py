@@ -128,3 +128,19 @@ def test_an_mlflow_store_that_is_not_there_is_named_and_not_made(server, api_rec
         "runs in, or set MLFLOW_TRACKING_URI to the server's"
     )
     assert not missing.parent.exists()
+
+
+def test_a_score_naming_another_training_run_than_its_version_is_named(server, api_records):
+    """A version number names one training run only within one registry: a registry rebuilt, or a store
+    pointed at another MLflow, gives the same version another run, which replay must not pass as the one
+    that made the score."""
+    [score_id] = scored(server, api_records[6:7])
+    engine = make_engine(server.database)
+    with engine.begin() as connection:
+        run_id = connection.execute(select(ScoreRow.run_id).where(ScoreRow.id == score_id)).scalar_one()
+        connection.execute(update(ScoreRow).where(ScoreRow.id == score_id).values(run_id="another-run"))
+    engine.dispose()
+    replayed = replay_command(server, score_id)
+    assert replayed.exit_code == 1, replayed.output
+    [score] = json.loads(replayed.stdout)["scores"]
+    assert score["differences"] == [{"path": "model.run_id", "stored": "another-run", "recomputed": run_id}]
