@@ -58,11 +58,17 @@ def test_the_same_key_with_another_request_is_refused(server, api_records):
         client.headers["Idempotency-Key"] = key
         first = client.post("/v1/scores", json={"person_id": person, "record": api_records[0]})
         other = client.post("/v1/scores", json={"person_id": person, "record": api_records[1]})
+        # The same record sent for another person, or as another assessment, is another request: replayed,
+        # it would answer with the first person's score.
+        other_person = client.post("/v1/scores", json={"person_id": f"{person}-b", "record": api_records[0]})
+        other_assessment = client.post(
+            "/v1/scores", json={"person_id": person, "assessment_id": "A-2", "record": api_records[0]}
+        )
         as_batch = client.post(
             "/v1/scores:batch", json={"items": [{"person_id": person, "record": api_records[0]}]}
         )
     assert first.status_code == 201
-    for refused in (other, as_batch):
+    for refused in (other, other_person, other_assessment, as_batch):
         assert refused.status_code == 422, refused.text
         (error,) = refused.json()["errors"]
         assert error["field"] == "header.Idempotency-Key" and error["value"] == key
