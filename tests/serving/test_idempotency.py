@@ -3,6 +3,7 @@
 import json
 import signal
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -285,3 +286,29 @@ def test_a_retry_after_a_restart_onto_a_version_with_another_field_replays(
     assert again.status_code == 201, again.text
     assert again.headers["idempotent-replayed"] == "true" and again.content == first.content
     assert _stored(server, body["person_id"]) == 1
+
+
+def _scored_by_band(server) -> Counter:
+    with server.client("reviewer") as client:
+        text = client.get("/metrics").text
+    family = next(f for f in text_string_to_metric_families(text) if f.name == "reintegra_scores")
+    return Counter({s.labels["band"]: s.value for s in family.samples if s.name == "reintegra_scores_total"})
+
+
+def test_scores_are_counted_in_their_own_band_and_a_replay_counts_none(server, api_records):
+    """reintegra_scores_total{band} is what a dashboard shows of the bands handed out: each score of a
+    batch counts once in its own band, and a retry that replays them counts nothing again."""
+    body = {"items": [{"person_id": f"P-band-{i}", "record": r} for i, r in enumerate(api_records[:40])]}
+    before = _scored_by_band(server)
+    with server.client("scorer") as client:
+        client.headers["Idempotency-Key"] = str(uuid.uuid4())
+        first = client.post("/v1/scores:batch", json=body)
+        counted = _scored_by_band(server)
+        again = client.post("/v1/scores:batch", json=body)
+    assert first.status_code == again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    bands = Counter(item["score"]["risk"]["band"] for item in first.json()["items"])
+    assert len(bands) > 1, "the batch spans several bands"
+    every = set(counted) | set(bands)
+    assert {band: counted[band] - before[band] for band in every} == {band: bands[band] for band in every}
+    assert _scored_by_band(server) == counted
