@@ -1002,11 +1002,12 @@ def test_pages_followed_by_cursor_neither_repeat_nor_skip_while_scores_arrive(se
         scorer.post("/v1/scores", json={"person_id": person, "record": api_records[14]})
     with server.client("reviewer") as reviewer:
         everything = reviewer.get("/v1/scores", params={"person_id": person}).json()["items"]
-        seen, params = [], {"person_id": person, "limit": 2}
+        seen, totals, params = [], [], {"person_id": person, "limit": 2}
         while True:
             page = reviewer.get("/v1/scores", params=params)
             assert page.status_code == 200, page.text
             seen += [item["id"] for item in page.json()["items"]]
+            totals.append(page.json()["total"])
             with server.client("scorer") as scorer:  # a newer score arrives between two pages
                 scorer.post("/v1/scores", json={"person_id": person, "record": api_records[15]})
             if page.json()["next_cursor"] is None:
@@ -1014,6 +1015,7 @@ def test_pages_followed_by_cursor_neither_repeat_nor_skip_while_scores_arrive(se
             params["cursor"] = page.json()["next_cursor"]
     assert len(everything) == 5
     assert seen == [item["id"] for item in everything], "every score once, newest first"
+    assert totals == [5, 6, 7], "every page counts all the scores the filters match, the newer ones too"
 
 
 def test_a_cursor_sent_with_other_filters_is_refused_not_followed(server, api_records):
