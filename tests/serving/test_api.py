@@ -1584,19 +1584,24 @@ def test_a_request_sent_as_the_server_shuts_down_is_answered(registry, tmp_path)
 
 
 @pytest.mark.parametrize(
-    ("path", "advice"),
-    [("/v1/scores:batch", "; send fewer records a batch"), ("/v1/scores", "")],
-    ids=["batch", "one score"],
+    ("path", "advice", "length"),
+    [
+        ("/v1/scores:batch", "; send fewer records a batch", 10**9),
+        ("/v1/scores", "", 10**9),
+        ("/v1/scores:batch", "; send fewer records a batch", 8 * 1024 * 1024 + 1),
+    ],
+    ids=["batch", "one score", "one byte over"],
 )
-def test_an_oversized_body_is_refused_before_it_is_read(server, path, advice):
-    """A declared length over the limit gets 413 at once; the server never waits for the body. Only a
-    batch is told to send fewer records: one score's body was told to send smaller batches."""
+def test_an_oversized_body_is_refused_before_it_is_read(server, path, advice, length):
+    """A declared length over the limit, by a gigabyte or by one byte, gets 413 at once; the server never
+    waits for the body. Only a batch is told to send fewer records: one score's body was told to send
+    smaller batches."""
     host, port = server.base_url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     connection.putrequest("POST", path)
     connection.putheader("Authorization", f"Bearer {server.keys['scorer']}")
     connection.putheader("Content-Type", "application/json")
-    connection.putheader("Content-Length", str(10**9))
+    connection.putheader("Content-Length", str(length))
     connection.endheaders()
     response = connection.getresponse()
     body = json.loads(response.read())
