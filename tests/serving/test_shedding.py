@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -79,3 +80,30 @@ def test_a_request_past_the_in_flight_limit_is_refused_at_once(registry, tmp_pat
     assert after.status_code == 201
     assert shed == 1
     assert stored(server) == LIMIT * BATCH + 1
+
+
+def test_a_score_waiting_for_a_locked_store_leaves_the_worker_answering(registry, tmp_path, api_records):
+    """Scoring and its commit run in the thread pool, not on the event loop: while a score waits for the
+    audit store, the same worker still answers its metrics and health checks."""
+    server = start_server(registry, tmp_path)
+    lock = sqlite3.connect(server.database.removeprefix("sqlite:///"), isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        with (
+            server.client("scorer") as scorer,
+            server.client("reviewer") as monitor,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            pending = pool.submit(scorer.post, "/v1/scores", json={"record": api_records[0]}, timeout=60)
+            deadline, waiting = time.monotonic() + WAIT_SECONDS, False
+            while not waiting and time.monotonic() < deadline:
+                waiting = metric(monitor, "reintegra_requests_in_flight") == 1
+            health = monitor.get("/healthz")
+            answered_meanwhile = waiting and not pending.done()
+            lock.execute("COMMIT")
+            created = pending.result()
+    finally:
+        lock.close()
+        server.stop()
+    assert answered_meanwhile and health.status_code == 200
+    assert created.status_code == 201, created.text
