@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from serving.audit import new_score_id, utc_now
+from serving.audit import new_score_id
 from serving.model_store import ServingModel
 from serving.schemas import record_values
 from serving.tables import ScoreRow
@@ -16,14 +16,13 @@ from serving.tables import ScoreRow
 def score_requests(
     model: ServingModel, requests: list[BaseModel], request_id: str, key_id: str
 ) -> list[ScoreRow]:
-    """Score every request with the same model version, so a batch never mixes versions."""
+    """Score every request with the same model version, so a batch never mixes versions; the audit store
+    times the rows as it records them."""
     records = [record_values(r.record) for r in requests]
     results = model.bundle.score_records(records)
-    created_at = utc_now()
     return [
         ScoreRow(
             id=new_score_id(),
-            created_at=created_at,
             request_id=request_id,
             key_id=key_id,
             person_id=req.person_id,

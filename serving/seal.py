@@ -55,8 +55,8 @@ class Seal:
 
 
 def content_hash(table: str, values: Mapping[str, Any]) -> bytes:
-    """SHA-256 of a row's canonical serialisation (sorted keys, times in UTC), computed before the
-    chain is locked: a 35 kB explanation is hashed outside the one lock every writer shares."""
+    """SHA-256 of a row's canonical serialisation (sorted keys, times in UTC). A score is timed under the
+    chain's lock, so it is hashed there: 0.1 s for 1,000 scores of 35 kB, 0.1 ms for one."""
     content = {"table": table, **{k: _canonical(v) for k, v in values.items() if k not in CHAIN_COLUMNS}}
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest().encode()
 

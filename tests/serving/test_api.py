@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -1016,6 +1017,64 @@ def test_pages_followed_by_cursor_neither_repeat_nor_skip_while_scores_arrive(se
     assert len(everything) == 5
     assert seen == [item["id"] for item in everything], "every score once, newest first"
     assert totals == [5, 6, 7], "every page counts all the scores the filters match, the newer ones too"
+
+
+def test_scores_are_timed_in_the_order_they_commit_so_a_walk_by_cursor_skips_none(server, api_records):
+    """A score was timed when scored and committed later, after hashing and the wait for the chain's lock: a
+    batch of 1,000 committed 1.2 s after its time, so a cursor walk begun meanwhile, whose first page held a
+    single score committed in between, went on past the batch's time and never showed it. Timed as it
+    commits, a score's time follows the chain's order, and whatever a walk's first page shows, every score
+    timed before it was already there."""
+    person = "P-commit-order"
+    items = [{"person_id": person, "record": r} for r in api_records]
+    walks: list[tuple[list[dict], set[str]]] = []
+    done = threading.Event()
+
+    def score(batch: bool) -> None:
+        with server.client("scorer") as scorer:
+            for record in api_records[:6]:
+                if batch:
+                    assert scorer.post("/v1/scores:batch", json={"items": items}).status_code == 200
+                else:
+                    body = {"person_id": person, "record": record}
+                    assert scorer.post("/v1/scores", json=body).status_code == 201
+
+    def walk() -> None:
+        with server.client("reviewer") as reviewer:
+            while not done.is_set():
+                params: dict[str, Any] = {"person_id": person, "limit": 500}
+                pages = []
+                while True:
+                    page = reviewer.get("/v1/scores", params=params).json()
+                    pages += page["items"]
+                    if page["next_cursor"] is None:
+                        break
+                    params["cursor"] = page["next_cursor"]
+                walks.append((pages, {item["id"] for item in pages}))
+
+    writers = [threading.Thread(target=score, args=(batch,)) for batch in (True, True, False, False)]
+    walker = threading.Thread(target=walk)
+    for thread in [walker, *writers]:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    walker.join()
+    with Session(make_engine(server.database)) as session:
+        stored = session.execute(
+            select(ScoreRow.seq, ScoreRow.created_at, ScoreRow.id).where(ScoreRow.person_id == person)
+        ).all()
+    by_seq = [(created_at, score_id) for _, created_at, score_id in sorted(stored)]
+    assert len(by_seq) == 2 * 6 * len(items) + 2 * 6
+    times = [created_at for created_at, _ in by_seq]
+    assert times == sorted(times), "a later place in the chain never holds an earlier time"
+    every = {score_id: created_at for created_at, score_id in by_seq}
+    for pages, seen in walks:
+        if pages:
+            first = datetime.fromisoformat(pages[0]["created_at"])
+            assert {i for i, at in every.items() if at <= first} <= seen, (
+                "a walk skipped a score timed before it"
+            )
 
 
 def test_a_cursor_sent_with_other_filters_is_refused_not_followed(server, api_records):
