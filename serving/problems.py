@@ -102,8 +102,10 @@ PROBLEMS[415]["headers"] = {
 }
 PROBLEMS[503]["headers"] = {
     "Retry-After": {
-        "description": "Seconds to wait before sending again, when the audit or key store did not answer "
-        "(5) or, for a reload, MLflow (30); absent when a retry cannot help (the alias points at nothing)",
+        "description": "Seconds to wait before sending again: 1 when the worker is answering its most "
+        "requests at once (REINTEGRA_MAX_IN_FLIGHT), 5 when the audit or key store did not answer, 30 when "
+        "MLflow did not (a reload); absent when a retry cannot help (the alias points at nothing, or the "
+        "audit key was rotated and the server must restart)",
         "schema": {"type": "integer"},
     }
 }

@@ -64,11 +64,15 @@ def test_a_request_past_the_in_flight_limit_is_refused_at_once(registry, tmp_pat
             answered = [b.result() for b in batches]
             after = scorer.post("/v1/scores", json={"record": api_records[0]})
             shed = metric(monitor, "reintegra_requests_shed_total")
+            document = monitor.get("/openapi.json").json()
     finally:
         server.stop()
     assert was_full
     assert refused.status_code == 503, refused.text
     assert refused.headers["retry-after"] == "1"
+    # A client reads the wait from the document: it named the store's 5 and MLflow's 30, not this 1.
+    said = document["paths"]["/v1/scores"]["post"]["responses"]["503"]["headers"]["Retry-After"]
+    assert "1 when the worker is answering its most requests at once" in said["description"]
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.headers["x-request-id"] == refused.json()["request_id"]
     assert refused.json()["detail"] == (
