@@ -292,13 +292,18 @@ class ScorePublic(BaseModel):
         "record held; a number beyond every training record's; inputs left out that every training record "
         "gave). Absent otherwise.",
     )
-    record: dict[str, Any] | None = None
 
 
 KEY_ID = "The API key that made the score (`python -m serving keys list` names it)"
 
 
 class ScoreRead(ScorePublic):
+    """A score as returned when made, with what only a read shows: its input record and the key."""
+
+    record: dict[str, Any] = Field(
+        description="The record scored, as the audit trail holds it (levels in the spec's spelling, "
+        "protected attributes included)"
+    )
     key_id: str = Field(description=KEY_ID)
 
 

@@ -1453,6 +1453,21 @@ def test_openapi_describes_batch_items_and_field_errors_as_sent(server, api_reco
         assert set(error) == documented
 
 
+def test_openapi_lists_the_fields_a_score_is_sent_with_and_requires_those_always_sent(server, api_records):
+    """The 201's schema listed `record`, which only a read sends, and the read's listed it as optional and
+    nullable though every read sends it: a generated client made it Optional and one built on the 201
+    waited for a field that never came. Only `warnings` is sent some times and not others."""
+    with server.client("scorer") as scorer:
+        schema = scorer.get("/openapi.json").json()["components"]["schemas"]
+        made = scorer.post("/v1/scores", json={"record": api_records[2]}).json()
+    with server.client("reviewer") as reviewer:
+        read = reviewer.get(f"/v1/scores/{made['id']}").json()
+    for body, name in ((made, "ScorePublic"), (read, "ScoreRead")):
+        assert set(schema[name]["properties"]) - {"warnings"} == set(body) - {"warnings"}
+        assert set(schema[name]["required"]) == set(body) - {"warnings"}
+    assert schema["ScoreRead"]["properties"]["record"]["type"] == "object"
+
+
 def test_times_are_utc_with_their_zone(server, api_records):
     with server.client("scorer") as scorer:
         created = scorer.post("/v1/scores", json={"person_id": "P-time", "record": api_records[1]}).json()
