@@ -60,6 +60,11 @@ UtcTime = Annotated[
 ]
 
 
+class NoQuery(BaseModel):
+    """For an address that takes no query parameter: `?version=2` on GET /v1/model answered the serving
+    version's audit as if it were version 2's."""
+
+
 def declared_parameters(query: type[BaseModel]) -> Callable[[Request], Coroutine[Any, Any, None]]:
     """A dependency refusing a query parameter `query` does not name, or one given more than once: a
     misspelt filter (`personid=`) would otherwise be ignored and widen the answer, and of a repeated one
@@ -76,7 +81,11 @@ def declared_parameters(query: type[BaseModel]) -> Callable[[Request], Coroutine
                 f"allowed: {', '.join(allowed)}"
             )
             raise RequestValidationError([{"type": "unknown_parameter", "loc": ("query",), "msg": message}])
-        message = f"unknown query parameter; allowed: {', '.join(allowed)}"
+        message = (
+            f"unknown query parameter; allowed: {', '.join(allowed)}"
+            if allowed
+            else "unknown query parameter; this address takes none"
+        )
         errors = [
             {"type": "unknown_parameter", "loc": ("query", name), "msg": message, "input": value}
             for name, value in unknown

@@ -12,7 +12,7 @@ from serving.conditional import ConditionalRoute
 from serving.deps import AuditDep, DriftDep, HolderDep, ReviewerKey, SettingsDep
 from serving.drift import WINDOW_LIMIT
 from serving.problems import PROBLEMS
-from serving.queries import UtcTime, check_window, declared_parameters
+from serving.queries import NoQuery, UtcTime, check_window, declared_parameters
 from serving.schemas import DriftPublic, ModelPublic
 
 
@@ -68,6 +68,7 @@ def model_router(drift_example: dict[str, Any]) -> APIRouter:
         methods=["GET"],
         response_model=ModelPublic,
         summary="The serving model and its audit",
+        dependencies=[Depends(declared_parameters(NoQuery))],
         route_class_override=ConditionalRoute,
     )
 

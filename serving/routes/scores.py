@@ -25,7 +25,7 @@ from serving.json_body import JsonBodyRoute, each_name_once
 from serving.negotiation import encoded
 from serving.observability import Metrics
 from serving.problems import PROBLEMS, field_errors, problem_response
-from serving.queries import UtcTime, check_window, declared_parameters, query_error
+from serving.queries import NoQuery, UtcTime, check_window, declared_parameters, query_error
 from serving.schemas import (
     PRINTABLE,
     BatchPublic,
@@ -194,6 +194,7 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         response_model_exclude_unset=True,  # as returned: no `warnings` or `unseen` it did not have
         summary="Read one score",
         responses={404: problem_response("No score with this id")},
+        dependencies=[Depends(declared_parameters(NoQuery))],
         route_class_override=ConditionalRoute,
     )
 

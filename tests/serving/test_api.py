@@ -809,6 +809,25 @@ def test_a_misspelt_search_parameter_is_refused_not_ignored(server, api_records)
     )
 
 
+def test_a_query_parameter_on_a_read_that_takes_none_is_refused_not_ignored(server, api_records):
+    """`GET /v1/model?version=2` answered the serving version's metrics and fairness with a 200, as if a
+    client asking for version 2's audit had got it; a score's read took any parameter the same way."""
+    with server.client("scorer") as scorer:
+        made = scorer.post("/v1/scores", json={"record": api_records[3]}).json()
+    with server.client("reviewer") as reviewer:
+        answers = {
+            "/v1/model": reviewer.get("/v1/model", params={"version": "2"}),
+            f"/v1/scores/{made['id']}": reviewer.get(f"/v1/scores/{made['id']}", params={"fields": "risk"}),
+        }
+        plain = [reviewer.get(path).status_code for path in answers]
+    assert plain == [200, 200]
+    for path, answer in answers.items():
+        assert_problem(answer, 422, path)
+        [error] = answer.json()["errors"]
+        assert error["field"] in ("query.version", "query.fields")
+        assert error["message"] == "unknown query parameter; this address takes none"
+
+
 def test_a_repeated_search_parameter_is_refused_not_cut_to_its_last_value(server, api_records):
     """`person_id=a&person_id=b` searched b alone: a reviewer asking for two people got one, unwarned."""
     with server.client("scorer") as scorer:
