@@ -11,11 +11,12 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.metrics_core import Metric
 from starlette.requests import Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -122,9 +123,10 @@ class Metrics:
         """The text a scrape returns: this worker's values, or every live worker's together."""
         if MULTIPROCESS_DIR not in os.environ:
             return generate_latest(self.registry)
-        _forget_dead_workers(os.environ[MULTIPROCESS_DIR])
+        folder = os.environ[MULTIPROCESS_DIR]
+        _forget_dead_workers(folder)
         combined = CollectorRegistry()
-        multiprocess.MultiProcessCollector(combined)
+        combined.register(_SizedFiles(folder))
         return generate_latest(combined)
 
     @staticmethod
@@ -134,15 +136,37 @@ class Metrics:
             multiprocess.mark_process_dead(os.getpid())
 
 
+class _SizedFiles:
+    """Adds up the workers' files but those still empty: a worker makes its file and sizes it after, and
+    a scrape in between (a SIGHUP's new workers) failed whole with a 500, as did every scrape after a
+    worker killed in between (prometheus/client_python issue 1199). A file once sized stays readable."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def collect(self) -> Iterable[Metric]:
+        files = [str(path) for path in self.folder.glob("*.db") if _size(path) > 0]
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
+
+
+def _size(path: Path) -> int:
+    """0 for a file gone since it was listed: a live gauge of a worker that just stopped."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _forget_dead_workers(folder: str) -> None:
     """A worker killed outright never runs worker_stopped: drop its live gauges once it is gone,
-    or a scrape would still show it serving beside the worker uvicorn started in its place."""
+    or a scrape would still show it serving beside the worker uvicorn started in its place. Two
+    workers' scrapes may both find the same one: whichever removes it second finds it gone."""
     for path in Path(folder).glob("gauge_live*_*.db"):
         pid = int(path.stem.rsplit("_", 1)[1])
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            multiprocess.mark_process_dead(pid, folder)
+            path.unlink(missing_ok=True)
         except PermissionError:  # alive, under another user
             continue
 

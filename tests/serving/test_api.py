@@ -1904,6 +1904,23 @@ def test_metrics_keep_their_counts_to_this_server_when_an_operator_sets_the_fold
     assert counts == [2, 1]
 
 
+def test_a_worker_file_not_yet_sized_leaves_the_scrape_whole(registry, tmp_path, api_records):
+    """A worker makes its metrics file and sizes it after: a scrape in between, as a SIGHUP's new workers
+    start, was a 500, and so was every scrape after a worker killed in between left the empty file."""
+    folder = tmp_path / "metrics"
+    server = start_server(registry, tmp_path, extra_env={"PROMETHEUS_MULTIPROC_DIR": str(folder)})
+    try:
+        with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
+            assert scorer.post("/v1/scores", json={"record": api_records[0]}).status_code == 201
+            (folder / "counter_4194303.db").touch()  # a pid no live worker has
+            answer = reviewer.get("/metrics")
+    finally:
+        server.stop()
+    assert answer.status_code == 200, answer.text
+    families = {f.name: f for f in text_string_to_metric_families(answer.text)}
+    assert sum(s.value for s in families["reintegra_scores"].samples if s.name.endswith("_total")) == 1
+
+
 def test_unusual_methods_share_one_metrics_label(server):
     """Any method uvicorn parses (WebDAV's and others) is counted as "other": no series per method."""
     with server.client() as client:
