@@ -344,10 +344,13 @@ class ScoreSummary(BaseModel):
 
 
 class ScorePage(BaseModel):
-    items: list[ScoreSummary]
-    total: int
-    limit: int
-    offset: int
+    items: list[ScoreSummary] = Field(description="This page's scores, newest first")
+    total: int = Field(
+        description="Every score the filters match, on every page, a cursor's too; it grows as scores "
+        "arrive during a walk, so it is not the number still to come"
+    )
+    limit: int = Field(description="The most scores a page holds, as asked (`limit`) or the default")
+    offset: int = Field(description="Scores skipped before this page, as asked (`offset`); 0 with a cursor")
     next_cursor: str | None = Field(
         description="Send as `cursor` for the next page (null on the last one): unlike an offset, it "
         "neither repeats nor skips a score when newer ones arrive between pages"

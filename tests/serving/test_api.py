@@ -1487,6 +1487,15 @@ def test_openapi_lists_the_fields_a_score_is_sent_with_and_requires_those_always
     assert schema["ScoreRead"]["properties"]["record"]["type"] == "object"
 
 
+def test_openapi_says_what_a_search_page_counts(server):
+    """A client read `total` as the scores still to come on a cursor walk; it counts every match, and
+    grows as scores arrive. The page's other fields were undescribed too."""
+    with server.client("reviewer") as reviewer:
+        page = reviewer.get("/openapi.json").json()["components"]["schemas"]["ScorePage"]["properties"]
+    assert "Every score the filters match, on every page, a cursor's too" in page["total"]["description"]
+    assert all(field.get("description") for field in page.values()), page
+
+
 def test_times_are_utc_with_their_zone(server, api_records):
     with server.client("scorer") as scorer:
         created = scorer.post("/v1/scores", json={"person_id": "P-time", "record": api_records[1]}).json()
