@@ -134,7 +134,7 @@ class AuditStore:
             if claim is not None:
                 connection.execute(_INSERT_CLAIM, _values(claim))
             if rows:
-                self._append(connection, _INSERT_SCORES, SCORES, values, timed=rows)
+                self._append(connection, _INSERT_SCORES, values, timed=rows)
                 self._commit(transaction, SCORES, rows[0].id)
             else:
                 transaction.commit()
@@ -179,7 +179,7 @@ class AuditStore:
             for score_id, person in shown
         ]
         if values:
-            self._commit_appended(_INSERT_READS, READS, values)
+            self._commit_appended(_INSERT_READS, values)
 
     def record_event(self, event: Event, change: Connection | None = None) -> None:
         """Commit an administrative event at the chain's end, before what it announces takes effect.
@@ -187,16 +187,17 @@ class AuditStore:
         joins it (both commit or neither); in another store, the event commits first."""
         values = _event_values(event)
         if change is not None and change.engine.url == self.engine.url:
-            self._append(change, _INSERT_EVENTS, EVENTS, [values])
+            self._append(change, _INSERT_EVENTS, [values])
             return
-        self._commit_appended(_INSERT_EVENTS, EVENTS, [values])
+        self._commit_appended(_INSERT_EVENTS, [values])
 
-    def _commit_appended(self, rows: Insert, table: Table, values: list[dict]) -> None:
-        """Append `values` to `table` at the chain's end in a transaction of their own, and commit it."""
+    def _commit_appended(self, rows: Insert, values: list[dict]) -> None:
+        """Append `values` with the `rows` statement at the chain's end in a transaction of their own, and
+        commit it."""
         with self.engine.connect() as connection:
             transaction = connection.begin()
-            self._append(connection, rows, table, values)
-            self._commit(transaction, table, values[0]["id"])
+            self._append(connection, rows, values)
+            self._commit(transaction, rows.table, values[0]["id"])
 
     def rotate_key(self, new: Seal, command: str) -> int:
         """Hand the chain to `new`: a key_rotated event signed by this store's key and the chain's new
@@ -204,7 +205,7 @@ class AuditStore:
         Returns the event's place, the last one this key signs."""
         values = _event_values(rotation_event(self.seal.fingerprint, new.fingerprint, command))
         with self.engine.begin() as connection:
-            end = self._append(connection, _INSERT_EVENTS, EVENTS, [values])
+            end = self._append(connection, _INSERT_EVENTS, [values])
             connection.execute(update(CHAIN).where(CHAIN.c.id == 1).values(key_fingerprint=new.fingerprint))
         return end
 
@@ -212,7 +213,6 @@ class AuditStore:
         self,
         connection: Connection,
         rows: Insert,
-        table: Table,
         values: list[dict],
         timed: Sequence[ScoreRow] = (),
     ) -> int:
@@ -236,7 +236,7 @@ class AuditStore:
                     row.created_at = value["created_at"] = now
         digest = digest or ""
         for seq, value in zip(range(end - len(values) + 1, end + 1), values, strict=True):
-            digest = self.seal.link(digest, seq, content_hash(table.name, value))
+            digest = self.seal.link(digest, seq, content_hash(rows.table.name, value))
             value["seq"], value["digest"] = seq, digest
         connection.execute(rows, values)
         connection.execute(_SEAL_END, {"end_digest": digest})
