@@ -175,10 +175,16 @@ def migrate_stores() -> None:
         typer.echo(f"the store at {hide_passwords(url)} is at this release's schema")
 
 
+def _kept_keys(keys_file: Path) -> dict[str, str]:
+    """The development file's keys by variable (`REINTEGRA_SCORER_KEY=...` lines)."""
+    pairs = (line.split("=", 1) for line in keys_file.read_text().splitlines() if "=" in line)
+    return dict(pairs)
+
+
 def _all_active(store: KeyStore, keys_file: Path) -> bool:
     """Whether every key the development file holds still opens this store; printing keys that do not
     would give the example call a 401."""
-    kept = [line.split("=", 1)[1] for line in keys_file.read_text().splitlines() if "=" in line]
+    kept = _kept_keys(keys_file).values()
     return bool(kept) and all(store.verify(key) is not None for key in kept)
 
 
@@ -216,7 +222,7 @@ def dev_setup(
     spec = load_bundle(settings.model_uri).spec
     body = {"person_id": "P-example", "record": example_record(spec)}
     example_file.write_text(json.dumps(body, indent=2) + "\n")
-    scorer = next(line.split("=", 1)[1] for line in keys_file.read_text().splitlines() if "SCORER" in line)
+    scorer = _kept_keys(keys_file)["REINTEGRA_SCORER_KEY"]
     typer.echo(
         "\nTry it once the server is up:\n"
         f"  curl -s -X POST http://{settings.host}:{settings.port}/v1/scores \\\n"
