@@ -179,6 +179,26 @@ columns:
         ("columns:\n  - age", r"columns\[0\]: should be a mapping of keys .*, not 'age'$"),
         ("gates:\n  max_ece: 0.1\n  max_ece: 0.2", r"line \d+: key 'max_ece' is given twice"),
         ("name: a\nname: b", "key 'name' is given twice in one mapping"),
+        (
+            "columns:\n  - {name: age, kind: numeric, domain: d, order: [young, old]}",
+            r"columns\[0\] \(age\): 'order' is only for ordinal columns; age is numeric",
+        ),
+        (
+            "columns:\n  - {name: age, kind: ordinal, domain: d, order: [young, old], values: [young, old]}",
+            r"columns\[0\] \(age\): 'values' is only for categorical columns; age is ordinal",
+        ),
+        (
+            "columns:\n  - {name: age, kind: categorical, domain: d, min: 14}",
+            r"columns\[0\] \(age\): 'min'/'max' are only for numeric columns; age is categorical",
+        ),
+        (
+            "columns:\n  - {name: age, kind: boolean, domain: d, max: 1}",
+            r"columns\[0\] \(age\): 'min'/'max' are only for numeric columns; age is boolean",
+        ),
+        (
+            "needs:\n  - {name: job, all: [{column: age, op: '<', value: 20}], interventions: []}",
+            r"needs\[0\] \(job\): need job lists no interventions",
+        ),
         ("name: ''", "name: a spec needs a name: train compares it to tell layouts apart"),
         ("name: ' tiny'", "name: ' tiny' has spaces around it: write 'tiny'"),
     ],
@@ -190,6 +210,16 @@ def test_invalid_specs_say_what_is_wrong(change: str, message: str):
         lines = [line for line in lines if not line.startswith("  - {name: age")]
     with pytest.raises(SpecError, match=message):
         parse_spec("\n".join(lines) + "\n" + change)
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "- name: tiny\n- id: pid\n", "tiny\n"])
+def test_a_spec_that_is_not_a_mapping_is_refused(tmp_path: Path, text: str):
+    """An empty file or a list would otherwise reach pydantic as a bare input and read as one odd error."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    assert str(error.value) == f"{path}: a spec is a YAML mapping with keys like name, id, columns"
 
 
 LOCATED = (
