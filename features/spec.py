@@ -286,9 +286,11 @@ class DatasetSpec(_Strict):
             yield f"columns listed twice: {', '.join(duplicated)}"
         if self.outcome.column == self.id:
             yield f"outcome.column {self.id} is also the id; the outcome needs a column of its own"
-        for special in dict.fromkeys((self.id, self.outcome.column)):
+        roles = {self.id: "the id"}
+        roles.setdefault(self.outcome.column, "outcome.column")  # one line when they are the same column
+        for special, role in roles.items():
             if special in names:
-                yield f"{special} is the id or outcome; do not list it under columns"
+                yield f"{special} is {role}; do not list it under columns"
         repeated = _repeated(self.protected)
         if repeated:
             yield f"protected lists {', '.join(repeated)} twice; list each attribute once"

@@ -454,6 +454,26 @@ def test_every_cross_reference_problem_is_reported_at_once():
     ]
 
 
+def test_repeated_and_misplaced_names_are_reported_at_once():
+    text = (
+        MINIMAL
+        + "  - {name: age, kind: numeric, domain: d}\n"
+        + "  - {name: pid, kind: categorical, domain: d}\n"
+        + "  - {name: rearrested, kind: boolean, domain: d}\n"
+        + "needs:\n  - {name: job, all: [{column: age, op: '<', value: 20}], interventions: [x]}\n"
+        + "  - {name: job, all: [{column: age, op: '>', value: 60}], interventions: [y]}\n"
+    )
+    with pytest.raises(SpecError) as error:
+        parse_spec(text)
+    assert str(error.value).splitlines() == [
+        "<spec>: invalid spec",
+        "  columns listed twice: age",
+        "  pid is the id; do not list it under columns",
+        "  rearrested is outcome.column; do not list it under columns",
+        "  needs listed twice: job",
+    ]
+
+
 def test_need_values_match_declared_values_and_levels_ignoring_case():
     spec = parse_spec(
         RICH
