@@ -380,10 +380,11 @@ class DatasetSpec(_Strict):
             )
         if column.kind in ("boolean", "categorical") and condition.op not in ("==", "!="):
             return f"need {need}: {column.kind} column {column.name} allows == or != only"
-        if column.kind == "boolean":
-            word = str(value).strip().lower()
-            if word not in TRUE_WORDS + FALSE_WORDS:
-                return f"need {need}: {column.name} compares to Yes or No, not {word!r}"
+        if column.kind == "boolean" and str(value).strip().lower() not in TRUE_WORDS + FALSE_WORDS:
+            return (
+                f"need {need}: {value!r} is not a value of boolean column {column.name}; "
+                f"allowed: {column.allowed()}"
+            )
         if column.kind == "categorical" and column.values and column.level(value) is None:
             return (
                 f"need {need}: {value!r} is not a value of {column.name}; allowed: {column.allowed()}, "

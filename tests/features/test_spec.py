@@ -327,6 +327,18 @@ def test_need_rules_are_checked_against_their_column(rule: str, message: str):
         parse_spec(RICH + f"needs:\n  - {{name: job, all: [{rule}], interventions: [x]}}")
 
 
+@pytest.mark.parametrize(("value", "shown"), [("Maybe", "'Maybe'"), ("2", "2")])
+def test_a_boolean_rule_names_the_value_as_written_and_every_word_allowed(value: str, shown: str):
+    flag = "  - {name: flag, kind: boolean, domain: d}\nprotected:"
+    rule = f"needs:\n  - {{name: job, all: [{{column: flag, op: '==', value: {value}}}], interventions: [x]}}"
+    with pytest.raises(SpecError) as error:
+        parse_spec(RICH.replace("protected:", flag) + rule)
+    assert str(error.value).splitlines()[1:] == [
+        f"  need job: {shown} is not a value of boolean column flag; "
+        "allowed: Yes/No, True/False or 1/0 (any case)"
+    ]
+
+
 @pytest.mark.parametrize(
     ("levels", "value", "message"),
     [
