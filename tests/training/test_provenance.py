@@ -1,23 +1,6 @@
 """The code state a run records: which commit, and whether the code differed from it."""
 
-import shutil
-import subprocess
-from pathlib import Path
-
-import pytest
-
 from training import provenance
-
-
-@pytest.fixture
-def checkout(tmp_path, monkeypatch) -> Path:
-    """A fresh clone of this checkout's commit, whose state git_state reads."""
-    if shutil.which("git") is None or provenance.git_state() is None:
-        pytest.skip("this code is not in a git checkout (or git is missing): there is no commit to compare")
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(provenance.CODE.parent), str(clone)], check=True)
-    monkeypatch.setattr(provenance, "CODE", clone / "training")
-    return clone
 
 
 def test_a_file_added_under_the_packages_makes_the_code_dirty(checkout):

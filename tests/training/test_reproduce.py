@@ -2,6 +2,7 @@
 from the run's artifact, and the probabilities and metrics compared."""
 
 import json
+import subprocess
 
 import pytest
 import yaml
@@ -10,6 +11,9 @@ from mlflow import MlflowClient
 from features.spec import load_spec
 from models.registry import model_versions
 from tests.training.commands import cli
+from training import provenance
+from training.provenance import COMMIT_TAG, DIRTY_TAG, environment
+from training.reproduce import LoggedRun, environment_differences
 from training.train import file_sha256, train
 
 pytestmark = pytest.mark.slow
@@ -87,3 +91,54 @@ def test_a_reproduction_that_differs_says_what_differs(run_id, data_file, store)
     assert report["identical"] is False
     assert report["metrics_differing"] == {"test_risk_auc": [0.5, logged]}
     assert result.stderr.endswith("not reproduced: 1 metric(s) differ; see the JSON\n")
+
+
+def _git(checkout, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _run_tagged(tags: dict[str, str]) -> LoggedRun:
+    """A run logged with this Python and these packages, so only the code can differ."""
+    return LoggedRun("r1", NAME, "1", environment(), tags, {})
+
+
+def test_code_at_another_commit_names_both_and_the_checkout_to_make(checkout):
+    commit = _git(checkout, "rev-parse", "HEAD")
+    assert environment_differences(_run_tagged({COMMIT_TAG: commit, DIRTY_TAG: "false"})) == []
+    _git(
+        checkout, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "later"
+    )
+    later = _git(checkout, "rev-parse", "HEAD")
+    run = _run_tagged({COMMIT_TAG: commit, DIRTY_TAG: "false"})
+    assert environment_differences(run) == [
+        f"the code is at commit {later}; the run's is {commit} (git checkout {commit})"
+    ]
+    (checkout / "features" / "new_inputs.py").write_text("LIMIT = 3\n")
+    assert environment_differences(run) == [
+        f"the code is at commit {later} (and uncommitted changes); the run's is {commit} "
+        f"(git checkout {commit})"
+    ]
+
+
+def test_uncommitted_changes_on_either_side_are_named(checkout):
+    commit = _git(checkout, "rev-parse", "HEAD")
+    dirty_run = _run_tagged({COMMIT_TAG: commit, DIRTY_TAG: "true"})
+    assert environment_differences(dirty_run) == [
+        f"the run was trained from commit {commit} with uncommitted changes"
+    ]
+    (checkout / "features" / "new_inputs.py").write_text("LIMIT = 3\n")
+    assert environment_differences(_run_tagged({COMMIT_TAG: commit, DIRTY_TAG: "false"})) == [
+        f"this checkout has uncommitted changes to the run's commit {commit} (git stash them)"
+    ]
+
+
+def test_code_that_cannot_be_compared_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(provenance, "CODE", tmp_path)  # a copy of the code without its .git
+    assert environment_differences(_run_tagged({})) == [
+        "the run recorded no git commit, so its code cannot be checked out"
+    ]
+    assert environment_differences(_run_tagged({COMMIT_TAG: "abc123", DIRTY_TAG: "false"})) == [
+        "this code is not a git checkout, so it cannot be compared with commit abc123"
+    ]
