@@ -22,6 +22,10 @@ from training.registered import ModelUnavailable, load_registered
 # Records scored at once: a score with its explanations is about 35 kB of JSON.
 CHUNK = 1000
 OUT_SUFFIX = ".jsonl"
+REGISTERED_ONLY = (
+    "score takes models:/NAME/VERSION or models:/NAME@ALIAS, so that each score names the version "
+    "that made it"
+)
 
 
 def score_file(model: str, data: Path, out: Path) -> tuple[dict, list[str]]:
@@ -106,15 +110,12 @@ def _registered_version(model: str) -> tuple[str, str, str]:
     score names the version that made it even if the alias moves meanwhile."""
     configure_tracking()
     if not model.startswith("models:/"):
-        raise ModelUnavailable(
-            f"{model} is not a registered model: score takes models:/NAME/VERSION or models:/NAME@ALIAS, "
-            "so that each score names the version that made it"
-        )
+        raise ModelUnavailable(f"{model} is not a registered model: {REGISTERED_ONLY}")
     client = MlflowClient()
     try:
         resolved = get_model_name_and_version(client, model)
-        if len(resolved) != 2:
-            raise ModelUnavailable(f"{model} names a logged model, not a registered version")
+        if len(resolved) != 2:  # MLflow reads models:/X as a logged model's id, even a registered name
+            raise ModelUnavailable(f"{model} names no registered version; {REGISTERED_ONLY}")
         name, version = resolved
         return name, str(version), client.get_model_version(name, str(version)).run_id
     except MlflowException as exc:

@@ -536,6 +536,32 @@ def test_score_writes_nothing_for_a_file_with_an_invalid_record_or_for_another_k
     )
 
 
+def test_score_refuses_a_model_uri_that_names_no_registered_version_in_one_line(
+    trained, store, training_raw, tmp_path
+):
+    """A name alone parses as a logged model's id: score said "models:/reintegra names a logged model",
+    of the registered model's own name."""
+    data, out = tmp_path / "people.csv", tmp_path / "scores.jsonl"
+    training_raw.iloc[:5].to_csv(data, index=False)
+    logged = MlflowClient().get_model_version("reintegra", trained.model_version).source
+    takes = (
+        "score takes models:/NAME/VERSION or models:/NAME@ALIAS, so that each score names the version "
+        "that made it"
+    )
+    refusals = {
+        "models:/reintegra": f"models:/reintegra names no registered version; {takes}",
+        logged: f"{logged} names no registered version; {takes}",
+        "models:/reintegra/99": "cannot load model models:/reintegra/99: Model Version (name=reintegra, "
+        "version=99) not found",
+        "models:/reintegra@nope": "cannot load model models:/reintegra@nope: Registered model alias nope "
+        "not found.",
+    }
+    for model, refusal in refusals.items():
+        result = cli("score", "--model", model, "--data", str(data), "--out", str(out), uri=store)
+        assert (result.returncode, result.stderr) == (2, f"nothing was scored:\n{refusal}\n")
+    assert list(tmp_path.iterdir()) == [data]
+
+
 def test_score_takes_a_file_that_leaves_out_an_optional_column(
     store, free_text_spec, free_text_raw, tmp_path
 ):
