@@ -16,7 +16,5 @@ def load_registered(model: str) -> ScoringBundle:
     configure_tracking()
     try:
         return load_bundle(model)
-    except (OSError, ValueError):
-        raise
-    except Exception as exc:  # MLflow raises its own exception types for unknown models
-        raise ModelUnavailable(f"cannot load model {model}: {exc}") from exc
+    except Exception as exc:  # MLflow's own types, OSError and the unpickler's: each says why in a line
+        raise ModelUnavailable(f"cannot load model {model}: {str(exc) or type(exc).__name__}") from exc

@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
@@ -559,6 +560,33 @@ def test_score_refuses_a_model_uri_that_names_no_registered_version_in_one_line(
     for model, refusal in refusals.items():
         result = cli("score", "--model", model, "--data", str(data), "--out", str(out), uri=store)
         assert (result.returncode, result.stderr) == (2, f"nothing was scored:\n{refusal}\n")
+    assert list(tmp_path.iterdir()) == [data]
+
+
+def test_a_registered_version_whose_files_are_damaged_is_named_in_one_line(
+    trained, store, training_raw, data_file, tmp_path
+):
+    """A bundle file gone from the artifact store printed only "[Errno 2] No such file or directory: ...",
+    and an empty one "cannot load model ...: " with nothing after it."""
+    data, out = tmp_path / "people.csv", tmp_path / "scores.jsonl"
+    training_raw.iloc[:5].to_csv(data, index=False)
+    model = f"models:/reintegra/{trained.model_version}"
+    logged = MlflowClient().get_model_version("reintegra", trained.model_version).source
+    artifacts = mlflow.get_logged_model(logged.removeprefix("models:/")).artifact_location
+    bundle = Path(urlparse(artifacts).path) / "artifacts" / "bundle.joblib"
+    kept = bundle.read_bytes()
+    try:
+        bundle.unlink()
+        gone = f"cannot load model {model}: [Errno 2] No such file or directory: '{bundle}'\n"
+        scored = cli("score", "--model", model, "--data", str(data), "--out", str(out), uri=store)
+        assert (scored.returncode, scored.stderr) == (2, f"nothing was scored:\n{gone}")
+        evaluated = cli("evaluate", "--model", model, "--data", str(data_file), uri=store)
+        assert (evaluated.returncode, evaluated.stderr) == (2, gone)
+        bundle.write_bytes(b"")
+        scored = cli("score", "--model", model, "--data", str(data), "--out", str(out), uri=store)
+        assert scored.stderr == f"nothing was scored:\ncannot load model {model}: EOFError\n"
+    finally:
+        bundle.write_bytes(kept)
     assert list(tmp_path.iterdir()) == [data]
 
 
