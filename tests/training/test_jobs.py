@@ -563,6 +563,19 @@ def test_score_refuses_a_model_uri_that_names_no_registered_version_in_one_line(
     assert list(tmp_path.iterdir()) == [data]
 
 
+def test_score_takes_records_without_ids(trained, store, training_raw, tmp_path):
+    """Ids are for people reading the scores, not for the model: a file without them is scored by row."""
+    data, out = tmp_path / "people.csv", tmp_path / "scores.jsonl"
+    training_raw.iloc[:5].drop(columns=["ID"]).to_csv(data, index=False)
+    result = cli(
+        "score", "--model", "models:/reintegra@candidate", "--data", str(data), "--out", str(out), uri=store
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["row"] for line in lines] == [2, 3, 4, 5, 6]
+    assert not any("id" in line for line in lines)
+
+
 def test_a_registered_version_whose_files_are_damaged_is_named_in_one_line(
     trained, store, training_raw, data_file, tmp_path
 ):
