@@ -75,12 +75,18 @@ def _needs_warnings(bundle: ScoringBundle, report: dict, data: Path, absent: lis
         if need.name not in without:
             continue
         lacked = [name for name in need.sources if name in absent]
+        labelled, prevalence = report["needs"][need.name]["n"], report["needs"][need.name]["prevalence"]
         if lacked:
             why = f"{data} lacks its source column{'s' if len(lacked) > 1 else ''} {', '.join(lacked)}"
-        elif report["needs"][need.name]["n"] == 0:
+        elif labelled == 0:
             why = f"no row of {data} has its sources ({', '.join(need.sources)}), so none has its label"
         else:
-            why = f"its {report['needs'][need.name]['n']} labelled rows hold one outcome"
+            agree = (
+                f"all of its {labelled} labelled rows have it"
+                if prevalence
+                else f"none of its {labelled} labelled rows has it"
+            )
+            why = f"{agree}, and an AUC needs rows with and without it"
         warnings.append(f"warning: need {need.name} has no AUC: {why}")
     measured = [name for name in report["needs"] if name not in without]
     over = f"over {len(measured)} of the {len(report['needs'])} needs ({', '.join(measured)})"

@@ -826,6 +826,29 @@ def test_evaluate_says_why_a_file_of_one_outcome_has_no_auc(trained, store, trai
     )
 
 
+def test_evaluate_says_why_a_need_has_no_auc_when_its_columns_are_there(
+    trained, store, training_raw, tmp_path
+):
+    """Sources blank in every row leave a need unlabelled; labelled rows that all agree leave it no AUC
+    either: each need is named with its own reason, and which way its rows agree."""
+    data = tmp_path / "cohort.csv"
+    rows = training_raw.iloc[:600].assign(
+        Residence_Changes=None, Percent_Days_Employed=1.0, Condition_MH_SA="Yes"
+    )
+    rows.to_csv(data, index=False)
+    result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data), uri=store)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["needs_without_auc"] == ["employment", "housing", "treatment"]
+    both = "and an AUC needs rows with and without it"
+    assert [line for line in result.stderr.splitlines() if "AUC" in line or "macro_auc" in line] == [
+        f"warning: need employment has no AUC: none of its 600 labelled rows has it, {both}",
+        f"warning: need housing has no AUC: no row of {data} has its sources (Residence_Changes), so none "
+        "has its label",
+        f"warning: need treatment has no AUC: all of its 600 labelled rows have it, {both}",
+        "warning: macro_auc is over 3 of the 6 needs (substance_use, education, compliance)",
+    ]
+
+
 def test_evaluate_says_when_a_protected_attribute_is_missing(trained, store, training_raw, tmp_path):
     """An export with Race left empty audited nobody: the JSON's fairness had no groups and null gaps,
     and nothing said so beside numbers that read as a clean audit."""
