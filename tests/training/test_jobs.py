@@ -992,6 +992,25 @@ def test_bad_training_data_stops_and_registers_nothing(store, tmp_path, training
     assert MlflowClient().search_registered_models(filter_string="name='broken'") == []
 
 
+def test_bootstrap_stops_on_data_it_cannot_train_on_and_registers_nothing(store, tmp_path, training_raw):
+    """`make run` bootstraps a new store: a bad file is said as train says it, and no champion is made."""
+    broken = training_raw.copy()
+    broken.loc[broken.index[6], "Prison_Years"] = "forever"
+    path, missing = tmp_path / "broken.csv", tmp_path / "gone.csv"
+    broken.to_csv(path, index=False)
+    for data, said in (
+        (path, "1 problem(s) in the data:\nrow 8, column Prison_Years: 'forever' is not allowed"),
+        (missing, f"data file {missing} does not exist"),
+    ):
+        result = cli(
+            "bootstrap", "--spec", "georgia_parole", "--data", str(data), "--name", "unbooted", uri=store
+        )
+        assert result.returncode == 2
+        assert f"bootstrap stopped:\n{said}" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert MlflowClient().search_registered_models(filter_string="name='unbooted'") == []
+
+
 def test_too_few_of_one_outcome_stops_before_any_fitting(store, tmp_path, training_raw):
     outcome = training_raw["Recidivism_Within_3years"]
     few = pd.concat([training_raw[outcome == "No"].head(300), training_raw[outcome == "Yes"].head(3)])
