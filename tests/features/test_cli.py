@@ -156,6 +156,29 @@ def test_a_header_only_file_is_refused(tmp_path, synthetic_raw):
         assert "the file has no records" in result.stderr
 
 
+def test_drop_invalid_that_rejects_every_row_writes_no_valid_file(tmp_path, synthetic_raw):
+    """An empty file of valid rows would pass on as a dataset: refused, with every row in the side file."""
+    path, side, valid = tmp_path / "broken.csv", tmp_path / "broken.csv.rejected.csv", tmp_path / "valid.csv"
+    synthetic_raw.iloc[:3].assign(Gender="?").to_csv(path, index=False)
+    result = _features(
+        "validate",
+        "--spec",
+        "georgia_parole",
+        "--data",
+        str(path),
+        "--drop-invalid",
+        "--valid-out",
+        str(valid),
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "rows 2, 3 and 4, column Gender: '?' is not allowed; allowed: one of 'M', 'F'\n"
+        f"rejected 3 row(s), written to {side}\n{path}: no valid row left; nothing was kept\n"
+    )
+    assert pd.read_csv(side, dtype=str)["_row"].tolist() == ["2", "3", "4"]
+    assert not valid.exists()
+
+
 def test_drop_invalid_refuses_a_file_whose_problem_is_no_row(tmp_path, free_text_spec, free_text_raw):
     """A misspelt header of an optional column leaves it missing in every row: dropping rows fixes
     nothing, so the file is refused rather than passed on with the column silently empty."""
