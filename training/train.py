@@ -84,6 +84,17 @@ def train(
 ) -> TrainResult:
     """Run the whole job; bad data raises RecordsInvalid before anything is fitted or logged."""
     check_model_name(name)
+    if not spec.inputs():
+        held = ", ".join(c.name for c in spec.columns)
+        raise ValueError(
+            f"spec {spec.name} declares no model input: models read the columns known at release that are "
+            "not protected, and "
+            + (
+                f"each of its columns ({held}) is protected or known only during supervision"
+                if held
+                else "it lists no columns"
+            )
+        )
     with step("reading and validating"):
         typed, report = validate_records(read_records(data), spec)
         if not report.ok:

@@ -1011,6 +1011,28 @@ def test_bootstrap_stops_on_data_it_cannot_train_on_and_registers_nothing(store,
     assert MlflowClient().search_registered_models(filter_string="name='unbooted'") == []
 
 
+def test_a_spec_with_no_model_input_is_refused_in_its_own_terms(store, tmp_path):
+    """Every column protected or known only during supervision: train said "no input columns left after
+    selecting by known time and exclusions", the encoder's parameters, which a spec author never set."""
+    spec, data = tmp_path / "no_inputs.yaml", tmp_path / "records.csv"
+    spec.write_text(
+        "name: no_inputs\nid: pid\noutcome: {column: rearrested, horizon_years: 2}\n"
+        "risk_bands: {cut_points: [0.5], labels: [low, high]}\nprotected: [race]\ncolumns:\n"
+        "  - {name: race, kind: categorical, domain: d, values: [A, B]}\n"
+        "  - {name: moves, kind: numeric, known: supervision, domain: d}\n"
+    )
+    rows = [f"{i},{'AB'[i % 2]},{i % 5},{('Yes', 'No')[i % 3 == 0]}" for i in range(400)]
+    data.write_text("pid,race,moves,rearrested\n" + "\n".join(rows) + "\n")
+    result = cli("train", "--spec", str(spec), "--data", str(data), "--name", "no_inputs", uri=store)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.endswith(
+        "training stopped, nothing was registered:\nspec no_inputs declares no model input: models read "
+        "the columns known at release that are not protected, and each of its columns (race, moves) is "
+        "protected or known only during supervision\n"
+    )
+    assert MlflowClient().search_registered_models(filter_string="name='no_inputs'") == []
+
+
 def test_too_few_of_one_outcome_stops_before_any_fitting(store, tmp_path, training_raw):
     outcome = training_raw["Recidivism_Within_3years"]
     few = pd.concat([training_raw[outcome == "No"].head(300), training_raw[outcome == "Yes"].head(3)])
