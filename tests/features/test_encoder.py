@@ -235,6 +235,22 @@ def test_transform_refuses_what_fit_refuses(typed, spec):
     encoder = RecordEncoder(spec).fit(typed)
     with pytest.raises(TypeError, match="needs a pandas DataFrame of records with named columns"):
         encoder.transform(typed.to_numpy())
+    with pytest.raises(ValueError, match=r"^records lack input columns: Gender$"):
+        encoder.transform(typed.drop(columns=["Gender"]))
+
+
+def test_parameters_that_select_no_input_are_refused_when_fitting(typed, spec):
+    """A misspelt time would otherwise be dropped silently, and no input would fit a model of nothing."""
+    with pytest.raises(
+        ValueError, match=r"^known must list 'release' and/or 'supervision', got \['parole'\]$"
+    ):
+        RecordEncoder(spec, known=["release", "parole"]).fit(typed)
+    with pytest.raises(
+        ValueError, match=r"^no input columns left after selecting by known time and exclusions$"
+    ):
+        RecordEncoder(spec, exclude=spec.inputs()).fit(typed)
+    with pytest.raises(ValueError, match=r"^RecordEncoder needs a spec$"):
+        RecordEncoder().fit(typed)
 
 
 def test_free_text_seen_in_fit_is_never_unseen_in_transform(free_text_raw, free_text_spec):
