@@ -79,8 +79,11 @@ class CalibratedBooster(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> CalibratedBooster:
         y = np.asarray(y, dtype=int)
-        if set(np.unique(y)) != {0, 1}:
-            raise ValueError("CalibratedBooster needs both outcomes (0 and 1) among the labels")
+        labels = np.unique(y)
+        if set(labels) != {0, 1}:
+            raise ValueError(
+                f"CalibratedBooster needs labels 0 and 1, each at least once; got {labels.tolist()}"
+            )
         if np.bincount(y).min() < self.cv_folds:
             raise ValueError(
                 f"{self.cv_folds}-fold cross-validation needs at least {self.cv_folds} records "

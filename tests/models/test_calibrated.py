@@ -61,3 +61,29 @@ def test_input_names_lightgbm_refuses_are_fitted_explained_and_kept():
     assert list(model.feature_names_in_) == list(X.columns)
     base, phi = model.explain(X[["c", "Age, years", 'Score [0-10]: "LSI" {v2}']])
     np.testing.assert_allclose(base + phi.sum(axis=1), model.decision_function(X), atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([0] * 40, r"^CalibratedBooster needs labels 0 and 1, each at least once; got \[0\]$"),
+        (
+            [0, 1, 2, 3] * 10,
+            r"^CalibratedBooster needs labels 0 and 1, each at least once; got \[0, 1, 2, 3\]$",
+        ),
+        ([0] * 36 + [1] * 4, r"^5-fold cross-validation needs at least 5 records of each outcome$"),
+    ],
+)
+def test_labels_it_cannot_cross_validate_are_refused_before_fitting(labels, message):
+    """Said in its own words rather than by LightGBM, StratifiedKFold or the Platt fit at the end."""
+    X, _ = _cohort(len(labels), seed=6)
+    with pytest.raises(ValueError, match=message):
+        CalibratedBooster(max_rounds=5).fit(X, np.array(labels))
+
+
+def test_predict_is_the_calibrated_probability_at_one_half():
+    X, y = _cohort(600, seed=7)
+    model = CalibratedBooster(max_rounds=50, random_state=0).fit(X, y)
+    p = model.predict_proba(X)[:, 1]
+    assert 0 < (p >= 0.5).mean() < 1
+    np.testing.assert_array_equal(model.predict(X), (p >= 0.5).astype(int))
