@@ -330,6 +330,21 @@ def test_an_output_in_a_folder_closed_to_the_user_is_refused_before_anything_is_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv", "closed"]
 
 
+def test_a_read_only_output_file_is_refused_before_anything_is_written(tmp_path, synthetic_raw, monkeypatch):
+    """Faked as above: the suite may run as root. The file is left as it was, and no side file is made."""
+    path, kept = one_bad_gender(synthetic_raw, tmp_path), tmp_path / "kept.csv"
+    kept.write_text("earlier results\n")
+    monkeypatch.setattr(os, "access", lambda where, mode: Path(where) != kept or not mode & os.W_OK)
+    args = ("validate", "--spec", "georgia_parole", "--data", str(path), "--drop-invalid")
+    result = _features(*args, "--rejected", str(tmp_path / "rej.csv"), "--valid-out", str(kept))
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"--valid-out: cannot write {kept}: the file is read-only to you\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv", "kept.csv"]
+    assert kept.read_text() == "earlier results\n"
+
+
 def test_a_rejected_file_that_cannot_be_written_is_one_message(tmp_path, synthetic_raw):
     path, side = one_bad_gender(synthetic_raw, tmp_path), tmp_path / "side.csv"
     side.mkdir()
