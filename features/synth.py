@@ -356,8 +356,6 @@ def _puma(field: int) -> np.ndarray:
 
 def generate_georgia_cohort(n_rows: int, seed: int) -> pd.DataFrame:
     """A synthetic cohort of ``n_rows`` parolees as text cells; same (n_rows, seed), same frame."""
-    if n_rows < 0:
-        raise ValueError(f"n_rows must be >= 0, got {n_rows}")
     cohort = _Cohort(n_rows, seed)
     for step in (_demographics, _history, _sentence, _conditions, _supervision, _measurements):
         step(cohort)

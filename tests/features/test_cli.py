@@ -12,6 +12,8 @@ import yaml
 from features.cli import app
 from tests.commands import run_in_process
 
+EXAMPLE_SPEC = Path(__file__).resolve().parents[2] / "docs" / "examples" / "county_probation.yaml"
+
 
 def _features(*args: str) -> subprocess.CompletedProcess:
     """`python -m features ARGS` in this process (test_other_layout runs it as a process of its own)."""
@@ -401,6 +403,17 @@ def test_synth_writes_the_format_its_file_name_asks_for(tmp_path, suffix):
     checked = _features("validate", "--spec", "georgia_parole", "--data", str(out))
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout)["rows"] == 300
+
+
+@pytest.mark.parametrize("spec", ["georgia_parole", str(EXAMPLE_SPEC)])
+@pytest.mark.parametrize("rows", ["0", "-3"])
+def test_synth_refuses_a_count_of_no_people(tmp_path, spec, rows):
+    """Refused for both generators by the option, before either runs: no empty cohort is written."""
+    out = tmp_path / "cohort.csv"
+    made = _features("synth", "--spec", spec, "--rows", rows, "--out", str(out))
+    assert made.returncode == 2
+    assert "Invalid value for '--rows': Input should be greater than or equal to 1" in made.stderr
+    assert not out.exists()
 
 
 def test_unsupported_output_and_folders_are_named(tmp_path):
