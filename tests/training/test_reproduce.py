@@ -69,6 +69,29 @@ def test_a_file_that_is_not_the_runs_is_refused_naming_both_hashes(run_id, data_
     assert unknown.stderr.startswith(f"no run {'0' * 32} in the MLflow store {store}: ")
 
 
+def test_a_run_that_train_did_not_make_is_refused_saying_what_it_lacks(store, data_file):
+    """A run id copied from another experiment's page: there is no model or file of it to check against."""
+    client = MlflowClient()
+    experiment = client.create_experiment("notebooks")
+    bare = client.create_run(experiment).info.run_id
+    result = cli("check-data", "--run", bare, "--data", str(data_file), uri=store)
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"run {bare} is not a run of python -m training train: it registered no model version\n",
+    )
+    partial = client.create_run(experiment).info.run_id
+    client.log_param(partial, "spec", "georgia_parole")
+    client.create_registered_model("hand_made")
+    client.create_model_version("hand_made", f"runs:/{partial}/model", partial)
+    result = cli("reproduce", "--run", partial, "--data", str(data_file), uri=store)
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"reproduction stopped:\nrun {partial} is not a run of python -m training train: it logged no seed, "
+        "data_sha256\n",
+    )
+    assert len(client.search_model_versions("name = 'hand_made'")) == 1
+
+
 def test_a_path_that_is_no_file_is_said_as_train_says_it(run_id, store, tmp_path):
     """check-data and reproduce printed Python's "[Errno 2] No such file or directory: ..." where train,
     evaluate and score say "data file ... does not exist"."""
