@@ -94,6 +94,20 @@ def test_missing_outcome_and_duplicate_ids_are_problems(synthetic_raw, spec):
     assert any(m.startswith("row 5, column ID: id") and "more than once" in m for m in messages)
 
 
+def test_rows_without_an_id_are_each_named_and_not_as_the_same_id(tmp_path, synthetic_raw, spec):
+    """A blank id cell is an id left out, not an id shared by every row that leaves it out."""
+    path = tmp_path / "records.csv"
+    raw = synthetic_raw.copy()
+    raw.loc[raw.index[[2, 5]], "ID"] = None
+    raw.to_csv(path, index=False)
+    _, report = validate_records(read_records(path), spec)
+    assert [str(p) for p in report.problems] == [
+        "row 4, column ID: id is missing",
+        "row 7, column ID: id is missing",
+    ]
+    assert sorted(report.invalid_rows) == [4, 7]
+
+
 def test_a_duplicate_id_names_the_row_that_holds_it_first(synthetic_raw, spec):
     """--drop-invalid keeps the first and rejects the others: the message says which row was kept,
     so a person can check it is the right record."""
