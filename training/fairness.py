@@ -182,7 +182,5 @@ def nij_fair_accurate(y: np.ndarray, p: np.ndarray, race: pd.Series, min_group_s
         if (y[mask] == 0).sum() < min_group_size:
             return None
         rates[group] = error_rates(y[mask], np.asarray(p)[mask], NIJ_THRESHOLD)[0]
-    if any(rate is None for rate in rates.values()):
-        return None
     brier = brier_score_loss(y, p)
     return float((1 - brier) * (1 - abs(rates["BLACK"] - rates["WHITE"])))
