@@ -41,3 +41,13 @@ def test_a_window_without_values_has_no_shares(free_text_spec):
     profile = column_profile(offence, ["violent"])
     assert window_shares(offence, profile, [None, None]) == ([0.0, 0.0, 0.0], 1.0, 0)
     assert window_shares(offence, profile, []) == ([0.0, 0.0, 0.0], 0.0, 0)
+
+
+def test_a_number_that_never_varies_or_is_never_given_has_one_bin(free_text_spec):
+    """No cut to make: one bin holds every value, and a window's values all count in it."""
+    age = free_text_spec.column("age")
+    constant = column_profile(age, [30.0] * 4 + [None])
+    assert (constant["edges"], constant["bins"], constant["shares"]) == ([], ["all values"], [1.0])
+    assert window_shares(age, constant, [18.0, 90.0]) == ([1.0], 0.0, 2)
+    empty = column_profile(age, [None, None])
+    assert (empty["bins"], empty["shares"], empty["missing"]) == (["all values"], [0.0], 1.0)
