@@ -84,17 +84,7 @@ def train(
 ) -> TrainResult:
     """Run the whole job; bad data raises RecordsInvalid before anything is fitted or logged."""
     check_model_name(name)
-    if not spec.inputs():
-        held = ", ".join(c.name for c in spec.columns)
-        raise ValueError(
-            f"spec {spec.name} declares no model input: models read the columns known at release that are "
-            "not protected, and "
-            + (
-                f"each of its columns ({held}) is protected or known only during supervision"
-                if held
-                else "it lists no columns"
-            )
-        )
+    _check_inputs(spec)
     with step("reading and validating"):
         typed, report = validate_records(read_records(data), spec)
         if not report.ok:
@@ -143,6 +133,29 @@ def train(
         _write_artifacts(folder, bundle, test_part, scores, evaluation, gates)
         result = _log_and_register(folder, bundle, evaluation, gates, data, name, experiment)
     return replace(result, warnings=[*edited, *report.ignored_columns_warnings(data)])
+
+
+def _check_inputs(spec: DatasetSpec) -> None:
+    """Refuse, before the file is read, a layout that leaves the risk model or a need's model no input."""
+    inputs = spec.inputs()
+    if not inputs:
+        held = ", ".join(c.name for c in spec.columns)
+        raise ValueError(
+            f"spec {spec.name} declares no model input: models read the columns known at release that are "
+            "not protected, and "
+            + (
+                f"each of its columns ({held}) is protected or known only during supervision"
+                if held
+                else "it lists no columns"
+            )
+        )
+    for need in spec.needs:
+        if not spec.inputs(exclude=need.sources):
+            raise ValueError(
+                f"need {need.name} is defined by every model input ({', '.join(inputs)}), and a need's model "
+                "never reads its own sources, so it would have no input: declare another release-time "
+                "column, or define the need by columns known during supervision"
+            )
 
 
 def _registered_spec(name: str) -> tuple[str, ModelVersion] | None:

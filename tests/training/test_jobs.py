@@ -1033,6 +1033,29 @@ def test_a_spec_with_no_model_input_is_refused_in_its_own_terms(store, tmp_path)
     assert MlflowClient().search_registered_models(filter_string="name='no_inputs'") == []
 
 
+def test_a_need_defined_by_every_model_input_is_refused_before_any_fitting(store, tmp_path):
+    """A need's model never reads its own sources: one whose rule reads every input had none left, and
+    train ended in a LightGBM traceback ("Forced splits file includes feature index 0")."""
+    layout = parse_spec(
+        "name: one_input\nid: pid\noutcome: {column: rearrested, horizon_years: 2}\n"
+        "risk_bands: {cut_points: [0.5], labels: [low, high]}\n"
+        "columns:\n  - {name: age, kind: numeric, domain: d}\n"
+        "needs:\n  - {name: young, all: [{column: age, op: '<', value: 25}], interventions: [mentoring]}\n"
+    )
+    spec, data = tmp_path / "one_input.yaml", tmp_path / "records.csv"
+    spec.write_text(yaml.safe_dump(layout.model_dump(by_alias=True, exclude_none=True)))
+    generate_cohort(layout, 600, seed=0).to_csv(data, index=False)
+    result = cli("train", "--spec", str(spec), "--data", str(data), "--name", "one_input", uri=store)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "Traceback" not in result.stderr
+    assert result.stderr.endswith(
+        "training stopped, nothing was registered:\nneed young is defined by every model input (age), "
+        "and a need's model never reads its own sources, so it would have no input: declare another "
+        "release-time column, or define the need by columns known during supervision\n"
+    )
+    assert MlflowClient().search_registered_models(filter_string="name='one_input'") == []
+
+
 def test_too_few_of_one_outcome_stops_before_any_fitting(store, tmp_path, training_raw):
     outcome = training_raw["Recidivism_Within_3years"]
     few = pd.concat([training_raw[outcome == "No"].head(300), training_raw[outcome == "Yes"].head(3)])
