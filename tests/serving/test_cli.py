@@ -330,6 +330,19 @@ def test_a_url_naming_a_database_kind_sqlalchemy_does_not_know_is_named_in_one_l
         ]
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite:///"])
+def test_an_in_memory_audit_store_is_refused_before_anything_is_written(url, tmp_path):
+    """Each worker, and each command, would get an empty trail of its own that is lost when it ends."""
+    env = {"REINTEGRA_AUDIT_URL": url, "REINTEGRA_KEYS_URL": f"sqlite:///{tmp_path}/keys.db"}
+    result = CliRunner().invoke(app, ["keys", "create", "--role", "scorer"], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"REINTEGRA_AUDIT_URL={url!r}: an in-memory database would lose the audit trail; "
+        "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
+    ]
+    assert not (tmp_path / "keys.db").exists()
+
+
 def test_an_mlflow_that_does_not_answer_is_not_reported_as_a_missing_champion(tmp_path):
     """It said 'no model ...; train and promote one first', sending the operator to retrain."""
     env = {
