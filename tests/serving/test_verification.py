@@ -104,6 +104,40 @@ def test_a_deleted_read_is_found(store_url, key_file):
     store.engine.dispose()
 
 
+def test_the_last_row_deleted_with_the_head_left_is_named_by_its_place(store_url, key_file):
+    store, _ = signed_store(store_url)
+    with store.engine.begin() as connection:
+        connection.execute(delete(READS).where(READS.c.seq == 6))
+    result = verify(store_url, key_file)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "the audit trail fails verification: seq 6 is missing: that row was deleted, or its seq or digest "
+        "cleared"
+    )
+    store.engine.dispose()
+
+
+def test_an_anchor_that_names_another_row_or_is_not_one_is_refused(store_url, key_file):
+    """An anchor kept from another copy of the store, or a chain rewritten up to it, must not verify; a
+    mistyped one is a usage error (2), not tamper evidence (1)."""
+    store, rows = signed_store(store_url)
+    anchor = anchor_of(verify(store_url, key_file))
+    assert verify(store_url, key_file, "--anchor", anchor).exit_code == 0
+    result = verify(store_url, key_file, "--anchor", f"2:{'0' * 64}")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"the audit trail fails verification: seq 2 (scores row {rows[1].id}) is not the row the anchor "
+        "names: the chain was rewritten"
+    )
+    for typed in ("6", f"six:{'0' * 64}", f"6:{'0' * 63}", f"6:{'A' * 64}"):
+        mistyped = verify(store_url, key_file, "--anchor", typed)
+        assert mistyped.exit_code == 2, typed
+        assert mistyped.stderr.strip() == (
+            f"--anchor {typed!r}: give SEQ:DIGEST as an earlier verify printed it ('anchor: ...')"
+        )
+    store.engine.dispose()
+
+
 def test_a_row_added_without_a_digest_is_found(store_url, key_file):
     store, _ = signed_store(store_url)
     forged = score_row("P-forged")
@@ -531,6 +565,25 @@ def test_a_row_changed_before_the_rotation_or_the_rotation_removed_is_named(stor
     result = verify(store_url, new_key_file, *both)
     assert result.exit_code == 1, "tamper evidence, not a key file given wrongly"
     assert f"scores row {rows[0].id} (seq 1) does not match its digest" in result.stderr
+    store.engine.dispose()
+
+
+def test_a_head_handed_back_to_the_old_key_after_a_rotation_is_named(store_url, key_file, tmp_path):
+    """Setting the head's key back to the rotated-away one would let servers still holding it sign again;
+    their rows verify under that key, but the head no longer names the key the last rotation gave it to."""
+    store, _ = signed_store(store_url)
+    new_key_file = tmp_path / "audit-2.key"
+    assert rotate(store_url, key_file, new_key_file).exit_code == 0
+    with store.engine.begin() as connection:
+        connection.execute(update(CHAIN).values(key_fingerprint=TEST_SEAL.fingerprint))
+    store.record([score_row("P-old-key-again")])
+    result = verify(store_url, key_file)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "the audit trail fails verification: "
+        f"the chain's head names key {TEST_SEAL.fingerprint}, but its last key_rotated event (seq 7) hands "
+        f"it to key {load_seal(new_key_file).fingerprint}: the head was changed"
+    )
     store.engine.dispose()
 
 
