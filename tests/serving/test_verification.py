@@ -279,6 +279,11 @@ def test_administrative_events_are_chained_listed_and_an_edited_one_is_named(sto
     assert events[1]["actor"] == key.id and events[1]["detail"]["previous_version"] == "1"
     assert events[1]["detail"]["process"].endswith(f":{os.getpid()}")
     assert [e["kind"] for e in audit_events(env, "--kind", "key_revoked")] == ["key_revoked"]
+    misspelt = CliRunner().invoke(app, ["audit", "events", "--kind", "key_revoke"], env=env)
+    assert (misspelt.exit_code, misspelt.stdout) == (2, "")
+    assert misspelt.stderr == (
+        "--kind 'key_revoke': give one of key_created, key_revoked, model_served, key_rotated\n"
+    )
     assert audit_events(env, "--since", events[1]["at"], "--until", events[2]["at"]) == events[1:2]
     assert audit_events(env, "--until", "2020-01-01") == []
     at = datetime.fromisoformat(events[1]["at"]).astimezone(UTC)
