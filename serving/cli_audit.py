@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from serving.audit import AuditStore, read_events
 from serving.cli_stores import command_settings, open_store, read_store
@@ -206,25 +206,29 @@ def rotate_audit_key(
     except AuditKeyError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    except FileExistsError as exc:
-        typer.echo(
-            f"the new key file {new_path} already exists: rotate-key makes the new key itself and never "
-            "replaces a file; give a path that does not exist",
-            err=True,
-        )
+    except OSError as exc:
+        typer.echo(_unmade(new_path, exc), err=True)
         raise typer.Exit(2) from exc
     try:
         seq = audit.rotate_key(new, "audit rotate-key")
-    except AuditKeyError as exc:  # refused before writing: the new key signed nothing
+    except AuditKeyError as exc:  # refused before writing (rotated meanwhile): the new key signed nothing
         new_path.unlink()
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    except OperationalError as exc:  # the commit may have happened: the new key may sign the chain
-        typer.echo(
-            f"the audit store did not answer ({driver_reason(exc)}); {new_path} is kept: "
-            "`audit events --kind key_rotated` says whether the rotation took effect",
-            err=True,
-        )
+    except DBAPIError as exc:
+        if exc.connection_invalidated:  # the commit may have happened: the new key may sign the chain
+            typer.echo(
+                f"the audit store did not answer ({driver_reason(exc)}); {new_path} is kept: "
+                "`audit events --kind key_rotated` says whether the rotation took effect",
+                err=True,
+            )
+        else:  # refused and rolled back (a lock timeout, say): the new key signed nothing
+            new_path.unlink()
+            typer.echo(
+                f"the audit store refused the rotation ({driver_reason(exc)}); nothing changed: key "
+                f"{audit.seal.fingerprint} still signs the trail, and {new_path} was removed",
+                err=True,
+            )
         raise typer.Exit(2) from exc
     finally:
         engine.dispose()
@@ -236,6 +240,19 @@ def rotate_audit_key(
         "commands, and restart the servers: until then they refuse to write (503) and report not ready;\n"
         f"  2. keep {old_path}, and a copy of both files away from the store: `audit verify "
         f"--previous-key-file {old_path}` needs it for the rows it signed."
+    )
+
+
+def _unmade(path: Path, exc: OSError) -> str:
+    """Why the new key file could not be made: only the file itself existing means it is there already."""
+    if isinstance(exc, FileExistsError) and str(exc.filename) == str(path):
+        return (
+            f"the new key file {path} already exists: rotate-key makes the new key itself and never "
+            "replaces a file; give a path that does not exist"
+        )
+    return (
+        f"cannot make the new key file {path}: {exc.strerror} ({exc.filename}); give a path in a folder "
+        "you can write"
     )
 
 

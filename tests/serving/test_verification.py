@@ -620,6 +620,49 @@ def test_a_key_rotated_twice_verifies_with_all_three(store_url, key_file, tmp_pa
     store.engine.dispose()
 
 
+def test_a_new_key_file_under_a_file_is_named_as_unmakeable_not_as_existing(tmp_path, key_file):
+    """A folder in the path that is a file: it said the new key file already existed, or ended in a
+    NotADirectoryError traceback, exit 1."""
+    url = f"sqlite:///{tmp_path}/audit.db"
+    store, _ = signed_store(url)
+    (tmp_path / "a-file").write_text("not a folder")
+    for new_key_file, reason in (
+        (tmp_path / "a-file" / "audit-2.key", f"File exists ({tmp_path / 'a-file'})"),
+        (tmp_path / "a-file" / "keys" / "audit-2.key", f"Not a directory ({tmp_path / 'a-file' / 'keys'})"),
+    ):
+        result = rotate(url, key_file, new_key_file)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip() == (
+            f"cannot make the new key file {new_key_file}: {reason}; give a path in a folder you can write"
+        )
+    assert audit_events(store_env(url, key_file), "--kind", "key_rotated") == []
+    store.engine.dispose()
+
+
+def test_a_rotation_the_store_refuses_changes_nothing_and_leaves_no_new_key(
+    fresh_database, key_file, tmp_path
+):
+    """The chain held by another writer past the lock timeout: the rotation rolls back, so the new key
+    signs nothing. It said the store 'did not answer' and kept the file, sending the operator to
+    `audit events` to find out what the store had already said."""
+    store, _ = signed_store(fresh_database)
+    new_key_file = tmp_path / "audit-2.key"
+    with store.engine.connect() as holder, holder.begin():
+        holder.execute(text("SELECT seq FROM audit_chain WHERE id = 1 FOR UPDATE"))
+        result = rotate(fresh_database, key_file, new_key_file)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith("the audit store refused the rotation (canceling statement due to lock timeout")
+    assert line.endswith(
+        f"; nothing changed: key {TEST_SEAL.fingerprint} still signs the trail, and {new_key_file} was "
+        "removed"
+    )
+    assert not new_key_file.exists()
+    store.record([score_row("P-same-key")])
+    assert verify(fresh_database, key_file).exit_code == 0
+    store.engine.dispose()
+
+
 def test_a_sighup_after_rotating_the_key_says_why_the_restart_failed_in_one_line(registry, tmp_path):
     """SIGHUP does not change the key file the workers read: each new worker then stopped with a 30-line
     traceback in the log, then the parent's 'was not ready in time', which sent the operator looking
