@@ -75,7 +75,10 @@ def load_seal(path: Path) -> Seal:
     try:
         key = bytes.fromhex(text)
     except ValueError as exc:
-        raise AuditKeyError(f"the audit key file {path} does not hold hex text") from exc
+        raise AuditKeyError(
+            f"the audit key file {path} does not hold hex text: an audit key is written as hex digits, "
+            f"{2 * KEY_BYTES} or more"
+        ) from exc
     if len(key) < KEY_BYTES:
         raise AuditKeyError(
             f"the audit key in {path} has {len(key)} bytes, fewer than {KEY_BYTES}; make one with "

@@ -75,6 +75,34 @@ def test_an_untouched_trail_verifies_and_prints_its_anchor(store_url, key_file):
     store.engine.dispose()
 
 
+MAKE_ONE = "make one with python3 -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+@pytest.mark.parametrize(
+    ("held", "problem"),
+    [
+        (
+            "not a key",
+            "the audit key file {} does not hold hex text: an audit key is written as hex digits, 64 or more",
+        ),
+        ("5eed" * 15, f"the audit key in {{}} has 30 bytes, fewer than 32; {MAKE_ONE}"),
+        ("", f"the audit key in {{}} has 0 bytes, fewer than 32; {MAKE_ONE}"),
+    ],
+)
+def test_an_audit_key_file_not_holding_a_key_is_refused_in_one_line(tmp_path, held, problem):
+    """A key file overwritten by mistake (a note, a truncated copy) verifies nothing and signs nothing."""
+    url = f"sqlite:///{tmp_path}/audit.db"
+    store, _ = signed_store(url)
+    bad = tmp_path / "bad.key"
+    bad.write_text(held)
+    for command in (["audit", "verify"], ["keys", "create", "--role", "scorer"]):
+        result = CliRunner().invoke(app, command, env=store_env(url, bad))
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [problem.format(bad)]
+    assert [k.name for k in KeyStore(store.engine).list()] == []
+    store.engine.dispose()
+
+
 def test_an_edited_score_or_explanation_is_named(store_url, key_file):
     """What a database administrator can do with any client: rewrite a stored probability or explanation."""
     store, rows = signed_store(store_url)
