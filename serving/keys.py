@@ -189,7 +189,7 @@ class KeyStore:
         with self._sessions.begin() as session:
             row = session.get(ApiKeyRow, key_id)
             if row is None:
-                raise KeyError(f"no key with id {key_id}")
+                raise KeyError(f"no key with id {key_id}; keys list shows each key's id, in its first column")
             newly = row.revoked_at is None
             if newly:
                 row.revoked_at = datetime.now(UTC)

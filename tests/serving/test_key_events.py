@@ -71,6 +71,18 @@ def test_a_refused_event_creates_no_key_and_revokes_none(store_url, key_file):
     assert verified.exit_code == 0, verified.output
 
 
+def test_revoking_a_key_id_the_store_lacks_says_where_ids_are_and_records_nothing(tmp_path, key_file):
+    url = f"sqlite:///{tmp_path}/audit.db"
+    env = store_env(url, url, key_file)
+    assert serving(env, "keys", "create", "--role", "scorer").exit_code == 0
+    [key] = keys_in(url)
+    result = serving(env, "keys", "revoke", "no-such-key")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == "no key with id no-such-key; keys list shows each key's id, in its first column\n"
+    assert [(k.id, k.revoked_at) for k in keys_in(url)] == [(key.id, None)]
+    assert [e["kind"] for e in audit_events(env)] == ["key_created"]
+
+
 def test_dev_setup_makes_no_key_when_the_event_is_refused(store_url, key_file, tmp_path):
     env = store_env(store_url, store_url, key_file)
     assert serving(env, "migrate").exit_code == 0
