@@ -34,9 +34,13 @@ BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;
         ("application/json;q=0, */*", False),
         ("*/*;q=0", False),
         ("json", False),
+        ("application/json;q=high", True),
+        ("application/json;q=", True),
+        ("application/xml;q=high", False),
     ],
 )
 def test_accept_allows_json_by_its_most_specific_range(accept, allowed):
+    """A q that is not a number still names the range: it counts as 1, not as a refusal."""
     assert acceptable(accept, "application/json") is allowed
 
 
@@ -121,6 +125,8 @@ def test_pages_and_health_checks_keep_their_own_answers_whatever_the_accept(serv
         ("gzip;q=0", False),
         ("gzip;q=0, *", False),
         ("*;q=0", False),
+        ("gzip;q=high", True),
+        ("gzip;q=high, *;q=0", True),
     ],
 )
 def test_accept_encoding_allows_gzip_when_named_or_starred_with_a_nonzero_q(accept_encoding, allowed):
