@@ -1122,6 +1122,28 @@ def test_a_cursor_sent_with_other_filters_is_refused_not_followed(server, api_re
         assert error["message"].startswith("this cursor continues a search with other filters")
 
 
+def test_an_offset_sent_with_a_cursor_is_refused_naming_both(server, api_records):
+    """The cursor says where the page starts; an offset on top of it would skip scores from there."""
+    with server.client("scorer") as scorer:
+        for record in api_records[21:23]:
+            body = {"person_id": "P-cursor-offset", "record": record}
+            assert scorer.post("/v1/scores", json=body).status_code == 201
+    params = {"person_id": "P-cursor-offset", "limit": 1}
+    with server.client("reviewer") as reviewer:
+        cursor = reviewer.get("/v1/scores", params=params).json()["next_cursor"]
+        zero = reviewer.get("/v1/scores", params={**params, "cursor": cursor, "offset": 0})
+        refused = reviewer.get("/v1/scores", params={**params, "cursor": cursor, "offset": 1})
+    assert zero.status_code == 200 and len(zero.json()["items"]) == 1
+    assert_problem(refused, 422, "/v1/scores")
+    assert refused.json()["errors"] == [
+        {
+            "field": "query.offset",
+            "message": "offset cannot be combined with cursor: the cursor already says where the page starts",
+            "value": 1,
+        }
+    ]
+
+
 def test_a_page_ending_on_the_last_score_has_no_next_cursor(server, api_records):
     """Two scores on a page of two: a next_cursor would send a client on to an empty page."""
     person = "P-last-page"
@@ -1151,15 +1173,20 @@ def test_a_page_ending_on_the_last_score_has_no_next_cursor(server, api_records)
         )
     ],
 )
-def test_a_tampered_cursor_is_refused_not_crashed(server, cursor):
+def test_a_tampered_cursor_is_refused_not_crashed(server, scores, cursor):
+    """Alone, and followed by the digest of the search's filters as a next_cursor is, so that its position
+    is read: a time without a zone or an id that is not text got past the digest check to the position."""
     with server.client("reviewer") as reviewer:
-        response = reviewer.get("/v1/scores", params={"cursor": cursor})
-        with_offset = reviewer.get("/v1/scores", params={"cursor": cursor, "offset": 5})
-    assert_problem(response, 422, "/v1/scores")
-    [error] = response.json()["errors"]
-    assert error["field"] == "query.cursor" and error["value"] == cursor
-    assert "next_cursor" in error["message"]
-    assert with_offset.status_code == 422
+        given = reviewer.get("/v1/scores", params={"limit": 1}).json()["next_cursor"]
+        signed = f"{cursor}.{given.rpartition('.')[2]}"
+        for sent in (cursor, signed):
+            response = reviewer.get("/v1/scores", params={"cursor": sent})
+            with_offset = reviewer.get("/v1/scores", params={"cursor": sent, "offset": 5})
+            assert_problem(response, 422, "/v1/scores")
+            [error] = response.json()["errors"]
+            assert error["field"] == "query.cursor" and error["value"] == sent
+            assert "next_cursor" in error["message"]
+            assert with_offset.status_code == 422
 
 
 @pytest.mark.parametrize(
