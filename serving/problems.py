@@ -312,9 +312,4 @@ TITLES = {413: "Content Too Large"}
 def _title(status: int) -> str:
     from http import HTTPStatus
 
-    if status in TITLES:
-        return TITLES[status]
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+    return TITLES.get(status) or HTTPStatus(status).phrase
