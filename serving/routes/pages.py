@@ -240,7 +240,7 @@ def _day(text: str | None) -> tuple[date | None, str | None]:
     try:
         return date.fromisoformat(text), None
     except ValueError:
-        return None, f"{text!r} is not a date (YYYY-MM-DD)"
+        return None, f"{text!r} is not a date (YYYY-MM-DD); the list is not filtered by it"
 
 
 LOST_POSITION = (

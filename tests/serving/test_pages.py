@@ -573,6 +573,28 @@ def test_an_unknown_band_is_said_and_every_band_shown(server, scores):
     assert all(score["id"] in page.text for score in scores[-5:])
 
 
+def test_a_date_that_is_not_one_is_said_on_its_field_and_filters_nothing(server, scores):
+    """A hand-edited address (the date inputs send only dates): the list shows every day, and says so."""
+    with server.page_client() as client:
+        page = client.get("/review/scores", params={"since": "2026-13-01", "until": "yesterday"})
+    assert page.status_code == 200
+    for field, given in (("since", "2026-13-01"), ("until", "yesterday")):
+        assert (
+            f'<p class="error" id="{field}-error" role="alert">&#39;{given}&#39; is not a date (YYYY-MM-DD); '
+            "the list is not filtered by it</p>"
+        ) in page.text
+        invalid = f'value="{given}" aria-invalid="true" aria-describedby="{field}-error"'
+        assert f'id="{field}" name="{field}" type="date" {invalid}' in page.text
+    assert all(score["id"] in page.text for score in scores[-5:])
+
+
+@pytest.mark.parametrize("path", ["/review", "/review/"])
+def test_the_pages_root_goes_to_the_scores(server, path):
+    with httpx.Client(base_url=server.base_url) as client:
+        response = client.get(path)
+    assert (response.status_code, response.headers["location"]) == (303, "/review/scores")
+
+
 def test_a_band_only_an_earlier_version_gave_is_a_filter(own_scores_server):
     """Scores an earlier version put in a band the serving spec no longer has are found by that band."""
     old = add_a_retired_band_score(own_scores_server)
