@@ -4,7 +4,6 @@ key; the key is looked up on every page, so revoking it or signing out ends the 
 from __future__ import annotations
 
 import hmac
-import logging
 import re
 import secrets
 import time as clock
@@ -21,19 +20,15 @@ from serving.deps import KeysDep, SettingsDep
 from serving.keys import ApiKey, KeyStore
 from serving.settings import Settings
 
-log = logging.getLogger("reintegra.pages")
 COOKIE = "reintegra_review"
 PAGE_ROLES = ("reviewer", "admin")
 DOT = re.compile("%2e", re.IGNORECASE)
 
 
 def session_signer(settings: Settings) -> URLSafeTimedSerializer:
-    """Signs page sessions; workers share REINTEGRA_SESSION_SECRET so that any of them reads a session."""
-    secret = settings.session_secret
-    if not secret:
-        secret = secrets.token_urlsafe(32)
-        if settings.workers > 1:
-            log.warning("REINTEGRA_SESSION_SECRET is unset: each worker signs its own sessions; set it")
+    """Signs page sessions; workers share REINTEGRA_SESSION_SECRET so that any of them reads a session
+    (`python -m serving --workers N` sets one for them when it is unset)."""
+    secret = settings.session_secret or secrets.token_urlsafe(32)
     return URLSafeTimedSerializer(secret, salt="reintegra.review.session")
 
 
