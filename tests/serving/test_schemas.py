@@ -64,6 +64,23 @@ def test_a_single_level_and_free_text_are_told_apart_from_levels_removed(spec):
     assert back[0] == "changed field Gender (levels added: 'F')"
 
 
+def test_levels_reordered_and_a_new_description_are_named(spec):
+    """An ordinal's order is its meaning (a later level is more), and a field's description is what a
+    caller reads it by: a version changing either accepts the same values but means other things by them."""
+
+    def edit(data: dict) -> None:
+        age = _column(data, "Age_at_Release")
+        age["order"] = list(reversed(age["order"]))
+        _column(data, "Supervision_Risk_Score_First")["description"] = "The first supervision risk score."
+
+    changes = record_changes(_schema(spec), _schema(_changed(spec, edit)))
+    assert changes == [
+        "changed field Age_at_Release (levels reordered)",
+        "changed field Supervision_Risk_Score_First (description 'supervision' is now 'The first "
+        "supervision risk score.')",
+    ]
+
+
 def test_the_documented_example_record_is_one_the_server_accepts(spec):
     """The OpenAPI example is scored as is: a numeric input with only a negative maximum, or a range
     narrower than the example's two decimals, still gets a value inside its range."""
