@@ -125,7 +125,8 @@ def test_a_swap_the_audit_trail_refuses_is_said_in_one_line_on_every_poll(
     assert loaded == [registry.version, second_version.model_version]
 
 
-def test_a_reload_after_the_alias_was_removed_says_the_loaded_version_still_serves(versions):
+def test_a_reload_after_the_alias_was_removed_says_the_loaded_version_still_serves(versions, caplog):
+    """An admin reload is refused saying so; the poller says it in one warning each poll, no traceback."""
     first, _ = versions
     promote(NAME, first, force=True, reason="test")
     holder = ModelHolder(
@@ -133,14 +134,17 @@ def test_a_reload_after_the_alias_was_removed_says_the_loaded_version_still_serv
     )
     holder.reload("test")
     MlflowClient().delete_registered_model_alias(NAME, "champion")
+    said = f"no model at models:/{NAME}@champion; .*; still serving version {first}"
     try:
-        with pytest.raises(
-            ModelUnavailable,
-            match=f"^no model at models:/{NAME}@champion; .*; still serving version {first}$",
-        ):
+        with pytest.raises(ModelUnavailable, match=f"^{said}$"):
             holder.reload("test")
+        with caplog.at_level(logging.WARNING, logger="reintegra.model"):
+            holder.poll_once()
     finally:
         promote(NAME, first, force=True, reason="alias back")
+    [line] = [r for r in caplog.records if r.name == "reintegra.model"]
+    assert (line.levelname, line.exc_info) == ("WARNING", None)
+    assert re.fullmatch(f"alias poll failed: {said}", line.getMessage())
     assert holder.current.version == first
 
 
