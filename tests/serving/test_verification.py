@@ -103,6 +103,28 @@ def test_an_audit_key_file_not_holding_a_key_is_refused_in_one_line(tmp_path, he
     store.engine.dispose()
 
 
+def test_a_key_other_than_the_stores_signs_nothing_and_names_both_keys(tmp_path):
+    """Rows signed by two keys could not be verified with either: keys create and rotate-key refuse."""
+    url = f"sqlite:///{tmp_path}/audit.db"
+    store, _ = signed_store(url)
+    other = tmp_path / "other.key"
+    other.write_text("ab" * 32)
+    new_key_file = tmp_path / "audit-2.key"
+    for command in (
+        ["keys", "create", "--role", "scorer"],
+        ["audit", "rotate-key", "--new-key-file", str(new_key_file)],
+    ):
+        result = CliRunner().invoke(app, command, env=store_env(url, other))
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [
+            f"the audit store is signed with key {TEST_SEAL.fingerprint}, and this key is "
+            f"{load_seal(other).fingerprint}: give the key file the store was signed with "
+            "(REINTEGRA_AUDIT_KEY_FILE)"
+        ]
+    assert KeyStore(store.engine).list() == [] and not new_key_file.exists()
+    store.engine.dispose()
+
+
 def test_an_edited_score_or_explanation_is_named(store_url, key_file):
     """What a database administrator can do with any client: rewrite a stored probability or explanation."""
     store, rows = signed_store(store_url)
