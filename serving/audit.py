@@ -123,21 +123,19 @@ class AuditStore:
         """Commit the rows, and the idempotency claim they answer, in one transaction; returns only
         once they are durable. A claim already taken raises IntegrityError and records nothing. A commit
         whose connection was lost returns when the rows are found stored; CommitUnknown when no one can say.
+        A claim comes only with rows: a key is taken only by an answer that scored someone.
 
         Core inserts, not the ORM unit of work: this runs on every score, before the 201.
         """
-        if not rows and claim is None:
+        if not rows:
             return
         values = [_values(row) for row in rows]
         with self.engine.connect() as connection:
             transaction = connection.begin()
             if claim is not None:
                 connection.execute(_INSERT_CLAIM, _values(claim))
-            if rows:
-                self._append(connection, _INSERT_SCORES, values, timed=rows)
-                self._commit(transaction, SCORES, rows[0].id)
-            else:
-                transaction.commit()
+            self._append(connection, _INSERT_SCORES, values, timed=rows)
+            self._commit(transaction, SCORES, rows[0].id)
 
     def _commit(self, transaction: Transaction, table: Table, row_id: str) -> None:
         """Commit a transaction that wrote row `row_id` of `table`. A connection lost during COMMIT may
@@ -279,8 +277,6 @@ class AuditStore:
 
     def get_many(self, score_ids: list[str]) -> dict[str, ScoreRow]:
         """Scores by id, in one query (a replayed batch holds up to REINTEGRA_MAX_BATCH)."""
-        if not score_ids:
-            return {}
         with self._sessions() as session:
             rows = session.scalars(select(ScoreRow).where(ScoreRow.id.in_(score_ids))).all()
         return {row.id: row for row in rows}
