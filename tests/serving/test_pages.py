@@ -24,6 +24,7 @@ from serving.audit import AuditStore, utc_now
 from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.pages import NEED_FRAME, RISK_FRAME
+from serving.search import cursor_of
 from tests.serving.servers import (
     REASSESSED,
     REASSESSMENTS,
@@ -586,6 +587,18 @@ def test_a_date_that_is_not_one_is_said_on_its_field_and_filters_nothing(server,
         invalid = f'value="{given}" aria-invalid="true" aria-describedby="{field}-error"'
         assert f'id="{field}" name="{field}" type="date" {invalid}' in page.text
     assert all(score["id"] in page.text for score in scores[-5:])
+
+
+def test_a_person_id_no_score_can_hold_lists_none_rather_than_failing(server, scores):
+    """NUL is never in a stored id (PostgreSQL refuses it in text): the list is empty, on every page of it."""
+    with server.page_client() as client:
+        first = client.get("/review/scores", params={"person_id": "P\x00"})
+        upto = cursor_of(datetime.fromisoformat(scores[-1]["created_at"]), scores[-1]["id"])
+        pinned = client.get("/review/scores", params={"person_id": "P\x00", "upto": upto})
+    for page in (first, pinned):
+        assert page.status_code == 200
+        assert '<p id="count" role="status">0 scores, newest first.</p>' in page.text
+        assert "newer score" not in page.text
 
 
 @pytest.mark.parametrize("path", ["/review", "/review/"])
