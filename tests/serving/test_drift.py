@@ -264,3 +264,30 @@ def test_a_window_of_fewer_than_100_scores_compares_nothing(served_model, store)
     assert every["window"]["scores"] == 100 and every["message"] is None
     [race] = every["protected"]
     assert {b["bin"]: b["window"] for b in race["bins"]}["BLACK"] == 1.0
+
+
+def test_the_cache_keeps_the_windows_asked_for_last_and_drops_the_oldest(served_model, store):
+    """Each `since` a reviewer types is a window of its own: kept without bound, they would fill a worker's
+    memory. One window past CACHED_WINDOWS drops the one asked for longest ago, which is then read again."""
+    at = utc_now()
+    store.record([score_row("P-1", created_at=at, model_version=served_model.version, record={})])
+    reads = []
+
+    def count(connection, cursor, statement, *args) -> None:
+        if "scores.record" in statement:
+            reads.append(statement)
+
+    cache = drift.DriftCache()
+    windows = [at - timedelta(minutes=i) for i in range(drift.CACHED_WINDOWS + 1)]
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        for since in windows:
+            cache.report(served_model, store, since, None)
+        cache.report(served_model, store, windows[-1], None)
+        cache.report(served_model, store, windows[1], None)
+        kept = len(reads)
+        cache.report(served_model, store, windows[0], None)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert kept == len(windows), "the windows still kept are not read again"
+    assert len(reads) == kept + 1, "the window asked for longest ago was dropped"
