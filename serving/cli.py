@@ -138,7 +138,8 @@ def _check_address(host: str, port: int) -> None:
     except (socket.gaierror, UnicodeError) as exc:
         typer.echo(f"cannot listen on {host}:{port} (--host or REINTEGRA_HOST): {exc}", err=True)
         raise typer.Exit(2) from exc
-    # A port another server holds was found only by uvicorn, after the model loaded: exit 3, no setting named.
+    # A port another server holds, or an address no interface here has, was found only by uvicorn, after the
+    # model loaded, naming no setting.
     with socket.socket(family, kind, protocol) as probe:
         probe.setsockopt(
             socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
@@ -146,12 +147,15 @@ def _check_address(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
+            if exc.errno == errno.EADDRINUSE:
+                said = f"(--port or REINTEGRA_PORT): {exc}; another server holds it"
+            elif exc.errno == errno.EADDRNOTAVAIL:
+                said = (
+                    f"(--host or REINTEGRA_HOST): {exc}; no network interface of this host has that address"
+                )
+            else:
                 return  # anything else is uvicorn's to say, as before
-            typer.echo(
-                f"cannot listen on {host}:{port} (--port or REINTEGRA_PORT): {exc}; another server holds it",
-                err=True,
-            )
+            typer.echo(f"cannot listen on {host}:{port} {said}", err=True)
             raise typer.Exit(2) from exc
 
 

@@ -627,6 +627,23 @@ def test_a_host_that_is_no_address_here_is_named_in_one_line(tmp_path):
         assert line.startswith(f"cannot listen on {host}:8731 (--host or REINTEGRA_HOST): "), line
 
 
+def test_an_address_this_host_does_not_have_is_named_in_one_line(tmp_path):
+    """192.0.2.1 (documentation only) parses, but no interface here has it: the server went on to load the
+    model, then uvicorn said '[Errno 99] error while attempting to bind', naming no setting."""
+    database = f"sqlite:///{tmp_path}/audit.db"
+    env = {
+        "REINTEGRA_AUDIT_URL": database,
+        "REINTEGRA_KEYS_URL": database,
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+    }
+    result = CliRunner().invoke(app, ["--host", "192.0.2.1", "--port", "8731"], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "cannot listen on 192.0.2.1:8731 (--host or REINTEGRA_HOST): [Errno 99] Cannot assign requested "
+        "address; no network interface of this host has that address"
+    ]
+
+
 def test_a_port_another_server_holds_is_named_in_one_line(tmp_path):
     """uvicorn said '[Errno 98] error while attempting to bind on address ...: address already in use'
     with exit 3, after loading the model and migrating the stores, naming no setting."""
