@@ -582,10 +582,13 @@ def test_a_trailing_slash_is_not_redirected_to_the_host_the_client_named(server,
     with server.client("scorer") as scorer, server.client("reviewer") as reviewer:
         posted = scorer.post("/v1/scores/", json={"record": api_records[0]}, headers=spoofed)
         read = reviewer.get("/v1/scores/", headers=spoofed)
+        nowhere = reviewer.get("/v1/nowhere/", headers=spoofed)
     for response, path in ((posted, "/v1/scores/"), (read, "/v1/scores/")):
         assert response.status_code == 404 and "location" not in response.headers
         assert_problem(response, 404, path)
         assert response.json()["detail"] == f"no route at {path}; without the trailing slash: /v1/scores"
+    assert_problem(nowhere, 404, "/v1/nowhere/")
+    assert nowhere.json()["detail"] == "Not Found", "no address without the slash to offer"
     with server.page_client() as browser:
         page = browser.get("/review/scores/", headers=spoofed)
     assert page.status_code == 404 and "location" not in page.headers
