@@ -474,6 +474,9 @@ def test_rows_from_before_the_migration_are_kept_unsigned_and_counted(store_url,
         read = {"id": "read-1", "read_at": old.created_at, "key_id": "k", "request_id": "r", "route": "/"}
         connection.execute(insert(READS).values({**read, "score_id": old.id, "person_id": "P-old"}))
     assert migrate(engine)[0] == "0007"
+    before = verify(store_url, key_file)
+    assert before.exit_code == 0, before.output
+    assert before.stdout.startswith("verified 0 signed rows (scores, reads and events); 2 rows from before")
     store = AuditStore(engine, TEST_SEAL)
     store.record([score_row("P-new")])
     result = verify(store_url, key_file)
