@@ -13,10 +13,19 @@ import pytest
 from sqlalchemy import func, make_url, select
 from typer.testing import CliRunner
 
+from serving.audit import AuditStore
 from serving.cli import app as cli
 from serving.database import make_engine
+from serving.seal import load_seal
 from serving.tables import AuditEventRow, ScoreReadRow, ScoreRow
-from tests.serving.servers import ONLY_KEYS_UNREADABLE, Server, champion_moved, new_database, start_server
+from tests.serving.servers import (
+    ONLY_KEYS_UNREADABLE,
+    Server,
+    audit_events,
+    champion_moved,
+    new_database,
+    start_server,
+)
 from tests.serving.tcp_proxy import TcpProxy, proxy_to
 
 pytestmark = pytest.mark.slow
@@ -262,3 +271,35 @@ def test_a_key_store_of_its_own_going_away_and_back(
     assert metrics.status_code == 200, "the monitor lost its metrics while the key store was away"
     assert [r.status for r in retries] == [201] * 3 and ready.status_code == 200
     assert sorted(stored_ids(fresh_database)) == sorted(r.body["id"] for r in retries)
+
+
+def test_a_key_rotation_whose_commit_answer_was_lost_keeps_the_new_key(fresh_database, key_file, monkeypatch):
+    """The rotation committed, but its answer was lost: removing the new key's file then would leave the
+    chain handed to a key nobody holds. It is kept, and `audit events` shows the rotation took effect."""
+    direct = {"REINTEGRA_AUDIT_URL": fresh_database, "REINTEGRA_KEYS_URL": fresh_database}
+    direct["REINTEGRA_AUDIT_KEY_FILE"] = str(key_file)
+    assert CliRunner().invoke(cli, ["migrate"], env=direct).exit_code == 0
+    new_key_file = key_file.with_name("audit-2.key")
+    target = make_url(fresh_database)
+    with proxy_to(target.host, target.port) as proxy:
+        bind_key = AuditStore.bind_key
+
+        def then_drop_the_next_commit(store: AuditStore) -> None:  # the rotation's: bind_key commits too
+            bind_key(store)
+            proxy.drop_at(b"COMMIT", after=True)
+
+        monkeypatch.setattr(AuditStore, "bind_key", then_drop_the_next_commit)
+        env = {**direct, "REINTEGRA_AUDIT_URL": through(proxy, fresh_database)}
+        result = CliRunner().invoke(
+            cli, ["audit", "rotate-key", "--new-key-file", str(new_key_file)], env=env
+        )
+    assert proxy.dropped == 1
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith("the audit store did not answer (")
+    assert line.endswith(
+        f"; {new_key_file} is kept: `audit events --kind key_rotated` says whether the rotation took effect"
+    )
+    assert new_key_file.exists()
+    [rotated] = audit_events(direct, "--kind", "key_rotated")
+    assert rotated["detail"]["new_key"] == load_seal(new_key_file).fingerprint
