@@ -213,7 +213,7 @@ def rotate_audit_key(
         seq = audit.rotate_key(new, "audit rotate-key")
     except AuditKeyError as exc:  # refused before writing (rotated meanwhile): the new key signed nothing
         new_path.unlink()
-        typer.echo(str(exc), err=True)
+        typer.echo(f"{exc} while this one ran: {new_path} was removed, as it signs nothing", err=True)
         raise typer.Exit(2) from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:  # the commit may have happened: the new key may sign the chain

@@ -26,7 +26,7 @@ from serving.cli import app
 from serving.database import make_engine, migrate
 from serving.events import key_event, model_event
 from serving.keys import KeyStore
-from serving.seal import AuditKeyError, load_seal
+from serving.seal import AuditKeyError, Seal, load_seal
 from serving.tables import AuditChainRow, AuditEventRow, ScoreReadRow, ScoreRow
 from tests.serving.servers import TEST_SEAL, audit_events, free_port, score_row, start_server
 from tests.serving.stores import upgrade_to
@@ -689,6 +689,33 @@ def test_a_new_key_file_under_a_file_is_named_as_unmakeable_not_as_existing(tmp_
             f"cannot make the new key file {new_key_file}: {reason}; give a path in a folder you can write"
         )
     assert audit_events(store_env(url, key_file), "--kind", "key_rotated") == []
+    store.engine.dispose()
+
+
+def test_a_rotation_another_made_meanwhile_wins_and_this_ones_key_is_removed(tmp_path, key_file, monkeypatch):
+    """Two operators rotating at once: both find the old key current, the second to write is refused by the
+    chain, and its new key, which signed nothing, must not be left beside the one that won."""
+    url = f"sqlite:///{tmp_path}/audit.db"
+    store, _ = signed_store(url)
+    winner = Seal(bytes.fromhex("ab" * 32))
+    bind_key = AuditStore.bind_key
+
+    def then_another_rotates(audit: AuditStore) -> None:
+        bind_key(audit)
+        AuditStore(audit.engine, TEST_SEAL).rotate_key(winner, "audit rotate-key")
+
+    monkeypatch.setattr(AuditStore, "bind_key", then_another_rotates)
+    new_key_file = tmp_path / "audit-2.key"
+    result = rotate(url, key_file, new_key_file)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"the audit key {TEST_SEAL.fingerprint} was rotated to {winner.fingerprint} (audit rotate-key) while "
+        f"this one ran: {new_key_file} was removed, as it signs nothing"
+    ]
+    assert not new_key_file.exists()
+    monkeypatch.undo()
+    events = audit_events(store_env(url, key_file), "--kind", "key_rotated")
+    assert [e["detail"]["new_key"] for e in events] == [winner.fingerprint]
     store.engine.dispose()
 
 
