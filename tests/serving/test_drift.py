@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
+from features.spec import parse_spec
 from models.registry import REFERENCE_PROFILE
 from serving import drift
 from serving.audit import AuditStore, ScoreFilter, utc_now
@@ -291,3 +292,24 @@ def test_the_cache_keeps_the_windows_asked_for_last_and_drops_the_oldest(served_
         event.remove(store.engine, "before_cursor_execute", count)
     assert kept == len(windows), "the windows still kept are not read again"
     assert len(reads) == kept + 1, "the window asked for longest ago was dropped"
+
+
+def test_a_spec_of_numeric_inputs_only_gets_a_drift_example_in_its_own_names():
+    """The example shifts a categorical input when there is one; a layout of counts and durations only
+    gets its first number, every record in its top bin."""
+    spec = parse_spec(
+        """
+name: counts
+id: pid
+outcome: {column: rearrested, horizon_years: 2}
+risk_bands: {cut_points: [0.5], labels: [low, high]}
+protected: [group]
+columns:
+  - {name: prior_arrests, kind: numeric, domain: criminal_history, min: 0, max: 60}
+  - {name: months_employed, kind: numeric, domain: employment, min: 0}
+  - {name: group, kind: categorical, domain: demographics, values: [x, y]}
+"""
+    )
+    [shifted] = drift.drift_example(spec)["inputs"]
+    assert (shifted["name"], shifted["kind"], shifted["level"]) == ("prior_arrests", "numeric", "major")
+    assert [b["window"] for b in shifted["bins"]] == [0.0] * 9 + [1.0]
