@@ -28,7 +28,8 @@ from serving.schemas import record_changes, record_model
 from serving.seal import AuditKeyError
 
 log = logging.getLogger("reintegra.model")
-RUN_DOCUMENTS = ("evaluation.json", "fairness.json", "model_card.md", "plots.json", REFERENCE_PROFILE)
+# The fairness audit is read from evaluation.json, which holds it too (fairness.json is for run readers).
+RUN_DOCUMENTS = ("evaluation.json", "model_card.md", "plots.json", REFERENCE_PROFILE)
 # MLflow's answers when the name or the alias is not registered, as against MLflow being out of reach.
 NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 # Who loads a version when no admin key asked, as the audit trail names them.
@@ -333,7 +334,8 @@ def _record_schema(model: ServingModel) -> dict:
 
 
 def run_documents(run_id: str) -> dict[str, str]:
-    """The run's evaluation, fairness table, model card and plot numbers, those it has."""
+    """The run's evaluation (with its fairness audit), model card, plot numbers and reference profile,
+    those it has."""
     documents = {}
     for name in RUN_DOCUMENTS:
         try:
