@@ -80,6 +80,10 @@ class ServingModel:
     def evaluation(self) -> dict:
         return evaluation_of(self.documents)
 
+    @property
+    def missing_documents(self) -> list[str]:
+        return missing_documents(self.documents)
+
 
 class ModelHolder:
     """Holds the serving model; a reload loads beside the old one and swaps one reference.
@@ -343,6 +347,12 @@ def run_documents(run_id: str) -> dict[str, str]:
         except mlflow.exceptions.MlflowException:
             continue
     return documents
+
+
+def missing_documents(documents: dict[str, str]) -> list[str]:
+    """The documents the run lacked when `documents` were read (deleted from its artifacts, or logged
+    before the release that writes them), so a reader is told why what they fill is empty."""
+    return [name for name in RUN_DOCUMENTS if name not in documents]
 
 
 def evaluation_of(documents: dict[str, str]) -> dict:

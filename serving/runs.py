@@ -96,6 +96,16 @@ def _run_spec(run_id: str) -> DatasetSpec:
     return parse_spec(registry.run_artifact(run_id, "spec.yaml").decode(), f"spec.yaml of run {run_id}")
 
 
+def missing_plots(run_id: str) -> list[str]:
+    """The plots the model page shows that the run lacks ([] when MLflow does not answer: each is
+    then linked, and its address answers 404 if the run lacks it)."""
+    try:
+        held = {artifact.path for artifact in MlflowClient().list_artifacts(run_id)}
+    except mlflow.exceptions.MlflowException:
+        return []
+    return [name for name in ARTIFACTS if name not in held]
+
+
 def run_artifact(run_id: str, name: str) -> bytes | None:
     """One whitelisted plot of a run, or None when the run has none."""
     if name not in ARTIFACTS:

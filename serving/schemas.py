@@ -401,6 +401,13 @@ class ModelPublic(BaseModel):
         description="The audit by every pair of protected attributes ('A x B'), as fairness gives each one",
     )
     model_card: str
+    missing_documents: list[str] = Field(
+        default_factory=list,
+        description="Documents the version's training run lacks in MLflow (deleted from its artifacts, or "
+        "logged before the release that writes them); what they fill is then empty: evaluation.json fills "
+        "metrics, baselines, fairness and intersections, model_card.md model_card, reference_profile.json "
+        "drift (GET /v1/model/drift), plots.json the model page's plot descriptions",
+    )
     forced_promotion_reason: str | None = Field(
         None, description="Why this version serves although it failed a promotion gate (None: it passed)"
     )

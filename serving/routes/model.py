@@ -56,6 +56,7 @@ def model_router(drift_example: dict[str, Any]) -> APIRouter:
             "fairness": evaluation.get("fairness", {}),
             "intersections": evaluation.get("intersections", {}),
             "model_card": model.documents.get("model_card.md", ""),
+            "missing_documents": model.missing_documents,
             "forced_promotion_reason": model.forced_reason,
             "restart_required": {"version": waiting[0], "reason": waiting[1]} if waiting else None,
             "load_failed": {"version": failed[0], "reason": failed[1]} if failed else None,

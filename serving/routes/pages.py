@@ -25,7 +25,7 @@ from serving import pages, runs
 from serving.addresses import PAGES_PREFIX, app_path, path_for, without_trailing_slash
 from serving.audit import AuditStore, ScoreFilter
 from serving.deps import AuditDep, DriftDep, HolderDep, KeysDep, SettingsDep, record_shown
-from serving.model_store import evaluation_of, plots_of
+from serving.model_store import evaluation_of, missing_documents, plots_of
 from serving.plot_texts import plot_texts
 from serving.problems import field_errors
 from serving.search import band_error, cursor_of, known_bands, position
@@ -513,6 +513,9 @@ def model_page(
             "intervals": evaluation.get("intervals"),
             "macro_auc": evaluation.get("macro_auc"),
             "artifacts": plot_texts(plots_of(documents), runs.ARTIFACTS),
+            "missing_documents": missing_documents(documents),
+            # MLflow did not answer for the versions: it is not asked again for the plots.
+            "missing_plots": runs.missing_plots(run_id) if versions is not None else [],
             "fairness": {
                 attribute: (
                     table,

@@ -959,6 +959,55 @@ def test_a_version_deleted_from_the_registry_is_shown_from_the_run_its_scores_na
     assert "failed a promotion gate" not in text, "the serving version's forced promotion is not this one's"
 
 
+def test_a_version_whose_run_lost_documents_says_which_and_shows_the_rest(registry, tmp_path, spec):
+    """A run logged by an older release, or with a file deleted from its artifacts by hand: the page
+    showed an empty metrics table, a broken plot and a card 'never logged', and GET /v1/model empty
+    fields, none saying that the run lacks its evaluation.json, model_card.md, plots.json or roc.png."""
+    from urllib.parse import urlparse
+
+    import mlflow
+
+    from training.promote import promote
+    from training.train import train
+
+    name = "reintegra-lost-documents"
+    first = train(spec, registry.data, name=name, seed=3)
+    promote(name, first.model_version, force=True, reason="test fixture")
+    folder = Path(urlparse(mlflow.get_run(first.run_id).info.artifact_uri).path)
+    for lost in ("evaluation.json", "model_card.md", "plots.json", "roc.png"):
+        (folder / lost).unlink()
+    server = start_server(registry, tmp_path, extra_env={"REINTEGRA_MODEL_NAME": name})
+    try:
+        with server.client("reviewer") as reviewer:
+            model = reviewer.get("/v1/model")
+        with server.page_client() as client:
+            page = client.get(f"/review/model/{first.model_version}")
+            lost_plot = client.get(f"/review/model/{first.model_version}/artifacts/roc.png")
+            kept_plot = client.get(f"/review/model/{first.model_version}/artifacts/calibration.png")
+    finally:
+        server.stop()
+    assert model.status_code == 200
+    assert model.json()["missing_documents"] == ["evaluation.json", "model_card.md", "plots.json"]
+    assert model.json()["metrics"]["risk"] == {} and model.json()["model_card"] == ""
+    assert page.status_code == 200
+    text = " ".join(html.unescape(page.text).split())
+    assert (
+        f"Training run <code>{first.run_id}</code> in MLflow lacks evaluation.json, model_card.md, "
+        "plots.json, roc.png (each deleted from its artifacts" in text
+    )
+    assert 'id="metrics"' not in text, "no empty metrics table"
+    assert "No metrics: this version's training run lacks evaluation.json" in text
+    assert "No fairness audit: this version's training run lacks evaluation.json" in text
+    assert "No model card: this version's training run lacks model_card.md." in text
+    assert "No plot: this version's training run lacks roc.png." in text
+    assert "lacks plots.json, so each plot's text alternative is its caption alone" in text
+    assert "artifacts/roc.png" not in text and "artifacts/calibration.png" in text
+    assert f"{first.metrics['test_risk_auc']:.4f}" in text, "the versions table still shows"
+    assert 'id="drift-heading"' in text
+    assert lost_plot.status_code == 404 and lost_plot.text == "no plot roc.png for version 1"
+    assert kept_plot.status_code == 200 and kept_plot.headers["content-type"] == "image/png"
+
+
 def test_scores_of_a_version_that_never_scored_show_that_filter(page, server, scores, second_version):
     """The model page links every version's scores; for one with none the list is empty, and the
     form must show that version as the filter, not "any", or the store would look empty."""
