@@ -12,6 +12,7 @@ from features.drift import level, psi
 from features.profile import column_profile, window_shares
 from features.spec import ColumnSpec, DatasetSpec
 from models.bundle import ScoringBundle
+from models.registry import REFERENCE_PROFILE
 from serving.audit import AuditStore, ScoreFilter, ServedScore
 from serving.model_store import ServingModel, reference_of
 
@@ -46,8 +47,9 @@ def model_drift(
     reference = reference_of(model.documents)
     if reference is None:
         message = (
-            f"no reference profile: version {model.version} was trained before training recorded one, "
-            "so there is nothing to compare its scores with; retrain to monitor drift"
+            f"no reference profile: version {model.version}'s training run lacks {REFERENCE_PROFILE} "
+            "(trained before training recorded one, or deleted from its artifacts since), so there is "
+            "nothing to compare its scores with; retrain to monitor drift"
         )
         return _nothing_compared(report, None, message)
     if len(served) < MIN_SCORES:

@@ -82,7 +82,8 @@ def model_router(drift_example: dict[str, Any]) -> APIRouter:
         "run took of the test part: per input and per protected attribute (fairness monitoring only, never "
         "an input) the population stability index over the same bins (below 0.1 none, from 0.1 moderate, "
         "from 0.25 major) and the change of missing share; band shares, mean risk probability and each "
-        "need's flag rate. A version trained before reference profiles says so in `message`.",
+        "need's flag rate. A version whose run lacks its reference profile (trained before them, or the "
+        "file deleted since) says so in `message`.",
         dependencies=[Depends(declared_parameters(DriftQuery))],
         responses={200: {"content": {"application/json": {"example": jsonable_encoder(drift_example)}}}},
     )

@@ -191,12 +191,15 @@ def served_model(registry) -> ServingModel:
 
 
 def test_a_version_without_a_reference_profile_says_so(served_model, store):
-    """A model trained before profiles were logged keeps serving; drift says there is nothing to compare."""
+    """A model trained before profiles were logged, or whose profile was deleted from its run, keeps
+    serving; drift names the file its run lacks and says there is nothing to compare."""
     assert REFERENCE_PROFILE in served_model.documents
     older = replace(served_model, version="1", documents={})
     store.record([score_row("P-1", record={"Gender": "M"})])
     report = model_drift(older, store, None, None)
-    assert report["message"].startswith("no reference profile: version 1")
+    assert report["message"].startswith(
+        "no reference profile: version 1's training run lacks reference_profile.json (trained before"
+    )
     assert report["window"]["scores"] == 1 and report["inputs"] == [] and report["outputs"] is None
 
 
