@@ -811,6 +811,22 @@ def test_training_rows_are_kept_only_as_hashes_salted_per_run(trained, lenient):
     assert not set(ours["training_row_hashes"]) & set(theirs["training_row_hashes"])
 
 
+def test_evaluate_stops_on_an_invalid_file_with_the_pipelines_problems(
+    trained, store, training_raw, tmp_path
+):
+    """No evaluation of the rows that happen to be valid: a metric over part of a file reads as the file's."""
+    data = tmp_path / "held_out.csv"
+    invalid = {"Prison_Years": "forever", "Gender": "X"}
+    training_raw.iloc[:40].assign(**{c: [v, *training_raw[c].iloc[1:40]] for c, v in invalid.items()}).to_csv(
+        data, index=False
+    )
+    result = cli("evaluate", "--model", "models:/reintegra@candidate", "--data", str(data), uri=store)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "Traceback" not in result.stderr
+    assert "row 2, column Prison_Years: 'forever' is not allowed" in result.stderr
+    assert "row 2, column Gender: 'X' is not allowed" in result.stderr
+
+
 def test_evaluate_says_why_a_file_of_one_outcome_has_no_auc(trained, store, training_raw, tmp_path):
     """Only re-arrested people (a list of recidivists, say): the AUC and calibration slope are null, which
     the JSON showed and nothing said."""
