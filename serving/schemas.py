@@ -220,22 +220,25 @@ def score_request_model(record: type[BaseModel]) -> type[BaseModel]:
 
 
 class ModelRef(BaseModel):
-    name: str
-    version: str
-    run_id: str
+    name: str = Field(description="The registered model's name in the MLflow registry")
+    version: str = Field(description="Its registry version that made the score")
+    run_id: str = Field(description="The MLflow training run that logged that version")
 
 
 class Risk(BaseModel):
-    probability: float
+    probability: float = Field(
+        description="Calibrated probability of a new arrest within horizon_years of release, from the "
+        "release-time inputs only"
+    )
     band: str = Field(
         description="One of the risk_bands.labels of GET /v1/model for the version that made the score "
         "(a score of an earlier version may hold a band of its own spec)"
     )
-    horizon_years: float
+    horizon_years: float = Field(description="The outcome's horizon the probability is over, in years")
 
 
 class Need(BaseModel):
-    need: str
+    need: str = Field(description="The need's name, as the spec defines it")
     probability: float = Field(description="The need model's probability, from the other inputs")
     observed: bool | None = Field(
         default=None,
@@ -247,14 +250,20 @@ class Need(BaseModel):
         description="`observed` when known, otherwise probability >= the need's flag threshold "
         "(need_flag_thresholds of GET /v1/model)"
     )
-    interventions: list[str]
+    interventions: list[str] = Field(description="The interventions the spec maps to this need, in its order")
 
 
 class Contribution(BaseModel):
-    input: str
-    value: str | float | bool | None
-    domain: str
-    contribution: float
+    input: str = Field(description="A model input: a record field, or an input the spec derives from them")
+    value: str | float | bool | None = Field(
+        description="The input's value as the record gave it (a derived input's computed number); null when "
+        "missing, which the model reads as missing, not as a default"
+    )
+    domain: str = Field(description="The spec's domain of the input, the key it is summed under in by_domain")
+    contribution: float = Field(
+        description="What this input adds to the log-odds (tree SHAP value times the calibration slope); "
+        "positive raises the probability"
+    )
     unseen: bool = Field(
         default=False,
         description="Present (and true) only for a free-text input whose value training never saw: "
@@ -263,28 +272,39 @@ class Contribution(BaseModel):
 
 
 class Explained(BaseModel):
-    base_value: float
-    log_odds: float
-    contributions: list[Contribution]
-    by_domain: dict[str, float]
+    """One output's exact explanation: base_value + sum(contributions) = log_odds = logit(probability)."""
+
+    base_value: float = Field(
+        description="The calibrated log-odds before any input is considered: the model's expected margin "
+        "over its training data, through the calibration map"
+    )
+    log_odds: float = Field(description="The calibrated log-odds of the output's probability")
+    contributions: list[Contribution] = Field(
+        description="Every input the output's model reads, largest absolute contribution first"
+    )
+    by_domain: dict[str, float] = Field(
+        description="The contributions summed per domain, largest absolute sum first"
+    )
 
 
 class Explanation(BaseModel):
-    identity: str
-    risk: Explained
-    needs: dict[str, Explained]
+    identity: str = Field(description="The identity every explanation below holds, in words")
+    risk: Explained = Field(description="Of risk.probability")
+    needs: dict[str, Explained] = Field(description="Of each need's probability, by need name")
 
 
 class ScorePublic(BaseModel):
-    id: str
-    created_at: datetime
-    request_id: str
-    assessment_id: str | None
-    person_id: str | None
-    model: ModelRef
-    risk: Risk
-    needs: list[Need]
-    explanation: Explanation
+    id: str = Field(description="The score's id in the audit trail: GET /v1/scores/{id} reads it back")
+    created_at: datetime = Field(description="When the audit trail recorded the score (UTC)")
+    request_id: str = Field(description="The X-Request-ID of the request that made it (sent or generated)")
+    assessment_id: str | None = Field(description="As sent with the record (null when not sent)")
+    person_id: str | None = Field(
+        description="As sent with the record (null when not sent): GET /v1/scores?person_id= finds it"
+    )
+    model: ModelRef = Field(description="The model version that made the score")
+    risk: Risk = Field(description="Relapse risk")
+    needs: list[Need] = Field(description="Every need of the spec, in its order")
+    explanation: Explanation = Field(description="Exact additive explanations of risk and of every need")
     warnings: list[str] = Field(
         default_factory=list,
         description="Present only when something about the record weakens the score, in plain words "
@@ -319,27 +339,31 @@ class FieldError(BaseModel):
 
 
 class BatchItem(BaseModel):
-    index: int
+    index: int = Field(description="The record's position in the request's `records`, from 0")
     status: Literal[201, 422] = Field(description="201 scored, or 422 refused with `errors`")
-    score: ScorePublic | None = None
-    errors: list[FieldError] | None = None
+    score: ScorePublic | None = Field(None, description="The score, when status is 201")
+    errors: list[FieldError] | None = Field(
+        None, description="Every bad field of the record with what is allowed, when status is 422"
+    )
 
 
 class BatchPublic(BaseModel):
-    scored: int
-    failed: int
-    items: list[BatchItem]
+    scored: int = Field(description="Records scored and committed to the audit trail")
+    failed: int = Field(description="Records refused (nothing recorded for them)")
+    items: list[BatchItem] = Field(description="One per record, in the request's order")
 
 
 class ScoreSummary(BaseModel):
-    id: str
-    created_at: datetime
-    person_id: str | None
-    assessment_id: str | None
-    model_name: str
-    model_version: str
-    risk_probability: float
-    risk_band: str
+    """A score without its record, needs and explanations: GET /v1/scores/{id} reads the whole."""
+
+    id: str = Field(description="The score's id")
+    created_at: datetime = Field(description="When the audit trail recorded it (UTC)")
+    person_id: str | None = Field(description="As sent with the record (null when not sent)")
+    assessment_id: str | None = Field(description="As sent with the record (null when not sent)")
+    model_name: str = Field(description="The registered model that made it")
+    model_version: str = Field(description="Its version")
+    risk_probability: float = Field(description="risk.probability of the score")
+    risk_band: str = Field(description="risk.band of the score")
     key_id: str = Field(description=KEY_ID)
 
 
@@ -381,26 +405,37 @@ class RiskBandsPublic(BaseModel):
 
 
 class ModelPublic(BaseModel):
-    name: str
-    version: str
-    alias: str
-    run_id: str
-    loaded_at: datetime
-    spec: str
-    inputs: list[str]
-    risk_bands: RiskBandsPublic
+    name: str = Field(description="The registered model's name (REINTEGRA_MODEL_NAME)")
+    version: str = Field(description="The version this server scores with")
+    alias: str = Field(description="The alias it follows (REINTEGRA_MODEL_ALIAS), polled and reloaded")
+    run_id: str = Field(description="The MLflow training run that logged the version")
+    loaded_at: datetime = Field(description="When this server loaded it (UTC)")
+    spec: str = Field(description="The name of the dataset spec it was trained on")
+    inputs: list[str] = Field(description="Every model input, in the spec's order")
+    risk_bands: RiskBandsPublic = Field(description="How a probability becomes a band")
     need_flag_thresholds: dict[str, float] = Field(
         description="Each need's probability at and above which it is flagged (when the record does not "
         "settle it)"
     )
-    metrics: dict[str, Any]
-    baselines: dict[str, Any]
-    fairness: dict[str, Any]
+    metrics: dict[str, Any] = Field(
+        description="On the training run's test part, as `python -m training evaluate` prints them: `risk` "
+        "(auc, brier, log_loss, ece, calibration slope and intercept, ...), `needs` (auc and prevalence of "
+        "each), `macro_auc`; and `run`: every metric the training run logged in MLflow"
+    )
+    baselines: dict[str, Any] = Field(
+        description="The baselines on the same rows, by name: the logistic regression and the spec's "
+        "incumbent score when it declares one (auc, brier)"
+    )
+    fairness: dict[str, Any] = Field(
+        description="The audit per protected attribute, as `python -m training evaluate` prints it: each "
+        "group's n, base rate, auc, ece, fpr and fnr at the operating threshold, the gaps between groups, "
+        "and the groups per risk band"
+    )
     intersections: dict[str, Any] = Field(
         default_factory=dict,
         description="The audit by every pair of protected attributes ('A x B'), as fairness gives each one",
     )
-    model_card: str
+    model_card: str = Field(description="The version's model card, in Markdown")
     missing_documents: list[str] = Field(
         default_factory=list,
         description="Documents the version's training run lacks in MLflow (deleted from its artifacts, or "
@@ -422,21 +457,24 @@ class ModelPublic(BaseModel):
 
 
 class ReloadPublic(BaseModel):
-    previous_version: str | None
-    version: str
-    changed: bool
+    previous_version: str | None = Field(description="The version served before the reload")
+    version: str = Field(description="The version served now")
+    changed: bool = Field(description="Whether the reload swapped another version in")
 
 
 class Problem(BaseModel):
     """RFC 9457 problem details."""
 
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    request_id: str | None = None
-    errors: list[FieldError] | None = None
+    type: str = Field("about:blank", description="about:blank: the status and title say what kind of problem")
+    title: str = Field(description="The HTTP status's reason, or a short name of the problem")
+    status: int = Field(description="The HTTP status code")
+    detail: str | None = Field(None, description="What went wrong with this request, and what to do")
+    instance: str | None = Field(None, description="The path of the request")
+    request_id: str | None = Field(None, description="The X-Request-ID of the request, as in every log line")
+    errors: list[FieldError] | None = Field(
+        None,
+        description="On a 422: every bad field (of the body, the query or a header) with what is allowed",
+    )
     record_changes: list[str] | None = Field(
         None,
         description="Only on the 409 of POST /v1/admin/reload: each record field added, removed or changed",
@@ -506,8 +544,8 @@ class BinShare(BaseModel):
 
 
 class ColumnDrift(BaseModel):
-    name: str
-    kind: str
+    name: str = Field(description="The column, as the spec names it")
+    kind: str = Field(description="Its kind in the spec: numeric, ordinal, categorical or boolean")
     psi: float | None = Field(
         description="Population stability index of the window's given values against the test part's, "
         "over the bins below (a share of 0 counts as 0.0001); null when the window gives no value"
@@ -520,7 +558,7 @@ class ColumnDrift(BaseModel):
     missing_reference: float = Field(description="Share of the test part's records missing it")
     missing_window: float | None = Field(description="Share of the window's records missing it")
     missing_change: float | None = Field(description="missing_window - missing_reference")
-    bins: list[BinShare]
+    bins: list[BinShare] = Field(description="The shares compared, bin by bin")
 
 
 class RateChange(BaseModel):
@@ -530,20 +568,22 @@ class RateChange(BaseModel):
 
 
 class NeedDrift(RateChange):
-    need: str
+    need: str = Field(description="The need's name")
 
 
 class OutputDrift(BaseModel):
     bands: list[BinShare] = Field(description="Share of scores in each risk band")
     band_psi: float | None = Field(description="Population stability index of the band shares")
-    band_level: Literal["none", "moderate", "major"] | None
+    band_level: Literal["none", "moderate", "major"] | None = Field(
+        description="band_psi's level, as an input's (null when fewer than 100 scores)"
+    )
     mean_risk: RateChange = Field(description="Mean risk probability")
     need_flag_rates: list[NeedDrift] = Field(description="Share of scores flagging each need")
 
 
 class DriftWindow(BaseModel):
-    since: datetime | None
-    until: datetime | None
+    since: datetime | None = Field(description="`since` as asked (null: from the first score)")
+    until: datetime | None = Field(description="`until` as asked (null: up to now)")
     scores: int = Field(description="Scores of the serving version read from the window, newest first")
     limit: int = Field(description="The most scores one request reads, whatever the window holds")
     capped: bool = Field(
@@ -554,8 +594,8 @@ class DriftWindow(BaseModel):
 
 
 class DriftPublic(BaseModel):
-    model: ModelRef
-    window: DriftWindow
+    model: ModelRef = Field(description="The serving version, whose scores are compared")
+    window: DriftWindow = Field(description="The scores read")
     reference_rows: int | None = Field(description="Rows of the test part the reference profile was taken on")
     message: str | None = Field(
         description="Why nothing is compared, when nothing is: no reference profile, or fewer than 100 scores"
@@ -564,4 +604,4 @@ class DriftPublic(BaseModel):
     protected: list[ColumnDrift] = Field(
         description="Each protected attribute's group shares, for fairness monitoring only (never an input)"
     )
-    outputs: OutputDrift | None
+    outputs: OutputDrift | None = Field(description="The scores' drift (null when nothing is compared)")

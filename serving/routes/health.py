@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from serving.deps import AuditDep, HolderDep, KeysDep, MetricsDep, MonitorKey
 from serving.problems import PROBLEMS, STORE_RETRY_SECONDS, problem, problem_response
@@ -22,7 +22,7 @@ NOT_READY["headers"] = {
 class Ready(BaseModel):
     """What /readyz answers when every check passes; the handler sends it as bytes, so this documents it."""
 
-    status: Literal["ready"]
+    status: Literal["ready"] = Field(description="ready: the model is loaded and the audit store writable")
 
 
 @router.get("/healthz", summary="The process is up")

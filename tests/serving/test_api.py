@@ -1519,11 +1519,47 @@ def test_openapi_lists_the_fields_a_score_is_sent_with_and_requires_those_always
 
 def test_openapi_says_what_a_search_page_counts(server):
     """A client read `total` as the scores still to come on a cursor walk; it counts every match, and
-    grows as scores arrive. The page's other fields were undescribed too."""
+    grows as scores arrive."""
     with server.client("reviewer") as reviewer:
         page = reviewer.get("/openapi.json").json()["components"]["schemas"]["ScorePage"]["properties"]
     assert "Every score the filters match, on every page, a cursor's too" in page["total"]["description"]
-    assert all(field.get("description") for field in page.values()), page
+
+
+def test_openapi_describes_every_field_of_every_answer(server):
+    """An integrator reads what a field means in the document: 74 fields of the answers (a contribution's
+    sign and units, what base_value is, which time created_at is) were a bare type."""
+    with server.client("reviewer") as reviewer:
+        document = reviewer.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    answered = [
+        content["schema"]
+        for path in document["paths"].values()
+        for operation in path.values()
+        for status, response in operation.get("responses", {}).items()
+        if status.startswith(("2", "4", "5"))
+        for content in response.get("content", {}).values()
+        if "schema" in content
+    ]
+    seen: set[str] = set()
+    undescribed = []
+    while answered:
+        node = answered.pop()
+        if isinstance(node, list):
+            answered += node
+        elif isinstance(node, dict):
+            name = node.get("$ref", "").rsplit("/", 1)[-1]
+            if name and name not in seen:
+                seen.add(name)
+                schema = schemas[name]
+                undescribed += [
+                    f"{name}.{f}"
+                    for f, field in schema.get("properties", {}).items()
+                    if not field.get("description")
+                ]
+                answered.append(schema)
+            answered += list(node.values())
+    assert {"ScorePublic", "Contribution", "Explained", "BatchPublic", "ModelPublic", "Problem"} <= seen
+    assert undescribed == [], undescribed
 
 
 def test_times_are_utc_with_their_zone(server, api_records):
