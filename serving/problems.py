@@ -86,9 +86,11 @@ PROBLEMS = {
         406: "The Accept header allows neither application/json nor application/problem+json",
         415: "A body sent as anything but application/json (text/plain, a form, no Content-Type), or "
         "compressed (any Content-Encoding but identity): send JSON, uncompressed",
-        422: "Invalid body: every bad field with what is allowed",
-        503: "No model loaded, the audit store did not answer, or the worker is answering its most requests "
-        "at once, REINTEGRA_MAX_IN_FLIGHT (nothing recorded; see Retry-After)",
+        422: "Invalid request: every bad field (of the body, a query parameter or a header) with what "
+        "is allowed",
+        503: "No model loaded, the audit or key store did not answer, or the worker is answering its most "
+        "requests at once (REINTEGRA_MAX_IN_FLIGHT); the detail says whether anything may have been "
+        "recorded, Retry-After when to send again",
     }.items()
 }
 PROBLEMS[401]["headers"] = {

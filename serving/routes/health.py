@@ -17,6 +17,12 @@ NOT_READY = problem_response("Not ready: `checks` names each check and whether i
 NOT_READY["headers"] = {
     "Retry-After": {"description": "Seconds to wait before asking again", "schema": {"type": "integer"}}
 }
+# /metrics is not shed and needs no model: its only 503 is a key the key store could not check.
+KEYS_UNAVAILABLE = problem_response(
+    "The key store did not answer, and this worker has not found the key active in the last hour "
+    "(see Retry-After)"
+)
+KEYS_UNAVAILABLE["headers"] = PROBLEMS[503]["headers"]
 
 
 class Ready(BaseModel):
@@ -60,7 +66,7 @@ def read_readiness(request: Request, holder: HolderDep, audit: AuditDep, keys: K
     "/metrics",
     summary="Prometheus metrics (monitor, reviewer or admin key)",
     response_class=PlainTextResponse,
-    responses={status: PROBLEMS[status] for status in (401, 403, 503)},
+    responses={401: PROBLEMS[401], 403: PROBLEMS[403], 503: KEYS_UNAVAILABLE},
 )
 def read_metrics(key: MonitorKey, metrics: MetricsDep) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -2085,6 +2085,26 @@ def test_openapi_documents_metrics_as_text_and_its_refusals(server):
     assert list(document["/readyz"]["get"]["responses"]["503"]["content"]) == [PROBLEM]
 
 
+def test_openapi_describes_each_operations_422_and_503_as_that_operation_meets_them(server):
+    """Every operation's 422 said "Invalid body", though a GET has none and its 422 names a query parameter
+    (`?version=2`); every 503 said "nothing recorded", though a score whose commit was lost may be; and
+    /metrics's 503 named a missing model and REINTEGRA_MAX_IN_FLIGHT, neither of which it answers, rather
+    than the key store it does."""
+    with server.client() as anonymous:
+        paths = anonymous.get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            said = {status: r["description"] for status, r in operation["responses"].items()}
+            if "422" in said:
+                assert "Invalid body" not in said["422"], (method, path)
+                assert "query parameter" in said["422"], (method, path)
+            if "503" in said:
+                assert "nothing recorded" not in said["503"], (method, path)
+    metrics = paths["/metrics"]["get"]["responses"]["503"]["description"]
+    assert "key store" in metrics
+    assert "REINTEGRA_MAX_IN_FLIGHT" not in metrics and "No model" not in metrics
+
+
 def test_openapi_documents_the_health_answers_as_sent(server):
     """/readyz's 200 had an empty schema, so a client generated from the document read it as an untyped
     object; both health answers are now described and validate against their schemas."""
