@@ -31,7 +31,12 @@ from serving.settings import Settings
 if TYPE_CHECKING:
     from serving.model_store import ServingModel
 
-app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    add_completion=False,
+    help="Command line: run the server, migrate its stores, set up a developer's machine, manage API keys "
+    "and the audit trail.",
+    pretty_exceptions_show_locals=False,
+)
 # How long uvicorn waits for a worker to answer: a new worker imports MLflow and loads the model (about
 # 5 s, more on a busy host), and with uvicorn's 5 s every SIGHUP restart was abandoned.
 WORKER_START_SECONDS = 60

@@ -695,3 +695,11 @@ def test_help_and_a_refused_setting_are_answered_before_mlflow_is_imported(tmp_p
     assert "serving.cli" in imported
     assert not {"mlflow", "sklearn", "lightgbm"} & imported
     assert code == (0 if args else 2)
+
+
+def test_help_names_commands_not_modules():
+    """`python -m serving --help` told an operator that "the keys and audit commands are in cli_keys and
+    cli_audit", the names of this package's modules, which no command takes."""
+    shown = CliRunner().invoke(app, ["--help"], prog_name="python -m serving").output
+    assert "cli_keys" not in shown and "cli_audit" not in shown
+    assert "Command line: run the server" in shown
