@@ -14,7 +14,7 @@ install: $(STAMP)
 
 help:
 	@echo "make run          install, synthetic cohort, first champion, development keys, serve on 127.0.0.1:8000"
-	@echo "make test         ruff and the whole pytest suite (a process per core and one, at most 4)"
+	@echo "make test         ruff check and the whole pytest suite (a process per core and one, at most 4)"
 	@echo "make lint         ruff check and ruff format --check"
 	@echo "make install      .venv with the project and its dev tools, pinned by constraints.txt (PYTHON=python3,"
 	@echo "                  the interpreter that makes .venv: 3.11 or later)"
