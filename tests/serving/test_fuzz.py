@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 # it shares one server with the other such modules of its test process (conftest `server`).
 SHARES_SERVER = True
 
-MAX_EXAMPLES = int(os.environ.get("REINTEGRA_FUZZ_EXAMPLES", "30"))
+MAX_EXAMPLES = int(os.environ.get("REINTEGRA_TEST_FUZZ_EXAMPLES", "30"))
 # What a client generated from the document relies on; the checks of what the server should accept or refuse
 # are left out, since it reads more than the schema says (`1` for yes, a band by the served model's spec).
 CONFORMANCE = [
@@ -41,7 +41,7 @@ def test_no_generated_input_gives_a_server_error(server):
         @given(case=operation.as_strategy())
         @settings(
             max_examples=MAX_EXAMPLES,
-            derandomize=os.environ.get("REINTEGRA_FUZZ_RANDOM") is None,
+            derandomize=os.environ.get("REINTEGRA_TEST_FUZZ_RANDOM") is None,
             deadline=None,
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
