@@ -17,7 +17,7 @@ from features.records import read_records
 from features.spec import DatasetSpec
 from features.validation import RecordsInvalid, validate_records
 from models.registry import configure_tracking
-from training.registered import ModelUnavailable, load_registered
+from training.registered import ModelUnavailable, load_registered, registry_refused
 
 # Records scored at once: a score with its explanations is about 35 kB of JSON.
 CHUNK = 1000
@@ -119,4 +119,4 @@ def _registered_version(model: str) -> tuple[str, str, str]:
         name, version = resolved
         return name, str(version), client.get_model_version(name, str(version)).run_id
     except MlflowException as exc:
-        raise ModelUnavailable(f"cannot load model {model}: {exc.message}") from exc
+        raise registry_refused(model, exc) from exc

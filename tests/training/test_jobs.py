@@ -1208,17 +1208,27 @@ def test_a_store_mlflow_cannot_use_stops_training_in_words(command, data_file):
     assert "unsupported URI 'bogus://nowhere'" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate"])
-def test_a_tracking_server_that_does_not_answer_is_said_in_seconds(command, data_file):
+@pytest.mark.parametrize("command", ["train", "evaluate", "score"])
+def test_a_tracking_server_that_does_not_answer_is_said_in_seconds(command, data_file, tmp_path):
     """MLflow's own 7 retries of 120 s each kept either command 4 min 13 s on a refused port before it
     said so; the server already said it in seconds. Run as its own process: the limits are defaults it
-    sets in its environment, which a developer's own MLFLOW_HTTP_REQUEST_* would override."""
+    sets in its environment, which a developer's own MLFLOW_HTTP_REQUEST_* would override. evaluate and
+    score said only "cannot load model models:/unreachable/1: API request to ... failed", which reads as a
+    broken model; like train they now name the store and MLFLOW_TRACKING_URI, saying MLflow did not answer."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
     args = {
         "train": ["--spec", "georgia_parole", "--data", str(data_file), "--name", "unreachable"],
         "evaluate": ["--model", "models:/unreachable/1", "--data", str(data_file)],
+        "score": [
+            "--model",
+            "models:/unreachable/1",
+            "--data",
+            str(data_file),
+            "--out",
+            str(tmp_path / "s.jsonl"),
+        ],
     }[command]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST_")}
     started = time.monotonic()
@@ -1232,6 +1242,7 @@ def test_a_tracking_server_that_does_not_answer_is_said_in_seconds(command, data
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"{uri}/api/2.0/mlflow/" in result.stderr, "MLflow's own words, naming the server"
+    assert f"{uri} (MLFLOW_TRACKING_URI)" in result.stderr
     assert time.monotonic() - started < 60
 
 
