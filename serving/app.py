@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DatabaseError, DBAPIError
 
 from features.example import example_record
+from models.redact import hide_passwords
 from models.registry import configure_tracking
 from serving import problems
 from serving.audit import AuditStore, open_seal
@@ -27,7 +28,6 @@ from serving.limits import LIMIT_PROBLEMS, BodySizeLimitMiddleware, KeyBeforeBod
 from serving.model_store import SERVER_START, ModelHolder, ModelUnavailable, ServingModel
 from serving.negotiation import AcceptMiddleware, JsonBodyMiddleware
 from serving.observability import Metrics, RequestContextMiddleware, configure_logging
-from serving.redact import hide_passwords
 from serving.routes import admin, health, model
 from serving.routes.pages import install_pages
 from serving.routes.scores import scores_router

@@ -20,11 +20,11 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
+from models.redact import hide_passwords
 from serving.cli_audit import audit_app
 from serving.cli_keys import create_key_with_event, keys_app
 from serving.cli_stores import audit_store, bind_audit_key, command_settings, key_store, open_store
 from serving.keys import ROLES, KeyStore
-from serving.redact import hide_passwords
 from serving.seal import Seal
 from serving.settings import Settings
 

@@ -9,12 +9,12 @@ import typer
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from models.redact import hide_passwords
 from serving.audit import AuditStore
 from serving.cli_stores import audit_store, command_settings, key_store
 from serving.database import driver_reason
 from serving.events import EventKind, key_event
 from serving.keys import ROLES, ApiKey, KeyStore
-from serving.redact import hide_passwords
 
 keys_app = typer.Typer(help="Create, list and revoke API keys (stored as hashes).", no_args_is_help=True)
 

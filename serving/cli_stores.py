@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import DatabaseError, DBAPIError
 
+from models.redact import hide_passwords
 from serving.audit import AuditStore, open_seal
 from serving.database import (
     SchemaMismatch,
@@ -23,7 +24,6 @@ from serving.database import (
     schema_change,
 )
 from serving.keys import KeyStore
-from serving.redact import hide_passwords
 from serving.seal import AuditKeyError
 from serving.settings import Settings, store_warnings, unknown_variables
 

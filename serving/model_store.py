@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from models import DEFAULT_MODEL_NAME
 from models.bundle import ScoringBundle
 from models.pyfunc import load_bundle
+from models.redact import hide_passwords
 from models.registry import (
     FORCED_REASON_TAG,
     REFERENCE_PROFILE,
@@ -23,7 +24,6 @@ from models.registry import (
     sqlite_path,
 )
 from serving.audit import CommitUnknown
-from serving.redact import hide_passwords
 from serving.schemas import record_changes, record_model
 from serving.seal import AuditKeyError
 

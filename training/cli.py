@@ -15,6 +15,7 @@ from rich.console import Console
 from features.spec import SpecError, load_spec
 from features.validation import RecordsInvalid
 from models import DEFAULT_MODEL_NAME
+from models.redact import hide_passwords
 from training.model_names import check_model_name
 
 # Each command imports what it runs inside it: MLflow and the models take 2.5 s to import, which --help
@@ -36,7 +37,8 @@ def _print_json(payload: dict, warnings: Sequence[str] = ()) -> None:
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
+    """Prints why a command stopped; messages quote MLFLOW_TRACKING_URI, which may hold a password."""
+    typer.echo(hide_passwords(message), err=True)
     return typer.Exit(FAILED)
 
 

@@ -1214,10 +1214,12 @@ def test_a_tracking_server_that_does_not_answer_is_said_in_seconds(command, data
     said so; the server already said it in seconds. Run as its own process: the limits are defaults it
     sets in its environment, which a developer's own MLFLOW_HTTP_REQUEST_* would override. evaluate and
     score said only "cannot load model models:/unreachable/1: API request to ... failed", which reads as a
-    broken model; like train they now name the store and MLFLOW_TRACKING_URI, saying MLflow did not answer."""
+    broken model; like train they now name the store and MLFLOW_TRACKING_URI, saying MLflow did not answer.
+    The URI's password was printed with it: it is shown as ***, in MLflow's words too."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        port = sock.getsockname()[1]
+    uri, shown = f"http://analyst:s3cret@127.0.0.1:{port}", f"http://analyst:***@127.0.0.1:{port}"
     args = {
         "train": ["--spec", "georgia_parole", "--data", str(data_file), "--name", "unreachable"],
         "evaluate": ["--model", "models:/unreachable/1", "--data", str(data_file)],
@@ -1241,8 +1243,9 @@ def test_a_tracking_server_that_does_not_answer_is_said_in_seconds(command, data
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert f"{uri}/api/2.0/mlflow/" in result.stderr, "MLflow's own words, naming the server"
-    assert f"{uri} (MLFLOW_TRACKING_URI)" in result.stderr
+    assert f"{shown}/api/2.0/mlflow/" in result.stderr, "MLflow's own words, naming the server"
+    assert f"{shown} (MLFLOW_TRACKING_URI)" in result.stderr
+    assert "s3cret" not in result.stderr
     assert time.monotonic() - started < 60
 
 

@@ -1,5 +1,6 @@
 """Passwords kept out of what is printed: a store or MLflow URL may carry one, and so may an error
-message that quotes the URL (MLflow's, a driver's), whether or not the URL parses."""
+message that quotes the URL (MLflow's, a driver's), whether or not the URL parses. Here, below training
+and serving, as both print such messages."""
 
 import re
 
