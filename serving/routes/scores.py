@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from features.spec import MAX_BAND_LABEL
@@ -67,13 +67,28 @@ class ScoreQuery(BaseModel):
         pattern=PRINTABLE,
         description="Scores of this model (default: the serving one; stores may be shared)",
     )
-    person_id: str | None = Field(None, min_length=1, max_length=128, pattern=PRINTABLE)
+    person_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=PRINTABLE,
+        description="Scores sent with this person_id, exactly as sent (case and spaces count)",
+    )
     since: UtcTime | None = Field(None, description="Created at or after this time (naive times are UTC)")
     until: UtcTime | None = Field(None, description="Created before this time (naive times are UTC)")
-    band: str | None = Field(None, min_length=1, max_length=MAX_BAND_LABEL, pattern=PRINTABLE)
-    model_version: str | None = Field(None, min_length=1, max_length=32, pattern=PRINTABLE)
-    limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    band: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_BAND_LABEL,
+        pattern=PRINTABLE,
+        description="Scores in this risk band (a label of risk_bands in GET /v1/model, or one an earlier "
+        "version's scores hold); an unknown band is refused with the known ones",
+    )
+    model_version: str | None = Field(
+        None, min_length=1, max_length=32, pattern=PRINTABLE, description="Scores made by this model version"
+    )
+    limit: int = Field(50, ge=1, le=500, description="The most scores on the page")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Matching scores to skip, newest first")
     cursor: str | None = Field(
         None, max_length=200, description="A page's `next_cursor`, for the page after it (without offset)"
     )
@@ -177,7 +192,12 @@ def scores_router(score_request: type[BaseModel], example: dict[str, Any], max_b
         answer = answer_once(audit, key.id, idempotency_key, request_hash, score)
         return _respond(answer, 200, metrics, accept_encoding=request.headers.get("accept-encoding", ""))
 
-    def read_score(score_id: str, request: Request, key: ReviewerKey, audit: AuditDep) -> dict[str, Any]:
+    def read_score(
+        score_id: Annotated[str, Path(description="The score's `id`, as its 201 or a search gave it")],
+        request: Request,
+        key: ReviewerKey,
+        audit: AuditDep,
+    ) -> dict[str, Any]:
         """The score exactly as returned, with the input record and the key that made it, for audit; a
         score never changes, so a client holding it gets a 304 (the read is recorded all the same)."""
         row = audit.get(score_id)

@@ -1525,9 +1525,10 @@ def test_openapi_says_what_a_search_page_counts(server):
     assert "Every score the filters match, on every page, a cursor's too" in page["total"]["description"]
 
 
-def test_openapi_describes_every_field_of_every_answer(server):
+def test_openapi_describes_every_field_of_every_answer_and_every_parameter(server):
     """An integrator reads what a field means in the document: 74 fields of the answers (a contribution's
-    sign and units, what base_value is, which time created_at is) were a bare type."""
+    sign and units, what base_value is, which time created_at is) were a bare type, and so were five query
+    parameters of GET /v1/scores (person_id, band, model_version, limit, offset)."""
     with server.client("reviewer") as reviewer:
         document = reviewer.get("/openapi.json").json()
     schemas = document["components"]["schemas"]
@@ -1560,6 +1561,14 @@ def test_openapi_describes_every_field_of_every_answer(server):
             answered += list(node.values())
     assert {"ScorePublic", "Contribution", "Explained", "BatchPublic", "ModelPublic", "Problem"} <= seen
     assert undescribed == [], undescribed
+    parameters = {
+        (path, parameter["in"], parameter["name"]): parameter.get("description")
+        for path, operations in document["paths"].items()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+    }
+    assert ("/v1/scores", "query", "band") in parameters
+    assert [where for where, description in parameters.items() if not description] == []
 
 
 def test_times_are_utc_with_their_zone(server, api_records):
