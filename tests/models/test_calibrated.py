@@ -87,3 +87,16 @@ def test_predict_is_the_calibrated_probability_at_one_half():
     p = model.predict_proba(X)[:, 1]
     assert 0 < (p >= 0.5).mean() < 1
     np.testing.assert_array_equal(model.predict(X), (p >= 0.5).astype(int))
+
+
+def test_predict_proba_is_the_logistic_of_the_calibrated_log_odds_in_both_columns():
+    """sklearn reads column 0 as P(0) and classes_ to name the columns: both must be the outcome's."""
+    X, y = _cohort(600, seed=8)
+    model = CalibratedBooster(max_rounds=50, random_state=0).fit(X, y)
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-model.decision_function(X))), rtol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    assert ((proba > 0) & (proba < 1)).all()
+    assert model.classes_.tolist() == [0, 1]
+    assert model.n_features_in_ == 3
+
