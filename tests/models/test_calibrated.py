@@ -100,3 +100,11 @@ def test_predict_proba_is_the_logistic_of_the_calibrated_log_odds_in_both_column
     assert model.classes_.tolist() == [0, 1]
     assert model.n_features_in_ == 3
 
+
+def test_early_stopping_picks_fewer_rounds_than_the_most_allowed_on_noise():
+    """On pure noise the held-out loss stops improving within a few rounds: the rest would only overfit."""
+    rng = np.random.default_rng(9)
+    X = pd.DataFrame(rng.normal(size=(1000, 3)), columns=list("abc"))
+    y = (rng.random(1000) < 0.3).astype(int)
+    model = CalibratedBooster({"learning_rate": 0.3}, max_rounds=300, random_state=0).fit(X, y)
+    assert model.n_rounds_ < 150
