@@ -205,3 +205,26 @@ def test_a_record_decides_an_any_rule_when_one_of_its_release_time_conditions_ho
             need_labels(typed, spec)[name].tolist(),
             [np.nan if o is None else float(o) for o in (rules_at_release[name].holds(r) for r in rows)],
         )
+
+
+def test_a_rule_on_an_ordinal_position_decides_at_release_as_the_label_does():
+    """`value: 1` on an ordinal is its second level by position, for the record's observed rule as for
+    the label: the position, not a level spelled "1", which the column does not have."""
+    spec = parse_spec(
+        """
+name: ordinal_position
+id: pid
+outcome: {column: rearrested, horizon_years: 2}
+risk_bands: {cut_points: [0.5], labels: [low, high]}
+columns:
+  - {name: debt, kind: ordinal, domain: d, order: [none, some, much]}
+needs:
+  - {name: money, all: [{column: debt, op: '>=', value: 1}], interventions: [budgeting]}
+"""
+    )
+    typed = _typed(spec, debt=["none", "some", "much", None])
+    encoder = RecordEncoder(spec).fit(typed)
+    rule = observed_rules(spec, list(encoder.get_feature_names_out()), encoder.encode_value)["money"]
+    observed = [rule.holds(row) for row in encoder.transform(typed).to_numpy()]
+    assert observed == [False, True, True, None]
+    assert _same(need_labels(typed, spec)["money"].tolist(), [0, 1, 1, np.nan])
