@@ -251,6 +251,8 @@ def test_gates_that_cannot_be_computed_fail_and_say_why():
     assert "only one outcome" in results["auc_vs_logistic"].detail
     assert not results["fpr_gap"].passed
     assert "groups present: WHITE" in results["fpr_gap"].detail
+    # An audit written before min_group_size was recorded counted every group of one or more.
+    assert "needs two groups with at least 1 non-recidivists" in results["fpr_gap"].detail
     absent = {g.name: g for g in check_gates(_report(0.7, 0.6, 0.7, 0.01, None), GATES)}
     assert "Race is absent" in absent["fpr_gap"].detail
 
