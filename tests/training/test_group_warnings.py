@@ -92,3 +92,21 @@ def test_how_many_people_a_rate_of_0_rests_on_decides_its_warning():
         groups = pd.concat([groups, pd.Series(["FEW"] * len(few))], ignore_index=True)
         rates = {(w["group"], w["rate"]) for w in small_group_warnings(_audit(y, risk, groups), 0.05)}
         assert (("FEW", "fpr") in rates) is warned, negatives
+
+
+def test_an_interval_reaching_far_on_one_side_only_is_warned_of_whichever_side():
+    """A bootstrap interval of a rate is rarely symmetric: either end reaching past the precision warns."""
+    table = {
+        "groups": {
+            "BELOW": {"fpr": 0.1, "n_negative": 40, "fnr": 0.5, "n_positive": 400},
+            "ABOVE": {"fpr": 0.1, "n_negative": 400, "fnr": 0.5, "n_positive": 40},
+        },
+        "intervals": {
+            "groups": {
+                "BELOW": {"fpr": [0.0, 0.12], "fnr": [0.47, 0.53]},
+                "ABOVE": {"fpr": [0.08, 0.12], "fnr": [0.49, 0.6]},
+            }
+        },
+    }
+    warned = {(w["group"], w["rate"]) for w in small_group_warnings(table, 0.05)}
+    assert warned == {("BELOW", "fpr"), ("ABOVE", "fnr")}
