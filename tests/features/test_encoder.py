@@ -161,6 +161,10 @@ def test_unfitted_encoder_refuses(typed, spec):
 
     with pytest.raises(NotFittedError):
         RecordEncoder(spec).transform(typed)
+    with pytest.raises(NotFittedError):
+        RecordEncoder(spec).encode_record(typed.iloc[0].to_dict())
+    with pytest.raises(NotFittedError):
+        RecordEncoder(spec).get_feature_names_out()
 
 
 def test_one_record_encodes_like_the_frame(typed, synthetic_raw, spec):
