@@ -34,6 +34,7 @@ def test_synthetic_cohort_is_valid(synthetic_raw, spec):
         ("Gender", "X", "allowed: one of 'M', 'F'"),
         ("Gang_Affiliated", "maybe", "Yes/No, True/False or 1/0"),
         ("Percent_Days_Employed", "1.5", r"a number in \[0, 1\]"),
+        ("Percent_Days_Employed", "-0.1", r"a number in \[0, 1\]"),
         ("Percent_Days_Employed", "lots", r"a number in \[0, 1\]"),
         ("Prior_Arrest_Episodes_Felony", "12", "'10 or more'"),
         ("Prior_Arrest_Episodes_Felony", "1.5", "'10 or more'"),
@@ -41,6 +42,7 @@ def test_synthetic_cohort_is_valid(synthetic_raw, spec):
         ("Recidivism_Within_3years", "Sometimes", "Yes/No"),
         ("Avg_Days_per_DrugTest", "inf", "allowed: a finite number >= 0$"),
         ("Avg_Days_per_DrugTest", "1e309", "allowed: a finite number >= 0$"),
+        ("Avg_Days_per_DrugTest", "-3", "allowed: a finite number >= 0$"),
     ],
 )
 def test_bad_value_names_row_column_value_and_allowed(synthetic_raw, spec, column, value, allowed):
