@@ -128,6 +128,7 @@ def test_sklearn_contract_on_records(typed, spec):
     public = set(vars(encoder))
     assert encoder.fit(typed) is encoder
     assert encoder.get_params() == params
+    assert encoder.n_features_in_ == typed.shape[1] and list(encoder.feature_names_in_) == list(typed.columns)
     assert all(name.endswith("_") for name in set(vars(encoder)) - public)
     first = encoder.transform(typed)
     state = dict(vars(encoder))
