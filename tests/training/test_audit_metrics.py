@@ -199,6 +199,16 @@ def test_calibration_slope_and_intercept_are_the_maximum_likelihood_fit():
     assert intercept == pytest.approx(beta[0], abs=1e-7)
 
 
+def test_probabilities_of_exactly_0_and_1_have_a_finite_calibration_slope():
+    """A confident model's sigmoid rounds to 0.0 or 1.0 past a log-odds of about 37: both are clipped
+    before the logit, which would otherwise be infinite and stop the evaluation."""
+    y = np.array([0, 0, 1, 0, 1, 1] * 10)
+    p = np.array([0.0, 0.3, 0.3, 0.7, 0.7, 1.0] * 10)
+    metrics = probability_metrics(y, p)
+    assert np.isfinite(metrics["calibration_slope"]) and np.isfinite(metrics["calibration_intercept"])
+    assert np.isfinite(metrics["log_loss"])
+
+
 def test_one_outcome_only_leaves_the_rank_metrics_unknown():
     metrics = probability_metrics(np.zeros(20, dtype=int), np.linspace(0.1, 0.9, 20))
     assert metrics["auc"] is None
