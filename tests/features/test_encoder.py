@@ -265,3 +265,28 @@ def test_free_text_seen_in_fit_is_never_unseen_in_transform(free_text_raw, free_
     X = RecordEncoder(free_text_spec).fit_transform(raw)
     assert X["employer"].notna().all()
     assert X["employer"].nunique() == 2
+
+
+def test_a_record_leaving_values_out_as_none_encodes_them_as_missing(typed, spec):
+    """A JSON null reaches encode_record as None: a number left out is missing, not float(None), and a
+    category left out is missing, not the level a None would spell ("none")."""
+    none_spec = DatasetSpec.model_validate(
+        {
+            "name": "nulls",
+            "id": "pid",
+            "outcome": {"column": "rearrested", "horizon_years": 2},
+            "risk_bands": {"cut_points": [0.5], "labels": ["low", "high"]},
+            "columns": [
+                {"name": "age", "kind": "numeric", "domain": "d"},
+                {"name": "housing", "kind": "categorical", "domain": "d", "values": ["None", "Rented"]},
+            ],
+        }
+    )
+    raw = pd.DataFrame(
+        {"pid": ["1", "2"], "rearrested": ["No", "Yes"], "age": ["30", "40"], "housing": ["None", "Rented"]}
+    )
+    records, report = validate_records(raw, none_spec)
+    assert report.ok, report.lines()
+    encoder = RecordEncoder(none_spec).fit(records)
+    np.testing.assert_array_equal(encoder.encode_record({"age": None, "housing": None}), [np.nan, np.nan])
+    np.testing.assert_array_equal(encoder.encode_record({"age": 30, "housing": "None"}), [30.0, 0.0])
