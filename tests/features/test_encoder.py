@@ -290,3 +290,22 @@ def test_a_record_leaving_values_out_as_none_encodes_them_as_missing(typed, spec
     encoder = RecordEncoder(none_spec).fit(records)
     np.testing.assert_array_equal(encoder.encode_record({"age": None, "housing": None}), [np.nan, np.nan])
     np.testing.assert_array_equal(encoder.encode_record({"age": 30, "housing": "None"}), [30.0, 0.0])
+
+
+def test_each_derived_operation_adds_its_offset_as_the_spec_format_says(typed, spec):
+    """docs/spec-format.md: sum a + b + offset, product a * b + offset, difference a - b + offset,
+    ratio a / (b + offset); the built-in spec's derived inputs have offsets only for ratios."""
+    layout = spec.model_dump(by_alias=True, exclude_none=True)
+    of = ["Prior_Arrest_Episodes_Felony", "Prior_Arrest_Episodes_Misd"]
+    layout["derived"] += [
+        {"name": f"offset_{op}", "domain": "criminal_history", "op": op, "of": of, "offset": 2.5}
+        for op in ("sum", "product", "difference", "ratio")
+    ]
+    encoder = RecordEncoder(DatasetSpec.model_validate(layout)).fit(typed)
+    X = encoder.transform(typed.iloc[:50])
+    a, b = X[of[0]], X[of[1]]
+    np.testing.assert_allclose(X["offset_sum"], a + b + 2.5)
+    np.testing.assert_allclose(X["offset_product"], a * b + 2.5)
+    np.testing.assert_allclose(X["offset_difference"], a - b + 2.5)
+    np.testing.assert_allclose(X["offset_ratio"], a / (b + 2.5))
+    np.testing.assert_array_equal(encoder.encode_record(typed.iloc[0].to_dict())[-4:], X.iloc[0, -4:])
