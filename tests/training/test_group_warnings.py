@@ -6,7 +6,7 @@ import pandas as pd
 from features.spec import RiskBands
 from training.fairness import group_table
 from training.group_intervals import group_intervals
-from training.group_warnings import small_group_warnings
+from training.group_warnings import TAIL, small_group_warnings
 
 BANDS = RiskBands(cut_points=[0.35, 0.55, 0.75], labels=["low", "moderate", "high", "very_high"])
 
@@ -110,3 +110,16 @@ def test_an_interval_reaching_far_on_one_side_only_is_warned_of_whichever_side()
     }
     warned = {(w["group"], w["rate"]) for w in small_group_warnings(table, 0.05)}
     assert warned == {("BELOW", "fpr"), ("ABOVE", "fnr")}
+
+
+def test_an_interval_reaching_exactly_the_precision_is_not_warned_of():
+    """The gate allows a gap of exactly max_fpr_gap, so a reach of exactly that much is within it, for a
+    bootstrap interval and for the exact interval of a rate of 0."""
+    n = 40
+    reach = 1 - TAIL ** (1 / n)
+    table = {
+        "groups": {"A": {"fpr": 0.5, "n_negative": 100, "fnr": 0.0, "n_positive": n}},
+        "intervals": {"groups": {"A": {"fpr": [0.25, 0.75], "fnr": [0.0, 0.0]}}},
+    }
+    assert small_group_warnings(table, 0.25) == []
+    assert [w["rate"] for w in small_group_warnings(table, reach)] == ["fpr"]
