@@ -28,7 +28,7 @@ def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float | N
 
     None for both when only one outcome or one probability is present: there is nothing to regress."""
     p = np.clip(np.asarray(p, dtype=float), EPSILON, 1 - EPSILON)
-    logit = np.log(p / (1 - p)).reshape(-1, 1)
+    logit = np.log(p / (1 - p))
     if len(np.unique(np.asarray(y))) < 2 or np.ptp(logit) == 0:
         return None, None
     return platt_map(logit, y)  # the map a perfectly calibrated model would fit as slope 1, intercept 0
