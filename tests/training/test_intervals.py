@@ -100,3 +100,15 @@ def test_without_groups_or_with_one_group_there_is_no_gap_interval():
         )["auc"]
         is not None
     )
+
+
+def test_with_one_group_there_are_no_band_cells_and_no_band_gap_interval():
+    """As evaluate asks: the band rate gap is unknown with one group, so there are no rows to resample."""
+    y, risk, logistic, _ = _cohort(300)
+    one_group = pd.Series(["WHITE"] * len(y), dtype="str")
+    table = group_table(y, risk, one_group, 0.5, 30, BANDS)
+    assert table["band_rate_gap"] is None
+    cells = band_gap_rows(table, one_group, risk, BANDS)
+    assert cells is None
+    gap = fpr_extremes(table)
+    assert bootstrap_intervals(y, risk, logistic, one_group, 0.5, gap, cells)["band_rate_gap"] is None
