@@ -1125,6 +1125,35 @@ def test_a_cursor_sent_with_other_filters_is_refused_not_followed(server, api_re
         assert error["message"].startswith("this cursor continues a search with other filters")
 
 
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"since": "2000-01-01T00:00:00Z"},
+        {"until": "2100-01-01T00:00:00Z"},
+        {"model_version": "999"},
+        {"model_name": "another-model"},
+    ],
+)
+def test_a_cursor_sent_with_another_time_version_or_model_is_refused(server, api_records, changed):
+    """Every filter is part of the search a cursor continues, not only the person and band; the same
+    instant written in another zone is still the same search."""
+    base = {"person_id": "P-cursor-c", "since": "2001-01-01T01:00:00+01:00", "limit": 1}
+    with server.client("scorer") as scorer:
+        for record in api_records[23:25]:
+            assert (
+                scorer.post("/v1/scores", json={"person_id": "P-cursor-c", "record": record}).status_code
+                == 201
+            )
+    with server.client("reviewer") as reviewer:
+        cursor = reviewer.get("/v1/scores", params=base).json()["next_cursor"]
+        same = reviewer.get("/v1/scores", params={**base, "since": "2001-01-01T00:00:00Z", "cursor": cursor})
+        other = reviewer.get("/v1/scores", params={**base, **changed, "cursor": cursor})
+    assert same.status_code == 200 and len(same.json()["items"]) == 1, same.text[:200]
+    assert other.status_code == 422, other.text[:200]
+    [error] = other.json()["errors"]
+    assert error["field"] == "query.cursor" and error["value"] == cursor
+
+
 def test_an_offset_sent_with_a_cursor_is_refused_naming_both(server, api_records):
     """The cursor says where the page starts; an offset on top of it would skip scores from there."""
     with server.client("scorer") as scorer:
