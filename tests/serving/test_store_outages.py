@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from serving.audit import AuditStore
 from serving.cli import app as cli
 from serving.database import make_engine
+from serving.keys import KeyStore
 from serving.seal import load_seal
 from serving.tables import AuditEventRow, ScoreReadRow, ScoreRow
 from tests.serving.servers import (
@@ -271,6 +272,44 @@ def test_a_key_store_of_its_own_going_away_and_back(
     assert metrics.status_code == 200, "the monitor lost its metrics while the key store was away"
     assert [r.status for r in retries] == [201] * 3 and ready.status_code == 200
     assert sorted(stored_ids(fresh_database)) == sorted(r.body["id"] for r in retries)
+
+
+def test_only_keys_found_active_before_a_key_store_outage_open_the_metrics_through_it(
+    registry, tmp_path, fresh_database, postgres_url
+):
+    """A key remembered as active opens /metrics while the key store is away; one revoked since it was
+    remembered, or never seen by this server, does not, and neither opens anything once the store is back."""
+    with new_database(postgres_url) as keys_url:
+        target = make_url(keys_url)
+        with proxy_to(target.host, target.port) as proxy:
+            server = start_server(
+                registry, tmp_path, database=fresh_database, keys_database=through(proxy, keys_url)
+            )
+            store = KeyStore(make_engine(keys_url))
+            revoked, revoked_secret = store.create("monitor", "retired prometheus")
+            unseen_secret = store.create("monitor", "new prometheus")[1]
+            try:
+                with server.client("reviewer") as monitor, server.client() as client:
+
+                    def scrape(secret: str) -> int:
+                        return client.get(
+                            "/metrics", headers={"Authorization": f"Bearer {secret}"}
+                        ).status_code
+
+                    before = [monitor.get("/metrics").status_code, scrape(revoked_secret)]
+                    store.revoke(revoked.id)
+                    after_revoking = scrape(revoked_secret)
+                    proxy.cut()
+                    during = [
+                        monitor.get("/metrics").status_code,
+                        scrape(revoked_secret),
+                        scrape(unseen_secret),
+                    ]
+                    proxy.restore()
+            finally:
+                server.stop()
+    assert before == [200, 200] and after_revoking == 401
+    assert during == [200, 503, 503], "only the key found active before the outage may scrape through it"
 
 
 def test_a_key_rotation_whose_commit_answer_was_lost_keeps_the_new_key(fresh_database, key_file, monkeypatch):
