@@ -569,6 +569,9 @@ def test_a_rotated_trail_verifies_with_both_keys_and_names_the_one_missing(store
     assert f"the audit key is now {new} ({new_key_file})" in rotated.stdout
     assert "set REINTEGRA_AUDIT_KEY_FILE" in rotated.stdout and str(key_file) in rotated.stdout
     assert new_key_file.stat().st_mode & 0o777 == 0o600 and key_file.exists()
+    just_rotated = verify(store_url, new_key_file, "--previous-key-file", str(key_file))
+    assert just_rotated.exit_code == 0, just_rotated.output  # its rotation event is the chain's last row
+    assert just_rotated.stdout.startswith("verified 7 signed rows")
     with pytest.raises(AuditKeyError, match=f"the audit key {old} was rotated to {new}"):
         store.record([score_row("P-too-late")])
     AuditStore(store.engine, load_seal(new_key_file)).record([score_row("P-after")])
