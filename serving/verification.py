@@ -258,6 +258,6 @@ def _refuse_unsigned_rows_after(connection: Connection, first: datetime | None, 
             if written >= first:
                 raise TamperEvidence(
                     f"{table.name} row {row.id} carries no digest but is dated {written:%Y-%m-%d %H:%M:%S} "
-                    f"UTC, after the chain's first row ({first:%Y-%m-%d %H:%M:%S} UTC): every row written "
-                    "since migration 0008 is signed, so it was added without the key"
+                    f"UTC, not before the chain's first row ({first:%Y-%m-%d %H:%M:%S} UTC): every row "
+                    "written since migration 0008 is signed, so it was added without the key"
                 )

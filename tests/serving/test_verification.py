@@ -236,16 +236,24 @@ def test_a_row_without_a_digest_dated_after_the_chain_began_is_found_though_the_
     store_url, key_file
 ):
     """The number of rows from before migration 0008 is a counter in the same store: whoever adds a row
-    without a digest can raise it, but the row is then newer than the chain's first, signed row."""
-    store, _ = signed_store(store_url)
-    forged = score_row("P-forged")
+    without a digest can raise it, but the row is then no older than the chain's first, signed row (one
+    dated at that row's very time was let through by a `>` that no test told from `>=`)."""
+    store, rows = signed_store(store_url)
     with store.engine.begin() as connection:
-        connection.execute(insert(SCORES).values(columns(forged)))
-        connection.execute(update(CHAIN).values(unsigned_rows=CHAIN.c.unsigned_rows + 1))
-    result = verify(store_url, key_file)
-    assert result.exit_code == 1
-    assert f"scores row {forged.id} carries no digest but is dated " in result.stderr
-    assert "after the chain's first row" in result.stderr
+        first = connection.execute(select(SCORES.c.seq).where(SCORES.c.id == rows[0].id)).scalar_one()
+    assert first == 1
+    for forged in (score_row("P-forged"), score_row("P-forged-at-start", created_at=rows[0].created_at)):
+        with store.engine.begin() as connection:
+            connection.execute(insert(SCORES).values(columns(forged)))
+            connection.execute(update(CHAIN).values(unsigned_rows=CHAIN.c.unsigned_rows + 1))
+        result = verify(store_url, key_file)
+        assert result.exit_code == 1
+        assert f"scores row {forged.id} carries no digest but is dated " in result.stderr
+        assert "not before the chain's first row" in result.stderr
+        with store.engine.begin() as connection:
+            connection.execute(delete(SCORES).where(SCORES.c.id == forged.id))
+            connection.execute(update(CHAIN).values(unsigned_rows=CHAIN.c.unsigned_rows - 1))
+    assert verify(store_url, key_file).exit_code == 0
     store.engine.dispose()
 
 
