@@ -28,6 +28,9 @@ BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;
         (BROWSER, True),
         ("application/xml, application/json;q=0.1", True),
         ("application/*;q=0, application/json", True),
+        ("*/*;q=0, application/*", True),
+        ("application/json;q=0.1, application/*;q=0", True),
+        ("*/*, application/*;q=0", False),
         ("application/xml", False),
         ("text/html", False),
         ("application/json;q=0", False),
@@ -40,7 +43,9 @@ BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;
     ],
 )
 def test_accept_allows_json_by_its_most_specific_range(accept, allowed):
-    """A q that is not a number still names the range: it counts as 1, not as a refusal."""
+    """The most specific range decides, whatever the order or the other ranges' q (application/json over
+    application/* over */*). A q that is not a number still names the range: it counts as 1, not as a
+    refusal."""
     assert acceptable(accept, "application/json") is allowed
 
 
