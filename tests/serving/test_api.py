@@ -1322,6 +1322,22 @@ def test_a_score_and_the_model_are_revalidated_by_etag_and_every_read_is_recorde
     assert recorded == {answer.headers["x-request-id"] for answer in answers}, "every read, 304s too"
 
 
+def test_openapi_documents_the_conditional_reads(server):
+    """A generated client learns of the ETag, the 304 and If-None-Match from the document only: with the
+    route's documentation dropped, every revalidation test still passed."""
+    with server.client("reviewer") as reviewer:
+        paths = reviewer.get("/openapi.json").json()["paths"]
+    for path in ("/v1/scores/{score_id}", "/v1/model"):
+        read = paths[path]["get"]
+        for status in ("200", "304"):
+            assert {"ETag", "Cache-Control"} <= set(read["responses"][status]["headers"]), (path, status)
+        assert "private, no-cache" in read["responses"]["200"]["headers"]["Cache-Control"]["description"]
+        assert read["responses"]["304"]["description"].startswith("Not modified")
+        assert [p["name"] for p in read["parameters"] if p["in"] == "header"] == ["If-None-Match"], path
+        assert {"401", "403", "503"} <= set(read["responses"]), "the route's other answers are kept"
+    assert paths["/v1/scores/{score_id}"]["get"]["responses"]["404"]["description"] == "No score with this id"
+
+
 def test_health_readiness_and_metrics(server, api_records):
     with (
         server.client() as anonymous,
