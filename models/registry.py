@@ -21,6 +21,8 @@ FORCED_REASON_TAG = "forced_promotion_reason"
 ALIAS_HISTORY_PREFIX = "alias_history."
 # Run artifact: the test part's reference profile, which serving compares the records it scores against.
 REFERENCE_PROFILE = "reference_profile.json"
+# MLflow's error codes for a model, version or alias it does not hold; any other means it did not answer.
+NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
 def configure_tracking() -> str:

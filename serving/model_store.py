@@ -19,6 +19,7 @@ from models.pyfunc import load_bundle
 from models.redact import hide_passwords
 from models.registry import (
     FORCED_REASON_TAG,
+    NOT_FOUND,
     REFERENCE_PROFILE,
     run_artifact,
     sqlite_path,
@@ -30,8 +31,6 @@ from serving.seal import AuditKeyError
 log = logging.getLogger("reintegra.model")
 # The fairness audit is read from evaluation.json, which holds it too (fairness.json is for run readers).
 RUN_DOCUMENTS = ("evaluation.json", "model_card.md", "plots.json", REFERENCE_PROFILE)
-# MLflow's answers when the name or the alias is not registered, as against MLflow being out of reach.
-NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 # Who loads a version when no admin key asked, as the audit trail names them.
 SERVER_START = "server start"
 ALIAS_POLL = "alias poll"

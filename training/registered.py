@@ -6,10 +6,7 @@ import mlflow
 
 from models.bundle import ScoringBundle
 from models.pyfunc import load_bundle
-from models.registry import configure_tracking, tracking_uri
-
-# MLflow's error codes for a model, version or alias it does not hold; any other means it did not answer.
-NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+from models.registry import NOT_FOUND, configure_tracking, tracking_uri
 
 
 class ModelUnavailable(ValueError):
